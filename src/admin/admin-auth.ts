@@ -1,0 +1,44 @@
+/**
+ * Admin bearer tokens: the bootstrap token from the environment (`ADMIN_TOKEN`, named "root"),
+ * or a named token stored hashed in D1, scoped to one site or to all.
+ */
+import type { Context } from 'hono';
+import type { Env } from '../env';
+import { sha256Hex, timingSafeEqual } from '../lib/crypto';
+import { ApiError } from '../lib/http-error';
+
+export interface Admin {
+  /** Who acts: recorded with every change. */
+  name: string;
+  /** Null when the token may act on every site. */
+  siteId: string | null;
+}
+
+function bearer(c: Context<{ Bindings: Env }>): string | null {
+  const header = c.req.header('Authorization') ?? '';
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  return match?.[1] ?? null;
+}
+
+/** Resolves the request's admin token or throws 401. */
+export async function requireAdmin(c: Context<{ Bindings: Env }>, siteId?: string): Promise<Admin> {
+  const token = bearer(c);
+  if (!token) throw new ApiError(401, 'unauthorized', 'an admin bearer token is required');
+
+  let admin: Admin | null = null;
+  if (c.env.ADMIN_TOKEN && timingSafeEqual(token, c.env.ADMIN_TOKEN)) {
+    admin = { name: 'root', siteId: null };
+  } else {
+    const row = await c.env.DB.prepare(
+      'SELECT name, site_id FROM admin_tokens WHERE token_hash = ? AND revoked_at IS NULL',
+    )
+      .bind(await sha256Hex(token))
+      .first<{ name: string; site_id: string | null }>();
+    if (row) admin = { name: row.name, siteId: row.site_id };
+  }
+  if (!admin) throw new ApiError(401, 'unauthorized', 'the admin token is not valid');
+  if (siteId !== undefined && admin.siteId !== null && admin.siteId !== siteId) {
+    throw new ApiError(403, 'forbidden', 'this token may not act on that site');
+  }
+  return admin;
+}

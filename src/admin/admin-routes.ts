@@ -1,0 +1,195 @@
+/** The admin API: sites, goals, shares and operational status, behind bearer tokens. */
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { Env } from '../env';
+import { goalInputSchema } from '../funnel/definition';
+import { listCurrentGoals, saveGoal } from '../funnel/goal-store';
+import { nowMs } from '../lib/clock';
+import { randomToken, sha256Hex } from '../lib/crypto';
+import { ApiError } from '../lib/http-error';
+import { requireAdmin } from './admin-auth';
+
+export const SITE_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/i;
+
+export const siteInputSchema = z
+  .object({
+    name: z.string().min(1).max(200),
+    /** Registers a chosen key (development seeding); otherwise a key is generated. */
+    writeKey: z.string().min(16).max(200).optional(),
+    backfillDays: z.number().int().min(0).max(3650).optional(),
+  })
+  .meta({ id: 'SiteInput' });
+
+export const shareInputSchema = z
+  .object({
+    token: z.string().min(16).max(200).optional(),
+    goalIds: z.array(z.string()).min(1).optional(),
+    expiresAt: z.iso.datetime({ offset: true }).optional(),
+  })
+  .meta({ id: 'ShareInput' });
+
+async function parseJson<T extends z.ZodType>(request: Request, schema: T): Promise<z.infer<T>> {
+  let body: unknown;
+  try {
+    body = await request.json();
+  } catch (error) {
+    throw new ApiError(400, 'invalid_json', 'request body is not valid JSON', { cause: error });
+  }
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = issue?.path.join('.') ?? '';
+    throw new ApiError(400, 'invalid_field', `${path || 'body'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
+}
+
+function siteParam(siteId: string): string {
+  if (!SITE_ID.test(siteId)) throw new ApiError(400, 'invalid_site_id', 'site ids are [a-z0-9_-]');
+  return siteId;
+}
+
+async function requireSite(db: D1Database, siteId: string): Promise<void> {
+  const row = await db.prepare('SELECT 1 FROM sites WHERE id = ?').bind(siteId).first();
+  if (!row) throw new ApiError(404, 'site_not_found', `no site ${siteId}`);
+}
+
+export const adminRoutes = new Hono<{ Bindings: Env }>();
+
+adminRoutes.put('/admin/sites/:siteId', async (c) => {
+  const siteId = siteParam(c.req.param('siteId'));
+  await requireAdmin(c, siteId);
+  const input = await parseJson(c.req.raw, siteInputSchema);
+  const now = nowMs(c.env);
+  const writeKey = input.writeKey ?? randomToken('wk');
+  await c.env.DB.batch([
+    c.env.DB.prepare(
+      `INSERT INTO sites (id, name, backfill_days, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET name = excluded.name, backfill_days = excluded.backfill_days`,
+    ).bind(siteId, input.name, input.backfillDays ?? 7, now),
+    c.env.DB.prepare(
+      `INSERT INTO write_keys (key_hash, site_id, created_at) VALUES (?, ?, ?)
+       ON CONFLICT (key_hash) DO NOTHING`,
+    ).bind(await sha256Hex(writeKey), siteId, now),
+  ]);
+  const owner = await c.env.DB.prepare('SELECT site_id FROM write_keys WHERE key_hash = ?')
+    .bind(await sha256Hex(writeKey))
+    .first<{ site_id: string }>();
+  if (owner?.site_id !== siteId) {
+    throw new ApiError(409, 'write_key_taken', 'that write key belongs to another site');
+  }
+  return c.json({ siteId, writeKey: input.writeKey ? undefined : writeKey });
+});
+
+adminRoutes.put('/admin/sites/:siteId/goals/:goalId', async (c) => {
+  const siteId = siteParam(c.req.param('siteId'));
+  const admin = await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
+  const goalId = c.req.param('goalId');
+  if (!SITE_ID.test(goalId)) throw new ApiError(400, 'invalid_goal_id', 'goal ids are [a-z0-9_-]');
+  const goal = await parseJson(c.req.raw, goalInputSchema);
+
+  const saved = await saveGoal(c.env.DB, {
+    siteId,
+    goalId,
+    goal,
+    createdBy: admin.name,
+    now: nowMs(c.env),
+  });
+  if (saved.created) {
+    // Progress for the new version is rebuilt from the events the site already holds.
+    const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
+    c.executionCtx.waitUntil(state.goalsChanged(siteId).then(() => undefined));
+  }
+  return c.json({ goalId, version: saved.version, created: saved.created });
+});
+
+adminRoutes.get('/admin/sites/:siteId/goals', async (c) => {
+  const siteId = siteParam(c.req.param('siteId'));
+  await requireAdmin(c, siteId);
+  const goals = await listCurrentGoals(c.env.DB, siteId);
+  return c.json({ goals });
+});
+
+adminRoutes.post('/admin/sites/:siteId/shares', async (c) => {
+  const siteId = siteParam(c.req.param('siteId'));
+  await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
+  const input = await parseJson(c.req.raw, shareInputSchema);
+  const token = input.token ?? randomToken('sh');
+  const tokenHash = await sha256Hex(token);
+
+  const existing = await c.env.DB.prepare(
+    'SELECT id, site_id FROM shares WHERE token_hash = ? AND revoked_at IS NULL',
+  )
+    .bind(tokenHash)
+    .first<{ id: string; site_id: string }>();
+  if (existing) {
+    if (existing.site_id !== siteId) {
+      throw new ApiError(409, 'share_token_taken', 'that token belongs to another site');
+    }
+    return c.json({ id: existing.id, token: input.token ? undefined : token });
+  }
+  const id = crypto.randomUUID();
+  await c.env.DB.prepare(
+    `INSERT INTO shares (id, token_hash, site_id, goal_ids, expires_at, created_at)
+     VALUES (?, ?, ?, ?, ?, ?)`,
+  )
+    .bind(
+      id,
+      tokenHash,
+      siteId,
+      input.goalIds ? JSON.stringify(input.goalIds) : null,
+      input.expiresAt ? Date.parse(input.expiresAt) : null,
+      nowMs(c.env),
+    )
+    .run();
+  return c.json({ id, token: input.token ? undefined : token }, 201);
+});
+
+adminRoutes.delete('/admin/sites/:siteId/shares/:shareId', async (c) => {
+  const siteId = siteParam(c.req.param('siteId'));
+  await requireAdmin(c, siteId);
+  const result = await c.env.DB.prepare(
+    'UPDATE shares SET revoked_at = ? WHERE id = ? AND site_id = ? AND revoked_at IS NULL',
+  )
+    .bind(nowMs(c.env), c.req.param('shareId'), siteId)
+    .run();
+  if (result.meta.changes === 0) throw new ApiError(404, 'share_not_found', 'no such share');
+  return c.json({ revoked: true });
+});
+
+adminRoutes.get('/admin/sites/:siteId/status', async (c) => {
+  const siteId = siteParam(c.req.param('siteId'));
+  await requireAdmin(c, siteId);
+  const [events, pending, rejected] = await c.env.DB.batch<{ n: number }>([
+    c.env.DB.prepare('SELECT COUNT(*) AS n FROM events WHERE site_id = ?').bind(siteId),
+    c.env.DB.prepare(
+      'SELECT COUNT(*) AS n FROM batches WHERE site_id = ? AND applied_at IS NULL',
+    ).bind(siteId),
+    c.env.DB.prepare('SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ?').bind(siteId),
+  ]);
+  return c.json({
+    events: events?.results[0]?.n ?? 0,
+    pendingBatches: pending?.results[0]?.n ?? 0,
+    rejected: rejected?.results[0]?.n ?? 0,
+  });
+});
+
+adminRoutes.get('/admin/sites/:siteId/rejected', async (c) => {
+  const siteId = siteParam(c.req.param('siteId'));
+  await requireAdmin(c, siteId);
+  const limit = Math.min(Number(c.req.query('limit') ?? 100) || 100, 1000);
+  const { results } = await c.env.DB.prepare(
+    `SELECT id, received_at AS receivedAt, code, path, message, raw FROM rejected_events
+     WHERE site_id = ? ORDER BY id DESC LIMIT ?`,
+  )
+    .bind(siteId, limit)
+    .all();
+  const { results: byCode } = await c.env.DB.prepare(
+    'SELECT code, COUNT(*) AS count FROM rejected_events WHERE site_id = ? GROUP BY code',
+  )
+    .bind(siteId)
+    .all();
+  return c.json({ byCode, rejected: results });
+});

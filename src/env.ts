@@ -1,0 +1,24 @@
+/** The Worker's bindings, typed once for the app, the Durable Object and the tests. */
+import type { SiteState } from './identity/site-state-do';
+
+export interface Env {
+  DB: D1Database;
+  SITE_STATE: DurableObjectNamespace<SiteState>;
+  /** Bootstrap admin token (a wrangler secret; `.dev.vars` locally). */
+  ADMIN_TOKEN?: string;
+  PUBLIC_BASE_URL?: string;
+  /**
+   * The one declared clock override, for tests and demos only: an ISO instant that shells use as
+   * "now" instead of the real clock. Unset in every real deployment.
+   */
+  GOALSTEP_NOW?: string;
+}
+
+type GoalstepEnv = Env;
+
+declare global {
+  // Lets `cloudflare:test`'s `env` carry the same bindings.
+  namespace Cloudflare {
+    interface Env extends GoalstepEnv {}
+  }
+}

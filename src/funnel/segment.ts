@@ -1,0 +1,75 @@
+/**
+ * The segment of an entry: the attributes a breakdown groups by, taken from the step-1 event's
+ * context. User agents are parsed with bowser (MIT, pure JavaScript, runs in workerd).
+ */
+import Bowser from 'bowser';
+
+export interface Segment {
+  utmSource: string | null;
+  utmMedium: string | null;
+  utmCampaign: string | null;
+  referrerDomain: string | null;
+  device: string | null;
+  browser: string | null;
+  os: string | null;
+  country: string | null;
+}
+
+const text = (value: unknown, max = 200): string | null =>
+  typeof value === 'string' && value.trim() !== '' ? value.trim().slice(0, max) : null;
+
+function hostOf(url: unknown): string | null {
+  const value = text(url, 2000);
+  if (!value) return null;
+  try {
+    return new URL(value).hostname.replace(/^www\./, '') || null;
+  } catch {
+    return null;
+  }
+}
+
+function campaignFromUrl(url: unknown): Record<string, string> {
+  const value = text(url, 4000);
+  if (!value) return {};
+  try {
+    const params = new URL(value).searchParams;
+    const found: Record<string, string> = {};
+    for (const key of ['source', 'medium', 'campaign']) {
+      const v = params.get(`utm_${key}`);
+      if (v) found[key] = v;
+    }
+    return found;
+  } catch {
+    return {};
+  }
+}
+
+/** Derives the segment from an event context (Segment's `context` shape). */
+export function segmentOf(context: Record<string, unknown> | null): Segment {
+  const ctx = context ?? {};
+  const page = (ctx.page ?? {}) as Record<string, unknown>;
+  const campaign = (ctx.campaign ?? {}) as Record<string, unknown>;
+  const fromUrl = campaignFromUrl(page.url);
+  const location = (ctx.location ?? {}) as Record<string, unknown>;
+  const userAgent = text(ctx.userAgent, 1000);
+
+  let device: string | null = null;
+  let browser: string | null = null;
+  let os: string | null = null;
+  if (userAgent) {
+    const parsed = Bowser.parse(userAgent);
+    device = parsed.platform.type ?? null;
+    browser = parsed.browser.name ?? null;
+    os = parsed.os.name ?? null;
+  }
+  return {
+    utmSource: text(campaign.source) ?? text(fromUrl.source),
+    utmMedium: text(campaign.medium) ?? text(fromUrl.medium),
+    utmCampaign: text(campaign.name) ?? text(fromUrl.campaign),
+    referrerDomain: hostOf(page.referrer),
+    device,
+    browser,
+    os,
+    country: text(location.country, 64),
+  };
+}

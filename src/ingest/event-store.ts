@@ -1,0 +1,97 @@
+/**
+ * Writes one ingest request to D1 in a single transactional batch: the batch record, every
+ * valid event (deduplicated on the site's message id) and every rejected event with its reason.
+ */
+import type { StoredEvent } from './normalize';
+import type { Rejection } from './schema';
+
+/** Rejected payloads are kept for inspection and re-submission, capped at this many bytes. */
+const MAX_REJECTED_RAW = 8 * 1024;
+
+export interface RejectedRecord extends Rejection {
+  raw: unknown;
+}
+
+export interface StoreBatchInput {
+  siteId: string | null;
+  batchId: string;
+  receivedAt: number;
+  events: Array<StoredEvent & { messageId: string }>;
+  rejected: RejectedRecord[];
+}
+
+const json = (value: unknown) => (value == null ? null : JSON.stringify(value));
+
+function capRaw(raw: unknown): string {
+  const text = JSON.stringify(raw) ?? 'undefined';
+  return text.length > MAX_REJECTED_RAW ? text.slice(0, MAX_REJECTED_RAW) : text;
+}
+
+/**
+ * Stores the batch and returns the events stored for the first time. D1 runs a `batch()` as
+ * one transaction, so a failure stores nothing and the client's retry starts clean. Each
+ * statement binds one row (14 parameters), well under D1's 100-parameter limit.
+ */
+export async function storeBatch(
+  db: D1Database,
+  input: StoreBatchInput,
+): Promise<Array<StoredEvent & { messageId: string }>> {
+  const statements: D1PreparedStatement[] = [];
+  if (input.siteId !== null && input.events.length > 0) {
+    statements.push(
+      db
+        .prepare(
+          'INSERT OR IGNORE INTO batches (id, site_id, received_at, message_ids) VALUES (?, ?, ?, ?)',
+        )
+        .bind(
+          input.batchId,
+          input.siteId,
+          input.receivedAt,
+          JSON.stringify(input.events.map((e) => e.messageId)),
+        ),
+    );
+    const insertEvent = db.prepare(
+      `INSERT INTO events (site_id, message_id, type, event, anonymous_id, user_id, previous_id,
+         ts, client_ts, received_at, properties, traits, context, batch_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO NOTHING RETURNING message_id`,
+    );
+    for (const e of input.events) {
+      statements.push(
+        insertEvent.bind(
+          input.siteId,
+          e.messageId,
+          e.type,
+          e.event,
+          e.anonymousId,
+          e.userId,
+          e.previousId,
+          e.ts,
+          e.clientTs,
+          input.receivedAt,
+          json(e.properties),
+          json(e.traits),
+          json(e.context),
+          input.batchId,
+        ),
+      );
+    }
+  }
+  const insertRejected = db.prepare(
+    `INSERT INTO rejected_events (site_id, received_at, code, path, message, raw)
+     VALUES (?, ?, ?, ?, ?, ?)`,
+  );
+  for (const r of input.rejected) {
+    statements.push(
+      insertRejected.bind(input.siteId, input.receivedAt, r.code, r.path, r.message, capRaw(r.raw)),
+    );
+  }
+  if (statements.length === 0) return [];
+
+  const results = await db.batch<{ message_id: string }>(statements);
+  const stored = new Set<string>();
+  for (const result of results) {
+    for (const row of result.results ?? []) if (row.message_id) stored.add(row.message_id);
+  }
+  return input.events.filter((e) => stored.has(e.messageId));
+}

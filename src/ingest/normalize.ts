@@ -1,0 +1,153 @@
+/**
+ * Turns one received message into the stored event, or into a rejection with a stable code.
+ * Pure: the receipt time, the batch's `sentAt` and the request's fallbacks are parameters.
+ */
+import { isJunkId } from '../identity/junk-ids';
+import { rawEventSchema, type EventType, type Rejection, type Warning } from './schema';
+import { parseTimestamp, resolveEventTime } from './timestamps';
+
+/** Segment's per-event limit. */
+export const MAX_EVENT_BYTES = 32 * 1024;
+
+export interface StoredEvent {
+  /** Null until the shell assigns a content-derived id (async hashing lives in the shell). */
+  messageId: string | null;
+  type: EventType;
+  event: string | null;
+  anonymousId: string | null;
+  userId: string | null;
+  previousId: string | null;
+  ts: number;
+  clientTs: string | null;
+  properties: Record<string, unknown> | null;
+  traits: Record<string, unknown> | null;
+  context: Record<string, unknown>;
+}
+
+export interface NormalizeOptions {
+  receivedAt: number;
+  /** `sentAt` of the enclosing batch, used when the event has none of its own. */
+  batchSentAt: unknown;
+  /** Context fields of the batch envelope, merged under each event's own context. */
+  batchContext: Record<string, unknown> | null;
+  /** The request's user agent and country, used when the event's context lacks them. */
+  requestUserAgent: string | null;
+  requestCountry: string | null;
+  /** Oldest accepted event time, or null on the historical import path. */
+  oldestAllowed: number | null;
+  /** The type implied by a single-event route such as `/v1/track`. */
+  impliedType: EventType | null;
+}
+
+export type NormalizeResult =
+  | { ok: true; event: StoredEvent; warnings: Array<Omit<Warning, 'index'>> }
+  | { ok: false; rejection: Omit<Rejection, 'index'> };
+
+const byteLength = (text: string) => new TextEncoder().encode(text).byteLength;
+
+function reject(code: string, path: string, message: string): NormalizeResult {
+  return { ok: false, rejection: { code, path, message } };
+}
+
+/** Reads an id field: numbers become their decimal text, placeholders are dropped with a warning. */
+function readId(
+  value: unknown,
+  field: string,
+  warnings: Array<Omit<Warning, 'index'>>,
+): string | null {
+  if (value === undefined || value === null) return null;
+  // TODO(soon): ids beyond 2^53 arrive already rounded by JSON.parse; issue 3 reads id fields
+  // from the request text losslessly.
+  const text = typeof value === 'number' ? String(value) : String(value).trim();
+  if (isJunkId(text)) {
+    warnings.push({
+      code: 'junk_id_dropped',
+      message: `${field} ${JSON.stringify(text)} is a placeholder, not an id; it was dropped`,
+    });
+    return null;
+  }
+  if (text.length > 200) {
+    warnings.push({ code: 'id_too_long', message: `${field} over 200 characters was dropped` });
+    return null;
+  }
+  return text;
+}
+
+/** Validates and normalises one message. */
+export function normalizeEvent(input: unknown, options: NormalizeOptions): NormalizeResult {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return reject('not_an_object', '', 'each event must be a JSON object');
+  }
+  const size = byteLength(JSON.stringify(input));
+  if (size > MAX_EVENT_BYTES) {
+    return reject('event_too_large', '', `event is ${size} bytes; the limit is ${MAX_EVENT_BYTES}`);
+  }
+
+  const candidate = { ...input } as Record<string, unknown>;
+  if (options.impliedType && candidate.type === undefined) candidate.type = options.impliedType;
+  const parsed = rawEventSchema.safeParse(candidate);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = issue?.path.join('.') ?? '';
+    const code = path === 'type' ? 'invalid_type' : 'invalid_field';
+    return reject(code, path, issue ? `${path || 'event'}: ${issue.message}` : 'invalid event');
+  }
+  const raw = parsed.data;
+  const warnings: Array<Omit<Warning, 'index'>> = [];
+
+  const anonymousId = readId(raw.anonymousId, 'anonymousId', warnings);
+  const userId = readId(raw.userId, 'userId', warnings);
+  const previousId = readId(raw.previousId, 'previousId', warnings);
+  if (raw.type === 'alias' && (previousId === null || userId === null)) {
+    return reject('missing_alias_ids', 'previousId', 'alias needs both previousId and userId');
+  }
+  if (anonymousId === null && userId === null) {
+    return reject('missing_identity', 'anonymousId', 'event has neither anonymousId nor userId');
+  }
+  const name = raw.type === 'track' ? raw.event?.trim() : (raw.name ?? raw.event)?.trim();
+  if (raw.type === 'track' && !name) {
+    return reject('missing_event_name', 'event', 'track events need a non-empty event name');
+  }
+
+  const timestamp = raw.timestamp == null ? null : parseTimestamp(raw.timestamp);
+  if (raw.timestamp != null && timestamp === null) {
+    return reject('invalid_timestamp', 'timestamp', 'timestamp is not ISO 8601 or epoch time');
+  }
+  const sentAtRaw = raw.sentAt ?? options.batchSentAt;
+  const sentAt = sentAtRaw == null ? null : parseTimestamp(sentAtRaw);
+  const time = resolveEventTime({ timestamp, sentAt, receivedAt: options.receivedAt });
+  warnings.push(...time.warnings);
+  if (options.oldestAllowed !== null && time.ts < options.oldestAllowed) {
+    return reject(
+      'timestamp_too_old',
+      'timestamp',
+      'event is older than the site accepts on a write key; send it through /v1/import',
+    );
+  }
+
+  const context: Record<string, unknown> = { ...options.batchContext, ...raw.context };
+  // Client addresses are never stored (docs/API.md, privacy).
+  delete context.ip;
+  if (typeof context.userAgent !== 'string' && options.requestUserAgent) {
+    context.userAgent = options.requestUserAgent;
+  }
+  const location = (context.location ?? {}) as Record<string, unknown>;
+  if (typeof location.country !== 'string' && options.requestCountry) {
+    context.location = { ...location, country: options.requestCountry };
+  }
+
+  const event: StoredEvent = {
+    messageId: raw.messageId ?? null,
+    type: raw.type,
+    event: name || null,
+    anonymousId,
+    userId,
+    previousId,
+    ts: time.ts,
+    clientTs: raw.timestamp == null ? null : String(raw.timestamp),
+    properties: raw.properties ?? null,
+    traits: raw.traits ?? null,
+    context,
+  };
+  return { ok: true, event, warnings };
+}

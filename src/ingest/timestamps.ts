@@ -1,0 +1,85 @@
+/**
+ * Event-time parsing and clock-skew rules (docs/API.md, "Event time"). Pure: `receivedAt` is a
+ * parameter.
+ */
+
+const ISO_INSTANT =
+  /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
+
+/** Epoch values below this are seconds, at or above it milliseconds (year 5138 in seconds). */
+const EPOCH_MS_THRESHOLD = 1e11;
+
+/** A client clock ahead of the server by more than this is corrected using `sentAt`. */
+export const AHEAD_TOLERANCE_MS = 5_000;
+/**
+ * A client clock behind by more than this is corrected. Smaller gaps are network transit, which
+ * must never be folded into event time (edge case C02).
+ */
+export const BEHIND_TOLERANCE_MS = 10 * 60_000;
+
+/**
+ * Parses an ISO 8601 string (with or without offset; none means UTC) or epoch seconds or
+ * milliseconds. Returns null for anything else: times are never guessed.
+ */
+export function parseTimestamp(value: unknown): number | null {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value <= 0) return null;
+    return Math.round(value < EPOCH_MS_THRESHOLD ? value * 1000 : value);
+  }
+  if (typeof value !== 'string') return null;
+  const text = value.trim();
+  if (/^\d{9,13}(?:\.\d+)?$/.test(text)) return parseTimestamp(Number(text));
+  if (!ISO_INSTANT.test(text)) return null;
+  const hasOffset = /(?:Z|[+-]\d{2}:?\d{2})$/i.test(text) && text.length > 10;
+  const normalised = text.replace(' ', 'T').replace(/([+-]\d{2})(\d{2})$/, '$1:$2');
+  const parsed = Date.parse(hasOffset || text.length === 10 ? normalised : `${normalised}Z`);
+  return Number.isNaN(parsed) ? null : parsed;
+}
+
+export interface EventTimeInput {
+  timestamp: number | null;
+  sentAt: number | null;
+  receivedAt: number;
+}
+
+export interface EventTime {
+  ts: number;
+  warnings: Array<{ code: string; message: string }>;
+}
+
+/**
+ * Decides an event's stored time. The offset `receivedAt - sentAt` is applied only when the
+ * client clock is clearly wrong; a time after the event's own `sentAt`, or after receipt, is
+ * clamped and flagged, so nothing is stored later than its ingest time.
+ */
+export function resolveEventTime({ timestamp, sentAt, receivedAt }: EventTimeInput): EventTime {
+  const warnings: EventTime['warnings'] = [];
+  if (timestamp === null) return { ts: sentAt ?? receivedAt, warnings };
+
+  let ts = timestamp;
+  if (sentAt !== null) {
+    if (ts > sentAt) {
+      warnings.push({
+        code: 'timestamp_after_sent_at',
+        message: 'timestamp was later than the batch sentAt; clamped to sentAt',
+      });
+      ts = sentAt;
+    }
+    const offset = receivedAt - sentAt;
+    if (offset < -AHEAD_TOLERANCE_MS || offset > BEHIND_TOLERANCE_MS) {
+      ts += offset;
+      warnings.push({
+        code: 'clock_skew_corrected',
+        message: `client clock off by ${Math.round(-offset / 1000)} s; corrected using sentAt`,
+      });
+    }
+  }
+  if (ts > receivedAt) {
+    warnings.push({
+      code: 'timestamp_in_future',
+      message: 'timestamp was after the time of receipt; clamped to the time of receipt',
+    });
+    ts = receivedAt;
+  }
+  return { ts, warnings };
+}

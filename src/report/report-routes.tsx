@@ -1,0 +1,118 @@
+/**
+ * `GET /r/:token/:goalId`: the read-only report. The share token is checked before any cache
+ * lookup, so a revoked token stops working on the next request.
+ */
+import { Hono } from 'hono';
+import type { Env } from '../env';
+import { getCurrentGoal } from '../funnel/goal-store';
+import { sha256Hex } from '../lib/crypto';
+import { nowMs } from '../lib/clock';
+import { ApiError } from '../lib/http-error';
+import { buildReport } from './build-report';
+import { resolveRange, RangeError400 } from './range';
+import { reportCsv } from './report-csv';
+import { ReportPage } from './report-page';
+import { findShare } from './share-store';
+
+/** How long a computed answer is served from the edge cache before it is recomputed. */
+export const REPORT_FRESH_SECONDS = 60;
+
+const FORMATS = ['html', 'json', 'csv'] as const;
+type Format = (typeof FORMATS)[number];
+
+const CONTENT_TYPES: Record<Format, string> = {
+  html: 'text/html; charset=utf-8',
+  json: 'application/json; charset=utf-8',
+  csv: 'text/csv; charset=utf-8',
+};
+
+export const reportRoutes = new Hono<{ Bindings: Env }>();
+
+reportRoutes.get('/r/:token/:goalId', async (c) => {
+  const now = nowMs(c.env);
+  const notFound = new ApiError(404, 'not_found', 'no such report');
+  const share = await findShare(c.env.DB, c.req.param('token'), now);
+  const goalId = c.req.param('goalId');
+  if (!share || (share.goalIds && !share.goalIds.includes(goalId))) throw notFound;
+
+  const format = (c.req.query('format') ?? 'html') as Format;
+  if (!FORMATS.includes(format)) {
+    throw new ApiError(400, 'invalid_format', 'format must be html, json or csv');
+  }
+  const goal = await getCurrentGoal(c.env.DB, share.siteId, goalId);
+  if (!goal) throw notFound;
+  const query = { from: c.req.query('from'), to: c.req.query('to'), tz: c.req.query('tz') };
+  let range;
+  try {
+    range = resolveRange(query, now);
+  } catch (error) {
+    if (error instanceof RangeError400) throw new ApiError(400, error.code, error.message);
+    throw error;
+  }
+
+  // The cache key holds everything that changes the answer, and never the token.
+  const cacheKey = new Request(
+    `https://report-cache.goalstep.invalid/${encodeURIComponent(share.siteId)}/` +
+      `${encodeURIComponent(goal.id)}/v${goal.version}/${range.from}-${range.to}/` +
+      `${encodeURIComponent(range.tz)}/${format}`,
+  );
+  const cache = caches.default;
+  let cached = await cache.match(cacheKey);
+  let cacheState = 'hit';
+  if (!cached) {
+    cacheState = 'miss';
+    const report = await buildReport(c.env.DB, { siteId: share.siteId, goal, range, now });
+    const body = renderReport(format, report, c.req.url, query);
+    const etag = `"${(await sha256Hex(body)).slice(0, 32)}"`;
+    cached = new Response(body, {
+      headers: {
+        'Content-Type': CONTENT_TYPES[format],
+        ETag: etag,
+        'Cache-Control': `max-age=${REPORT_FRESH_SECONDS}`,
+      },
+    });
+    c.executionCtx.waitUntil(cache.put(cacheKey, cached.clone()));
+  }
+
+  const etag = cached.headers.get('ETag') ?? '';
+  const headers = {
+    ETag: etag,
+    'Cache-Control': 'private, no-cache',
+    'X-Goalstep-Cache': cacheState,
+    'Referrer-Policy': 'no-referrer',
+    'X-Robots-Tag': 'noindex',
+  };
+  if (c.req.header('If-None-Match') === etag) return c.body(null, 304, headers);
+  return c.body(await cached.text(), 200, {
+    ...headers,
+    'Content-Type': CONTENT_TYPES[format],
+  });
+});
+
+function renderReport(
+  format: Format,
+  report: Awaited<ReturnType<typeof buildReport>>,
+  url: string,
+  query: { from?: string; to?: string; tz?: string },
+): string {
+  if (format === 'json') return JSON.stringify(report);
+  if (format === 'csv') return reportCsv(report);
+  const link = (f: Format) => {
+    const target = new URL(url);
+    target.searchParams.set('format', f);
+    // Query-only links: the cached page must not carry the token it was first rendered for.
+    return target.search;
+  };
+  const page = (
+    <ReportPage
+      report={report}
+      query={{
+        from: query.from ?? report.range.from.slice(0, 10),
+        to: query.to ?? report.range.to.slice(0, 10),
+        tz: query.tz ?? report.range.tz,
+      }}
+      links={{ json: link('json'), csv: link('csv') }}
+    />
+  );
+  return `<!doctype html>${page.toString()}`;
+}
