@@ -1,0 +1,113 @@
+/** Helpers for tests that drive the real Worker (SELF) with real local D1 and Durable Objects. */
+import { env, SELF } from 'cloudflare:test';
+
+export const ADMIN = { Authorization: `Bearer ${env.ADMIN_TOKEN}` };
+const BASE = 'https://goalstep.test';
+
+export interface TestSite {
+  siteId: string;
+  writeKey: string;
+  shareToken: string;
+  goalId: string;
+}
+
+/** Creates a site with a write key, a goal and a share through the admin API. */
+export async function seedSite(
+  siteId: string,
+  steps: string[],
+  window = '7d',
+): Promise<TestSite> {
+  const site = {
+    siteId,
+    writeKey: `wk_${siteId}_test_key_000000001`,
+    shareToken: `sh_${siteId}_test_share_00000001`,
+    goalId: 'goal',
+  };
+  const put = (path: string, body: unknown, method = 'PUT') =>
+    SELF.fetch(`${BASE}${path}`, {
+      method,
+      headers: { ...ADMIN, 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  expect((await put(`/admin/sites/${siteId}`, { name: siteId, writeKey: site.writeKey })).ok).toBe(true);
+  const goal = await put(`/admin/sites/${siteId}/goals/goal`, {
+    name: 'Test goal',
+    window,
+    steps: steps.map((event) => ({ event })),
+  });
+  expect(goal.ok).toBe(true);
+  const share = await put(`/admin/sites/${siteId}/shares`, { token: site.shareToken }, 'POST');
+  expect(share.ok).toBe(true);
+  return site;
+}
+
+/** Posts a body to an ingest route with the site's write key (Basic auth). */
+export function ingest(
+  site: TestSite,
+  body: unknown,
+  route = '/v1/batch',
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return SELF.fetch(`${BASE}${route}`, {
+    method: 'POST',
+    headers: {
+      Authorization: `Basic ${btoa(`${site.writeKey}:`)}`,
+      'Content-Type': 'application/json',
+      ...headers,
+    },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+/** Posts to the historical import path with the admin token. */
+export function importBatch(site: TestSite, batch: unknown[]): Promise<Response> {
+  return SELF.fetch(`${BASE}/v1/import?site=${site.siteId}`, {
+    method: 'POST',
+    headers: { ...ADMIN, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ batch }),
+  });
+}
+
+/** Waits until every accepted batch of the site is reflected in its progress rows. */
+export async function settle(site: TestSite): Promise<void> {
+  for (let i = 0; i < 200; i += 1) {
+    const res = await SELF.fetch(`${BASE}/admin/sites/${site.siteId}/status`, { headers: ADMIN });
+    const status = (await res.json()) as { pendingBatches: number };
+    if (status.pendingBatches === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error('batches still pending after 4 s');
+}
+
+export interface ReportJson {
+  version: number;
+  entered: number;
+  completed: number;
+  steps: Array<{
+    count: number;
+    conversionFromPrevious: number | null;
+    medianSecondsFromPrevious: number | null;
+  }>;
+}
+
+/** Fetches the JSON report for a range, bypassing the server cache (an admin-only option). */
+export async function report(site: TestSite, from: string, to: string): Promise<ReportJson> {
+  const res = await SELF.fetch(
+    `${BASE}/r/${site.shareToken}/${site.goalId}?from=${from}&to=${to}&format=json`,
+    { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } },
+  );
+  expect(res.status).toBe(200);
+  return (await res.json()) as ReportJson;
+}
+
+export const counts = (r: ReportJson) => r.steps.map((s) => s.count);
+
+/** A track event at an ISO time. */
+export function track(
+  event: string,
+  ids: { anonymousId?: string; userId?: string },
+  messageId: string,
+  timestamp: string,
+) {
+  return { type: 'track', event, ...ids, messageId, timestamp };
+}

@@ -1,0 +1,130 @@
+/** Pure ingest rules: time parsing, clock skew (C02, C10) and per-event validation. */
+import { normalizeEvent, type NormalizeOptions } from '../../src/ingest/normalize';
+import { parseTimestamp, resolveEventTime } from '../../src/ingest/timestamps';
+import { ratio } from '../../src/report/metrics';
+import { resolveRange } from '../../src/report/range';
+
+const ms = (iso: string) => Date.parse(iso);
+
+describe('parseTimestamp', () => {
+  it('reads ISO 8601 with and without offsets and epoch seconds or milliseconds', () => {
+    expect(parseTimestamp('2025-03-03T10:00:00.000Z')).toBe(ms('2025-03-03T10:00:00.000Z'));
+    expect(parseTimestamp('2025-03-03T12:00:00+02:00')).toBe(ms('2025-03-03T10:00:00.000Z'));
+    expect(parseTimestamp('2025-03-03T10:00:00')).toBe(ms('2025-03-03T10:00:00.000Z'));
+    expect(parseTimestamp(1741000000)).toBe(1741000000000);
+    expect(parseTimestamp(1741000000123)).toBe(1741000000123);
+  });
+
+  it('refuses to guess anything else', () => {
+    for (const bad of ['March 3', '03/03/2025', '', 'null', -5, Number.NaN, {}]) {
+      expect(parseTimestamp(bad)).toBeNull();
+    }
+  });
+});
+
+describe('resolveEventTime', () => {
+  it('does not fold network delay into event time (C02)', () => {
+    const stalled = resolveEventTime({
+      timestamp: ms('2025-03-03T10:00:05.000Z'),
+      sentAt: ms('2025-03-03T10:00:06.000Z'),
+      receivedAt: ms('2025-03-03T10:00:36.000Z'),
+    });
+    expect(stalled.ts).toBe(ms('2025-03-03T10:00:05.000Z'));
+    const fast = resolveEventTime({
+      timestamp: ms('2025-03-03T10:00:08.000Z'),
+      sentAt: ms('2025-03-03T10:00:09.000Z'),
+      receivedAt: ms('2025-03-03T10:00:09.100Z'),
+    });
+    expect(fast.ts).toBeGreaterThan(stalled.ts);
+  });
+
+  it('corrects a clock years ahead using sentAt (C10)', () => {
+    const result = resolveEventTime({
+      timestamp: ms('2031-01-01T00:00:00.000Z'),
+      sentAt: ms('2031-01-01T00:00:02.000Z'),
+      receivedAt: ms('2025-03-03T10:00:00.000Z'),
+    });
+    expect(result.ts).toBe(ms('2025-03-03T09:59:58.000Z'));
+    expect(result.warnings.map((w) => w.code)).toEqual(['clock_skew_corrected']);
+  });
+
+  it('clamps a time after its own sentAt and flags it (C10)', () => {
+    const result = resolveEventTime({
+      timestamp: ms('2025-03-17T10:00:00.000Z'),
+      sentAt: ms('2025-03-03T09:59:59.000Z'),
+      receivedAt: ms('2025-03-03T10:00:00.000Z'),
+    });
+    expect(result.ts).toBeLessThanOrEqual(ms('2025-03-03T10:00:00.000Z'));
+    expect(result.warnings.map((w) => w.code)).toContain('timestamp_after_sent_at');
+  });
+});
+
+describe('normalizeEvent', () => {
+  const options: NormalizeOptions = {
+    receivedAt: ms('2025-03-03T10:00:00.000Z'),
+    batchSentAt: undefined,
+    batchContext: null,
+    requestUserAgent: 'UA/1',
+    requestCountry: 'DE',
+    oldestAllowed: ms('2025-02-24T10:00:00.000Z'),
+    impliedType: null,
+  };
+
+  it('rejects an event older than the back-fill window on a write key (C10)', () => {
+    const result = normalizeEvent(
+      { type: 'track', event: 'app_opened', anonymousId: 'anon-c10c', timestamp: '2019-06-01T00:00:00.000Z' },
+      options,
+    );
+    expect(result).toMatchObject({ ok: false, rejection: { code: 'timestamp_too_old' } });
+  });
+
+  it('rejects an event with no usable id and drops placeholder ids with a warning', () => {
+    expect(normalizeEvent({ type: 'track', event: 'x' }, options)).toMatchObject({
+      ok: false,
+      rejection: { code: 'missing_identity' },
+    });
+    const junk = normalizeEvent(
+      { type: 'identify', anonymousId: 'anon-1', userId: 'undefined' },
+      options,
+    );
+    expect(junk).toMatchObject({ ok: true, event: { userId: null, anonymousId: 'anon-1' } });
+    expect(junk.ok && junk.warnings.map((w) => w.code)).toEqual(['junk_id_dropped']);
+  });
+
+  it('fills user agent and country from the request and never keeps the client address', () => {
+    const result = normalizeEvent(
+      { type: 'track', event: 'x', anonymousId: 'a', context: { ip: '203.0.113.9' } },
+      options,
+    );
+    expect(result.ok && result.event.context).toEqual({
+      userAgent: 'UA/1',
+      location: { country: 'DE' },
+    });
+  });
+
+  it('rejects an event over 32 KB by itself', () => {
+    const result = normalizeEvent(
+      { type: 'track', event: 'x', anonymousId: 'a', properties: { notes: 'x'.repeat(40_000) } },
+      options,
+    );
+    expect(result).toMatchObject({ ok: false, rejection: { code: 'event_too_large' } });
+  });
+});
+
+describe('report arithmetic', () => {
+  it('rounds ratios half away from zero to 4 decimals and leaves 0/0 empty', () => {
+    expect(ratio(1, 8)).toBe(0.125);
+    expect(ratio(1, 3)).toBe(0.3333);
+    expect(ratio(2, 3)).toBe(0.6667);
+    expect(ratio(12345, 100000)).toBe(0.1235);
+    expect(ratio(0, 0)).toBeNull();
+  });
+
+  it('reads a date as midnight in the report time zone, across a DST change', () => {
+    const range = resolveRange({ from: '2025-03-30', to: '2025-03-31', tz: 'Europe/Berlin' }, 0);
+    // Berlin is UTC+1 on 30 March until 02:00 local, so that midnight is 23:00 UTC the day before.
+    expect(new Date(range.from).toISOString()).toBe('2025-03-29T23:00:00.000Z');
+    // The next midnight is already in summer time (UTC+2): a 23-hour day.
+    expect(new Date(range.to).toISOString()).toBe('2025-03-30T22:00:00.000Z');
+  });
+});
