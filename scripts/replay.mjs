@@ -32,7 +32,9 @@ function adminToken() {
 
 function positiveInteger(text, name) {
   const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer`);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`--${name} must be a positive integer`);
+  }
   return value;
 }
 

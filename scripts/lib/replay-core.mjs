@@ -156,7 +156,7 @@ export async function replay({
           signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
         });
       } catch (error) {
-        problem = `network error: ${error.cause?.code ?? error.message}`;
+        problem = `network error: ${error.cause?.code ?? error.cause?.message ?? error.message}`;
       }
       if (response) {
         const text = await response.text().catch(() => '');
