@@ -20,6 +20,15 @@ function bearer(c: Context<{ Bindings: Env }>): string | null {
   return match?.[1] ?? null;
 }
 
+/** True when the request carries a valid admin token (for admin-only extras on public routes). */
+export async function isAdmin(c: Context<{ Bindings: Env }>): Promise<boolean> {
+  if (!bearer(c)) return false;
+  return requireAdmin(c).then(
+    () => true,
+    () => false,
+  );
+}
+
 /** Resolves the request's admin token or throws 401. */
 export async function requireAdmin(c: Context<{ Bindings: Env }>, siteId?: string): Promise<Admin> {
   const token = bearer(c);

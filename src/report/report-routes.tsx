@@ -3,6 +3,7 @@
  * lookup, so a revoked token stops working on the next request.
  */
 import { Hono } from 'hono';
+import { isAdmin } from '../admin/admin-auth';
 import type { Env } from '../env';
 import { getCurrentGoal } from '../funnel/goal-store';
 import { sha256Hex } from '../lib/crypto';
@@ -57,10 +58,12 @@ reportRoutes.get('/r/:token/:goalId', async (c) => {
       `${encodeURIComponent(range.tz)}/${format}`,
   );
   const cache = caches.default;
-  let cached = await cache.match(cacheKey);
+  // An admin may ask for a fresh answer (measuring merge latency, tests); nobody else can.
+  const bypass = /no-cache/.test(c.req.header('Cache-Control') ?? '') && (await isAdmin(c));
+  let cached = bypass ? undefined : await cache.match(cacheKey);
   let cacheState = 'hit';
   if (!cached) {
-    cacheState = 'miss';
+    cacheState = bypass ? 'bypass' : 'miss';
     const report = await buildReport(c.env.DB, { siteId: share.siteId, goal, range, now });
     const body = renderReport(format, report, c.req.url, query);
     const etag = `"${(await sha256Hex(body)).slice(0, 32)}"`;
