@@ -1,0 +1,12 @@
+/** Test-only bindings, added by vitest.config.ts on top of the app's (src/env.ts). */
+/// <reference types="vitest/globals" />
+import type { D1Migration } from 'cloudflare:test';
+
+declare global {
+  namespace Cloudflare {
+    interface Env {
+      /** The migrations of migrations/, read at config time and applied by apply-migrations.ts. */
+      TEST_MIGRATIONS: D1Migration[];
+    }
+  }
+}

@@ -1,0 +1,21 @@
+/** The workers project itself works: the real Worker answers and D1 holds the migrated schema. */
+import { env, SELF } from 'cloudflare:test';
+
+describe('workers test setup', () => {
+  it('serves /healthz through the real Worker', async () => {
+    const response = await SELF.fetch('https://goalstep.test/healthz');
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ ok: true });
+  });
+
+  it('uses the test admin token, not the one in .dev.vars', () => {
+    expect(env.ADMIN_TOKEN).toBe('test-admin-token-0000000001');
+  });
+
+  it('has the migrated D1 tables', async () => {
+    const row = await env.DB.prepare(
+      "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+    ).first<{ name: string }>();
+    expect(row?.name).toBe('events');
+  });
+});

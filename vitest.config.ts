@@ -1,0 +1,48 @@
+/**
+ * Two test projects: `workers` runs inside workerd through the Cloudflare plugin (real local D1
+ * and Durable Objects from wrangler.toml); `e2e` runs in Node against real `wrangler dev` stacks.
+ */
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
+import { defineConfig } from 'vitest/config';
+
+// Read at config time (Node): the Workers runtime has no file system to read them from.
+const migrations = await readD1Migrations('migrations');
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: './wrangler.toml' },
+            miniflare: {
+              bindings: {
+                ADMIN_TOKEN: 'test-admin-token-0000000001',
+                TEST_MIGRATIONS: migrations,
+              },
+            },
+          }),
+        ],
+        test: {
+          name: 'workers',
+          globals: true,
+          include: ['test/workers/**/*.test.ts'],
+          setupFiles: ['test/workers/apply-migrations.ts'],
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          environment: 'node',
+          globals: true,
+          include: ['test/e2e/**/*.test.ts'],
+          // Each file starts its own wrangler dev; running them one at a time keeps the machine
+          // (and the timing of the stacks) predictable.
+          fileParallelism: false,
+          testTimeout: 300_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
+  },
+});
