@@ -4,22 +4,21 @@
  * second replay must store nothing. All seven days by default (about 20 s);
  * GOALSTEP_E2E_QUICK=1 replays one day for a faster loop.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { computeFunnel, demoGoal } from '../../scripts/lib/oracle-core.mjs';
 import { replay } from '../../scripts/lib/replay-core.mjs';
 import {
   fetchReport,
-  freePort,
   repoRoot,
-  startStack,
   waitForSettled,
 } from '../../scripts/lib/stack.mjs';
+import { useTestStack } from './test-stack';
 
-const ADMIN_TOKEN = 'adm_e2e_replay_oracle_token_0001';
+const ADMIN_TOKEN = () => stack().adminToken;
 // The data sits next to the repository (../shared); a checkout elsewhere can point at it.
 const DATA_DIR = process.env.GOALSTEP_PUFFY_DIR ?? resolve(repoRoot, '../shared/data/puffy');
+if (!existsSync(DATA_DIR)) throw new Error(`the Puffy data is missing: ${DATA_DIR}`);
 const FULL = process.env.GOALSTEP_E2E_QUICK !== '1';
 const FILES = FULL ? undefined : ['events_20250223.csv'];
 const RANGE = FULL
@@ -54,24 +53,7 @@ function comparable(report: Funnel): Funnel {
   };
 }
 
-let stack: { baseUrl: string; stop(): Promise<void> } | undefined;
-let persistTo = '';
-
-beforeAll(async () => {
-  if (!existsSync(DATA_DIR)) throw new Error(`the Puffy data is missing: ${DATA_DIR}`);
-  persistTo = mkdtempSync(join(tmpdir(), 'goalstep-e2e-replay-'));
-  const port = await freePort();
-  stack = await startStack({
-    port,
-    persistTo,
-    vars: { ADMIN_TOKEN, PUBLIC_BASE_URL: `http://127.0.0.1:${port}` },
-  });
-});
-
-afterAll(async () => {
-  await stack?.stop();
-  if (persistTo) rmSync(persistTo, { recursive: true, force: true });
-});
+const stack = useTestStack('replay');
 
 describe(`Puffy replay against the DuckDB oracle (${FULL ? 'seven days' : 'one day'})`, () => {
   let firstReport: Funnel & { generatedAt?: string };
@@ -80,8 +62,8 @@ describe(`Puffy replay against the DuckDB oracle (${FULL ? 'seven days' : 'one d
   const replayOnce = () =>
     replay({
       dir: DATA_DIR,
-      url: stack!.baseUrl,
-      adminToken: ADMIN_TOKEN,
+      url: stack().baseUrl,
+      adminToken: ADMIN_TOKEN(),
       siteId: 'demo',
       batchSize: 100,
       concurrency: 4,
@@ -103,22 +85,22 @@ describe(`Puffy replay against the DuckDB oracle (${FULL ? 'seven days' : 'one d
       from: `${RANGE.from}T00:00:00.000Z`,
       to: `${RANGE.to}T00:00:00.000Z`,
     });
-    firstReport = await fetchReport(stack!.baseUrl, RANGE, ADMIN_TOKEN);
+    firstReport = await fetchReport(stack().baseUrl, RANGE, ADMIN_TOKEN());
     expect(comparable(firstReport)).toEqual(expected);
   });
 
   it('stores nothing twice when the same files are replayed again', async () => {
     expect(first, 'the first replay must have run').toBeDefined();
-    const statusBefore = await waitForSettled(stack!.baseUrl, ADMIN_TOKEN);
+    const statusBefore = await waitForSettled(stack().baseUrl, ADMIN_TOKEN());
     const second = await replayOnce();
     expect(second.settled).toBe(true);
     expect(second.sent).toBe(first.sent);
     expect(second.accepted).toBe(0);
     expect(second.duplicates).toBe(first.accepted + first.duplicates);
 
-    const statusAfter = await waitForSettled(stack!.baseUrl, ADMIN_TOKEN);
+    const statusAfter = await waitForSettled(stack().baseUrl, ADMIN_TOKEN());
     expect(statusAfter.events).toBe(statusBefore.events);
-    const again = await fetchReport(stack!.baseUrl, RANGE, ADMIN_TOKEN);
+    const again = await fetchReport(stack().baseUrl, RANGE, ADMIN_TOKEN());
     const { generatedAt: _a, ...before } = firstReport;
     const { generatedAt: _b, ...after } = again;
     expect(after).toEqual(before);

@@ -3,19 +3,15 @@
  * Segment-compatible ingest must take what the library sends, and an anonymous visitor who then
  * identifies must count as one person in the report.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Analytics } from '@segment/analytics-node';
 import {
   fetchReport,
-  freePort,
   readDemo,
-  startStack,
   waitForSettled,
 } from '../../scripts/lib/stack.mjs';
+import { useTestStack } from './test-stack';
 
-const ADMIN_TOKEN = 'adm_e2e_segment_node_token_0001';
+const ADMIN_TOKEN = () => stack().adminToken;
 const demo = readDemo();
 
 interface ReportStep {
@@ -29,23 +25,7 @@ interface Report {
   steps: ReportStep[];
 }
 
-let stack: { baseUrl: string; stop(): Promise<void> } | undefined;
-let persistTo = '';
-
-beforeAll(async () => {
-  persistTo = mkdtempSync(join(tmpdir(), 'goalstep-e2e-segment-'));
-  const port = await freePort();
-  stack = await startStack({
-    port,
-    persistTo,
-    vars: { ADMIN_TOKEN, PUBLIC_BASE_URL: `http://127.0.0.1:${port}` },
-  });
-});
-
-afterAll(async () => {
-  await stack?.stop();
-  if (persistTo) rmSync(persistTo, { recursive: true, force: true });
-});
+const stack = useTestStack('segment');
 
 /** Sends the calls through one Analytics client; resolves with the HTTP statuses it saw. */
 async function send(
@@ -74,7 +54,7 @@ async function send(
 
 describe('@segment/analytics-node against wrangler dev', () => {
   it('counts an anonymous visitor who identifies as one person', async () => {
-    const { baseUrl } = stack!;
+    const { baseUrl } = stack();
     // Recent times (the public write key takes only those), one second apart so that the
     // order of the steps is unambiguous.
     const start = Date.now() - 120_000;
@@ -115,7 +95,7 @@ describe('@segment/analytics-node against wrangler dev', () => {
     expect(person1.statuses).toEqual([200]);
     expect(person2.statuses).toEqual([200]);
 
-    const status = await waitForSettled(baseUrl, ADMIN_TOKEN);
+    const status = await waitForSettled(baseUrl, ADMIN_TOKEN());
     expect(status.rejected).toBe(0);
     expect(status.pendingBatches).toBe(0);
 
@@ -128,7 +108,7 @@ describe('@segment/analytics-node against wrangler dev', () => {
   });
 
   it('joins the earlier events when the identify arrives after them', async () => {
-    const { baseUrl } = stack!;
+    const { baseUrl } = stack();
     const start = Date.now() - 60_000;
     const at = (second: number) => new Date(start + second * 1000);
     const [step1, step2, step3, step4] = demo.goal.steps.map(
@@ -148,7 +128,7 @@ describe('@segment/analytics-node against wrangler dev', () => {
       { flushAt: 20 },
     );
     expect(events.statuses).toEqual([200]);
-    await waitForSettled(baseUrl, ADMIN_TOKEN);
+    await waitForSettled(baseUrl, ADMIN_TOKEN());
     // Not yet joined: anon-e2e-3 reached steps 1-2; user-e2e-3 never saw step 1.
     const before = await freshReport();
     expect(before.steps.map((step) => step.count)).toEqual([3, 2, 1, 0]);
@@ -161,7 +141,7 @@ describe('@segment/analytics-node against wrangler dev', () => {
       { flushAt: 1 },
     );
     expect(identify.statuses).toEqual([200]);
-    await waitForSettled(baseUrl, ADMIN_TOKEN);
+    await waitForSettled(baseUrl, ADMIN_TOKEN());
     const after = await freshReport();
     expect(after.steps.map((step) => step.count)).toEqual([3, 2, 2, 1]);
     expect(after.entered).toBe(3);
@@ -176,5 +156,5 @@ describe('@segment/analytics-node against wrangler dev', () => {
 async function freshReport(): Promise<Report> {
   const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
   const range = { from: day(Date.now() - 86_400_000), to: day(Date.now() + 86_400_000) };
-  return (await fetchReport(stack!.baseUrl, range, ADMIN_TOKEN)) as Report;
+  return (await fetchReport(stack().baseUrl, range, ADMIN_TOKEN())) as Report;
 }
