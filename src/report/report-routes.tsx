@@ -15,8 +15,14 @@ import { reportCsv } from './report-csv';
 import { ReportPage } from './report-page';
 import { findShare } from './share-store';
 
-/** How long a computed answer is served from the edge cache before it is recomputed. */
+/** How long a computed answer is served from the edge cache as fresh. */
 export const REPORT_FRESH_SECONDS = 60;
+/**
+ * How long a stale answer may still be served while a fresh one is computed in the background
+ * (stale-while-revalidate); past this, the request waits for a fresh answer.
+ */
+export const REPORT_STALE_SECONDS = 600;
+const COMPUTED_AT = 'X-Goalstep-Computed-At';
 
 const FORMATS = ['html', 'json', 'csv'] as const;
 type Format = (typeof FORMATS)[number];
@@ -60,21 +66,30 @@ reportRoutes.get('/r/:token/:goalId', async (c) => {
   const cache = caches.default;
   // An admin may ask for a fresh answer (measuring merge latency, tests); nobody else can.
   const bypass = /no-cache/.test(c.req.header('Cache-Control') ?? '') && (await isAdmin(c));
-  let cached = bypass ? undefined : await cache.match(cacheKey);
-  let cacheState = 'hit';
-  if (!cached) {
-    cacheState = bypass ? 'bypass' : 'miss';
+  const compute = async () => {
     const report = await buildReport(c.env.DB, { siteId: share.siteId, goal, range, now });
     const body = renderReport(format, report, c.req.url, query);
-    const etag = `"${(await sha256Hex(body)).slice(0, 32)}"`;
-    cached = new Response(body, {
+    const response = new Response(body, {
       headers: {
         'Content-Type': CONTENT_TYPES[format],
-        ETag: etag,
-        'Cache-Control': `max-age=${REPORT_FRESH_SECONDS}`,
+        ETag: `"${(await sha256Hex(body)).slice(0, 32)}"`,
+        'Cache-Control': `max-age=${REPORT_STALE_SECONDS}`,
+        [COMPUTED_AT]: String(now),
       },
     });
-    c.executionCtx.waitUntil(cache.put(cacheKey, cached.clone()));
+    c.executionCtx.waitUntil(cache.put(cacheKey, response.clone()));
+    return response;
+  };
+
+  let cached = bypass ? undefined : await cache.match(cacheKey);
+  let cacheState: 'hit' | 'stale' | 'miss' | 'bypass' = 'hit';
+  if (!cached) {
+    cacheState = bypass ? 'bypass' : 'miss';
+    cached = await compute();
+  } else if (now - Number(cached.headers.get(COMPUTED_AT) ?? 0) > REPORT_FRESH_SECONDS * 1000) {
+    // Stale while revalidate: this answer goes out now, the next request gets a fresh one.
+    cacheState = 'stale';
+    c.executionCtx.waitUntil(compute().then(() => undefined));
   }
 
   const etag = cached.headers.get('ETag') ?? '';

@@ -1,0 +1,134 @@
+/**
+ * Share tokens, caching and escaping of the read-only report, through the real Worker with the
+ * real Cache API and local D1.
+ */
+import { SELF } from 'cloudflare:test';
+import { ADMIN, importBatch, seedSite, settle, track, type TestSite } from './helpers';
+
+const BASE = 'https://goalstep.test';
+const url = (token: string, goalId: string, extra = '') =>
+  `${BASE}/r/${token}/${goalId}?from=2025-03-03&to=2025-03-04${extra}`;
+
+async function admin(path: string, method: string, body?: unknown): Promise<Response> {
+  return SELF.fetch(`${BASE}${path}`, {
+    method,
+    headers: { ...ADMIN, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+async function createShare(site: TestSite, body: Record<string, unknown>) {
+  const res = await admin(`/admin/sites/${site.siteId}/shares`, 'POST', body);
+  expect(res.status).toBe(201);
+  return (await res.json()) as { id: string; token: string };
+}
+
+describe('share tokens', () => {
+  it('opens the report with a valid token and refuses an unknown one with 404', async () => {
+    const site = await seedSite('tok-valid', ['view']);
+    expect((await SELF.fetch(url(site.shareToken, 'goal'))).status).toBe(200);
+    const unknown = await SELF.fetch(url('sh_not_a_real_token_000000000', 'goal'));
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ code: 'not_found', message: 'no such report' });
+  });
+
+  it('refuses a revoked token at once, even when its answer is cached', async () => {
+    const site = await seedSite('tok-revoke', ['view']);
+    const share = await createShare(site, {});
+    expect((await SELF.fetch(url(share.token, 'goal'))).status).toBe(200);
+    const cached = await SELF.fetch(url(share.token, 'goal'));
+    expect(cached.headers.get('X-Goalstep-Cache')).toBe('hit');
+
+    const revoke = await admin(`/admin/sites/${site.siteId}/shares/${share.id}`, 'DELETE');
+    expect(revoke.status).toBe(200);
+    expect((await SELF.fetch(url(share.token, 'goal'))).status).toBe(404);
+    // Another share of the same site still reads the same cached answer.
+    expect((await SELF.fetch(url(site.shareToken, 'goal'))).status).toBe(200);
+  });
+
+  it('refuses an expired token', async () => {
+    const site = await seedSite('tok-expired', ['view']);
+    const share = await createShare(site, { expiresAt: '2020-01-01T00:00:00Z' });
+    expect((await SELF.fetch(url(share.token, 'goal'))).status).toBe(404);
+  });
+
+  it('reads only the goals a share names, and nothing of another site', async () => {
+    const site = await seedSite('tok-scope', ['view']);
+    const other = await seedSite('tok-other', ['view']);
+    await admin(`/admin/sites/${site.siteId}/goals/second`, 'PUT', {
+      name: 'Second',
+      steps: [{ event: 'view' }],
+    });
+    const scoped = await createShare(site, { goalIds: ['goal'] });
+    expect((await SELF.fetch(url(scoped.token, 'goal'))).status).toBe(200);
+    expect((await SELF.fetch(url(scoped.token, 'second'))).status).toBe(404);
+    // Both sites have a goal called `goal`; a share of one never reads the other's.
+    const mine = await (await SELF.fetch(url(site.shareToken, 'goal', '&format=json'))).json();
+    await importBatch(other, [track('view', { anonymousId: 'x' }, 'o1', '2025-03-03T10:00:00Z')]);
+    await settle(other);
+    const fresh = await SELF.fetch(url(site.shareToken, 'goal', '&format=json'), {
+      headers: { ...ADMIN, 'Cache-Control': 'no-cache' },
+    });
+    expect(((await fresh.json()) as { entered: number }).entered).toBe(
+      (mine as { entered: number }).entered,
+    );
+  });
+});
+
+describe('report caching', () => {
+  it('answers a matching If-None-Match with 304 and no body', async () => {
+    const site = await seedSite('etag', ['view']);
+    const first = await SELF.fetch(url(site.shareToken, 'goal'));
+    const etag = first.headers.get('ETag');
+    expect(etag).toMatch(/^"[0-9a-f]{32}"$/);
+    expect(first.headers.get('Cache-Control')).toBe('private, no-cache');
+
+    const again = await SELF.fetch(url(site.shareToken, 'goal'), {
+      headers: { 'If-None-Match': etag ?? '' },
+    });
+    expect(again.status).toBe(304);
+    expect(await again.text()).toBe('');
+  });
+
+  it('serves a second request from the cache and lets only an admin bypass it', async () => {
+    const site = await seedSite('cache-hit', ['view']);
+    expect((await SELF.fetch(url(site.shareToken, 'goal'))).headers.get('X-Goalstep-Cache')).toBe(
+      'miss',
+    );
+    const anonymousBypass = await SELF.fetch(url(site.shareToken, 'goal'), {
+      headers: { 'Cache-Control': 'no-cache' },
+    });
+    expect(anonymousBypass.headers.get('X-Goalstep-Cache')).toBe('hit');
+    const adminBypass = await SELF.fetch(url(site.shareToken, 'goal'), {
+      headers: { ...ADMIN, 'Cache-Control': 'no-cache' },
+    });
+    expect(adminBypass.headers.get('X-Goalstep-Cache')).toBe('bypass');
+  });
+});
+
+describe('escaping', () => {
+  it('renders hostile names as text in HTML, neutralised in CSV and intact in JSON', async () => {
+    const site = await seedSite('escape', ['view']);
+    const hostile = '<script>alert(1)</script>';
+    const formula = '=HYPERLINK("http://evil.invalid","x")';
+    await admin(`/admin/sites/${site.siteId}/goals/goal`, 'PUT', {
+      name: hostile,
+      steps: [{ event: 'view', name: formula }],
+    });
+
+    const html = await (await SELF.fetch(url(site.shareToken, 'goal'))).text();
+    expect(html).not.toContain('<script>alert(1)</script>');
+    expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+
+    const csv = await (await SELF.fetch(url(site.shareToken, 'goal', '&format=csv'))).text();
+    const row = csv.split('\r\n')[1] ?? '';
+    expect(row).toContain(`"'=HYPERLINK(""http://evil.invalid"",""x"")"`);
+
+    const json = (await (await SELF.fetch(url(site.shareToken, 'goal', '&format=json'))).json()) as {
+      goal: { name: string };
+      steps: Array<{ name: string }>;
+    };
+    expect(json.goal.name).toBe(hostile);
+    expect(json.steps[0]?.name).toBe(formula);
+  });
+});
