@@ -1,0 +1,100 @@
+/**
+ * The report page in real headless Chromium against a real stack loaded with a day of the Puffy
+ * data: its numbers equal the JSON, its own controls change the view, axe finds no serious
+ * accessibility problem, and a screenshot is saved (test-results/report.png).
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { replay } from '../../scripts/lib/replay-core.mjs';
+import { fetchReport, readDemo, repoRoot, reportUrl, waitForSettled } from '../../scripts/lib/stack.mjs';
+import { launchBrowser } from './lib/browser';
+import { useTestStack } from './test-stack';
+
+const stack = useTestStack('report-browser');
+const DATA_DIR = process.env.GOALSTEP_PUFFY_DIR ?? resolve(repoRoot, '../shared/data/puffy');
+const FILES = ['events_20250223.csv', 'events_20250224.csv'];
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+interface JsonReport {
+  entered: number;
+  steps: Array<{ count: number }>;
+}
+
+let browser: Browser;
+
+beforeAll(async () => {
+  const { baseUrl, adminToken } = stack();
+  await replay({ dir: DATA_DIR, url: baseUrl, adminToken, siteId: readDemo().siteId, files: FILES });
+  await waitForSettled(baseUrl, adminToken);
+  browser = await launchBrowser();
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+/** The per-step people counts as the page shows them. */
+async function pageCounts(page: Page): Promise<number[]> {
+  const cells = await page.locator('[data-metric="count"]').allTextContents();
+  return cells.map((text) => Number(text.replaceAll(',', '')));
+}
+
+describe('report page in Chromium', () => {
+  it('shows the same numbers as the JSON and changes range through its own form', async () => {
+    const { baseUrl, adminToken } = stack();
+    const page = await browser.newPage();
+    const response = await page.goto(reportUrl(baseUrl, { from: '2025-02-23', to: '2025-02-25' }));
+    expect(response?.status()).toBe(200);
+
+    const wide = (await fetchReport(
+      baseUrl,
+      { from: '2025-02-23', to: '2025-02-25' },
+      adminToken,
+    )) as JsonReport;
+    expect(wide.entered).toBeGreaterThan(1000);
+    expect(await pageCounts(page)).toEqual(wide.steps.map((s) => s.count));
+
+    // Narrow the range to the first day with the page's own controls.
+    await page.getByLabel('To (exclusive)').fill('2025-02-24');
+    await Promise.all([page.waitForURL(/to=2025-02-24/), page.getByRole('button', { name: 'Show' }).click()]);
+    const narrow = (await fetchReport(
+      baseUrl,
+      { from: '2025-02-23', to: '2025-02-24' },
+      adminToken,
+    )) as JsonReport;
+    expect(narrow.entered).toBeLessThan(wide.entered);
+    expect(await pageCounts(page)).toEqual(narrow.steps.map((s) => s.count));
+
+    mkdirSync(join(repoRoot, 'test-results'), { recursive: true });
+    await page.setViewportSize({ width: 1100, height: 1400 });
+    await page.screenshot({ path: join(repoRoot, 'test-results', 'report.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('has no serious or critical accessibility violations (axe-core)', async () => {
+    const page = await browser.newPage();
+    await page.goto(reportUrl(stack().baseUrl, { from: '2025-02-23', to: '2025-02-25' }));
+    await page.addScriptTag({ content: AXE_SOURCE });
+    const violations = await page.evaluate(async () => {
+      const axe = (window as unknown as { axe: { run(): Promise<{ violations: Array<{ id: string; impact: string; nodes: unknown[] }> }> } }).axe;
+      const result = await axe.run();
+      return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
+    });
+    const serious = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    expect(serious).toEqual([]);
+    await page.close();
+  });
+
+  it('reads fully without JavaScript and requests nothing outside goalstep', async () => {
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    const origins = new Set<string>();
+    page.on('request', (request) => origins.add(new URL(request.url()).origin));
+    await page.goto(reportUrl(stack().baseUrl, { from: '2025-02-23', to: '2025-02-25' }));
+    expect((await pageCounts(page)).length).toBe(4);
+    expect([...origins]).toEqual([stack().baseUrl]);
+    await context.close();
+  });
+});
