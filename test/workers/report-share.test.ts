@@ -132,3 +132,11 @@ describe('escaping', () => {
     expect(json.steps[0]?.name).toBe(formula);
   });
 });
+
+describe('logging', () => {
+  it('never writes a share token into a logged path', async () => {
+    const { redactPath } = await import('../../src/index');
+    expect(redactPath('/r/sh_secret_token_value_0001/goal')).toBe('/r/[token]/goal');
+    expect(redactPath('/v1/batch')).toBe('/v1/batch');
+  });
+});
