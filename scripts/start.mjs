@@ -3,7 +3,8 @@
 import { join, relative } from 'node:path';
 import { readDemo, repoRoot, reportUrl, startStack } from './lib/stack.mjs';
 
-const PORT = 8787;
+// PORT moves the stack when 8787 is taken (the replay then needs `--url`).
+const PORT = Number(process.env.PORT ?? 8787);
 const PUBLIC = `http://localhost:${PORT}`;
 const persistTo = join(repoRoot, '.wrangler', 'state');
 const logFile = join(repoRoot, '.wrangler', 'goalstep-dev.log');

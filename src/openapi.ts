@@ -1,63 +1,179 @@
-/** The OpenAPI 3.1 document, generated from the same zod schemas the routes validate with. */
+/**
+ * The OpenAPI 3.0 document, generated from the same zod schemas the routes validate with: every
+ * schema registered with `.meta({ id })` becomes a component.
+ */
 import { z } from 'zod';
-import { shareInputSchema, siteInputSchema } from './admin/admin-routes';
-import { goalInputSchema } from './funnel/definition';
-import { batchBodySchema, ingestResponseSchema, rawEventSchema } from './ingest/schema';
+import './admin/admin-routes';
+import './funnel/definition';
+import './ingest/schema';
 
-const schema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'openapi-3.0', unrepresentable: 'any' });
+const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
 
-const errorSchema = {
-  type: 'object',
-  required: ['code', 'message'],
-  properties: { code: { type: 'string' }, message: { type: 'string' } },
-};
+const json = (schema: unknown) => ({ 'application/json': { schema } });
+
+const error = (description: string) => ({ description, content: json(ref('Error')) });
 
 const ingestResponses = {
-  '200': { description: 'Usable body', content: { 'application/json': { schema: { $ref: '#/components/schemas/IngestResponse' } } } },
-  '400': { description: 'Nothing in the body was usable', content: { 'application/json': { schema: errorSchema } } },
-  '401': { description: 'Missing or unknown write key', content: { 'application/json': { schema: errorSchema } } },
-  '413': { description: 'Body over 500 KB', content: { 'application/json': { schema: errorSchema } } },
-  '503': { description: 'Storage failed; retry with the same message ids', content: { 'application/json': { schema: errorSchema } } },
+  '200': { description: 'The body was usable; per-event results', content: json(ref('IngestResponse')) },
+  '400': error('Nothing in the body was usable'),
+  '401': error('Missing or unknown write key or token'),
+  '413': error('Body over 500 KB or over 1,000 events'),
+  '415': error('Unsupported Content-Encoding'),
+  '503': error('Storage failed; retry with the same message ids'),
 };
 
-const jsonBody = (ref: string) => ({
+const body = (id: string) => ({
   required: true,
-  content: {
-    'application/json': { schema: { $ref: `#/components/schemas/${ref}` } },
-    'text/plain': { schema: { $ref: `#/components/schemas/${ref}` } },
-  },
+  content: { 'application/json': { schema: ref(id) }, 'text/plain': { schema: ref(id) } },
 });
+
+const adminResponses = (ok: string) => ({
+  '200': { description: ok },
+  '400': error('Invalid input'),
+  '401': error('Missing or invalid admin token'),
+  '403': error('The token may not act on that site'),
+  '404': error('No such site or object'),
+});
+
+const siteParam = { name: 'siteId', in: 'path', required: true, schema: { type: 'string' } };
 
 /** Builds the document; called once per isolate. */
 export function buildOpenApi(): Record<string, unknown> {
-  const singleRoutes = ['track', 'identify', 'page', 'screen', 'group', 'alias'];
+  const generated = z.toJSONSchema(z.globalRegistry, {
+    target: 'openapi-3.0',
+    unrepresentable: 'any',
+    uri: (id) => `#/components/schemas/${id}`,
+  }).schemas;
+  // OpenAPI 3.0 schema objects have no `$id`; the component name already is the id.
+  const schemas = Object.fromEntries(
+    Object.entries(generated).map(([id, { $id: _id, ...schema }]) => [id, schema]),
+  );
+
   const paths: Record<string, unknown> = {
-    '/v1/batch': { post: { summary: 'Send a batch of events', security: [{ writeKey: [] }], requestBody: jsonBody('Batch'), responses: ingestResponses } },
-    '/v1/import': { post: { summary: 'Historical import (any event time)', security: [{ admin: [] }], parameters: [{ name: 'site', in: 'query', required: true, schema: { type: 'string' } }], requestBody: jsonBody('Batch'), responses: ingestResponses } },
-    '/admin/sites/{siteId}': { put: { summary: 'Create or update a site', security: [{ admin: [] }], requestBody: jsonBody('SiteInput'), responses: { '200': { description: 'Saved' } } } },
-    '/admin/sites/{siteId}/goals/{goalId}': { put: { summary: 'Create a goal or a new version of it', security: [{ admin: [] }], requestBody: jsonBody('GoalInput'), responses: { '200': { description: 'Saved' } } } },
-    '/admin/sites/{siteId}/shares': { post: { summary: 'Create a read-only share', security: [{ admin: [] }], requestBody: jsonBody('ShareInput'), responses: { '201': { description: 'Created' } } } },
-    '/r/{token}/{goalId}': { get: { summary: 'Funnel report (html, json or csv)', responses: { '200': { description: 'Report' }, '304': { description: 'Not modified' }, '404': { description: 'Unknown, revoked or expired token' } } } },
+    '/v1/batch': {
+      post: {
+        summary: 'Send a batch of events (also /v1/b)',
+        security: [{ writeKey: [] }],
+        requestBody: body('Batch'),
+        responses: ingestResponses,
+      },
+    },
+    '/v1/import': {
+      post: {
+        summary: 'Historical import: any event time, admin token',
+        security: [{ admin: [] }],
+        parameters: [{ name: 'site', in: 'query', required: true, schema: { type: 'string' } }],
+        requestBody: body('Batch'),
+        responses: { ...ingestResponses, '404': error('No such site') },
+      },
+    },
+    '/admin/sites/{siteId}': {
+      put: {
+        summary: 'Create or update a site',
+        security: [{ admin: [] }],
+        parameters: [siteParam],
+        requestBody: body('SiteInput'),
+        responses: { ...adminResponses('Saved'), '409': error('Write key taken') },
+      },
+    },
+    '/admin/sites/{siteId}/goals': {
+      get: {
+        summary: 'Goals with their current version',
+        security: [{ admin: [] }],
+        parameters: [siteParam],
+        responses: adminResponses('Goals'),
+      },
+    },
+    '/admin/sites/{siteId}/goals/{goalId}': {
+      put: {
+        summary: 'Create a goal or a new version of it',
+        security: [{ admin: [] }],
+        parameters: [siteParam, { ...siteParam, name: 'goalId' }],
+        requestBody: body('GoalInput'),
+        responses: adminResponses('Saved'),
+      },
+    },
+    '/admin/sites/{siteId}/shares': {
+      post: {
+        summary: 'Create a read-only share',
+        security: [{ admin: [] }],
+        parameters: [siteParam],
+        requestBody: body('ShareInput'),
+        responses: { ...adminResponses('Existing share'), '201': { description: 'Created' } },
+      },
+    },
+    '/admin/sites/{siteId}/shares/{shareId}': {
+      delete: {
+        summary: 'Revoke a share',
+        security: [{ admin: [] }],
+        parameters: [siteParam, { ...siteParam, name: 'shareId' }],
+        responses: adminResponses('Revoked'),
+      },
+    },
+    '/admin/sites/{siteId}/status': {
+      get: {
+        summary: 'Stored events, pending batches, rejected events',
+        security: [{ admin: [] }],
+        parameters: [siteParam],
+        responses: adminResponses('Status'),
+      },
+    },
+    '/admin/sites/{siteId}/rejected': {
+      get: {
+        summary: 'Rejected events with their reason codes',
+        security: [{ admin: [] }],
+        parameters: [siteParam],
+        responses: adminResponses('Rejected events'),
+      },
+    },
+    '/r/{token}/{goalId}': {
+      get: {
+        summary: 'Funnel report (html, json or csv)',
+        parameters: [
+          { name: 'token', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'goalId', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'from', in: 'query', schema: { type: 'string' } },
+          { name: 'to', in: 'query', schema: { type: 'string' } },
+          { name: 'tz', in: 'query', schema: { type: 'string' } },
+          { name: 'format', in: 'query', schema: { type: 'string', enum: ['html', 'json', 'csv'] } },
+        ],
+        responses: {
+          '200': { description: 'The report' },
+          '304': { description: 'Not modified (If-None-Match)' },
+          '400': error('Invalid range, time zone or format'),
+          '404': error('Unknown, revoked or expired share, or no such goal'),
+        },
+      },
+    },
+    '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'OK' } } } },
   };
-  for (const route of singleRoutes) {
-    paths[`/v1/${route}`] = { post: { summary: `Send one ${route} event (also /v1/${route[0]})`, security: [{ writeKey: [] }], requestBody: jsonBody('Event'), responses: ingestResponses } };
+  for (const route of ['track', 'identify', 'page', 'screen', 'group', 'alias']) {
+    paths[`/v1/${route}`] = {
+      post: {
+        summary: `Send one ${route} call (also /v1/${route[0]})`,
+        security: [{ writeKey: [] }],
+        requestBody: body('Event'),
+        responses: ingestResponses,
+      },
+    };
   }
+
   return {
-    openapi: '3.1.0',
-    info: { title: 'goalstep', version: '0.1.0', description: 'Goal-step funnel tracking. See docs/API.md.' },
+    openapi: '3.0.3',
+    info: { title: 'goalstep', version: '0.1.0', description: 'Goal-step funnel tracking; see docs/API.md.' },
     paths,
     components: {
       securitySchemes: {
-        writeKey: { type: 'http', scheme: 'basic', description: 'write key as user name, empty password' },
+        writeKey: { type: 'http', scheme: 'basic', description: 'write key as user name' },
         admin: { type: 'http', scheme: 'bearer' },
       },
       schemas: {
-        Event: schema(rawEventSchema),
-        Batch: schema(batchBodySchema),
-        IngestResponse: schema(ingestResponseSchema),
-        GoalInput: schema(goalInputSchema),
-        SiteInput: schema(siteInputSchema),
-        ShareInput: schema(shareInputSchema),
+        ...schemas,
+        Error: {
+          type: 'object',
+          required: ['code', 'message'],
+          properties: { code: { type: 'string' }, message: { type: 'string' } },
+        },
       },
     },
   };

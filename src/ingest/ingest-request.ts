@@ -29,6 +29,12 @@ export interface IngestOutcome {
   batchId: string;
 }
 
+/**
+ * Most events one request may carry. It bounds the work (and the rejected rows stored) that one
+ * small request can cause: 1,000 real events are far more than any SDK sends at once.
+ */
+export const MAX_BATCH_EVENTS = 1000;
+
 const asRecord = (value: unknown): Record<string, unknown> | null =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
     ? (value as Record<string, unknown>)
@@ -38,23 +44,38 @@ const asRecord = (value: unknown): Record<string, unknown> | null =>
 function unpack(body: unknown, impliedType: EventType | null) {
   const envelope = asRecord(body);
   if (!envelope) throw new ApiError(400, 'invalid_body', 'request body must be a JSON object');
-  if (impliedType !== null) return { messages: [body], sentAt: undefined, context: null };
+  if (impliedType !== null) {
+    if (Array.isArray(envelope.batch)) {
+      throw new ApiError(400, 'batch_on_single_route', 'this route takes one event; send batches to /v1/batch');
+    }
+    return { messages: [body], sentAt: undefined, context: null };
+  }
   if (!Array.isArray(envelope.batch)) {
     throw new ApiError(400, 'invalid_body', 'batch body needs a "batch" array of events');
   }
   if (envelope.batch.length === 0) {
     throw new ApiError(400, 'empty_batch', 'the "batch" array is empty');
   }
+  if (envelope.batch.length > MAX_BATCH_EVENTS) {
+    throw new ApiError(
+      413,
+      'too_many_events',
+      `a batch may hold at most ${MAX_BATCH_EVENTS} events; split it`,
+    );
+  }
   return { messages: envelope.batch, sentAt: envelope.sentAt, context: asRecord(envelope.context) };
 }
 
 /**
- * An id for an event that came without one, derived from its content (minus `sentAt`, which a
- * retry changes), so an identical retry still deduplicates.
+ * An id for an event that came without one. With a client timestamp it is derived from the
+ * content (minus `sentAt`, which a retry changes), so an identical retry still deduplicates;
+ * without one, two genuine identical events could not be told apart from a retry, so the time
+ * of receipt is mixed in and such events cannot be deduplicated (docs/API.md).
  */
-async function contentMessageId(raw: unknown): Promise<string> {
+async function derivedMessageId(raw: unknown, receivedAt: number): Promise<string> {
   const { sentAt: _ignored, ...rest } = raw as Record<string, unknown>;
-  return `gs-${(await sha256Hex(JSON.stringify(rest))).slice(0, 32)}`;
+  const basis = rest.timestamp == null ? { ...rest, receivedAt } : rest;
+  return `gs-${(await sha256Hex(JSON.stringify(basis))).slice(0, 32)}`;
 }
 
 /** Validates, stores and answers one ingest request. */
@@ -84,11 +105,11 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
     for (const warning of result.warnings) warnings.push({ index, ...warning });
     let messageId = result.event.messageId;
     if (messageId === null) {
-      messageId = await contentMessageId(message);
+      messageId = await derivedMessageId(message, input.receivedAt);
       warnings.push({
         index,
         code: 'message_id_assigned',
-        message: 'event had no messageId; one was derived from its content',
+        message: 'event had no messageId; goalstep assigned one (see docs/API.md on retries)',
       });
     }
     if (seen.has(messageId)) {

@@ -106,7 +106,11 @@ ingestRoutes.post('/v1/:kind', async (c) => {
 
   const body = await readJsonBody(c.req.raw);
   const writeKey = writeKeyOf(c, body);
-  if (!writeKey) throw new ApiError(401, 'missing_write_key', 'send the write key by Basic auth');
+  if (!writeKey) throw new ApiError(
+      401,
+      'missing_write_key',
+      'send the write key by Basic auth (key as user name) or as writeKey in the body',
+    );
   const now = nowMs(c.env);
   const site = await siteForWriteKey(c.env.DB, writeKey, now);
   if (!site) throw new ApiError(401, 'invalid_write_key', 'the write key is not valid');

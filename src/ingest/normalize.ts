@@ -3,11 +3,30 @@
  * Pure: the receipt time, the batch's `sentAt` and the request's fallbacks are parameters.
  */
 import { isJunkId } from '../identity/junk-ids';
-import { rawEventSchema, type EventType, type Rejection, type Warning } from './schema';
+import { EVENT_TYPES, rawEventSchema, type EventType, type Rejection, type Warning } from './schema';
 import { parseTimestamp, resolveEventTime } from './timestamps';
 
 /** Segment's per-event limit. */
 export const MAX_EVENT_BYTES = 32 * 1024;
+/**
+ * Deepest nesting of objects and arrays an event may have. Deeper values would overflow the
+ * stack of recursive code downstream (serialisation, the Durable Object's structured clone).
+ */
+export const MAX_DEPTH = 16;
+
+/** Nesting depth of a parsed JSON value, measured without recursion. */
+export function depthOf(value: unknown): number {
+  let deepest = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop() as [unknown, number];
+    if (typeof current !== 'object' || current === null) continue;
+    deepest = Math.max(deepest, depth + 1);
+    if (deepest > MAX_DEPTH) return deepest;
+    for (const child of Object.values(current)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
 
 export interface StoredEvent {
   /** Null until the shell assigns a content-derived id (async hashing lives in the shell). */
@@ -78,6 +97,10 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     return reject('not_an_object', '', 'each event must be a JSON object');
   }
+  // Depth first: the size check serialises the event, which recurses.
+  if (depthOf(input) > MAX_DEPTH) {
+    return reject('too_deeply_nested', '', `event nests deeper than ${MAX_DEPTH} levels`);
+  }
   const size = byteLength(JSON.stringify(input));
   if (size > MAX_EVENT_BYTES) {
     return reject('event_too_large', '', `event is ${size} bytes; the limit is ${MAX_EVENT_BYTES}`);
@@ -89,8 +112,10 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const path = issue?.path.join('.') ?? '';
-    const code = path === 'type' ? 'invalid_type' : 'invalid_field';
-    return reject(code, path, issue ? `${path || 'event'}: ${issue.message}` : 'invalid event');
+    if (path === 'type') {
+      return reject('invalid_type', 'type', `type must be one of ${EVENT_TYPES.join(', ')}`);
+    }
+    return reject('invalid_field', path, issue ? `${path || 'event'}: ${issue.message}` : 'invalid event');
   }
   const raw = parsed.data;
   const warnings: Array<Omit<Warning, 'index'>> = [];
@@ -101,8 +126,16 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
   if (raw.type === 'alias' && (previousId === null || userId === null)) {
     return reject('missing_alias_ids', 'previousId', 'alias needs both previousId and userId');
   }
+  if (raw.type === 'group' && (raw.groupId === undefined || raw.groupId === null)) {
+    return reject('missing_group_id', 'groupId', 'group calls need a groupId');
+  }
   if (anonymousId === null && userId === null) {
-    return reject('missing_identity', 'anonymousId', 'event has neither anonymousId nor userId');
+    const dropped = warnings.length > 0 ? ' (its ids were placeholders or too long)' : '';
+    return reject(
+      'missing_identity',
+      'anonymousId',
+      `event has no usable anonymousId or userId${dropped}`,
+    );
   }
   const name = raw.type === 'track' ? raw.event?.trim() : (raw.name ?? raw.event)?.trim();
   if (raw.type === 'track' && !name) {
@@ -111,7 +144,11 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
 
   const timestamp = raw.timestamp == null ? null : parseTimestamp(raw.timestamp);
   if (raw.timestamp != null && timestamp === null) {
-    return reject('invalid_timestamp', 'timestamp', 'timestamp is not ISO 8601 or epoch time');
+    return reject(
+      'invalid_timestamp',
+      'timestamp',
+      'timestamp must be an ISO 8601 date-time or epoch seconds/milliseconds in 2000–2099',
+    );
   }
   const sentAtRaw = raw.sentAt ?? options.batchSentAt;
   const sentAt = sentAtRaw == null ? null : parseTimestamp(sentAtRaw);

@@ -26,11 +26,16 @@ interface EventRow {
 
 const parse = (text: string | null) => (text ? (JSON.parse(text) as Record<string, unknown>) : null);
 
-/** Re-applies pending batches older than the grace period; returns how many were applied. */
+/**
+ * Re-applies pending batches older than the grace period; returns how many were applied. Picks
+ * them in random order, so a batch that keeps failing cannot starve the others.
+ * TODO(soon): quarantine a batch after repeated failures (a failed_at column shown in status)
+ * instead of retrying it every run; needs a migration.
+ */
 export async function reconcilePending(env: Env, now: number): Promise<number> {
   const { results: pending } = await env.DB.prepare(
     `SELECT id, site_id, message_ids FROM batches
-     WHERE applied_at IS NULL AND received_at < ? ORDER BY received_at LIMIT ?`,
+     WHERE applied_at IS NULL AND received_at < ? ORDER BY random() LIMIT ?`,
   )
     .bind(now - RECONCILE_AFTER_MS, BATCHES_PER_RUN)
     .all<{ id: string; site_id: string; message_ids: string }>();

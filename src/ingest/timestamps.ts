@@ -1,3 +1,5 @@
+import { isRealDate } from '../lib/dates';
+
 /**
  * Event-time parsing and clock-skew rules (docs/API.md, "Event time"). Pure: `receivedAt` is a
  * parameter.
@@ -8,6 +10,9 @@ const ISO_INSTANT =
 
 /** Epoch values below this are seconds, at or above it milliseconds (year 5138 in seconds). */
 const EPOCH_MS_THRESHOLD = 1e11;
+/** Event times outside [2000, 2100) are not plausible and are rejected, never stored. */
+const EARLIEST = Date.UTC(2000, 0, 1);
+const LATEST = Date.UTC(2100, 0, 1);
 
 /** A client clock ahead of the server by more than this is corrected using `sentAt`. */
 export const AHEAD_TOLERANCE_MS = 5_000;
@@ -22,18 +27,24 @@ export const BEHIND_TOLERANCE_MS = 10 * 60_000;
  * milliseconds. Returns null for anything else: times are never guessed.
  */
 export function parseTimestamp(value: unknown): number | null {
+  const parsed = parseTime(value);
+  return parsed !== null && parsed >= EARLIEST && parsed < LATEST ? parsed : null;
+}
+
+function parseTime(value: unknown): number | null {
   if (typeof value === 'number') {
     if (!Number.isFinite(value) || value <= 0) return null;
     return Math.round(value < EPOCH_MS_THRESHOLD ? value * 1000 : value);
   }
   if (typeof value !== 'string') return null;
   const text = value.trim();
-  if (/^\d{9,13}(?:\.\d+)?$/.test(text)) return parseTimestamp(Number(text));
+  if (/^\d{9,13}(?:\.\d+)?$/.test(text)) return parseTime(Number(text));
   if (!ISO_INSTANT.test(text)) return null;
   const hasOffset = /(?:Z|[+-]\d{2}:?\d{2})$/i.test(text) && text.length > 10;
   const normalised = text.replace(' ', 'T').replace(/([+-]\d{2})(\d{2})$/, '$1:$2');
   const parsed = Date.parse(hasOffset || text.length === 10 ? normalised : `${normalised}Z`);
-  return Number.isNaN(parsed) ? null : parsed;
+  if (Number.isNaN(parsed) || !isRealDate(text)) return null;
+  return parsed;
 }
 
 export interface EventTimeInput {

@@ -1,3 +1,5 @@
+import { isRealDate } from '../lib/dates';
+
 /**
  * Report ranges: `from` (inclusive) and `to` (exclusive) as ISO dates or date-times, read in an
  * IANA time zone. Pure: `now` is a parameter.
@@ -65,6 +67,9 @@ export function zonedWallToUtc(wallMs: number, tz: string): number {
 
 function parseBound(value: string, tz: string, name: string): number {
   const text = value.trim();
+  if (!isRealDate(text) || Number(text.slice(0, 4)) < 1970) {
+    throw new RangeError400('invalid_range', `${name} must be a real date from 1970 on, got ${value}`);
+  }
   if (WITH_OFFSET.test(text)) return Date.parse(text);
   const date = DATE.exec(text);
   if (date) return zonedWallToUtc(Date.UTC(+date[1]!, +date[2]! - 1, +date[3]!), tz);

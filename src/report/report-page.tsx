@@ -197,3 +197,21 @@ export const ReportPage: FC<ReportPageProps> = ({ report, query, links }) => (
     </body>
   </html>
 );
+
+/** A plain page for a report link that does not work (unknown or revoked share, bad range). */
+export const ErrorPage: FC<{ status: number; message: string }> = ({ status, message }) => (
+  <html lang="en">
+    <head>
+      <meta charset="utf-8" />
+      <meta name="robots" content="noindex" />
+      <title>{`${status} — goalstep report`}</title>
+      <style>{STYLE}</style>
+    </head>
+    <body>
+      <main>
+        <h1>This report cannot be shown</h1>
+        <p>{status === 404 ? 'The link is unknown, revoked or expired.' : message}</p>
+      </main>
+    </body>
+  </html>
+);

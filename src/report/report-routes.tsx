@@ -2,7 +2,7 @@
  * `GET /r/:token/:goalId`: the read-only report. The share token is checked before any cache
  * lookup, so a revoked token stops working on the next request.
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { isAdmin } from '../admin/admin-auth';
 import type { Env } from '../env';
 import { getCurrentGoal } from '../funnel/goal-store';
@@ -12,7 +12,7 @@ import { ApiError } from '../lib/http-error';
 import { buildReport } from './build-report';
 import { resolveRange, RangeError400 } from './range';
 import { reportCsv } from './report-csv';
-import { ReportPage } from './report-page';
+import { ErrorPage, ReportPage } from './report-page';
 import { findShare } from './share-store';
 
 /** How long a computed answer is served from the edge cache as fresh. */
@@ -36,10 +36,24 @@ const CONTENT_TYPES: Record<Format, string> = {
 export const reportRoutes = new Hono<{ Bindings: Env }>();
 
 reportRoutes.get('/r/:token/:goalId', async (c) => {
+  try {
+    return await handleReport(c);
+  } catch (error) {
+    // A person opening a bad link in a browser gets a page, not raw JSON.
+    const format = c.req.query('format') ?? 'html';
+    if (error instanceof ApiError && format === 'html') {
+      const page = <ErrorPage status={error.status} message={error.message} />;
+      return c.html(`<!doctype html>${page.toString()}`, error.status);
+    }
+    throw error;
+  }
+});
+
+async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
   const now = nowMs(c.env);
   const notFound = new ApiError(404, 'not_found', 'no such report');
-  const share = await findShare(c.env.DB, c.req.param('token'), now);
-  const goalId = c.req.param('goalId');
+  const share = await findShare(c.env.DB, c.req.param('token') ?? '', now);
+  const goalId = c.req.param('goalId') ?? '';
   if (!share || (share.goalIds && !share.goalIds.includes(goalId))) throw notFound;
 
   const format = (c.req.query('format') ?? 'html') as Format;
@@ -69,10 +83,13 @@ reportRoutes.get('/r/:token/:goalId', async (c) => {
   const compute = async () => {
     const report = await buildReport(c.env.DB, { siteId: share.siteId, goal, range, now });
     const body = renderReport(format, report, c.req.url, query);
+    // The tag covers the numbers and the view, not the moment they were computed: a recompute
+    // with unchanged data keeps its tag, so revalidation stays a 304.
+    const basis = `${format}:${c.req.url}:${JSON.stringify({ ...report, generatedAt: null })}`;
     const response = new Response(body, {
       headers: {
         'Content-Type': CONTENT_TYPES[format],
-        ETag: `"${(await sha256Hex(body)).slice(0, 32)}"`,
+        ETag: `W/"${(await sha256Hex(basis)).slice(0, 32)}"`,
         'Cache-Control': `max-age=${REPORT_STALE_SECONDS}`,
         [COMPUTED_AT]: String(now),
       },
@@ -100,12 +117,23 @@ reportRoutes.get('/r/:token/:goalId', async (c) => {
     'Referrer-Policy': 'no-referrer',
     'X-Robots-Tag': 'noindex',
   };
-  if (c.req.header('If-None-Match') === etag) return c.body(null, 304, headers);
+  if (matchesEtag(c.req.header('If-None-Match'), etag)) return c.body(null, 304, headers);
   return c.body(await cached.text(), 200, {
     ...headers,
     'Content-Type': CONTENT_TYPES[format],
   });
-});
+}
+
+/**
+ * `If-None-Match` by the weak comparison of RFC 9110: `*`, or any listed tag whose opaque part
+ * equals ours, with or without `W/` (proxies weaken strong tags when they compress).
+ */
+export function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (!header || !etag) return false;
+  if (header.trim() === '*') return true;
+  const opaque = (tag: string) => tag.trim().replace(/^W\//, '');
+  return header.split(',').some((tag) => opaque(tag) === opaque(etag));
+}
 
 function renderReport(
   format: Format,

@@ -158,3 +158,14 @@ async function freshReport(): Promise<Report> {
   const range = { from: day(Date.now() - 86_400_000), to: day(Date.now() + 86_400_000) };
   return (await fetchReport(stack().baseUrl, range, ADMIN_TOKEN())) as Report;
 }
+
+describe('/openapi.json', () => {
+  it('is a valid OpenAPI document that describes the ingest and report routes', async () => {
+    const { default: SwaggerParser } = await import('@apidevtools/swagger-parser');
+    const document = await (await fetch(`${stack().baseUrl}/openapi.json`)).json();
+    const api = (await SwaggerParser.validate(document)) as { paths: Record<string, unknown> };
+    for (const path of ['/v1/batch', '/v1/track', '/v1/import', '/r/{token}/{goalId}']) {
+      expect(Object.keys(api.paths)).toContain(path);
+    }
+  });
+});

@@ -99,3 +99,35 @@ describe('ingest to report', () => {
     expect(after.steps[2]?.medianSecondsFromPrevious).toBe(540);
   });
 });
+
+describe('request-level limits (review findings)', () => {
+  it('refuses a batch of more than 1,000 events with 413 and stores nothing', async () => {
+    const site = await seedSite('flood', ['view']);
+    const batch = Array.from({ length: 1001 }, () => 0);
+    const res = await ingest(site, { batch });
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ code: 'too_many_events' });
+  });
+
+  it('stores two identical events without message id or timestamp as two events', async () => {
+    const site = await seedSite('no-ids', ['page_viewed']);
+    const body = { event: 'page_viewed', anonymousId: 'dup-a' };
+    const first = await ingest(site, body, '/v1/track');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const second = await ingest(site, body, '/v1/track');
+    expect(await first.json()).toMatchObject({ accepted: 1 });
+    expect(await second.json()).toMatchObject({ accepted: 1, duplicates: 0 });
+  });
+
+  it('deduplicates a retry of an event that has a timestamp but no message id', async () => {
+    const site = await seedSite('retry-no-id', ['page_viewed']);
+    const body = {
+      event: 'page_viewed',
+      anonymousId: 'dup-b',
+      timestamp: new Date().toISOString(),
+    };
+    await ingest(site, body, '/v1/track');
+    const retry = await ingest(site, { ...body, sentAt: new Date().toISOString() }, '/v1/track');
+    expect(await retry.json()).toMatchObject({ accepted: 0, duplicates: 1 });
+  });
+});

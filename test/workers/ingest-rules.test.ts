@@ -128,3 +128,41 @@ describe('report arithmetic', () => {
     expect(new Date(range.to).toISOString()).toBe('2025-03-30T22:00:00.000Z');
   });
 });
+
+describe('hostile shapes (review findings)', () => {
+  const options: NormalizeOptions = {
+    receivedAt: ms('2025-03-03T10:00:00.000Z'),
+    batchSentAt: undefined,
+    batchContext: null,
+    requestUserAgent: null,
+    requestCountry: null,
+    oldestAllowed: null,
+    impliedType: null,
+  };
+
+  it('rejects an event nested deeper than the limit without overflowing the stack', () => {
+    let deep: Record<string, unknown> = {};
+    for (let i = 0; i < 3000; i += 1) deep = { a: deep };
+    const result = normalizeEvent({ type: 'track', event: 'x', anonymousId: 'a', properties: deep }, options);
+    expect(result).toMatchObject({ ok: false, rejection: { code: 'too_deeply_nested' } });
+  });
+
+  it('refuses impossible calendar dates and implausible years instead of rolling them over', () => {
+    expect(parseTimestamp('2025-02-30T10:00:00Z')).toBeNull();
+    expect(parseTimestamp('2025-13-01')).toBeNull();
+    expect(parseTimestamp('0001-01-01T00:00:00Z')).toBeNull();
+    expect(() => resolveRange({ from: '2025-13-01', to: '2026-02-01' }, 0)).toThrow(/real date/);
+    expect(() => resolveRange({ from: '2025-02-30', to: '2025-03-05' }, 0)).toThrow(/real date/);
+  });
+
+  it('rejects a group call without a groupId and explains a missing type', () => {
+    expect(normalizeEvent({ type: 'group', anonymousId: 'a' }, options)).toMatchObject({
+      ok: false,
+      rejection: { code: 'missing_group_id' },
+    });
+    expect(normalizeEvent({ event: 'x', anonymousId: 'a' }, options)).toMatchObject({
+      ok: false,
+      rejection: { code: 'invalid_type', message: expect.stringContaining('track, identify') },
+    });
+  });
+});

@@ -27,7 +27,7 @@ describe('share tokens', () => {
   it('opens the report with a valid token and refuses an unknown one with 404', async () => {
     const site = await seedSite('tok-valid', ['view']);
     expect((await SELF.fetch(url(site.shareToken, 'goal'))).status).toBe(200);
-    const unknown = await SELF.fetch(url('sh_not_a_real_token_000000000', 'goal'));
+    const unknown = await SELF.fetch(url('sh_not_a_real_token_000000000', 'goal', '&format=json'));
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toEqual({ code: 'not_found', message: 'no such report' });
   });
@@ -80,7 +80,7 @@ describe('report caching', () => {
     const site = await seedSite('etag', ['view']);
     const first = await SELF.fetch(url(site.shareToken, 'goal'));
     const etag = first.headers.get('ETag');
-    expect(etag).toMatch(/^"[0-9a-f]{32}"$/);
+    expect(etag).toMatch(/^W\/"[0-9a-f]{32}"$/);
     expect(first.headers.get('Cache-Control')).toBe('private, no-cache');
 
     const again = await SELF.fetch(url(site.shareToken, 'goal'), {
@@ -138,5 +138,35 @@ describe('logging', () => {
     const { redactPath } = await import('../../src/index');
     expect(redactPath('/r/sh_secret_token_value_0001/goal')).toBe('/r/[token]/goal');
     expect(redactPath('/v1/batch')).toBe('/v1/batch');
+  });
+});
+
+describe('revalidation', () => {
+  it('keeps the ETag when unchanged data is recomputed and matches weak and listed tags', async () => {
+    const site = await seedSite('etag-stable', ['view']);
+    const fresh = { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } };
+    const a = (await SELF.fetch(url(site.shareToken, 'goal', '&format=json'), fresh)).headers.get('ETag') ?? '';
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const b = (await SELF.fetch(url(site.shareToken, 'goal', '&format=json'), fresh)).headers.get('ETag');
+    expect(b).toBe(a);
+
+    const opaque = a.replace(/^W\//, '');
+    for (const header of [opaque, `"other", ${a}`, '*']) {
+      const res = await SELF.fetch(url(site.shareToken, 'goal', '&format=json'), {
+        headers: { 'If-None-Match': header },
+      });
+      expect(res.status).toBe(304);
+    }
+    const miss = await SELF.fetch(url(site.shareToken, 'goal', '&format=json'), {
+      headers: { 'If-None-Match': '"something-else"' },
+    });
+    expect(miss.status).toBe(200);
+  });
+
+  it('shows a page, not JSON, for a bad link opened in a browser', async () => {
+    const res = await SELF.fetch(url('sh_not_a_real_token_000000000', 'goal'));
+    expect(res.status).toBe(404);
+    expect(res.headers.get('Content-Type')).toContain('text/html');
+    expect(await res.text()).toContain('unknown, revoked or expired');
   });
 });
