@@ -56,13 +56,16 @@ function offsetAt(tz: string, utcMs: number): number {
 
 /**
  * The instant at which the wall clock in `tz` shows `wallMs` (a wall time encoded as if UTC).
- * In a spring-forward gap the later offset applies; in a fall-back overlap the earlier instant.
+ * A wall time that occurs twice (clocks go back) is its earlier instant; one that never occurs
+ * (clocks go forward) is read with the offset before the change, so it lands just after the gap
+ * (02:30 on a spring-forward night in New York is 03:30 daylight time).
  */
 export function zonedWallToUtc(wallMs: number, tz: string): number {
-  const first = wallMs - offsetAt(tz, wallMs);
-  const second = wallMs - offsetAt(tz, first);
-  if (first === second) return first;
-  return Math.min(first, second);
+  const HALF_DAY = 43_200_000;
+  const before = wallMs - offsetAt(tz, wallMs - HALF_DAY);
+  const after = wallMs - offsetAt(tz, wallMs + HALF_DAY);
+  const valid = [before, after].filter((instant) => instant + offsetAt(tz, instant) === wallMs);
+  return valid.length > 0 ? Math.min(...valid) : before;
 }
 
 function parseBound(value: string, tz: string, name: string): number {
