@@ -212,7 +212,10 @@ export async function startStack({
   logFile,
   seed = true,
   healthTimeoutMs = HEALTH_TIMEOUT_MS,
+  configPath,
 } = {}) {
+  // Another Worker's config (the benchmark's bare-insert floor); goalstep's by default.
+  const configArgs = configPath ? ['--config', resolve(configPath)] : [];
   const persistDir = resolve(persistTo);
   mkdirSync(persistDir, { recursive: true });
   const logPath = resolve(logFile ?? join(persistDir, 'wrangler-dev.log'));
@@ -240,7 +243,16 @@ export async function startStack({
   }
   adminToken ??= readAdminToken();
 
-  const migrate = ['d1', 'migrations', 'apply', 'goalstep', '--local', '--persist-to', persistDir];
+  const migrate = [
+    'd1',
+    'migrations',
+    'apply',
+    'goalstep',
+    '--local',
+    '--persist-to',
+    persistDir,
+    ...configArgs,
+  ];
   await runWrangler(migrate);
 
   const logStream = createWriteStream(logPath, { flags: 'a' });
@@ -276,6 +288,7 @@ export async function startStack({
       persistDir,
       '--test-scheduled',
       '--show-interactive-dev-session=false',
+      ...configArgs,
       ...devArgs,
     ]),
     {
