@@ -86,10 +86,12 @@ type Area = 'localStorage' | 'sessionStorage';
     store('sessionStorage', 'utm', JSON.stringify(campaign));
   }
 
-  let lastUrl = d.referrer;
+  // The referrer of a single-page-app navigation is the page the app came from.
+  let referrer = d.referrer;
+  let lastUrl = '';
   const pageFacts = () => ({
     path: location.pathname,
-    referrer: lastUrl,
+    referrer,
     search: location.search,
     title: d.title,
     url: location.href,
@@ -174,10 +176,13 @@ type Area = 'localStorage' | 'sessionStorage';
   };
   /** The page may be going away: what was not sent yet goes by beacon; it stays queued, so the
    * next page of this tab sends it again and the server acknowledges it as a duplicate. */
+  const beaconed = new Set<string>();
   const beacon = () => {
-    let rest = queue.filter((event) => !sending.has(event.messageId));
+    // Leaving fires both visibilitychange and pagehide: each event goes by beacon once.
+    let rest = queue.filter((event) => !sending.has(event.messageId) && !beaconed.has(event.messageId));
     while (rest.length > 0 && !d.prerendering) {
       const batch = take(rest);
+      for (const event of batch) beaconed.add(event.messageId);
       nav.sendBeacon(endpoint, body(batch));
       rest = rest.slice(batch.length);
     }
@@ -246,6 +251,7 @@ type Area = 'localStorage' | 'sessionStorage';
   // Single-page apps: a history navigation to another path or query is a page view.
   const navigated = () => {
     if (data.autoPageviews !== 'false' && location.href.split('#')[0] !== lastUrl.split('#')[0]) {
+      referrer = lastUrl;
       page();
     }
   };
@@ -260,8 +266,11 @@ type Area = 'localStorage' | 'sessionStorage';
   // otherwise from when the page started loading (before any call the stub queued).
   const prerendered = d.prerendering;
   const start = () => {
-    if (data.autoPageviews !== 'false') page(undefined, undefined, prerendered ? undefined : performance.timeOrigin);
-    schedule(0);
+    if (data.autoPageviews !== 'false') {
+      page(undefined, undefined, prerendered ? undefined : performance.timeOrigin);
+    }
+    // Now, not after the batch delay: the queue may hold what the last page could not send.
+    flush();
   };
   w.goalstep = api;
   if (prerendered) d.addEventListener('prerenderingchange', start, { once: true });
