@@ -88,8 +88,11 @@ afterAll(async () => {
   await webSite?.close();
 });
 
+/** The site's events, each once, in the order of their event times. */
 const eventsOf = (site: TestSite) =>
-  distinctEvents(proxy).filter((event) => batchOf(event.messageId)?.writeKey === site.writeKey);
+  distinctEvents(proxy)
+    .filter((event) => batchOf(event.messageId)?.writeKey === site.writeKey)
+    .sort((a, b) => a.timestamp.localeCompare(b.timestamp));
 const batchOf = (messageId: string) =>
   sentBatches(proxy).find(({ batch }) => batch.some((event) => event.messageId === messageId));
 const batchesOf = (site: TestSite): SentBatch[] =>

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { freePort, repoRoot } from '../../scripts/lib/stack.mjs';
 
 /** Flags for Debian's Chromium in a container, nothing contacting other hosts. */
@@ -43,14 +43,13 @@ export function newDevice(browser: Browser, options: { locale?: string; timezone
   });
 }
 
-/** Everything a page of the context has stored: cookies, localStorage, sessionStorage. */
-export async function storedState(context: BrowserContext, origin: string) {
-  const page = context.pages()[0] ?? (await context.newPage());
+/** Everything the page's origin has stored: cookies, localStorage, sessionStorage. */
+export async function storedState(page: Page) {
   const storage = await page.evaluate(() => ({
     local: Object.fromEntries(Object.entries(localStorage)),
     session: Object.fromEntries(Object.entries(sessionStorage)),
   }));
-  return { cookies: await context.cookies(origin), ...storage };
+  return { cookies: await page.context().cookies(page.url()), ...storage };
 }
 
 /** A fenced block of README.md that follows `<!-- marker -->`: the docs' snippets, tested. */

@@ -272,14 +272,15 @@ type Area = 'localStorage' | 'sessionStorage';
     // Now, not after the batch delay: the queue may hold what the last page could not send.
     flush();
   };
+  // Calls made before the script loaded, in order, at the time they were made; first, so that
+  // a consent or identify they hold applies to the page view too.
   w.goalstep = api;
-  if (prerendered) d.addEventListener('prerenderingchange', start, { once: true });
-  else start();
-
-  // Calls made before the script loaded, in order, at the time they were made.
   for (const [method, args, at] of stub ?? []) {
     replayAt = at;
     (api[method] as (...values: unknown[]) => void)(...args);
   }
   replayAt = undefined;
+
+  if (prerendered) d.addEventListener('prerenderingchange', start, { once: true });
+  else start();
 })(window);
