@@ -45,14 +45,18 @@ interface PageApi {
 beforeAll(async () => {
   browser = await launchChromium();
   proxy = await startProxy(stack().baseUrl);
-  sites.stub = await seedSite(stack(), 'stub', [{ event: 'page_viewed' }, { event: 'signup_started' }]);
+  sites.stub = await seedSite(stack(), 'stub', [
+    { event: 'page_viewed' },
+    { event: 'signup_started' },
+  ]);
   sites.reset = await seedSite(stack(), 'reset', [
     { event: 'landing_viewed' },
     { event: 'order_placed' },
   ]);
   sites.retry = await seedSite(stack(), 'retry', [{ event: 'plan_selected' }]);
   sites.spa = await seedSite(stack(), 'spa', [{ event: 'page_viewed' }]);
-  const tag = (site: TestSite, attributes = '') => trackerTag(proxy.origin, site.writeKey, attributes);
+  const tag = (site: TestSite, attributes = '') =>
+    trackerTag(proxy.origin, site.writeKey, attributes);
 
   // The stub page queues calls and only then adds the tag, 300 ms later, as a slow page would.
   // Escaped, since a literal "</script>" would end the inline script it sits in.
@@ -126,7 +130,7 @@ describe('the tracker in Chromium', () => {
     await page.context().close();
   });
 
-  it('gives the next person on the device a new id after reset(), so two users never fuse', async () => {
+  it('gives the next person a new device id after reset(): two users never fuse', async () => {
     const page = await openPage('/reset');
 
     // User A orders and logs out; user B browses anonymously, logs in and orders. 20 ms apart,
@@ -189,7 +193,7 @@ describe('the tracker in Chromium', () => {
     await page.context().close();
   });
 
-  it('retries a batch goalstep answered 503 with the same message ids until it is stored', async () => {
+  it('retries a batch answered 503 with the same message ids until it is stored', async () => {
     proxy.failNext('reject', 'reject');
     const page = await openPage('/retry');
 
@@ -209,7 +213,7 @@ describe('the tracker in Chromium', () => {
     await page.context().close();
   });
 
-  it('counts once an event stored by a request whose 503 answer made the browser send it again', async () => {
+  it('counts once an event stored before a 503 answer made the browser resend it', async () => {
     proxy.failNext('lose-ack');
     const page = await openPage('/retry');
     const before = batchesOf(sites.retry!).length;
@@ -231,7 +235,7 @@ describe('the tracker in Chromium', () => {
     await page.context().close();
   });
 
-  it('counts history navigations of a single-page app as page views, hash changes not', async () => {
+  it('counts single-page-app history navigations as page views, not hash changes', async () => {
     const page = await openPage('/app');
 
     await page.evaluate(() => history.pushState({}, '', '/app/plans?tier=pro'));

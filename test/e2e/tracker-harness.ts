@@ -33,7 +33,10 @@ export function launchChromium(): Promise<Browser> {
  * A browser context as a visitor's device. The user agent is a desktop Chrome's rather than
  * "HeadlessChrome": these tests are about the tracker, not about the server's bot rules.
  */
-export function newDevice(browser: Browser, options: { locale?: string; timezoneId?: string } = {}) {
+export function newDevice(
+  browser: Browser,
+  options: { locale?: string; timezoneId?: string } = {},
+) {
   return browser.newContext({
     userAgent:
       'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) ' +
@@ -188,9 +191,10 @@ export async function startProxy(target: string): Promise<Proxy> {
         return;
       }
 
-      const headers = Object.entries(request.headers).flatMap(([name, value]) =>
-        HOP_HEADERS.has(name) || value === undefined ? [] : [[name, String(value)] as [string, string]],
-      );
+      const headers: Array<[string, string]> = [];
+      for (const [name, value] of Object.entries(request.headers)) {
+        if (!HOP_HEADERS.has(name) && value !== undefined) headers.push([name, String(value)]);
+      }
       try {
         const upstream = await fetch(`${target}${path}`, {
           method,
@@ -346,7 +350,8 @@ export function waitForStored(
   events: number,
 ) {
   return waitFor(`${events} stored events of ${site.siteId}`, async () => {
-    const status = await admin(stack.baseUrl, stack.adminToken, 'GET', `/admin/sites/${site.siteId}/status`);
+    const path = `/admin/sites/${site.siteId}/status`;
+    const status = await admin(stack.baseUrl, stack.adminToken, 'GET', path);
     if (typeof status.events === 'number' && status.events > events) {
       throw new Error(`${status.events} events stored, expected ${events}`);
     }

@@ -5,10 +5,10 @@
 import type { QueuedCall, TrackerApi, TrackerEvent } from './types';
 
 const VERSION = '1';
-/** Events per request; the keepalive/beacon quota is about 64 KB across a page's requests. */
+/** Events per request; the keepalive/beacon quota is 64 KB across a page's pending requests. */
 const BATCH_EVENTS = 20;
-const BATCH_BYTES = 60_000;
-/** The server rejects larger events (413/400) and a keepalive body that large would fail. */
+const BATCH_BYTES = 48_000;
+/** The server rejects larger events (`event_too_large`, 32 KB), so they are not queued. */
 const EVENT_BYTES = 32_000;
 /** Bounded queue: beyond it the oldest unsent events are dropped. */
 const QUEUE_MAX = 200;
@@ -56,6 +56,7 @@ type Area = 'localStorage' | 'sessionStorage';
     }
   };
 
+  const bytesOf = (value: unknown) => new Blob([JSON.stringify(value)]).size;
   const uuid = (): string => {
     const bytes = crypto.getRandomValues(new Uint8Array(16));
     bytes[6] = (bytes[6]! & 15) | 64;
@@ -115,7 +116,7 @@ type Area = 'localStorage' | 'sessionStorage';
         library: { name: 'goalstep.js', version: VERSION },
       },
     } as TrackerEvent;
-    if (JSON.stringify(event).length > EVENT_BYTES) return;
+    if (bytesOf(event) > EVENT_BYTES) return;
     queue.push(event);
     if (queue.length > QUEUE_MAX) queue = queue.slice(-QUEUE_MAX);
     save();
@@ -138,7 +139,7 @@ type Area = 'localStorage' | 'sessionStorage';
     const batch: TrackerEvent[] = [];
     let bytes = 100;
     for (const event of events) {
-      bytes += JSON.stringify(event).length + 1;
+      bytes += bytesOf(event) + 1;
       if (batch.length === BATCH_EVENTS || (batch.length > 0 && bytes > BATCH_BYTES)) break;
       batch.push(event);
     }
@@ -179,7 +180,9 @@ type Area = 'localStorage' | 'sessionStorage';
   const beaconed = new Set<string>();
   const beacon = () => {
     // Leaving fires both visibilitychange and pagehide: each event goes by beacon once.
-    let rest = queue.filter((event) => !sending.has(event.messageId) && !beaconed.has(event.messageId));
+    const waiting = (event: TrackerEvent) =>
+      !sending.has(event.messageId) && !beaconed.has(event.messageId);
+    let rest = queue.filter(waiting);
     while (rest.length > 0 && !d.prerendering) {
       const batch = take(rest);
       for (const event of batch) beaconed.add(event.messageId);
@@ -218,8 +221,8 @@ type Area = 'localStorage' | 'sessionStorage';
       save();
       enqueue({ type: 'identify', traits });
     },
-    alias: (id, previousId) =>
-      enqueue({ type: 'alias', userId: String(id), previousId: previousId ?? userId ?? anonymousId }),
+    alias: (id, previousId = userId ?? anonymousId) =>
+      enqueue({ type: 'alias', userId: String(id), previousId }),
     reset,
     consent(granted) {
       if (!granted) {
@@ -261,6 +264,10 @@ type Area = 'localStorage' | 'sessionStorage';
     navigated();
   };
   addEventListener('popstate', navigated);
+  // Back to a page kept in the back/forward cache: the visitor sees it again.
+  addEventListener('pageshow', (event) => {
+    if (event.persisted && data.autoPageviews !== 'false') page();
+  });
 
   // Nothing is sent while the page is prerendered; the page view counts once it is shown, and
   // otherwise from when the page started loading (before any call the stub queued).
@@ -277,7 +284,8 @@ type Area = 'localStorage' | 'sessionStorage';
   w.goalstep = api;
   for (const [method, args, at] of stub ?? []) {
     replayAt = at;
-    (api[method] as (...values: unknown[]) => void)(...args);
+    const call = api[method] as ((...values: unknown[]) => void) | undefined;
+    if (typeof call === 'function') call(...args);
   }
   replayAt = undefined;
 

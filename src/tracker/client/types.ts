@@ -19,7 +19,10 @@ export interface TrackerEvent {
 export interface TrackerApi {
   track(event: string, properties?: Record<string, unknown>): void;
   page(name?: string | Record<string, unknown>, properties?: Record<string, unknown>): void;
-  identify(userId?: string | number | Record<string, unknown>, traits?: Record<string, unknown>): void;
+  identify(
+    userId?: string | number | Record<string, unknown>,
+    traits?: Record<string, unknown>,
+  ): void;
   alias(userId: string | number, previousId?: string): void;
   reset(): void;
   consent(granted: boolean): void;
