@@ -55,6 +55,7 @@ beforeAll(async () => {
   ]);
   sites.retry = await seedSite(stack(), 'retry', [{ event: 'plan_selected' }]);
   sites.spa = await seedSite(stack(), 'spa', [{ event: 'page_viewed' }]);
+  sites.prerender = await seedSite(stack(), 'prerender', [{ event: 'page_viewed' }]);
   const tag = (site: TestSite, attributes = '') =>
     trackerTag(proxy.origin, site.writeKey, attributes);
 
@@ -83,6 +84,7 @@ beforeAll(async () => {
     '/reset': html('Reset', tag(sites.reset!, 'data-auto-pageviews="false"')),
     '/retry': html('Retry', tag(sites.retry!, 'data-auto-pageviews="false"')),
     '/app': html('App', tag(sites.spa!)),
+    '/prerendered': html('Prerendered', tag(sites.prerender!)),
   });
 });
 
@@ -256,5 +258,38 @@ describe('the tracker in Chromium', () => {
     });
     expect(events[2]?.properties?.referrer).toBe(`${webSite.origin}/app/plans?tier=pro`);
     await page.context().close();
+  });
+
+  it('sends nothing while the page is prerendered, and the page view once it is shown', async () => {
+    // Headless Chromium does not prerender speculation rules here, so the page is told it is
+    // prerendered the way the browser would tell it: document.prerendering, then the event.
+    const device = await newDevice(browser);
+    await device.addInitScript(() => {
+      const state = window as unknown as { prerendered: boolean };
+      state.prerendered = true;
+      Object.defineProperty(Document.prototype, 'prerendering', {
+        get: () => state.prerendered,
+      });
+    });
+    const page = await device.newPage();
+    const requestsBefore = proxy.seen.length;
+
+    await page.goto(`${webSite.origin}/prerendered`);
+    await page.evaluate(() => (window as unknown as PageApi).goalstep.track('while_prerendered'));
+    await new Promise((done) => setTimeout(done, 1_500));
+    const whilePrerendered = proxy.seen.slice(requestsBefore).filter((r) => r.method === 'POST');
+    const activatedAt = await page.evaluate(() => {
+      const at = Date.now();
+      (window as unknown as { prerendered: boolean }).prerendered = false;
+      document.dispatchEvent(new Event('prerenderingchange'));
+      return at;
+    });
+
+    expect(whilePrerendered).toEqual([]);
+    await waitForStored(stack(), sites.prerender!, 2);
+    const events = eventsOf(sites.prerender!);
+    expect(events.map(label)).toEqual(['while_prerendered', 'page']);
+    expect(Date.parse(events[1]!.timestamp)).toBeGreaterThanOrEqual(activatedAt);
+    await device.close();
   });
 });

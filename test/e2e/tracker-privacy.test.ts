@@ -175,3 +175,38 @@ describe('Do Not Track and Global Privacy Control', () => {
     await device.close();
   });
 });
+
+describe('blocked storage', () => {
+  it('keeps counting from memory, with a new device id per page load', async () => {
+    // What "block all cookies" does to a page: every storage access throws.
+    const device = await newDevice(browser);
+    await device.addInitScript(() => {
+      for (const name of ['localStorage', 'sessionStorage']) {
+        Object.defineProperty(window, name, {
+          get: () => {
+            throw new DOMException('blocked', 'SecurityError');
+          },
+        });
+      }
+    });
+    const page = await device.newPage();
+    const before = eventsOf(signalSite).length;
+
+    await page.goto(`${webSite.origin}/signals-ignored`);
+    await page.evaluate(() => (window as unknown as PageApi).goalstep.track('blocked_storage'));
+    await page.goto(`${webSite.origin}/signals-ignored`);
+
+    const sent = await waitFor('three events', () => {
+      const events = eventsOf(signalSite).slice(before);
+      return events.length >= 3 ? events : undefined;
+    });
+    expect(sent.map((event) => event.event ?? event.type)).toEqual([
+      'page',
+      'blocked_storage',
+      'page',
+    ]);
+    expect(sent[1]!.anonymousId).toBe(sent[0]!.anonymousId);
+    expect(sent[2]!.anonymousId).not.toBe(sent[0]!.anonymousId);
+    await device.close();
+  });
+});
