@@ -260,7 +260,7 @@ describe('the tracker in Chromium', () => {
     await page.context().close();
   });
 
-  it('sends nothing while the page is prerendered, and the page view once it is shown', async () => {
+  it('sends nothing while prerendered, and the page view once the page is shown', async () => {
     // Headless Chromium does not prerender speculation rules here, so the page is told it is
     // prerendered the way the browser would tell it: document.prerendering, then the event.
     const device = await newDevice(browser);
