@@ -4,9 +4,12 @@
  */
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
+import { buildTracker } from './scripts/build-tracker.mjs';
 
 // Read at config time (Node): the Workers runtime has no file system to read them from.
 const migrations = await readD1Migrations('migrations');
+// The Worker imports the bundled browser tracker, which is generated, not committed.
+await buildTracker({ quiet: true });
 
 export default defineConfig({
   test: {

@@ -42,6 +42,7 @@ goalstep is running on ${PUBLIC}
 
   Beacon endpoint   ${PUBLIC}/v1/batch   (Segment HTTP API: also /v1/track, /v1/page, ...)
   Write key         ${demo.writeKey}   (site "${demo.siteId}")
+  Website tag       <script defer src="${PUBLIC}/t.js" data-write-key="${demo.writeKey}"></script>
   Import endpoint   ${PUBLIC}/v1/import?site=${demo.siteId}   (Authorization: Bearer <admin token>)
   Admin token       ADMIN_TOKEN in ${rel(join(repoRoot, '.dev.vars'))}
   Demo report       ${reportUrl(PUBLIC)}   (last 30 days)

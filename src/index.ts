@@ -1,6 +1,6 @@
 /**
- * goalstep's Worker: ingest, admin and report routes (fetch), the step-health cron (scheduled)
- * and the SiteState Durable Object.
+ * goalstep's Worker: ingest, admin, report and tracker routes (fetch), the step-health cron
+ * (scheduled) and the SiteState Durable Object.
  */
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
@@ -15,6 +15,7 @@ import { ApiError } from './lib/http-error';
 import { logger } from './lib/logger';
 import { buildOpenApi } from './openapi';
 import { reportRoutes } from './report/report-routes';
+import { trackerRoutes } from './tracker/tracker-routes';
 
 export { SiteState } from './identity/site-state-do';
 
@@ -44,6 +45,7 @@ app.get('/openapi.json', (c) => c.json((openApi ??= buildOpenApi())));
 app.route('/', ingestRoutes);
 app.route('/', adminRoutes);
 app.route('/', reportRoutes);
+app.route('/', trackerRoutes);
 
 app.notFound((c) => c.json({ code: 'not_found', message: 'no such route' }, 404));
 
