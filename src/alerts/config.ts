@@ -92,6 +92,11 @@ export const alertConfigSchema = z
     /** A repeat before the reminder is due when the drop deepens by this much (0..1). */
     worseBy: z.number().gt(0).max(1).default(0.2),
     rules: z.array(z.union([absoluteRuleSchema, relativeRuleSchema])).max(50).default([]),
+    /**
+     * A share link of the site's reports (`https://…/r/<share token>`): notices link to the
+     * goal's report for the alert's day. Without it they carry no link (tokens are stored hashed).
+     */
+    reportLink: z.url().max(500).optional(),
     timeZone: timeZoneSchema.default('UTC'),
     /** Notifications below critical wait until a quiet window ends. */
     quietWindows: z.array(quietWindowSchema).max(20).default([]),
