@@ -91,6 +91,8 @@ export async function recordAction(
   const status = decision.action === 'resolve' ? 'resolved' : 'open';
   // A resolve keeps the severity it was opened with, so the channels that had it get the notice.
   const severity = decision.action === 'resolve' ? (previous?.severity ?? e.severity) : e.severity;
+  // A resolve names what was resolved: the kind the incident was last notified as.
+  const kind = decision.action === 'resolve' ? (previous?.kind ?? e.kind) : e.kind;
 
   const state = reopening
     ? db
@@ -103,7 +105,7 @@ export async function recordAction(
              last_slot = ?8, action_id = ?9
            WHERE alert_state.status = 'resolved' AND alert_state.last_slot < ?8`,
         )
-        .bind(siteId, e.key, incidentId, e.kind, severity, now, e.magnitude, slot, actionId)
+        .bind(siteId, e.key, incidentId, kind, severity, now, e.magnitude, slot, actionId)
     : db
         .prepare(
           `UPDATE alert_state SET status = ?1, kind = ?2, severity = ?3, last_notified_at = ?4,
@@ -111,7 +113,7 @@ export async function recordAction(
            WHERE site_id = ?8 AND key = ?9 AND status = 'open' AND incident_id = ?10
              AND last_slot < ?6`,
         )
-        .bind(status, e.kind, severity, now, e.magnitude, slot, actionId, siteId, e.key, incidentId);
+        .bind(status, kind, severity, now, e.magnitude, slot, actionId, siteId, e.key, incidentId);
 
   const history = db
     .prepare(
@@ -127,7 +129,7 @@ export async function recordAction(
       e.key,
       decision.action,
       decision.reason,
-      e.kind,
+      kind,
       severity,
       e.step,
       JSON.stringify(e.goals),

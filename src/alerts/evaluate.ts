@@ -120,8 +120,11 @@ export function evaluateSite(input: {
   series: SiteSeries;
   goals: GoalSteps[];
   config: AlertConfig;
-  /** Keys open before this run: a broken step's conversion is covered by its volume alert. */
-  openKeys: ReadonlySet<string>;
+  /**
+   * Until when each alert key was open (Infinity while open, the resolve time after): a
+   * conversion window that overlaps a step's volume alert is covered by that alert.
+   */
+  activeUntil: ReadonlyMap<string, number>;
 }): Evaluation[] {
   const { end, series, goals, config } = input;
   const out: Evaluation[] = [];
@@ -275,8 +278,10 @@ export function evaluateSite(input: {
       { observed: sumWindow(stepSeries, end, window.hours), expected: stepExpected.expected },
       config,
     );
+    const conversionStart = end - window.hours * HOUR_MS;
     const covered = [pair.previous, pair.event].some(
-      (event) => volumeFiring.has(event) || input.openKeys.has(`volume:${event}`),
+      (event) =>
+        volumeFiring.has(event) || (input.activeUntil.get(`volume:${event}`) ?? -Infinity) > conversionStart,
     );
     const evaluation = judged(
       {

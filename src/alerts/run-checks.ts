@@ -62,10 +62,12 @@ export async function checkSite(db: D1Database, siteId: string, now: number): Pr
   const end = judgedBucketEnd(now, ctx.config.graceMinutes);
   const series = await loadFor(db, siteId, ctx, end, end, now);
   const states = await loadAlertStates(db, siteId);
-  const openKeys = new Set([...states.values()].filter((s) => s.status === 'open').map((s) => s.key));
+  const activeUntil = new Map(
+    [...states.values()].map((s) => [s.key, s.status === 'open' ? Infinity : s.lastNotifiedAt]),
+  );
 
   let recorded = 0;
-  for (const evaluation of evaluateSite({ end, series, goals: ctx.goals, config: ctx.config, openKeys })) {
+  for (const evaluation of evaluateSite({ end, series, goals: ctx.goals, config: ctx.config, activeUntil })) {
     const previous = states.get(evaluation.key);
     // An older run overlapping a newer one must not act on a state the newer one already moved.
     if (previous && previous.lastSlot >= slot) continue;
@@ -135,17 +137,23 @@ export async function backtestSite(
   const lastEnd = Math.floor(to / HOUR_MS) * HOUR_MS;
   const series = await loadFor(db, siteId, ctx, firstEnd, lastEnd, now);
   const states = new Map<string, AlertState>();
+  const kinds = new Map<string, string>();
   const actions: BacktestAction[] = [];
   let last: Evaluation[] = [];
   for (let end = firstEnd; end <= lastEnd; end += HOUR_MS) {
     const at = end + ctx.config.graceMinutes * 60_000;
-    const openKeys = new Set([...states].filter(([, s]) => s.status === 'open').map(([k]) => k));
-    last = evaluateSite({ end, series, goals: ctx.goals, config: ctx.config, openKeys });
+    const activeUntil = new Map(
+      [...states].map(([k, s]) => [k, s.status === 'open' ? Infinity : s.lastNotifiedAt]),
+    );
+    last = evaluateSite({ end, series, goals: ctx.goals, config: ctx.config, activeUntil });
     for (const e of last) {
       const previous = states.get(e.key) ?? null;
       const decision = decide(previous, e.verdict, e, at, ctx.config);
       if (!decision.action) continue;
-      const severity = decision.action === 'resolve' ? (previous?.severity ?? e.severity) : e.severity;
+      const resolving = decision.action === 'resolve';
+      const severity = resolving ? (previous?.severity ?? e.severity) : e.severity;
+      const kind = resolving ? (kinds.get(e.key) ?? e.kind) : e.kind;
+      kinds.set(e.key, kind);
       states.set(e.key, {
         status: decision.action === 'resolve' ? 'resolved' : 'open',
         severity,
@@ -158,7 +166,7 @@ export async function backtestSite(
         goal: e.goals[0] ?? null,
         goals: e.goals,
         step: e.step,
-        kind: e.kind,
+        kind,
         key: e.key,
         action: decision.action,
         reason: decision.reason,

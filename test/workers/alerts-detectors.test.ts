@@ -233,7 +233,7 @@ describe('evaluateSite on synthetic weeks', () => {
   });
   const verdicts = (s: SiteSeries, end: number) =>
     Object.fromEntries(
-      evaluateSite({ end, series: s, goals, config, openKeys: new Set() })
+      evaluateSite({ end, series: s, goals, config, activeUntil: new Map() })
         .filter((e) => e.verdict === 'firing')
         .map((e) => [e.key, e.kind]),
     );
@@ -252,7 +252,7 @@ describe('evaluateSite on synthetic weeks', () => {
   it('calls everything falling together a traffic dip, reported at info', () => {
     const dip = (rate: (h: number) => number) => (h: number) => (h >= T0 + 12 * HOUR_MS && h < T0 + DAY_MS ? Math.round(rate(h) * 0.3) : rate(h));
     const s = build({ view: dip(normal.view), cart: dip(normal.cart), checkout_completed: dip(seasonal) });
-    const evaluations = evaluateSite({ end: T0 + 13 * HOUR_MS, series: s, goals, config, openKeys: new Set() });
+    const evaluations = evaluateSite({ end: T0 + 13 * HOUR_MS, series: s, goals, config, activeUntil: new Map() });
     const checkout = evaluations.find((e) => e.key === 'volume:checkout_completed');
     expect(checkout).toMatchObject({ kind: 'traffic_dip', severity: 'info', verdict: 'firing' });
   });
