@@ -84,9 +84,9 @@ export const alertConfigSchema = z
     /** A property must be on at least this share of a step's events to be "expected". */
     fieldMinShare: z.number().gt(0).max(1).default(0.5),
     /** Rejected share: floor, multiple of the baseline share, and requests needed. */
-    rejectedMinShare: z.number().gt(0).lt(1).default(0.05),
+    rejectedMinShare: z.number().gt(0).lt(1).default(0.1),
     rejectedFactor: z.number().min(1).default(3),
-    rejectedMinSample: z.number().int().min(1).default(100),
+    rejectedMinSample: z.number().int().min(1).default(300),
     /** Reminder interval while an alert stays open. */
     repeatHours: z.number().min(0.25).max(168).default(4),
     /** A repeat before the reminder is due when the drop deepens by this much (0..1). */

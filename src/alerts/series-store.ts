@@ -90,7 +90,8 @@ export async function loadSiteSeries(
          WHERE site_id = ? AND ts >= ? AND ts < ? GROUP BY hour`,
       )
       .bind(siteId, recentFrom, to),
-    // Received up to a day after the window's start or before its end: late rejects included.
+    // A reject cannot be received before its event happened (give a day for clock skew); no
+    // upper bound, so rejects of an import (received long after) land on their event hour.
     db
       .prepare(
         `SELECT hour, COUNT(*) AS n FROM (
@@ -98,8 +99,7 @@ export async function loadSiteSeries(
              CASE WHEN json_valid(raw) AND json_type(raw, '$.timestamp') = 'text'
                THEN CAST(strftime('%s', json_extract(raw, '$.timestamp')) AS INTEGER) * 1000 END,
              received_at) / ${HOUR_MS}) * ${HOUR_MS} AS hour
-           FROM rejected_events WHERE site_id = ?1 AND received_at >= ?2 - 86400000
-             AND received_at < ?3 + 86400000)
+           FROM rejected_events WHERE site_id = ?1 AND received_at >= ?2 - 86400000)
          WHERE hour >= ?2 AND hour < ?3 GROUP BY hour`,
       )
       .bind(siteId, recentFrom, to),
@@ -118,21 +118,23 @@ export async function loadSiteSeries(
     const { column, path } = fieldPath(field);
     return db
       .prepare(
-        `SELECT (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, json_type(${column}, ?1) AS type,
+        // Not aliased `type`: events has a `type` column, which GROUP BY would pick instead.
+        `SELECT (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, json_type(${column}, ?1) AS json_kind,
            COUNT(*) AS n FROM events
-         WHERE site_id = ?2 AND event = ?3 AND ts >= ?4 AND ts < ?5 GROUP BY hour, type`,
+         WHERE site_id = ?2 AND event = ?3 AND ts >= ?4 AND ts < ?5 GROUP BY hour, json_kind`,
       )
       .bind(path, siteId, event, recentFrom, to);
   });
-  const results = queries.length > 0 ? await db.batch<{ hour: number; type: string | null; n: number }>(queries) : [];
+  const results = queries.length > 0 ? await db.batch<{ hour: number; json_kind: string | null; n: number }>(queries) : [];
   input.fields.forEach(({ event, field }, i) => {
     const byHour = new Map<number, FieldCounts>();
     for (const row of results[i]?.results ?? []) {
       const counts = byHour.get(row.hour) ?? { n: 0, present: 0, types: {} };
       counts.n += row.n;
-      if (row.type !== null && row.type !== 'null') {
+      // json_type is NULL for a missing key and 'null' for an explicit null: both are absent.
+      if (row.json_kind !== null && row.json_kind !== 'null') {
         counts.present += row.n;
-        counts.types[row.type] = (counts.types[row.type] ?? 0) + row.n;
+        counts.types[row.json_kind] = (counts.types[row.json_kind] ?? 0) + row.n;
       }
       byHour.set(row.hour, counts);
     }

@@ -165,10 +165,13 @@ describe('conversion, properties, rejects and renames', () => {
   });
 
   it('fires when beacons without a browser id push the rejected share from 1 % to 30 %', () => {
-    const j = judgeRejectedShare({ rejected: 20, total: 2000 }, { rejected: 60, total: 200 }, config);
+    const j = judgeRejectedShare({ rejected: 20, total: 2000 }, { rejected: 180, total: 600 }, config);
     expect(j.verdict).toBe('firing');
     expect(j.observed).toBeCloseTo(0.3, 10);
-    expect(judgeRejectedShare({ rejected: 20, total: 2000 }, { rejected: 3, total: 200 }, config).verdict).toBe('clear');
+    // 1.5 % is under half the 10 % level: clear.
+    expect(judgeRejectedShare({ rejected: 20, total: 2000 }, { rejected: 9, total: 600 }, config).verdict).toBe('clear');
+    // 9 of 127 (7 %) is a morning's noise at a small site: under the 300-event minimum sample.
+    expect(judgeRejectedShare({ rejected: 20, total: 2000 }, { rejected: 9, total: 127 }, config).verdict).toBe('unknown');
   });
 
   it('suggests the renamed event with the same normalised name first (C30)', () => {
