@@ -42,10 +42,14 @@ async function main() {
     return values.help ? 0 : 2;
   }
   const site = values.site ?? readDemo().siteId;
-  const url = `${values.url.replace(/\/+$/, '')}/admin/sites/${encodeURIComponent(site)}/alerts/backtest`;
+  const base = values.url.replace(/\/+$/, '');
+  const url = `${base}/admin/sites/${encodeURIComponent(site)}/alerts/backtest`;
   const response = await fetch(url, {
     method: 'POST',
-    headers: { authorization: `Bearer ${process.env.GOALSTEP_ADMIN_TOKEN || readAdminToken()}`, 'content-type': 'application/json' },
+    headers: {
+      authorization: `Bearer ${process.env.GOALSTEP_ADMIN_TOKEN || readAdminToken()}`,
+      'content-type': 'application/json',
+    },
     body: JSON.stringify({ from: instant(values.from, 'from'), to: instant(values.to, 'to') }),
     signal: AbortSignal.timeout(300_000),
   });
@@ -56,7 +60,9 @@ async function main() {
   for (const a of result.actions) {
     if (values.json) {
       const { at, site: s, goal, step, kind, action, observed, expected, ...rest } = a;
-      console.log(JSON.stringify({ at, site: s, goal, step, kind, action, observed, expected, ...rest }));
+      console.log(
+        JSON.stringify({ at, site: s, goal, step, kind, action, observed, expected, ...rest }),
+      );
     } else {
       console.log(
         `${a.at}  ${a.action.padEnd(7)} ${a.severity.padEnd(8)} ${a.kind.padEnd(22)} ` +
@@ -65,7 +71,8 @@ async function main() {
       );
     }
   }
-  if (!values.json) console.log(`${result.actions.length} alert actions from ${result.from} to ${result.to}`);
+  if (!values.json)
+    console.log(`${result.actions.length} alert actions from ${result.from} to ${result.to}`);
   if (values.last) {
     for (const e of result.last) {
       const line = {

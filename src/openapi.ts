@@ -1,6 +1,8 @@
 /** The OpenAPI 3.1 document, generated from the same zod schemas the routes validate with. */
 import { z } from 'zod';
 import { shareInputSchema, siteInputSchema } from './admin/admin-routes';
+import { backtestInputSchema, channelInputSchema } from './admin/alert-routes';
+import { alertConfigInputSchema } from './alerts/config';
 import { goalInputSchema } from './funnel/definition';
 import { batchBodySchema, ingestResponseSchema, rawEventSchema } from './ingest/schema';
 
@@ -39,6 +41,31 @@ export function buildOpenApi(): Record<string, unknown> {
     '/admin/sites/{siteId}/shares': { post: { summary: 'Create a read-only share', security: [{ admin: [] }], requestBody: jsonBody('ShareInput'), responses: { '201': { description: 'Created' } } } },
     '/r/{token}/{goalId}': { get: { summary: 'Funnel report (html, json or csv)', responses: { '200': { description: 'Report' }, '304': { description: 'Not modified' }, '404': { description: 'Unknown, revoked or expired token' } } } },
   };
+  const admin = (summary: string, body?: string) => ({
+    summary,
+    security: [{ admin: [] }],
+    ...(body ? { requestBody: jsonBody(body) } : {}),
+    responses: { '200': { description: 'OK' }, '400': { description: 'Invalid input' } },
+  });
+  const alerts = '/admin/sites/{siteId}/alerts';
+  paths[`${alerts}/config`] = {
+    get: admin('The detector config: stored and resolved'),
+    put: admin('Set the detector config (docs/ALERTS.md)', 'AlertConfigInput'),
+  };
+  paths['/admin/sites/{siteId}/goals/{goalId}/alerts/config'] = {
+    put: admin("Set a goal's detector overrides", 'AlertConfigInput'),
+  };
+  paths[`${alerts}/channels`] = {
+    get: admin('List alert channels (no secrets)'),
+    post: admin('Add a webhook, Slack or PagerDuty channel', 'AlertChannelInput'),
+  };
+  paths[`${alerts}/channels/{channelId}`] = { delete: admin('Disable a channel') };
+  paths[alerts] = { get: admin('Open alerts') };
+  paths[`${alerts}/history`] = { get: admin('Alert history (filter by goal)') };
+  paths[`${alerts}/deliveries`] = { get: admin('Outbox deliveries and their attempts') };
+  paths[`${alerts}/backtest`] = {
+    post: admin('Dry-run the checks over stored events', 'AlertBacktestInput'),
+  };
   for (const route of singleRoutes) {
     paths[`/v1/${route}`] = { post: { summary: `Send one ${route} event (also /v1/${route[0]})`, security: [{ writeKey: [] }], requestBody: jsonBody('Event'), responses: ingestResponses } };
   }
@@ -58,6 +85,9 @@ export function buildOpenApi(): Record<string, unknown> {
         GoalInput: schema(goalInputSchema),
         SiteInput: schema(siteInputSchema),
         ShareInput: schema(shareInputSchema),
+        AlertConfigInput: schema(alertConfigInputSchema),
+        AlertChannelInput: schema(channelInputSchema),
+        AlertBacktestInput: schema(backtestInputSchema),
       },
     },
   };

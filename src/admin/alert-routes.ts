@@ -1,4 +1,4 @@
-/** Admin routes of step-health alerts: config, channels, open alerts, history, deliveries, backtest. */
+/** Step-health alert admin: config, channels, open alerts, history, deliveries, backtest. */
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { alertConfigInputSchema, resolveConfig } from '../alerts/config';
@@ -31,7 +31,7 @@ export const channelInputSchema = z
     z.object({
       kind: z.literal('pagerduty'),
       name: z.string().min(1).max(200),
-      /** The Events v2 endpoint, always given explicitly (https://events.pagerduty.com/v2/enqueue). */
+      /** The Events v2 endpoint, always given (https://events.pagerduty.com/v2/enqueue). */
       url: httpUrl,
       routingKey: z.string().min(1).max(200),
       minSeverity: z.enum(['info', 'warning', 'critical']).default('critical'),
@@ -59,12 +59,20 @@ alertRoutes.get('/admin/sites/:siteId/alerts/config', async (c) => {
   return c.json({ stored, resolved: resolveConfig(alertConfigInputSchema.parse(stored)) });
 });
 
-async function saveConfig(db: D1Database, siteId: string, goalId: string, config: unknown, by: string, now: number) {
+async function saveConfig(
+  db: D1Database,
+  siteId: string,
+  goalId: string,
+  config: unknown,
+  by: string,
+  now: number,
+) {
   await db
     .prepare(
       `INSERT INTO alert_configs (site_id, goal_id, config, updated_by, updated_at)
        VALUES (?, ?, ?, ?, ?) ON CONFLICT (site_id, goal_id) DO UPDATE
-       SET config = excluded.config, updated_by = excluded.updated_by, updated_at = excluded.updated_at`,
+       SET config = excluded.config, updated_by = excluded.updated_by,
+         updated_at = excluded.updated_at`,
     )
     .bind(siteId, goalId, JSON.stringify(config), by, now)
     .run();
@@ -104,7 +112,11 @@ alertRoutes.post('/admin/sites/:siteId/alerts/channels', async (c) => {
   const id = crypto.randomUUID();
   const generated = input.kind === 'webhook' && !input.secret ? randomToken('whsec') : undefined;
   const secret =
-    input.kind === 'webhook' ? (input.secret ?? generated) : input.kind === 'pagerduty' ? input.routingKey : null;
+    input.kind === 'webhook'
+      ? (input.secret ?? generated)
+      : input.kind === 'pagerduty'
+        ? input.routingKey
+        : null;
   await c.env.DB.prepare(
     `INSERT INTO alert_channels (id, site_id, kind, name, url, secret, min_severity, created_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -130,7 +142,8 @@ alertRoutes.delete('/admin/sites/:siteId/alerts/channels/:channelId', async (c) 
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
   const result = await c.env.DB.prepare(
-    'UPDATE alert_channels SET disabled_at = ? WHERE id = ? AND site_id = ? AND disabled_at IS NULL',
+    `UPDATE alert_channels SET disabled_at = ?
+     WHERE id = ? AND site_id = ? AND disabled_at IS NULL`,
   )
     .bind(nowMs(c.env), c.req.param('channelId'), siteId)
     .run();

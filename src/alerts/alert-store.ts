@@ -2,9 +2,20 @@
  * Alert state, history and outbox in D1. Every action is one D1 batch (a transaction) guarded by
  * compare-and-set, so a cron that fires twice or overlaps itself records and enqueues it once.
  */
-import { resolveConfig, alertConfigInputSchema, type AlertConfig, type AlertConfigInput } from './config';
+import {
+  resolveConfig,
+  alertConfigInputSchema,
+  type AlertConfig,
+  type AlertConfigInput,
+} from './config';
 import type { Evaluation } from './evaluate';
-import { SEVERITY_RANK, type AlertAction, type AlertState, type Decision, type Severity } from './lifecycle';
+import {
+  SEVERITY_RANK,
+  type AlertAction,
+  type AlertState,
+  type Decision,
+  type Severity,
+} from './lifecycle';
 import { quietUntil } from './windows';
 
 export interface StoredAlert extends AlertState {
@@ -15,7 +26,10 @@ export interface StoredAlert extends AlertState {
 }
 
 /** The stored state of every alert key of a site. */
-export async function loadAlertStates(db: D1Database, siteId: string): Promise<Map<string, StoredAlert>> {
+export async function loadAlertStates(
+  db: D1Database,
+  siteId: string,
+): Promise<Map<string, StoredAlert>> {
   const { results } = await db
     .prepare(
       `SELECT key, incident_id, status, kind, severity, last_notified_at, last_magnitude, last_slot
@@ -87,7 +101,9 @@ export async function recordAction(
   const { siteId, evaluation: e, decision, previous, slot, now } = input;
   const actionId = crypto.randomUUID();
   const reopening = decision.action === 'open';
-  const incidentId = reopening ? crypto.randomUUID() : (previous?.incidentId ?? crypto.randomUUID());
+  const incidentId = reopening
+    ? crypto.randomUUID()
+    : (previous?.incidentId ?? crypto.randomUUID());
   const status = decision.action === 'resolve' ? 'resolved' : 'open';
   // A resolve keeps the severity it was opened with, so the channels that had it get the notice.
   const severity = decision.action === 'resolve' ? (previous?.severity ?? e.severity) : e.severity;

@@ -91,7 +91,10 @@ export const alertConfigSchema = z
     repeatHours: z.number().min(0.25).max(168).default(4),
     /** A repeat before the reminder is due when the drop deepens by this much (0..1). */
     worseBy: z.number().gt(0).max(1).default(0.2),
-    rules: z.array(z.union([absoluteRuleSchema, relativeRuleSchema])).max(50).default([]),
+    rules: z
+      .array(z.union([absoluteRuleSchema, relativeRuleSchema]))
+      .max(50)
+      .default([]),
     /**
      * A share link of the site's reports (`https://…/r/<share token>`): notices link to the
      * goal's report for the alert's day. Without it they carry no link (tokens are stored hashed).

@@ -40,9 +40,13 @@ interface DueRow {
   detail: string;
 }
 
-function request(row: DueRow, notice: AlertNotice): { body: string; headers: Record<string, string> } {
+function request(
+  row: DueRow,
+  notice: AlertNotice,
+): { body: string; headers: Record<string, string> } {
   if (row.kind === 'slack') return { body: slackBody(notice), headers: {} };
-  if (row.kind === 'pagerduty') return { body: pagerDutyBody(notice, row.secret ?? ''), headers: {} };
+  if (row.kind === 'pagerduty')
+    return { body: pagerDutyBody(notice, row.secret ?? ''), headers: {} };
   return { body: webhookBody(notice), headers: { 'Goalstep-Delivery': notice.deliveryId } };
 }
 
@@ -141,12 +145,24 @@ export async function deliverDue(
           `UPDATE alert_outbox SET status = ?1, attempts = ?2, next_attempt_at = ?3,
              lease_until = NULL, delivered_at = ?4, last_error = ?5 WHERE id = ?6`,
         )
-        .bind(nextStatus, attempts, ok ? now : now + backoffMs(attempts), ok ? now : null, error, row.outbox_id),
+        .bind(
+          nextStatus,
+          attempts,
+          ok ? now : now + backoffMs(attempts),
+          ok ? now : null,
+          error,
+          row.outbox_id,
+        ),
     ]);
     if (ok) delivered += 1;
     else {
       failed += 1;
-      logger.warn('alerts.delivery_failed', { site: row.site_id, outbox: row.outbox_id, attempts, error });
+      logger.warn('alerts.delivery_failed', {
+        site: row.site_id,
+        outbox: row.outbox_id,
+        attempts,
+        error,
+      });
     }
   }
   return { delivered, failed };

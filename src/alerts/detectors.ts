@@ -145,9 +145,11 @@ export function foldTypes(types: Record<string, number>): Record<string, number>
   const folded: Record<string, number> = {};
   for (const [type, count] of Object.entries(types)) {
     const name =
-      type === 'integer' || type === 'real' ? 'number' : type === 'true' || type === 'false'
-        ? 'boolean'
-        : type;
+      type === 'integer' || type === 'real'
+        ? 'number'
+        : type === 'true' || type === 'false'
+          ? 'boolean'
+          : type;
     folded[name] = (folded[name] ?? 0) + count;
   }
   return folded;
@@ -175,7 +177,10 @@ export function judgeFieldPresence(
   const ratio = share / baseShare;
   const pValue = binomialLowerTail(current.present, current.n, baseShare);
   return {
-    verdict: withHysteresis(ratio <= config.dropRatio && pValue < config.alpha, ratio >= config.recoverRatio),
+    verdict: withHysteresis(
+      ratio <= config.dropRatio && pValue < config.alpha,
+      ratio >= config.recoverRatio,
+    ),
     observed: share,
     expected: baseShare,
     magnitude: Math.max(0, 1 - ratio),
@@ -196,7 +201,9 @@ export function judgeFieldType(
   const base = foldTypes(baseline.types);
   const now = foldTypes(current.types);
   const present = (types: Record<string, number>) =>
-    Object.entries(types).filter(([type]) => type !== 'null').reduce((sum, [, n]) => sum + n, 0);
+    Object.entries(types)
+      .filter(([type]) => type !== 'null')
+      .reduce((sum, [, n]) => sum + n, 0);
   const basePresent = present(base);
   const nowPresent = present(now);
   const top = (types: Record<string, number>) =>
@@ -281,7 +288,9 @@ export function suggestRenames(
   return candidates
     .filter((c) => c.event !== stepEvent && c.observed > 0)
     .map((c) => ({ ...c, sameNormalizedName: normalizeEventName(c.event) === target }))
-    .filter((c) => c.sameNormalizedName || (c.observed >= expected / 2 && c.observed <= expected * 2))
+    .filter(
+      (c) => c.sameNormalizedName || (c.observed >= expected / 2 && c.observed <= expected * 2),
+    )
     .sort(
       (a, b) =>
         Number(b.sameNormalizedName) - Number(a.sameNormalizedName) ||

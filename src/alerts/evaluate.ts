@@ -188,7 +188,9 @@ export function evaluateSite(input: {
     const rest = sumSeries(series.volumes, event);
     const restRatio = ratioOver(rest, end, window.hours, historyStart, config);
     const previousRatios = [...(previousOf.get(event) ?? [])].map((previous) =>
-      previous === null ? null : ratioOver(series.volumes.get(previous), end, window.hours, historyStart, config),
+      previous === null
+        ? null
+        : ratioOver(series.volumes.get(previous), end, window.hours, historyStart, config),
     );
     // The step is first in some goal, or one of its previous steps holds: not upstream.
     const previousRatio = previousRatios.some((r) => r === null)
@@ -216,7 +218,11 @@ export function evaluateSite(input: {
       const candidates = [...series.volumes]
         .map(([name, hours]) => {
           const seen = [...hours].filter(([, n]) => n > 0).map(([h]) => h);
-          return { event: name, observed: sumWindow(hours, end, window.hours), firstSeen: Math.min(...seen) };
+          return {
+            event: name,
+            observed: sumWindow(hours, end, window.hours),
+            firstSeen: Math.min(...seen),
+          };
         })
         .filter((c) => c.firstSeen >= windowStart - DAY_HOURS * HOUR_MS)
         .filter((c) => c.firstSeen - historyStart >= DAY_HOURS * HOUR_MS);
@@ -269,7 +275,13 @@ export function evaluateSite(input: {
   for (const [key, pair] of pairs) {
     const previousSeries = series.volumes.get(pair.previous);
     const stepSeries = series.volumes.get(pair.event);
-    const window = chooseWindow(previousSeries, end, historyStart, config, config.conversionMinSample);
+    const window = chooseWindow(
+      previousSeries,
+      end,
+      historyStart,
+      config,
+      config.conversionMinSample,
+    );
     if (window.status !== 'ok') continue;
     const stepExpected = expectedWindow(stepSeries, end, window.hours, historyStart, config);
     if (!stepExpected) continue;
@@ -281,7 +293,8 @@ export function evaluateSite(input: {
     const conversionStart = end - window.hours * HOUR_MS;
     const covered = [pair.previous, pair.event].some(
       (event) =>
-        volumeFiring.has(event) || (input.activeUntil.get(`volume:${event}`) ?? -Infinity) > conversionStart,
+        volumeFiring.has(event) ||
+        (input.activeUntil.get(`volume:${event}`) ?? -Infinity) > conversionStart,
     );
     const evaluation = judged(
       {
@@ -292,7 +305,11 @@ export function evaluateSite(input: {
         goals: pair.goals,
         windowStart: end - window.hours * HOUR_MS,
         windowEnd: end,
-        detail: { previousStep: pair.previous, windowHours: window.hours, coveredByVolumeAlert: covered },
+        detail: {
+          previousStep: pair.previous,
+          windowHours: window.hours,
+          coveredByVolumeAlert: covered,
+        },
       },
       judgement,
     );
@@ -324,7 +341,12 @@ export function evaluateSite(input: {
       const presence = judgeFieldPresence(baseline, current, config);
       out.push(
         judged(
-          { ...base, key: `field:${event}:${field}:missing`, kind: 'property_missing', detail: { field, windowHours } },
+          {
+            ...base,
+            key: `field:${event}:${field}:missing`,
+            kind: 'property_missing',
+            detail: { field, windowHours },
+          },
           presence,
         ),
       );
@@ -348,7 +370,8 @@ export function evaluateSite(input: {
   for (const candidate of WINDOW_HOURS) {
     if (candidate > config.maxWindowHours) break;
     hoursBack = candidate;
-    const total = sumWindow(series.accepted, end, candidate) + sumWindow(series.rejected, end, candidate);
+    const total =
+      sumWindow(series.accepted, end, candidate) + sumWindow(series.rejected, end, candidate);
     if (total >= config.rejectedMinSample) break;
   }
   const windowStart = end - hoursBack * HOUR_MS;

@@ -44,8 +44,10 @@ export function summarize(n: AlertNotice): string {
   const subject = n.step ? `Step "${n.step}"` : `Site ${n.site}`;
   const what = KIND_TEXT[n.kind] ?? n.kind;
   const field = typeof n.detail.field === 'string' ? ` (${n.detail.field})` : '';
-  const numbers = `observed ${round(n.observed)} vs expected ${round(n.expected)} in ${iso(n.windowStart)}–${iso(n.windowEnd)}`;
-  const prefix = n.action === 'resolve' ? 'RESOLVED: ' : n.action === 'repeat' ? 'STILL OPEN: ' : '';
+  const window = `${iso(n.windowStart)}–${iso(n.windowEnd)}`;
+  const numbers = `observed ${round(n.observed)} vs expected ${round(n.expected)} in ${window}`;
+  const prefix =
+    n.action === 'resolve' ? 'RESOLVED: ' : n.action === 'repeat' ? 'STILL OPEN: ' : '';
   const renames = Array.isArray(n.detail.renameSuggestions) ? n.detail.renameSuggestions : [];
   const first = renames[0] as { event?: string } | undefined;
   const hint = first?.event ? `; renamed to "${first.event}"?` : '';
@@ -79,10 +81,18 @@ export function webhookBody(n: AlertNotice): string {
 
 /** A Slack-compatible incoming-webhook message. */
 export function slackBody(n: AlertNotice): string {
-  const icon = n.action === 'resolve' ? ':white_check_mark:' : n.severity === 'critical' ? ':rotating_light:' : ':warning:';
+  const icon =
+    n.action === 'resolve'
+      ? ':white_check_mark:'
+      : n.severity === 'critical'
+        ? ':rotating_light:'
+        : ':warning:';
   const text = `${icon} ${summarize(n)}`;
   const link = n.reportUrl ? `\n<${n.reportUrl}|Open the report>` : '';
-  return JSON.stringify({ text, blocks: [{ type: 'section', text: { type: 'mrkdwn', text: `${text}${link}` } }] });
+  return JSON.stringify({
+    text,
+    blocks: [{ type: 'section', text: { type: 'mrkdwn', text: `${text}${link}` } }],
+  });
 }
 
 /** A PagerDuty Events v2 event: trigger on open and repeat, resolve on resolve; one dedup key. */
@@ -95,11 +105,17 @@ export function pagerDutyBody(n: AlertNotice, routingKey: string): string {
     payload: {
       summary: summarize(n).slice(0, 1024),
       source: `goalstep:${n.site}`,
-      severity: n.severity === 'critical' ? 'critical' : n.severity === 'warning' ? 'warning' : 'info',
+      severity:
+        n.severity === 'critical' ? 'critical' : n.severity === 'warning' ? 'warning' : 'info',
       timestamp: iso(n.at),
       component: n.step ?? undefined,
       class: n.kind,
-      custom_details: { observed: n.observed, expected: n.expected, goals: n.goals, detail: n.detail },
+      custom_details: {
+        observed: n.observed,
+        expected: n.expected,
+        goals: n.goals,
+        detail: n.detail,
+      },
     },
     ...(n.reportUrl ? { links: [{ href: n.reportUrl, text: 'goalstep report' }] } : {}),
   });
@@ -113,7 +129,13 @@ const encoder = new TextEncoder();
  */
 export async function signatureHeader(secret: string, body: string, atMs: number): Promise<string> {
   const t = Math.floor(atMs / 1000);
-  const key = await crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const key = await crypto.subtle.importKey(
+    'raw',
+    encoder.encode(secret),
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['sign'],
+  );
   const mac = await crypto.subtle.sign('HMAC', key, encoder.encode(`${t}.${body}`));
   const hex = [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, '0')).join('');
   return `t=${t},v1=${hex}`;

@@ -22,7 +22,10 @@ interface SiteContext {
 }
 
 async function siteContext(db: D1Database, siteId: string): Promise<SiteContext> {
-  const [stored, configs] = await Promise.all([listCurrentGoals(db, siteId), loadAlertConfigs(db, siteId)]);
+  const [stored, configs] = await Promise.all([
+    listCurrentGoals(db, siteId),
+    loadAlertConfigs(db, siteId),
+  ]);
   const goals = stored.map((goal) => ({
     goalId: goal.id,
     steps: goal.steps.map((step) => ({
@@ -33,7 +36,10 @@ async function siteContext(db: D1Database, siteId: string): Promise<SiteContext>
   const fields = new Map<string, { event: string; field: string }>();
   for (const goal of goals) {
     for (const step of goal.steps) {
-      for (const field of [...configs.site.watchFields, ...step.filterProperties.map((p) => `properties.${p}`)]) {
+      for (const field of [
+        ...configs.site.watchFields,
+        ...step.filterProperties.map((p) => `properties.${p}`),
+      ]) {
         fields.set(`${step.event}\n${field}`, { event: step.event, field });
       }
     }
@@ -47,10 +53,23 @@ function ranges(config: AlertConfig, from: number, to: number) {
   return { volumesFrom: Math.floor(volumesFrom / HOUR_MS) * HOUR_MS, recentFrom, to };
 }
 
-async function loadFor(db: D1Database, siteId: string, ctx: SiteContext, from: number, to: number, now: number): Promise<SiteSeries> {
+async function loadFor(
+  db: D1Database,
+  siteId: string,
+  ctx: SiteContext,
+  from: number,
+  to: number,
+  now: number,
+): Promise<SiteSeries> {
   const range = ranges(ctx.config, from, to);
   await ensureVolumes(db, siteId, range.volumesFrom, to, now);
-  return loadSiteSeries(db, { siteId, from: range.volumesFrom, recentFrom: range.recentFrom, to, fields: ctx.fields });
+  return loadSiteSeries(db, {
+    siteId,
+    from: range.volumesFrom,
+    recentFrom: range.recentFrom,
+    to,
+    fields: ctx.fields,
+  });
 }
 
 /** Runs the checks of one site for the cron at `now`; returns the actions recorded. */
@@ -67,7 +86,13 @@ export async function checkSite(db: D1Database, siteId: string, now: number): Pr
   );
 
   let recorded = 0;
-  for (const evaluation of evaluateSite({ end, series, goals: ctx.goals, config: ctx.config, activeUntil })) {
+  for (const evaluation of evaluateSite({
+    end,
+    series,
+    goals: ctx.goals,
+    config: ctx.config,
+    activeUntil,
+  })) {
     const previous = states.get(evaluation.key);
     // An older run overlapping a newer one must not act on a state the newer one already moved.
     if (previous && previous.lastSlot >= slot) continue;
@@ -173,7 +198,10 @@ export async function backtestSite(
         severity,
         observed: e.observed,
         expected: e.expected,
-        window: { start: new Date(e.windowStart).toISOString(), end: new Date(e.windowEnd).toISOString() },
+        window: {
+          start: new Date(e.windowStart).toISOString(),
+          end: new Date(e.windowEnd).toISOString(),
+        },
         detail: e.detail,
       });
     }

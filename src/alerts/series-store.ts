@@ -53,7 +53,7 @@ function toSeries(rows: Array<{ hour: number; n: number }>): Map<number, number>
   return new Map(rows.map((row) => [row.hour, row.n]));
 }
 
-/** `properties.a.b` → the column and a quoted JSON path (`$."a"."b"`), never interpolated input. */
+/** `properties.a.b` → its column and a quoted JSON path (`$."a"."b"`), bound as a value. */
 export function fieldPath(field: string): { column: 'properties' | 'context'; path: string } {
   const [head, ...rest] = field.split('.');
   const column = head === 'context' ? 'context' : 'properties';
@@ -125,7 +125,10 @@ export async function loadSiteSeries(
       )
       .bind(path, siteId, event, recentFrom, to);
   });
-  const results = queries.length > 0 ? await db.batch<{ hour: number; json_kind: string | null; n: number }>(queries) : [];
+  const results =
+    queries.length > 0
+      ? await db.batch<{ hour: number; json_kind: string | null; n: number }>(queries)
+      : [];
   input.fields.forEach(({ event, field }, i) => {
     const byHour = new Map<number, FieldCounts>();
     for (const row of results[i]?.results ?? []) {

@@ -30,7 +30,7 @@ async function backtest(args: string[]) {
 }
 
 describe('alerts backtest over the Puffy week', () => {
-  it('raises no alert on a normal week and prints one JSON line per check for its last hour', async () => {
+  it('raises no alert on a normal week; prints each check for its last hour', async () => {
     const { baseUrl, adminToken } = stack();
     await replay({
       dir: DATA_DIR,
@@ -44,10 +44,21 @@ describe('alerts backtest over the Puffy week', () => {
     });
     await waitForSettled(baseUrl, adminToken);
 
-    const lines = await backtest(['--from', '2025-02-23', '--to', '2025-03-02', '--json', '--last']);
+    const lines = await backtest([
+      '--from',
+      '2025-02-23',
+      '--to',
+      '2025-03-02',
+      '--json',
+      '--last',
+    ]);
     const actions = lines.filter((line) => !('last' in line));
-    const last = lines.filter((line) => 'last' in line).map((line) => line.last as Record<string, unknown>);
-    process.stdout.write(`puffy last-hour checks:\n${last.map((l) => JSON.stringify(l)).join('\n')}\n`);
+    const last = lines
+      .filter((line) => 'last' in line)
+      .map((line) => line.last as Record<string, unknown>);
+    process.stdout.write(
+      `puffy last-hour checks:\n${last.map((l) => JSON.stringify(l)).join('\n')}\n`,
+    );
 
     expect(actions).toEqual([]);
     // Every step of the demo goal was judged by volume, and the week's last bucket was judged.
@@ -57,6 +68,8 @@ describe('alerts backtest over the Puffy week', () => {
   });
 
   it('answers a backtest range that is backwards with a stable error code', async () => {
-    await expect(backtest(['--from', '2025-03-02', '--to', '2025-02-23'])).rejects.toThrow(/invalid_range/);
+    await expect(backtest(['--from', '2025-03-02', '--to', '2025-02-23'])).rejects.toThrow(
+      /invalid_range/,
+    );
   });
 });

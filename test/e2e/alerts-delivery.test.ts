@@ -55,14 +55,16 @@ function startReceiver(port: number, received: Received[]): Promise<Server> {
   const server = createServer(async (request, response) => {
     const raw = await readBody(request);
     const path = request.url ?? '';
-    const signatureOk = path === '/hook' ? verify(request.headers['goalstep-signature'] as string, raw) : null;
+    const signatureOk =
+      path === '/hook' ? verify(request.headers['goalstep-signature'] as string, raw) : null;
     received.push({ path, body: JSON.parse(raw) as Record<string, unknown>, signatureOk });
     response.writeHead(signatureOk === false ? 401 : 200).end('ok');
   });
   return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
 }
 
-const closeServer = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+const closeServer = (server: Server) =>
+  new Promise<void>((resolve) => server.close(() => resolve()));
 
 async function runCron(at: number): Promise<void> {
   const { baseUrl } = stack();
@@ -76,7 +78,10 @@ function events(): unknown[] {
   const out: unknown[] = [];
   for (let hour = T - 3 * 24 * H; hour < T + 9 * H; hour += H) {
     const stopped = hour >= T + 3 * H && hour < T + 6 * H;
-    const rates: Array<[string, number]> = [['view', 30], ['checkout', stopped ? 0 : 24]];
+    const rates: Array<[string, number]> = [
+      ['view', 30],
+      ['checkout', stopped ? 0 : 24],
+    ];
     for (const [event, rate] of rates) {
       for (let i = 0; i < rate; i += 1) {
         out.push({
@@ -100,20 +105,32 @@ describe('alert delivery through the real Worker', () => {
     if (receiver?.listening) await closeServer(receiver);
   });
 
-  it('delivers the open and the resolve exactly once per channel after the receiver was down', async () => {
+  it('delivers open and resolve once per channel after the receiver was down', async () => {
     // Arrange: a site, a goal, two channels pointing at a receiver port that is not yet listening.
     const port = await freePort(10_500, 400);
-    await admin('PUT', `/admin/sites/${SITE}`, { name: SITE, writeKey: 'wk_e2e_alerts_key_0000000001' });
+    await admin('PUT', `/admin/sites/${SITE}`, {
+      name: SITE,
+      writeKey: 'wk_e2e_alerts_key_0000000001',
+    });
     await admin('PUT', `/admin/sites/${SITE}/goals/buy`, {
       name: 'Buy',
       steps: [{ event: 'view' }, { event: 'checkout' }],
     });
-    await admin('PUT', `/admin/sites/${SITE}/alerts/config`, { reportLink: `${stack().baseUrl}/r/sh_x` });
-    await admin('POST', `/admin/sites/${SITE}/alerts/channels`, {
-      kind: 'webhook', name: 'hook', url: `http://127.0.0.1:${port}/hook`, secret: SECRET,
+    await admin('PUT', `/admin/sites/${SITE}/alerts/config`, {
+      reportLink: `${stack().baseUrl}/r/sh_x`,
     });
     await admin('POST', `/admin/sites/${SITE}/alerts/channels`, {
-      kind: 'pagerduty', name: 'pd', url: `http://127.0.0.1:${port}/pd`, routingKey: 'rk-e2e', minSeverity: 'critical',
+      kind: 'webhook',
+      name: 'hook',
+      url: `http://127.0.0.1:${port}/hook`,
+      secret: SECRET,
+    });
+    await admin('POST', `/admin/sites/${SITE}/alerts/channels`, {
+      kind: 'pagerduty',
+      name: 'pd',
+      url: `http://127.0.0.1:${port}/pd`,
+      routingKey: 'rk-e2e',
+      minSeverity: 'critical',
     });
     const batch = events();
     for (let i = 0; i < batch.length; i += 400) {
@@ -124,7 +141,9 @@ describe('alert delivery through the real Worker', () => {
         body: JSON.stringify({ batch: batch.slice(i, i + 400) }),
       });
       expect(response.status).toBe(200);
-      expect(((await response.json()) as { accepted: number }).accepted).toBe(Math.min(400, batch.length - i));
+      expect(((await response.json()) as { accepted: number }).accepted).toBe(
+        Math.min(400, batch.length - i),
+      );
     }
 
     // Act: the cron every 15 minutes from 03:00 to 09:00; the receiver comes up at 05:20.
@@ -134,16 +153,27 @@ describe('alert delivery through the real Worker', () => {
       if (at === T + 5 * H + 15 * 60_000) expect(received).toEqual([]);
     }
 
-    // Assert: open (04:15 judges 03:00–04:00) and resolve (07:15 judges 06:00–07:00), once each.
+    // Assert: open (04:15 judges 03:00–04:00), resolve (07:15 judges 06:00–07:00), once each.
     const hooks = received.filter((r) => r.path === '/hook');
     expect(hooks.every((r) => r.signatureOk === true)).toBe(true);
-    expect(hooks.map((r) => [r.body.type, (r.body.alert as { kind: string; step: string }).kind, (r.body.alert as { step: string }).step])).toEqual([
+    expect(
+      hooks.map((r) => [
+        r.body.type,
+        (r.body.alert as { kind: string; step: string }).kind,
+        (r.body.alert as { step: string }).step,
+      ]),
+    ).toEqual([
       ['alert.open', 'step_stopped', 'checkout'],
       ['alert.resolve', 'step_stopped', 'checkout'],
     ]);
     expect(new Set(hooks.map((r) => r.body.id)).size).toBe(2);
-    expect((hooks[0]?.body.alert as { observed: number; expected: number })).toMatchObject({ observed: 0, expected: 24 });
-    expect(hooks[0]?.body.reportUrl).toBe(`${stack().baseUrl}/r/sh_x/buy?from=2025-03-10&to=2025-03-11`);
+    expect(hooks[0]?.body.alert as { observed: number; expected: number }).toMatchObject({
+      observed: 0,
+      expected: 24,
+    });
+    expect(hooks[0]?.body.reportUrl).toBe(
+      `${stack().baseUrl}/r/sh_x/buy?from=2025-03-10&to=2025-03-11`,
+    );
 
     const pd = received.filter((r) => r.path === '/pd').map((r) => r.body);
     expect(pd.map((b) => b.event_action)).toEqual(['trigger', 'resolve']);

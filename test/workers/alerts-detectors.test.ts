@@ -51,15 +51,25 @@ describe('count tests', () => {
 describe('judged bucket and window', () => {
   it('does not judge the still-filling hour or the one still in its grace period', () => {
     // 15:05 with 15 min grace: 14:00–15:00 is not yet judged; the newest is 13:00–14:00.
-    expect(judgedBucketEnd(Date.parse('2025-03-03T15:05:00Z'), 15)).toBe(Date.parse('2025-03-03T14:00:00Z'));
-    expect(judgedBucketEnd(Date.parse('2025-03-03T15:15:00Z'), 15)).toBe(Date.parse('2025-03-03T15:00:00Z'));
+    expect(judgedBucketEnd(Date.parse('2025-03-03T15:05:00Z'), 15)).toBe(
+      Date.parse('2025-03-03T14:00:00Z'),
+    );
+    expect(judgedBucketEnd(Date.parse('2025-03-03T15:15:00Z'), 15)).toBe(
+      Date.parse('2025-03-03T15:00:00Z'),
+    );
   });
 
   it('uses the same hour of week over four weeks when history allows', () => {
     const history = series(T0 - 4 * WEEK_MS, T0, seasonal);
     const end = T0 + 11 * HOUR_MS; // Monday 10:00–11:00
     const window = chooseWindow(history, end, T0 - 4 * WEEK_MS, config);
-    expect(window).toMatchObject({ status: 'ok', hours: 1, expected: 120, basis: 'weekly', observed: 0 });
+    expect(window).toMatchObject({
+      status: 'ok',
+      hours: 1,
+      expected: 120,
+      basis: 'weekly',
+      observed: 0,
+    });
   });
 
   it('falls back to recent days when there is under two weeks of history', () => {
@@ -71,7 +81,14 @@ describe('judged bucket and window', () => {
 
   it('is learning with under three days of history', () => {
     const start = T0 - 2 * DAY_MS;
-    expect(chooseWindow(series(start, T0, () => 40), T0 + HOUR_MS, start, config).status).toBe('learning');
+    expect(
+      chooseWindow(
+        series(start, T0, () => 40),
+        T0 + HOUR_MS,
+        start,
+        config,
+      ).status,
+    ).toBe('learning');
   });
 
   it('widens the window for a low-volume night step until 20 events are expected', () => {
@@ -114,7 +131,7 @@ describe('volume detector', () => {
 });
 
 describe('site rules with hysteresis', () => {
-  it('fires once on 49, 52, 48, 53, 47, 55 around a line of 50 and does not recover below 60 (C29 B)', () => {
+  it('fires once on 49, 52, 48, 53, 47, 55 around 50 and does not recover below 60 (C29 B)', () => {
     const rule = { id: 'checkout-floor', event: 'checkout_completed', below: 50, recoverAt: 60 };
     let state: AlertState | null = null;
     const actions: string[] = [];
@@ -122,10 +139,21 @@ describe('site rules with hysteresis', () => {
       const j = judgeRule(rule, count, null);
       // Reminders off for this test (a day apart): only the open/resolve behaviour is judged.
       const daily = { ...config, repeatHours: 24 };
-      const d = decide(state, j.verdict, { severity: 'warning', magnitude: j.magnitude }, i * HOUR_MS, daily);
+      const d = decide(
+        state,
+        j.verdict,
+        { severity: 'warning', magnitude: j.magnitude },
+        i * HOUR_MS,
+        daily,
+      );
       if (d.action) {
         actions.push(d.action);
-        state = { status: d.action === 'resolve' ? 'resolved' : 'open', severity: 'warning', lastNotifiedAt: i * HOUR_MS, lastMagnitude: j.magnitude };
+        state = {
+          status: d.action === 'resolve' ? 'resolved' : 'open',
+          severity: 'warning',
+          lastNotifiedAt: i * HOUR_MS,
+          lastMagnitude: j.magnitude,
+        };
       }
     });
     expect(actions).toEqual(['open']);
@@ -147,31 +175,55 @@ describe('site rules with hysteresis', () => {
 describe('conversion, properties, rejects and renames', () => {
   it('fires when step conversion halves on a large enough sample', () => {
     // base rate 0.3; 200 at step k−1, 20 at step k: rate 0.1, ratio 0.33.
-    const j = judgeConversion({ observed: 200, expected: 200 }, { observed: 20, expected: 60 }, config);
+    const j = judgeConversion(
+      { observed: 200, expected: 200 },
+      { observed: 20, expected: 60 },
+      config,
+    );
     expect(j.verdict).toBe('firing');
     expect(j.observed).toBeCloseTo(0.1, 10);
     expect(j.expected).toBeCloseTo(0.3, 10);
     // 30 at step k−1 is under the minimum sample of 50.
-    expect(judgeConversion({ observed: 30, expected: 30 }, { observed: 0, expected: 9 }, config).verdict).toBe('unknown');
+    expect(
+      judgeConversion({ observed: 30, expected: 30 }, { observed: 0, expected: 9 }, config).verdict,
+    ).toBe('unknown');
   });
 
   it('fires when utm_source drops from most events, and when a number turns into a string', () => {
     const baseline = { n: 1000, present: 900, types: { text: 900, null: 0 } };
-    expect(judgeFieldPresence(baseline, { n: 100, present: 20, types: { text: 20 } }, config).verdict).toBe('firing');
-    expect(judgeFieldPresence(baseline, { n: 100, present: 88, types: { text: 88 } }, config).verdict).toBe('clear');
+    expect(
+      judgeFieldPresence(baseline, { n: 100, present: 20, types: { text: 20 } }, config).verdict,
+    ).toBe('firing');
+    expect(
+      judgeFieldPresence(baseline, { n: 100, present: 88, types: { text: 88 } }, config).verdict,
+    ).toBe('clear');
     const numeric = { n: 500, present: 500, types: { integer: 300, real: 200 } };
-    const j = judgeFieldType(numeric, { n: 100, present: 100, types: { text: 95, integer: 5 } }, config);
+    const j = judgeFieldType(
+      numeric,
+      { n: 100, present: 100, types: { text: 95, integer: 5 } },
+      config,
+    );
     expect(j).toMatchObject({ verdict: 'firing', baseType: 'number', newType: 'text' });
   });
 
   it('fires when beacons without a browser id push the rejected share from 1 % to 30 %', () => {
-    const j = judgeRejectedShare({ rejected: 20, total: 2000 }, { rejected: 180, total: 600 }, config);
+    const j = judgeRejectedShare(
+      { rejected: 20, total: 2000 },
+      { rejected: 180, total: 600 },
+      config,
+    );
     expect(j.verdict).toBe('firing');
     expect(j.observed).toBeCloseTo(0.3, 10);
     // 1.5 % is under half the 10 % level: clear.
-    expect(judgeRejectedShare({ rejected: 20, total: 2000 }, { rejected: 9, total: 600 }, config).verdict).toBe('clear');
+    expect(
+      judgeRejectedShare({ rejected: 20, total: 2000 }, { rejected: 9, total: 600 }, config)
+        .verdict,
+    ).toBe('clear');
     // 9 of 127 (7 %) is a morning's noise at a small site: under the 300-event minimum sample.
-    expect(judgeRejectedShare({ rejected: 20, total: 2000 }, { rejected: 9, total: 127 }, config).verdict).toBe('unknown');
+    expect(
+      judgeRejectedShare({ rejected: 20, total: 2000 }, { rejected: 9, total: 127 }, config)
+        .verdict,
+    ).toBe('unknown');
   });
 
   it('suggests the renamed event with the same normalised name first (C30)', () => {
@@ -186,13 +238,26 @@ describe('conversion, properties, rejects and renames', () => {
 });
 
 describe('lifecycle', () => {
-  const open: AlertState = { status: 'open', severity: 'warning', lastNotifiedAt: 0, lastMagnitude: 0.6 };
+  const open: AlertState = {
+    status: 'open',
+    severity: 'warning',
+    lastNotifiedAt: 0,
+    lastMagnitude: 0.6,
+  };
   it('repeats every four hours, sooner when worse, and resolves on a clear verdict (C29 C)', () => {
     const current = { severity: 'warning' as const, magnitude: 0.6 };
     expect(decide(open, 'firing', current, 3 * HOUR_MS, config).action).toBeNull();
-    expect(decide(open, 'firing', current, 4 * HOUR_MS, config)).toEqual({ action: 'repeat', reason: 'reminder' });
-    expect(decide(open, 'firing', { ...current, magnitude: 0.85 }, HOUR_MS, config)).toEqual({ action: 'repeat', reason: 'worse' });
-    expect(decide(open, 'firing', { severity: 'critical', magnitude: 0.6 }, HOUR_MS, config).reason).toBe('worse');
+    expect(decide(open, 'firing', current, 4 * HOUR_MS, config)).toEqual({
+      action: 'repeat',
+      reason: 'reminder',
+    });
+    expect(decide(open, 'firing', { ...current, magnitude: 0.85 }, HOUR_MS, config)).toEqual({
+      action: 'repeat',
+      reason: 'worse',
+    });
+    expect(
+      decide(open, 'firing', { severity: 'critical', magnitude: 0.6 }, HOUR_MS, config).reason,
+    ).toBe('worse');
     expect(decide(open, 'clear', current, HOUR_MS, config).action).toBe('resolve');
     expect(decide(open, 'unknown', current, 9 * HOUR_MS, config).action).toBeNull();
     expect(decide(null, 'holding', current, 0, config).action).toBeNull();
@@ -201,16 +266,27 @@ describe('lifecycle', () => {
 
 describe('windows', () => {
   it('finds the end of a quiet window that crosses midnight in the site time zone', () => {
-    const berlin = resolveConfig({ timeZone: 'Europe/Berlin', quietWindows: [{ start: '22:00', end: '07:00' }] });
+    const berlin = resolveConfig({
+      timeZone: 'Europe/Berlin',
+      quietWindows: [{ start: '22:00', end: '07:00' }],
+    });
     // 23:30 UTC on 3 March is 00:30 in Berlin (CET): quiet until 07:00 CET = 06:00 UTC.
-    expect(quietUntil(berlin, Date.parse('2025-03-03T23:30:00Z'))).toBe(Date.parse('2025-03-04T06:00:00Z'));
+    expect(quietUntil(berlin, Date.parse('2025-03-03T23:30:00Z'))).toBe(
+      Date.parse('2025-03-04T06:00:00Z'),
+    );
     expect(quietUntil(berlin, Date.parse('2025-03-04T12:00:00Z'))).toBeNull();
   });
 
   it('sees a bucket overlapping a maintenance window', () => {
-    const c = resolveConfig({ maintenance: [{ from: '2025-03-03T10:30:00Z', to: '2025-03-03T11:00:00Z' }] });
-    expect(inMaintenance(c, Date.parse('2025-03-03T10:00:00Z'), Date.parse('2025-03-03T11:00:00Z'))).toBe(true);
-    expect(inMaintenance(c, Date.parse('2025-03-03T11:00:00Z'), Date.parse('2025-03-03T12:00:00Z'))).toBe(false);
+    const c = resolveConfig({
+      maintenance: [{ from: '2025-03-03T10:30:00Z', to: '2025-03-03T11:00:00Z' }],
+    });
+    expect(
+      inMaintenance(c, Date.parse('2025-03-03T10:00:00Z'), Date.parse('2025-03-03T11:00:00Z')),
+    ).toBe(true);
+    expect(
+      inMaintenance(c, Date.parse('2025-03-03T11:00:00Z'), Date.parse('2025-03-03T12:00:00Z')),
+    ).toBe(false);
   });
 });
 
@@ -226,8 +302,13 @@ describe('evaluateSite on synthetic weeks', () => {
     },
   ];
   const start = T0 - 4 * WEEK_MS;
-  const build = (rates: Record<string, (h: number) => number>, extra: Partial<SiteSeries> = {}): SiteSeries => ({
-    volumes: new Map(Object.entries(rates).map(([event, rate]) => [event, series(start, T0 + DAY_MS, rate)])),
+  const build = (
+    rates: Record<string, (h: number) => number>,
+    extra: Partial<SiteSeries> = {},
+  ): SiteSeries => ({
+    volumes: new Map(
+      Object.entries(rates).map(([event, rate]) => [event, series(start, T0 + DAY_MS, rate)]),
+    ),
     historyStart: start,
     accepted: new Map(),
     rejected: new Map(),
@@ -240,29 +321,54 @@ describe('evaluateSite on synthetic weeks', () => {
         .filter((e) => e.verdict === 'firing')
         .map((e) => [e.key, e.kind]),
     );
-  const normal = { view: (h: number) => seasonal(h) * 10, cart: (h: number) => seasonal(h) * 2, checkout_completed: seasonal };
+  const normal = {
+    view: (h: number) => seasonal(h) * 10,
+    cart: (h: number) => seasonal(h) * 2,
+    checkout_completed: seasonal,
+  };
 
   it('raises nothing on an ordinary week with weekly seasonality', () => {
-    for (let end = T0 + HOUR_MS; end <= T0 + DAY_MS; end += HOUR_MS) expect(verdicts(build(normal), end)).toEqual({});
+    for (let end = T0 + HOUR_MS; end <= T0 + DAY_MS; end += HOUR_MS)
+      expect(verdicts(build(normal), end)).toEqual({});
   });
 
   it('calls a clean break of one step a tracking break, judged as 0 from 14:00 (C30)', () => {
-    const broken = { ...normal, checkout_completed: (h: number) => (h >= T0 + 14 * HOUR_MS && h >= T0 ? 0 : seasonal(h)) };
+    const broken = {
+      ...normal,
+      checkout_completed: (h: number) => (h >= T0 + 14 * HOUR_MS && h >= T0 ? 0 : seasonal(h)),
+    };
     expect(verdicts(build(broken), T0 + 14 * HOUR_MS)).toEqual({});
-    expect(verdicts(build(broken), T0 + 15 * HOUR_MS)).toEqual({ 'volume:checkout_completed': 'step_stopped' });
+    expect(verdicts(build(broken), T0 + 15 * HOUR_MS)).toEqual({
+      'volume:checkout_completed': 'step_stopped',
+    });
   });
 
   it('calls everything falling together a traffic dip, reported at info', () => {
-    const dip = (rate: (h: number) => number) => (h: number) => (h >= T0 + 12 * HOUR_MS && h < T0 + DAY_MS ? Math.round(rate(h) * 0.3) : rate(h));
-    const s = build({ view: dip(normal.view), cart: dip(normal.cart), checkout_completed: dip(seasonal) });
-    const evaluations = evaluateSite({ end: T0 + 13 * HOUR_MS, series: s, goals, config, activeUntil: new Map() });
+    const dip = (rate: (h: number) => number) => (h: number) =>
+      h >= T0 + 12 * HOUR_MS && h < T0 + DAY_MS ? Math.round(rate(h) * 0.3) : rate(h);
+    const s = build({
+      view: dip(normal.view),
+      cart: dip(normal.cart),
+      checkout_completed: dip(seasonal),
+    });
+    const evaluations = evaluateSite({
+      end: T0 + 13 * HOUR_MS,
+      series: s,
+      goals,
+      config,
+      activeUntil: new Map(),
+    });
     const checkout = evaluations.find((e) => e.key === 'volume:checkout_completed');
     expect(checkout).toMatchObject({ kind: 'traffic_dip', severity: 'info', verdict: 'firing' });
   });
 
   it('alerts only the first broken step when the steps after it fall with it', () => {
     const off = (h: number) => h >= T0 + 12 * HOUR_MS && h < T0 + DAY_MS;
-    const s = build({ ...normal, cart: (h) => (off(h) ? 0 : normal.cart(h)), checkout_completed: (h) => (off(h) ? 0 : seasonal(h)) });
+    const s = build({
+      ...normal,
+      cart: (h) => (off(h) ? 0 : normal.cart(h)),
+      checkout_completed: (h) => (off(h) ? 0 : seasonal(h)),
+    });
     expect(verdicts(s, T0 + 13 * HOUR_MS)).toEqual({ 'volume:cart': 'step_stopped' });
   });
 });

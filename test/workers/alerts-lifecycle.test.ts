@@ -3,7 +3,13 @@
  * stays quiet while nothing changes, resolves with a notice; a cron that fires twice or overlaps
  * itself records nothing twice; a receiver that is down gets recorded attempts and a backoff.
  */
-import { createExecutionContext, createScheduledController, env, SELF, waitOnExecutionContext } from 'cloudflare:test';
+import {
+  createExecutionContext,
+  createScheduledController,
+  env,
+  SELF,
+  waitOnExecutionContext,
+} from 'cloudflare:test';
 import worker from '../../src/index';
 import { ADMIN, seedSite } from './helpers';
 
@@ -24,21 +30,17 @@ async function writeVolumes(siteId: string, rate: (event: string, hour: number) 
   for (let hour = T - 5 * 24 * H; hour < T + 24 * H; hour += H) {
     for (const event of ['page', 'checkout', 'other']) {
       statements.push(
-        env.DB.prepare('INSERT INTO step_volumes (site_id, event, hour, count, updated_at) VALUES (?, ?, ?, ?, 0)').bind(
-          siteId,
-          event,
-          hour,
-          rate(event, hour),
-        ),
+        env.DB.prepare(
+          `INSERT INTO step_volumes (site_id, event, hour, count, updated_at)
+           VALUES (?, ?, ?, ?, 0)`,
+        ).bind(siteId, event, hour, rate(event, hour)),
       );
     }
   }
   statements.push(
-    env.DB.prepare('INSERT INTO volume_coverage (site_id, from_hour, to_hour) VALUES (?, ?, ?)').bind(
-      siteId,
-      T - 60 * 24 * H,
-      T + 24 * H,
-    ),
+    env.DB.prepare(
+      'INSERT INTO volume_coverage (site_id, from_hour, to_hour) VALUES (?, ?, ?)',
+    ).bind(siteId, T - 60 * 24 * H, T + 24 * H),
   );
   await env.DB.batch(statements);
 }
@@ -46,12 +48,20 @@ async function writeVolumes(siteId: string, rate: (event: string, hour: number) 
 const history = async (siteId: string) => {
   const res = await SELF.fetch(`${BASE}/admin/sites/${siteId}/alerts/history`, { headers: ADMIN });
   expect(res.status).toBe(200);
-  const body = (await res.json()) as { history: Array<{ action: string; kind: string; key: string; observed: number; expected: number }> };
+  const body = (await res.json()) as {
+    history: Array<{
+      action: string;
+      kind: string;
+      key: string;
+      observed: number;
+      expected: number;
+    }>;
+  };
   return body.history.reverse();
 };
 
 describe('alert lifecycle in D1', () => {
-  it('opens once on a stopped step, stays quiet, resolves, and never duplicates on a double cron', async () => {
+  it('opens once on a stopped step, stays quiet, resolves; a double cron adds none', async () => {
     const site = await seedSite('alerts-life', ['page', 'checkout']);
     // Checkout stops from 06:00 to 09:00 on 10 March; everything else holds.
     await writeVolumes(site.siteId, (event, hour) => {
@@ -76,7 +86,9 @@ describe('alert lifecycle in D1', () => {
     await runCron(T + 7 * H + 30 * 60_000);
     await runCron(T + 8 * H + 15 * 60_000);
     let rows = await history(site.siteId);
-    expect(rows.map((r) => [r.action, r.kind, r.key])).toEqual([['open', 'step_stopped', 'volume:checkout']]);
+    expect(rows.map((r) => [r.action, r.kind, r.key])).toEqual([
+      ['open', 'step_stopped', 'volume:checkout'],
+    ]);
     expect(rows[0]).toMatchObject({ observed: 0, expected: 40 });
 
     // 10:15 judges 09:00–10:00: back to 40, resolved once.
@@ -102,7 +114,7 @@ describe('alert lifecycle in D1', () => {
     }
   });
 
-  it('rejects a channel URL that is not http(s) and an unknown kind with stable codes', async () => {
+  it('rejects a non-http(s) channel URL and an unknown kind with a stable code', async () => {
     await seedSite('alerts-bad', ['a']);
     const post = (body: unknown) =>
       SELF.fetch(`${BASE}/admin/sites/alerts-bad/alerts/channels`, {
@@ -114,5 +126,29 @@ describe('alert lifecycle in D1', () => {
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { code: string }).code).toBe('invalid_field');
     expect((await post({ kind: 'sms', name: 'x', url: 'http://127.0.0.1:1' })).status).toBe(400);
+  });
+});
+
+describe('alert admin API', () => {
+  it('lists the alert routes and their schemas in the OpenAPI document', async () => {
+    const doc = (await (await SELF.fetch(`${BASE}/openapi.json`)).json()) as {
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, unknown> };
+    };
+    expect(Object.keys(doc.paths)).toContain('/admin/sites/{siteId}/alerts/backtest');
+    expect(Object.keys(doc.components.schemas)).toEqual(
+      expect.arrayContaining(['AlertConfigInput', 'AlertChannelInput', 'AlertBacktestInput']),
+    );
+  });
+
+  it('refuses a config whose recovery level is not above its trigger level', async () => {
+    await seedSite('alerts-cfg', ['a']);
+    const res = await SELF.fetch(`${BASE}/admin/sites/alerts-cfg/alerts/config`, {
+      method: 'PUT',
+      headers: { ...ADMIN, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ dropRatio: 0.6, recoverRatio: 0.5 }),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: 'invalid_field' });
   });
 });
