@@ -4,6 +4,8 @@ import { loadAlertConfigs } from './alert-store';
 import { deliverDue } from './delivery';
 import { checkAllSites } from './run-checks';
 
+const RUN_CLAIM_KEEP_MS = 7 * 86_400_000;
+
 /** A link to the goal's report for the UTC day of the alert window, when the site set one. */
 async function reportLinks(db: D1Database): Promise<Map<string, string>> {
   const { results } = await db
@@ -20,6 +22,11 @@ async function reportLinks(db: D1Database): Promise<Map<string, string>> {
 /** Checks and delivery for the cron at `now` (the scheduled time it was given). */
 export async function runAlerts(db: D1Database, now: number) {
   const recorded = await checkAllSites(db, now);
+  // Slot claims only matter while a slot can still fire twice; a week is ample.
+  await db
+    .prepare('DELETE FROM alert_runs WHERE slot < ?')
+    .bind(now - RUN_CLAIM_KEEP_MS)
+    .run();
   const links = await reportLinks(db);
   const sent = await deliverDue(db, now, (siteId, goals, windowStart) => {
     const base = links.get(siteId);

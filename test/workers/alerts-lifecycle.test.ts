@@ -129,6 +129,49 @@ describe('alert lifecycle in D1', () => {
   });
 });
 
+describe('quiet windows', () => {
+  it('holds a warning until the quiet window ends (site time zone); critical goes at once', async () => {
+    const site = await seedSite('alerts-quiet', ['page']);
+    // page falls from 100 to 30 in 22:00–23:00 UTC (23:00 in Berlin): a critical tracking break
+    // and, from the site's own floor rule, a warning.
+    await writeVolumes(site.siteId, (event, hour) => {
+      if (event === 'other') return 300;
+      if (event === 'checkout') return 0;
+      return hour === T + 22 * H ? 30 : 100;
+    });
+    await SELF.fetch(`${BASE}/admin/sites/${site.siteId}/alerts/config`, {
+      method: 'PUT',
+      headers: { ...ADMIN, 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        timeZone: 'Europe/Berlin',
+        quietWindows: [{ start: '22:00', end: '07:00' }],
+        rules: [{ id: 'floor', event: 'page', below: 50, recoverAt: 60 }],
+      }),
+    });
+    await SELF.fetch(`${BASE}/admin/sites/${site.siteId}/alerts/channels`, {
+      method: 'POST',
+      headers: { ...ADMIN, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ kind: 'webhook', name: 'down', url: 'http://127.0.0.1:9/hook' }),
+    });
+
+    // 23:15 UTC is 00:15 in Berlin: quiet until 07:00 Berlin, 06:00 UTC.
+    await runCron(T + 23 * H + 15 * 60_000);
+
+    const { results } = await env.DB.prepare(
+      `SELECT h.kind, h.severity, o.attempts, o.next_attempt_at AS next FROM alert_outbox o
+       JOIN alert_history h ON h.id = o.history_id WHERE o.site_id = ? ORDER BY h.kind`,
+    )
+      .bind(site.siteId)
+      .all<{ kind: string; severity: string; attempts: number; next: number }>();
+    expect(results.map((r) => [r.kind, r.severity])).toEqual([
+      ['rule', 'warning'],
+      ['tracking_break', 'critical'],
+    ]);
+    expect(results[0]).toMatchObject({ attempts: 0, next: Date.parse('2025-03-11T06:00:00Z') });
+    expect(results[1]?.attempts).toBe(1);
+  });
+});
+
 describe('alert admin API', () => {
   it('lists the alert routes and their schemas in the OpenAPI document', async () => {
     const doc = (await (await SELF.fetch(`${BASE}/openapi.json`)).json()) as {
