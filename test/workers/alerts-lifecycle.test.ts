@@ -130,7 +130,7 @@ describe('alert lifecycle in D1', () => {
 });
 
 describe('quiet windows', () => {
-  it('holds a warning until the quiet window ends (site time zone); critical goes at once', async () => {
+  it('holds a warning until the quiet window ends (site zone); critical goes now', async () => {
     const site = await seedSite('alerts-quiet', ['page']);
     // page falls from 100 to 30 in 22:00–23:00 UTC (23:00 in Berlin): a critical tracking break
     // and, from the site's own floor rule, a warning.
