@@ -91,8 +91,7 @@ alertRoutes.put('/admin/sites/:siteId/alerts/config', async (c) => {
   return c.json({ stored: input, resolved });
 });
 
-// TODO(soon): goal overrides are stored and validated but the checks still apply the site's
-// config to every step (a shared step needs a rule for which goal's override wins).
+// A goal's overrides apply to the checks that concern that goal alone (docs/ALERTS.md).
 alertRoutes.put('/admin/sites/:siteId/goals/:goalId/alerts/config', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   const admin = await requireAdmin(c, siteId);

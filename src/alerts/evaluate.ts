@@ -121,12 +121,19 @@ export function evaluateSite(input: {
   goals: GoalSteps[];
   config: AlertConfig;
   /**
+   * Goals' own resolved configs: they apply to the checks that concern that goal alone. A step
+   * or pair shared by goals is judged once, with the site's config.
+   */
+  goalConfigs?: ReadonlyMap<string, AlertConfig>;
+  /**
    * Until when each alert key was open (Infinity while open, the resolve time after): a
    * conversion window that overlaps a step's volume alert is covered by that alert.
    */
   activeUntil: ReadonlyMap<string, number>;
 }): Evaluation[] {
   const { end, series, goals, config } = input;
+  const configFor = (goalIds: string[]): AlertConfig =>
+    (goalIds.length === 1 ? input.goalConfigs?.get(goalIds[0] as string) : undefined) ?? config;
   const out: Evaluation[] = [];
   if (series.historyStart === null) return out;
   const historyStart = series.historyStart;
@@ -163,8 +170,9 @@ export function evaluateSite(input: {
   // Volume per step, with its cause and, for a stop, the names that may have replaced it.
   const volumeFiring = new Set<string>();
   for (const [event, goalIds] of goalsOf) {
+    const c = configFor(goalIds);
     const stepSeries = series.volumes.get(event);
-    const window = chooseWindow(stepSeries, end, historyStart, config);
+    const window = chooseWindow(stepSeries, end, historyStart, c);
     const key = `volume:${event}`;
     if (window.status !== 'ok') {
       out.push({
@@ -183,27 +191,27 @@ export function evaluateSite(input: {
       });
       continue;
     }
-    const judgement = judgeVolume(window.observed, window.expected, config);
+    const judgement = judgeVolume(window.observed, window.expected, c);
     const windowStart = end - window.hours * HOUR_MS;
     const rest = sumSeries(series.volumes, event);
-    const restRatio = ratioOver(rest, end, window.hours, historyStart, config);
+    const restRatio = ratioOver(rest, end, window.hours, historyStart, c);
     const previousRatios = [...(previousOf.get(event) ?? [])].map((previous) =>
       previous === null
         ? null
-        : ratioOver(series.volumes.get(previous), end, window.hours, historyStart, config),
+        : ratioOver(series.volumes.get(previous), end, window.hours, historyStart, c),
     );
     // The step is first in some goal, or one of its previous steps holds: not upstream.
     const previousRatio = previousRatios.some((r) => r === null)
       ? null
       : Math.max(...previousRatios.map((r) => r ?? 0));
-    const cause = classifyDrop(restRatio, previousRatio, config.holdRatio);
+    const cause = classifyDrop(restRatio, previousRatio, c.holdRatio);
     let kind: AlertKind = cause === 'traffic_dip' ? 'traffic_dip' : 'tracking_break';
     let severity: Severity = 'critical';
     let verdict = judgement.verdict;
     if (verdict === 'firing' && cause === 'upstream') verdict = 'holding';
     if (kind === 'traffic_dip') {
-      if (config.trafficDip === 'off' && verdict === 'firing') verdict = 'holding';
-      severity = config.trafficDip === 'warning' ? 'warning' : 'info';
+      if (c.trafficDip === 'off' && verdict === 'firing') verdict = 'holding';
+      severity = c.trafficDip === 'warning' ? 'warning' : 'info';
     }
     if (kind === 'tracking_break' && window.observed === 0) kind = 'step_stopped';
     const detail: Record<string, unknown> = {
@@ -224,8 +232,8 @@ export function evaluateSite(input: {
             firstSeen: Math.min(...seen),
           };
         })
-        .filter((c) => c.firstSeen >= windowStart - DAY_HOURS * HOUR_MS)
-        .filter((c) => c.firstSeen - historyStart >= DAY_HOURS * HOUR_MS);
+        .filter((candidate) => candidate.firstSeen >= windowStart - DAY_HOURS * HOUR_MS)
+        .filter((candidate) => candidate.firstSeen - historyStart >= DAY_HOURS * HOUR_MS);
       detail.renameSuggestions = suggestRenames(event, window.expected, candidates).slice(0, 3);
     }
     out.push({
@@ -273,22 +281,17 @@ export function evaluateSite(input: {
     }
   }
   for (const [key, pair] of pairs) {
+    const c = configFor(pair.goals);
     const previousSeries = series.volumes.get(pair.previous);
     const stepSeries = series.volumes.get(pair.event);
-    const window = chooseWindow(
-      previousSeries,
-      end,
-      historyStart,
-      config,
-      config.conversionMinSample,
-    );
+    const window = chooseWindow(previousSeries, end, historyStart, c, c.conversionMinSample);
     if (window.status !== 'ok') continue;
-    const stepExpected = expectedWindow(stepSeries, end, window.hours, historyStart, config);
+    const stepExpected = expectedWindow(stepSeries, end, window.hours, historyStart, c);
     if (!stepExpected) continue;
     const judgement = judgeConversion(
       { observed: window.observed, expected: window.expected },
       { observed: sumWindow(stepSeries, end, window.hours), expected: stepExpected.expected },
-      config,
+      c,
     );
     const conversionStart = end - window.hours * HOUR_MS;
     const covered = [pair.previous, pair.event].some(
@@ -319,15 +322,16 @@ export function evaluateSite(input: {
 
   // Properties the steps depend on: gone from most events, or changed type.
   for (const [event, fields] of filterFields) {
+    const c = configFor(goalsOf.get(event) ?? []);
     for (const field of fields) {
       const hours = series.fields.get(`${event}\n${field}`);
       let current = fieldWindow(hours, end - HOUR_MS, end);
       let windowHours = 1;
       for (const candidate of WINDOW_HOURS) {
-        if (candidate > config.maxWindowHours) break;
+        if (candidate > c.maxWindowHours) break;
         windowHours = candidate;
         current = fieldWindow(hours, end - candidate * HOUR_MS, end);
-        if (current.n >= config.fieldMinSample) break;
+        if (current.n >= c.fieldMinSample) break;
       }
       const windowStart = end - windowHours * HOUR_MS;
       const baseline = fieldWindow(hours, windowStart - DAY_HOURS * HOUR_MS, windowStart);
@@ -338,7 +342,7 @@ export function evaluateSite(input: {
         windowStart,
         windowEnd: end,
       };
-      const presence = judgeFieldPresence(baseline, current, config);
+      const presence = judgeFieldPresence(baseline, current, c);
       out.push(
         judged(
           {
@@ -350,7 +354,7 @@ export function evaluateSite(input: {
           presence,
         ),
       );
-      const type = judgeFieldType(baseline, current, config);
+      const type = judgeFieldType(baseline, current, c);
       out.push(
         judged(
           {

@@ -7,7 +7,7 @@ import { listCurrentGoals } from '../funnel/goal-store';
 import { logger } from '../lib/logger';
 import { loadAlertConfigs, loadAlertStates, claimSlot, recordAction } from './alert-store';
 import { DAY_MS, HOUR_MS, judgedBucketEnd, WEEK_MS } from './baseline';
-import type { AlertConfig } from './config';
+import { resolveConfig, type AlertConfig } from './config';
 import { evaluateSite, type Evaluation, type GoalSteps, type SiteSeries } from './evaluate';
 import { decide, type AlertState } from './lifecycle';
 import { ensureVolumes, loadSiteSeries } from './series-store';
@@ -18,6 +18,7 @@ export const SLOT_MS = 15 * 60_000;
 interface SiteContext {
   goals: GoalSteps[];
   config: AlertConfig;
+  goalConfigs: Map<string, AlertConfig>;
   fields: Array<{ event: string; field: string }>;
 }
 
@@ -44,7 +45,11 @@ async function siteContext(db: D1Database, siteId: string): Promise<SiteContext>
       }
     }
   }
-  return { goals, config: configs.site, fields: [...fields.values()] };
+  const goalConfigs = new Map<string, AlertConfig>();
+  for (const [goalId, overrides] of configs.stored) {
+    if (goalId !== '') goalConfigs.set(goalId, resolveConfig(configs.stored.get(''), overrides));
+  }
+  return { goals, config: configs.site, goalConfigs, fields: [...fields.values()] };
 }
 
 function ranges(config: AlertConfig, from: number, to: number) {
@@ -91,6 +96,7 @@ export async function checkSite(db: D1Database, siteId: string, now: number): Pr
     series,
     goals: ctx.goals,
     config: ctx.config,
+    goalConfigs: ctx.goalConfigs,
     activeUntil,
   })) {
     const previous = states.get(evaluation.key);
@@ -170,7 +176,14 @@ export async function backtestSite(
     const activeUntil = new Map(
       [...states].map(([k, s]) => [k, s.status === 'open' ? Infinity : s.lastNotifiedAt]),
     );
-    last = evaluateSite({ end, series, goals: ctx.goals, config: ctx.config, activeUntil });
+    last = evaluateSite({
+      end,
+      series,
+      goals: ctx.goals,
+      config: ctx.config,
+      goalConfigs: ctx.goalConfigs,
+      activeUntil,
+    });
     for (const e of last) {
       const previous = states.get(e.key) ?? null;
       const decision = decide(previous, e.verdict, e, at, ctx.config);

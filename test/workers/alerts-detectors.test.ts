@@ -362,6 +362,39 @@ describe('evaluateSite on synthetic weeks', () => {
     expect(checkout).toMatchObject({ kind: 'traffic_dip', severity: 'info', verdict: 'firing' });
   });
 
+  it("applies a goal's override to its own steps only; a shared step keeps the site config", () => {
+    const twoGoals = [
+      {
+        goalId: 'a',
+        steps: [
+          { event: 'view', filterProperties: [] },
+          { event: 'cart', filterProperties: [] },
+        ],
+      },
+      { goalId: 'b', steps: [{ event: 'view', filterProperties: [] }] },
+    ];
+    const off = (h: number) => h >= T0 + 12 * HOUR_MS && h < T0 + DAY_MS;
+    const s = build({
+      view: (h) => (off(h) ? 0 : normal.view(h)),
+      cart: (h) => (off(h) ? 0 : normal.cart(h)),
+      other: (h) => seasonal(h) * 20,
+    });
+    // Goal a never judges under 10,000 expected: its own step (cart) is not judged; view, shared
+    // with goal b, is judged with the site's config and fires.
+    const goalConfigs = new Map([['a', resolveConfig({ minExpected: 10_000 })]]);
+    const evaluations = evaluateSite({
+      end: T0 + 13 * HOUR_MS,
+      series: s,
+      goals: twoGoals,
+      config,
+      goalConfigs,
+      activeUntil: new Map(),
+    });
+    const verdictOf = (key: string) => evaluations.find((e) => e.key === key)?.verdict;
+    expect(verdictOf('volume:view')).toBe('firing');
+    expect(verdictOf('volume:cart')).toBe('unknown');
+  });
+
   it('alerts only the first broken step when the steps after it fall with it', () => {
     const off = (h: number) => h >= T0 + 12 * HOUR_MS && h < T0 + DAY_MS;
     const s = build({
