@@ -7,7 +7,8 @@
 //
 // --json prints one JSON object per line and per action:
 //   { "at", "site", "goal", "step", "kind", "action", "observed", "expected", ... }
-// --last also prints what each check computed at the last judged hour.
+// --last also prints, per check, what it computed on the last day: runs by verdict, the
+// smallest p-value, its closest approach to firing, and its last run.
 // The admin token is GOALSTEP_ADMIN_TOKEN, else the one in .dev.vars.
 // Exit status: 0 done, 1 failure, 2 usage.
 import { parseArgs } from 'node:util';
@@ -74,14 +75,21 @@ async function main() {
   if (!values.json)
     console.log(`${result.actions.length} alert actions from ${result.from} to ${result.to}`);
   if (values.last) {
-    for (const e of result.last) {
+    // What each check computed on the last day (the last 24 judged hours), and its last run.
+    const lastRun = new Map(result.last.map((e) => [e.key, e]));
+    for (const day of result.lastDay) {
+      const e = lastRun.get(day.key);
       const line = {
-        check: e.key,
-        verdict: e.verdict,
-        observed: e.observed,
-        expected: e.expected,
-        window: [new Date(e.windowStart).toISOString(), new Date(e.windowEnd).toISOString()],
-        detail: e.detail,
+        check: day.key,
+        lastDay: { runs: day.runs, verdicts: day.verdicts, minPValue: day.minPValue },
+        closest: day.closest,
+        lastRun: e && {
+          verdict: e.verdict,
+          observed: e.observed,
+          expected: e.expected,
+          window: [new Date(e.windowStart).toISOString(), new Date(e.windowEnd).toISOString()],
+          detail: e.detail,
+        },
       };
       console.log(values.json ? JSON.stringify({ last: line }) : JSON.stringify(line));
     }

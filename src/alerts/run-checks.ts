@@ -8,6 +8,7 @@ import { logger } from '../lib/logger';
 import { loadAlertConfigs, loadAlertStates, claimSlot, recordAction } from './alert-store';
 import { DAY_MS, HOUR_MS, judgedBucketEnd, WEEK_MS } from './baseline';
 import { resolveConfig, type AlertConfig } from './config';
+import { addToSummaries, type CheckSummary } from './check-summary';
 import { evaluateSite, type Evaluation, type GoalSteps, type SiteSeries } from './evaluate';
 import { decide, type AlertState } from './lifecycle';
 import { ensureVolumes, loadSiteSeries } from './series-store';
@@ -154,7 +155,7 @@ export interface BacktestAction {
  * Replays the checks hour by hour over [from, to) on stored events: each run at the end of a
  * bucket plus the grace period, as the cron would first judge it. State lives in memory; the
  * only write is the `step_volumes` backfill, a cache of counts any cron run would also make.
- * Returns the actions and, for each check, its last evaluation.
+ * Returns the actions, each check's last evaluation and a summary of its last 24 runs.
  */
 export async function backtestSite(
   db: D1Database,
@@ -162,7 +163,7 @@ export async function backtestSite(
   from: number,
   to: number,
   now: number,
-): Promise<{ actions: BacktestAction[]; last: Evaluation[] }> {
+): Promise<{ actions: BacktestAction[]; last: Evaluation[]; lastDay: CheckSummary[] }> {
   const ctx = await siteContext(db, siteId);
   const firstEnd = Math.ceil(from / HOUR_MS) * HOUR_MS;
   const lastEnd = Math.floor(to / HOUR_MS) * HOUR_MS;
@@ -171,6 +172,7 @@ export async function backtestSite(
   const kinds = new Map<string, string>();
   const actions: BacktestAction[] = [];
   let last: Evaluation[] = [];
+  const lastDay = new Map<string, CheckSummary>();
   for (let end = firstEnd; end <= lastEnd; end += HOUR_MS) {
     const at = end + ctx.config.graceMinutes * 60_000;
     const activeUntil = new Map(
@@ -184,6 +186,7 @@ export async function backtestSite(
       goalConfigs: ctx.goalConfigs,
       activeUntil,
     });
+    if (end > lastEnd - DAY_MS) addToSummaries(lastDay, last);
     for (const e of last) {
       const previous = states.get(e.key) ?? null;
       const decision = decide(previous, e.verdict, e, at, ctx.config);
@@ -219,5 +222,5 @@ export async function backtestSite(
       });
     }
   }
-  return { actions, last };
+  return { actions, last, lastDay: [...lastDay.values()] };
 }

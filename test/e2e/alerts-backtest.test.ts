@@ -1,7 +1,7 @@
 /**
  * The backtest on real data: the Puffy week replayed into a real `wrangler dev` stack, then
  * `npm run alerts:backtest -- --json --last` over the week. A normal week raises no alert; what
- * each check computed for the last judged hour is written to the test log for the notes.
+ * each check computed on the last day is written to the test log for the notes.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -30,7 +30,7 @@ async function backtest(args: string[]) {
 }
 
 describe('alerts backtest over the Puffy week', () => {
-  it('raises no alert on a normal week; prints each check for its last hour', async () => {
+  it('raises no alert on a normal week; prints each check for its last day', async () => {
     const { baseUrl, adminToken } = stack();
     await replay({
       dir: DATA_DIR,
@@ -64,7 +64,14 @@ describe('alerts backtest over the Puffy week', () => {
     // Every step of the demo goal was judged by volume, and the week's last bucket was judged.
     const keys = last.map((l) => l.check);
     for (const step of readDemo().goal.steps) expect(keys).toContain(`volume:${step.event}`);
-    expect((last[0]?.window as string[])[1]).toBe('2025-03-02T00:00:00.000Z');
+    const lastRun = last[0]?.lastRun as { window: string[] };
+    expect(lastRun.window[1]).toBe('2025-03-02T00:00:00.000Z');
+    // The last day is 24 hourly runs of every check, and none of them fired.
+    for (const line of last) {
+      const day = line.lastDay as { runs: number; verdicts: { firing: number } };
+      expect(day.runs).toBe(24);
+      expect(day.verdicts.firing).toBe(0);
+    }
   });
 
   it('answers a backtest range that is backwards with a stable error code', async () => {
