@@ -1,4 +1,6 @@
 /** Channel payloads and the webhook signature, recomputed here as a receiver would. */
+import { addToSummaries, type CheckSummary } from '../../src/alerts/check-summary';
+import type { Evaluation } from '../../src/alerts/evaluate';
 import {
   backoffMs,
   pagerDutyBody,
@@ -80,5 +82,35 @@ describe('alert payloads', () => {
 
   it('backs off 1, 2, 4 … minutes up to an hour', () => {
     expect([1, 2, 3, 7, 8, 30].map((n) => backoffMs(n) / 60_000)).toEqual([1, 2, 4, 60, 60, 60]);
+  });
+});
+
+describe('check summaries', () => {
+  it('counts verdicts, keeps the smallest p-value and the largest judged magnitude', () => {
+    const run = (verdict: Evaluation['verdict'], magnitude: number, pValue: number | null) =>
+      ({
+        key: 'volume:x',
+        kind: 'tracking_break',
+        severity: 'critical',
+        verdict,
+        step: 'x',
+        goals: ['g'],
+        observed: 100 * (1 - magnitude),
+        expected: 100,
+        magnitude,
+        windowStart: 0,
+        windowEnd: 3_600_000,
+        detail: { pValue },
+      }) satisfies Evaluation;
+    const summaries = new Map<string, CheckSummary>();
+    addToSummaries(summaries, [run('clear', 0.1, 0.3)]);
+    addToSummaries(summaries, [run('holding', 0.4, 0.01)]);
+    addToSummaries(summaries, [run('unknown', 0.9, null)]);
+    expect(summaries.get('volume:x')).toMatchObject({
+      runs: 3,
+      verdicts: { clear: 1, holding: 1, unknown: 1, firing: 0 },
+      minPValue: 0.01,
+      closest: { observed: 60, expected: 100, magnitude: 0.4, windowHours: 1 },
+    });
   });
 });
