@@ -6,6 +6,8 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { adminRoutes } from './admin/admin-routes';
+import { alertRoutes } from './admin/alert-routes';
+import { runAlerts } from './alerts/cron';
 import { recordStepVolumes } from './alerts/step-volumes';
 import type { Env } from './env';
 import { ingestRoutes } from './ingest/ingest-routes';
@@ -44,6 +46,7 @@ app.get('/openapi.json', (c) => c.json((openApi ??= buildOpenApi())));
 
 app.route('/', ingestRoutes);
 app.route('/', adminRoutes);
+app.route('/', alertRoutes);
 app.route('/', reportRoutes);
 app.route('/', trackerRoutes);
 
@@ -64,12 +67,15 @@ export default {
   fetch: app.fetch,
   async scheduled(controller, env, ctx) {
     const now = env.GOALSTEP_NOW ? nowMs(env) : controller.scheduledTime;
-    ctx.waitUntil(
-      (async () => {
-        const applied = await reconcilePending(env, now);
-        const volumes = await recordStepVolumes(env.DB, now);
-        logger.info('cron.done', { cron: controller.cron, applied, volumes });
-      })(),
-    );
+    const work = (async () => {
+      const applied = await reconcilePending(env, now);
+      const volumes = await recordStepVolumes(env.DB, now);
+      // Alerts judge the interval ending at the scheduled time (backtests replay it the same way).
+      const alerts = await runAlerts(env.DB, now);
+      logger.info('cron.done', { cron: controller.cron, applied, volumes, ...alerts });
+    })();
+    ctx.waitUntil(work);
+    // Awaited as well, so the run ends when its work does (tests and --test-scheduled see it).
+    await work;
   },
 } satisfies ExportedHandler<Env>;

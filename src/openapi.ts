@@ -4,8 +4,20 @@
  */
 import { z } from 'zod';
 import './admin/admin-routes';
+import { backtestInputSchema, channelInputSchema } from './admin/alert-routes';
+import { alertConfigInputSchema } from './alerts/config';
 import './funnel/definition';
 import './ingest/schema';
+
+/** Schemas that routes validate with but that carry no `.meta({ id })` of their own. */
+const NAMED_SCHEMAS: Record<string, z.ZodType> = {
+  AlertConfigInput: alertConfigInputSchema,
+  AlertChannelInput: channelInputSchema,
+  AlertBacktestInput: backtestInputSchema,
+};
+for (const [id, schema] of Object.entries(NAMED_SCHEMAS)) {
+  if (!z.globalRegistry.has(schema)) z.globalRegistry.add(schema, { id });
+}
 
 const ref = (id: string) => ({ $ref: `#/components/schemas/${id}` });
 
@@ -36,6 +48,48 @@ const adminResponses = (ok: string) => ({
 });
 
 const siteParam = { name: 'siteId', in: 'path', required: true, schema: { type: 'string' } };
+
+const pathParams = (path: string) =>
+  [...path.matchAll(/\{(\w+)\}/g)].map(([, name]) => ({ ...siteParam, name }));
+
+/** An admin operation on `path`, with an optional JSON body schema id. */
+const adminOperation = (path: string, summary: string, bodyId?: string) => ({
+  summary,
+  security: [{ admin: [] }],
+  parameters: pathParams(path),
+  ...(bodyId ? { requestBody: body(bodyId) } : {}),
+  responses: adminResponses('OK'),
+});
+
+/** Step-health alert routes (docs/ALERTS.md). */
+function alertPaths(): Record<string, unknown> {
+  const alerts = '/admin/sites/{siteId}/alerts';
+  const goalConfig = '/admin/sites/{siteId}/goals/{goalId}/alerts/config';
+  return {
+    [`${alerts}/config`]: {
+      get: adminOperation(`${alerts}/config`, 'The detector config: stored and resolved'),
+      put: adminOperation(`${alerts}/config`, 'Set the detector config', 'AlertConfigInput'),
+    },
+    [goalConfig]: {
+      put: adminOperation(goalConfig, "Set a goal's detector overrides", 'AlertConfigInput'),
+    },
+    [`${alerts}/channels`]: {
+      get: adminOperation(`${alerts}/channels`, 'List alert channels (no secrets)'),
+      post: adminOperation(`${alerts}/channels`, 'Add a webhook, Slack or PagerDuty channel', 'AlertChannelInput'),
+    },
+    [`${alerts}/channels/{channelId}`]: {
+      delete: adminOperation(`${alerts}/channels/{channelId}`, 'Disable a channel'),
+    },
+    [alerts]: { get: adminOperation(alerts, 'Open alerts') },
+    [`${alerts}/history`]: { get: adminOperation(`${alerts}/history`, 'Alert history (filter by goal)') },
+    [`${alerts}/deliveries`]: {
+      get: adminOperation(`${alerts}/deliveries`, 'Outbox deliveries and their attempts'),
+    },
+    [`${alerts}/backtest`]: {
+      post: adminOperation(`${alerts}/backtest`, 'Dry-run the checks over stored events', 'AlertBacktestInput'),
+    },
+  };
+}
 
 /** Builds the document; called once per isolate. */
 export function buildOpenApi(): Record<string, unknown> {
@@ -146,6 +200,7 @@ export function buildOpenApi(): Record<string, unknown> {
       },
     },
     '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'OK' } } } },
+    ...alertPaths(),
   };
   for (const route of ['track', 'identify', 'page', 'screen', 'group', 'alias']) {
     paths[`/v1/${route}`] = {

@@ -28,7 +28,7 @@ export const shareInputSchema = z
   })
   .meta({ id: 'ShareInput' });
 
-async function parseJson<T extends z.ZodType>(request: Request, schema: T): Promise<z.infer<T>> {
+export async function parseJson<T extends z.ZodType>(request: Request, schema: T): Promise<z.infer<T>> {
   let body: unknown;
   try {
     body = await request.json();
@@ -44,12 +44,12 @@ async function parseJson<T extends z.ZodType>(request: Request, schema: T): Prom
   return parsed.data;
 }
 
-function siteParam(siteId: string): string {
+export function siteParam(siteId: string): string {
   if (!SITE_ID.test(siteId)) throw new ApiError(400, 'invalid_site_id', 'site ids are [a-z0-9_-]');
   return siteId;
 }
 
-async function requireSite(db: D1Database, siteId: string): Promise<void> {
+export async function requireSite(db: D1Database, siteId: string): Promise<void> {
   const row = await db.prepare('SELECT 1 FROM sites WHERE id = ?').bind(siteId).first();
   if (!row) throw new ApiError(404, 'site_not_found', `no site ${siteId}`);
 }

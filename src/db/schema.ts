@@ -7,8 +7,10 @@ import {
   index,
   integer,
   primaryKey,
+  real,
   sqliteTable,
   text,
+  uniqueIndex,
 } from 'drizzle-orm/sqlite-core';
 
 export const sites = sqliteTable('sites', {
@@ -183,4 +185,139 @@ export const stepVolumes = sqliteTable(
     updatedAt: integer('updated_at').notNull(),
   },
   (t) => [primaryKey({ columns: [t.siteId, t.event, t.hour] })],
+);
+
+/** Which hours of a site's `step_volumes` have been counted, so history is backfilled once. */
+export const volumeCoverage = sqliteTable('volume_coverage', {
+  siteId: text('site_id').primaryKey(),
+  fromHour: integer('from_hour').notNull(),
+  toHour: integer('to_hour').notNull(),
+});
+
+/** Detector config per site (`goal_id` = '') and per goal: a partial AlertConfig as JSON. */
+export const alertConfigs = sqliteTable(
+  'alert_configs',
+  {
+    siteId: text('site_id').notNull(),
+    goalId: text('goal_id').notNull(),
+    config: text('config').notNull(),
+    updatedBy: text('updated_by').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.siteId, t.goalId] })],
+);
+
+/** Where a site's alerts go: a signed webhook, a Slack incoming webhook or PagerDuty. */
+export const alertChannels = sqliteTable(
+  'alert_channels',
+  {
+    id: text('id').primaryKey(),
+    siteId: text('site_id').notNull(),
+    kind: text('kind').notNull(),
+    name: text('name').notNull(),
+    url: text('url').notNull(),
+    /** HMAC secret of a webhook, routing key of PagerDuty; never returned after creation. */
+    secret: text('secret'),
+    minSeverity: text('min_severity').notNull().default('info'),
+    createdAt: integer('created_at').notNull(),
+    disabledAt: integer('disabled_at'),
+  },
+  (t) => [index('alert_channels_site').on(t.siteId)],
+);
+
+/** The current state of each alert key of a site (one row per key, reused across incidents). */
+export const alertState = sqliteTable(
+  'alert_state',
+  {
+    siteId: text('site_id').notNull(),
+    key: text('key').notNull(),
+    incidentId: text('incident_id').notNull(),
+    status: text('status').notNull(),
+    kind: text('kind').notNull(),
+    severity: text('severity').notNull(),
+    openedAt: integer('opened_at').notNull(),
+    lastNotifiedAt: integer('last_notified_at').notNull(),
+    lastMagnitude: real('last_magnitude').notNull(),
+    /** The cron slot of the last action: an older, overlapping run may not act after it. */
+    lastSlot: integer('last_slot').notNull(),
+    /** Written with every action; the history row of that action is inserted only if it matches. */
+    actionId: text('action_id').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.siteId, t.key] })],
+);
+
+/** Every open, repeat and resolve, with the numbers behind it. */
+export const alertHistory = sqliteTable(
+  'alert_history',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    siteId: text('site_id').notNull(),
+    incidentId: text('incident_id').notNull(),
+    key: text('key').notNull(),
+    action: text('action').notNull(),
+    reason: text('reason'),
+    kind: text('kind').notNull(),
+    severity: text('severity').notNull(),
+    step: text('step'),
+    /** JSON array of the goal ids whose steps the alert concerns. */
+    goals: text('goals').notNull(),
+    at: integer('at').notNull(),
+    windowStart: integer('window_start').notNull(),
+    windowEnd: integer('window_end').notNull(),
+    observed: real('observed').notNull(),
+    expected: real('expected').notNull(),
+    detail: text('detail').notNull(),
+  },
+  (t) => [
+    uniqueIndex('alert_history_once').on(t.incidentId, t.action, t.at),
+    index('alert_history_site_time').on(t.siteId, t.at),
+  ],
+);
+
+/** One delivery per history row and channel; the cron sends due rows with retries and backoff. */
+export const alertOutbox = sqliteTable(
+  'alert_outbox',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    siteId: text('site_id').notNull(),
+    historyId: integer('history_id').notNull(),
+    channelId: text('channel_id').notNull(),
+    status: text('status').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: integer('next_attempt_at').notNull(),
+    leaseUntil: integer('lease_until'),
+    createdAt: integer('created_at').notNull(),
+    deliveredAt: integer('delivered_at'),
+    lastError: text('last_error'),
+  },
+  (t) => [
+    uniqueIndex('alert_outbox_once').on(t.historyId, t.channelId),
+    index('alert_outbox_due').on(t.status, t.nextAttemptAt),
+  ],
+);
+
+/** Every delivery attempt, successful or not. */
+export const alertAttempts = sqliteTable(
+  'alert_attempts',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    outboxId: integer('outbox_id').notNull(),
+    at: integer('at').notNull(),
+    ok: integer('ok').notNull(),
+    statusCode: integer('status_code'),
+    error: text('error'),
+    durationMs: integer('duration_ms').notNull(),
+  },
+  (t) => [index('alert_attempts_outbox').on(t.outboxId)],
+);
+
+/** One row per site and cron slot: a cron that fires twice for a slot runs its checks once. */
+export const alertRuns = sqliteTable(
+  'alert_runs',
+  {
+    siteId: text('site_id').notNull(),
+    slot: integer('slot').notNull(),
+    startedAt: integer('started_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.siteId, t.slot] })],
 );

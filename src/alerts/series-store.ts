@@ -1,0 +1,155 @@
+/**
+ * Reads the hourly series the detectors judge: step volumes (backfilled from events once per
+ * range), accepted and rejected events per hour, and property counts of the steps' events.
+ */
+import { HOUR_MS } from './baseline';
+import type { FieldCounts } from './detectors';
+import type { SiteSeries } from './evaluate';
+
+const COUNT_HOURS = `INSERT INTO step_volumes (site_id, event, hour, count, updated_at)
+  SELECT site_id, event, (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, COUNT(*), ?4
+  FROM events
+  WHERE site_id = ?1 AND ts >= ?2 AND ts < ?3 AND event IS NOT NULL
+  GROUP BY site_id, event, hour
+  ON CONFLICT (site_id, event, hour) DO UPDATE
+    SET count = excluded.count, updated_at = excluded.updated_at`;
+
+/**
+ * Makes `step_volumes` cover [from, to) for a site. The cron's recorder keeps the last hours
+ * fresh; hours never counted (a new site, history imported before its first check, a backtest)
+ * are counted from events once, and the covered range is remembered.
+ */
+export async function ensureVolumes(
+  db: D1Database,
+  siteId: string,
+  from: number,
+  to: number,
+  now: number,
+): Promise<void> {
+  const coverage = await db
+    .prepare('SELECT from_hour, to_hour FROM volume_coverage WHERE site_id = ?')
+    .bind(siteId)
+    .first<{ from_hour: number; to_hour: number }>();
+  const ranges: Array<[number, number]> = [];
+  if (!coverage) ranges.push([from, to]);
+  else {
+    if (from < coverage.from_hour) ranges.push([from, coverage.from_hour]);
+    if (to > coverage.to_hour) ranges.push([coverage.to_hour, to]);
+  }
+  if (ranges.length === 0) return;
+  await db.batch([
+    ...ranges.map(([a, b]) => db.prepare(COUNT_HOURS).bind(siteId, a, b, now)),
+    db
+      .prepare(
+        `INSERT INTO volume_coverage (site_id, from_hour, to_hour) VALUES (?1, ?2, ?3)
+         ON CONFLICT (site_id) DO UPDATE SET from_hour = MIN(from_hour, ?2),
+           to_hour = MAX(to_hour, ?3)`,
+      )
+      .bind(siteId, from, to),
+  ]);
+}
+
+function toSeries(rows: Array<{ hour: number; n: number }>): Map<number, number> {
+  return new Map(rows.map((row) => [row.hour, row.n]));
+}
+
+/** `properties.a.b` → its column and a quoted JSON path (`$."a"."b"`), bound as a value. */
+export function fieldPath(field: string): { column: 'properties' | 'context'; path: string } {
+  const [head, ...rest] = field.split('.');
+  const column = head === 'context' ? 'context' : 'properties';
+  return { column, path: `$${rest.map((part) => `."${part}"`).join('')}` };
+}
+
+/**
+ * Loads a site's series: volumes over [from, to), accepted, rejected and property counts over
+ * [recentFrom, to). Rejected events are placed by their own `timestamp` when it reads as an ISO
+ * time, else by receipt time.
+ */
+export async function loadSiteSeries(
+  db: D1Database,
+  input: {
+    siteId: string;
+    from: number;
+    recentFrom: number;
+    to: number;
+    fields: Array<{ event: string; field: string }>;
+  },
+): Promise<SiteSeries> {
+  const { siteId, from, recentFrom, to } = input;
+  const [volumeRows, first, accepted, rejected] = await db.batch<Record<string, number | string>>([
+    db
+      .prepare(
+        `SELECT event, hour, count AS n FROM step_volumes
+         WHERE site_id = ? AND hour >= ? AND hour < ? AND count > 0`,
+      )
+      .bind(siteId, from, to),
+    db.prepare('SELECT MIN(hour) AS first FROM step_volumes WHERE site_id = ?').bind(siteId),
+    db
+      .prepare(
+        `SELECT (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, COUNT(*) AS n FROM events
+         WHERE site_id = ? AND ts >= ? AND ts < ? GROUP BY hour`,
+      )
+      .bind(siteId, recentFrom, to),
+    // A reject cannot be received before its event happened (give a day for clock skew); no
+    // upper bound, so rejects of an import (received long after) land on their event hour.
+    db
+      .prepare(
+        `SELECT hour, COUNT(*) AS n FROM (
+           SELECT (COALESCE(
+             CASE WHEN json_valid(raw) AND json_type(raw, '$.timestamp') = 'text'
+               THEN CAST(strftime('%s', json_extract(raw, '$.timestamp')) AS INTEGER) * 1000 END,
+             received_at) / ${HOUR_MS}) * ${HOUR_MS} AS hour
+           FROM rejected_events WHERE site_id = ?1 AND received_at >= ?2 - 86400000)
+         WHERE hour >= ?2 AND hour < ?3 GROUP BY hour`,
+      )
+      .bind(siteId, recentFrom, to),
+  ]);
+
+  const volumes = new Map<string, Map<number, number>>();
+  for (const row of volumeRows?.results ?? []) {
+    const event = String(row.event);
+    const series = volumes.get(event) ?? new Map<number, number>();
+    series.set(Number(row.hour), Number(row.n));
+    volumes.set(event, series);
+  }
+
+  const fields = new Map<string, Map<number, FieldCounts>>();
+  const queries = input.fields.map(({ event, field }) => {
+    const { column, path } = fieldPath(field);
+    return db
+      .prepare(
+        // Not aliased `type`: events has a `type` column, which GROUP BY would pick instead.
+        `SELECT (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, json_type(${column}, ?1) AS json_kind,
+           COUNT(*) AS n FROM events
+         WHERE site_id = ?2 AND event = ?3 AND ts >= ?4 AND ts < ?5 GROUP BY hour, json_kind`,
+      )
+      .bind(path, siteId, event, recentFrom, to);
+  });
+  const results =
+    queries.length > 0
+      ? await db.batch<{ hour: number; json_kind: string | null; n: number }>(queries)
+      : [];
+  input.fields.forEach(({ event, field }, i) => {
+    const byHour = new Map<number, FieldCounts>();
+    for (const row of results[i]?.results ?? []) {
+      const counts = byHour.get(row.hour) ?? { n: 0, present: 0, types: {} };
+      counts.n += row.n;
+      // json_type is NULL for a missing key and 'null' for an explicit null: both are absent.
+      if (row.json_kind !== null && row.json_kind !== 'null') {
+        counts.present += row.n;
+        counts.types[row.json_kind] = (counts.types[row.json_kind] ?? 0) + row.n;
+      }
+      byHour.set(row.hour, counts);
+    }
+    fields.set(`${event}\n${field}`, byHour);
+  });
+
+  const firstHour = first?.results[0]?.first;
+  return {
+    volumes,
+    historyStart: typeof firstHour === 'number' ? firstHour : null,
+    accepted: toSeries((accepted?.results ?? []) as Array<{ hour: number; n: number }>),
+    rejected: toSeries((rejected?.results ?? []) as Array<{ hour: number; n: number }>),
+    fields,
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * The backtest on real data: the Puffy week replayed into a real `wrangler dev` stack, then
+ * `npm run alerts:backtest -- --json --last` over the week. A normal week raises no alert; what
+ * each check computed on the last day is written to the test log for the notes.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { replay } from '../../scripts/lib/replay-core.mjs';
+import { readDemo, repoRoot, waitForSettled } from '../../scripts/lib/stack.mjs';
+import { useTestStack } from './test-stack';
+
+const DATA_DIR = process.env.GOALSTEP_PUFFY_DIR ?? resolve(repoRoot, '../shared/data/puffy');
+if (!existsSync(DATA_DIR)) throw new Error(`the Puffy data is missing: ${DATA_DIR}`);
+const run = promisify(execFile);
+const stack = useTestStack('alerts-backtest');
+
+async function backtest(args: string[]) {
+  const { baseUrl, adminToken } = stack();
+  const { stdout } = await run(
+    join(repoRoot, 'node_modules', '.bin', 'node'),
+    [join(repoRoot, 'scripts', 'alerts-backtest.mjs'), '--url', baseUrl, ...args],
+    { env: { ...process.env, GOALSTEP_ADMIN_TOKEN: adminToken }, maxBuffer: 20_000_000 },
+  );
+  return stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+describe('alerts backtest over the Puffy week', () => {
+  it('raises no alert on a normal week; prints each check for its last day', async () => {
+    const { baseUrl, adminToken } = stack();
+    await replay({
+      dir: DATA_DIR,
+      url: baseUrl,
+      adminToken,
+      siteId: readDemo().siteId,
+      batchSize: 100,
+      concurrency: 4,
+      sentAt: true,
+      onProgress: () => undefined,
+    });
+    await waitForSettled(baseUrl, adminToken);
+
+    const lines = await backtest([
+      '--from',
+      '2025-02-23',
+      '--to',
+      '2025-03-02',
+      '--json',
+      '--last',
+    ]);
+    const actions = lines.filter((line) => !('last' in line));
+    const last = lines
+      .filter((line) => 'last' in line)
+      .map((line) => line.last as Record<string, unknown>);
+    process.stdout.write(
+      `puffy last-hour checks:\n${last.map((l) => JSON.stringify(l)).join('\n')}\n`,
+    );
+
+    expect(actions).toEqual([]);
+    // Every step of the demo goal was judged by volume, and the week's last bucket was judged.
+    const keys = last.map((l) => l.check);
+    for (const step of readDemo().goal.steps) expect(keys).toContain(`volume:${step.event}`);
+    const lastRun = last[0]?.lastRun as { window: string[] };
+    expect(lastRun.window[1]).toBe('2025-03-02T00:00:00.000Z');
+    // The last day is 24 hourly runs of every check, and none of them fired.
+    for (const line of last) {
+      const day = line.lastDay as { runs: number; verdicts: { firing: number } };
+      expect(day.runs).toBe(24);
+      expect(day.verdicts.firing).toBe(0);
+    }
+  });
+
+  it('answers a backtest range that is backwards with a stable error code', async () => {
+    await expect(backtest(['--from', '2025-03-02', '--to', '2025-02-23'])).rejects.toThrow(
+      /invalid_range/,
+    );
+  });
+});
