@@ -7,6 +7,8 @@ import { parseWindow } from '../funnel/definition';
 
 /** One person's counted attempt, as either report path hands it over. */
 export interface CountedAttempt {
+  /** The person's key, where the path knows it (admin people lists). */
+  personId?: string;
   /** Step times in epoch ms (null where not reached); `times[0]` is the entry. */
   times: Array<number | null>;
   /** 1-based furthest required step. */
