@@ -99,7 +99,8 @@ function earliest(
   for (let i = lowerBound(list, from); i < list.length; i += 1) {
     const e = list[i] as FunnelEvent;
     if (e.ts > to) return undefined;
-    if (!used.has(e) && holds(ctx, first, e, step)) return e;
+    // Step 1's own event sets the held values (in any-order mode it need not be the start).
+    if (!used.has(e) && (k === 0 || holds(ctx, first, e, step))) return e;
   }
   return undefined;
 }

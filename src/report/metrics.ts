@@ -33,6 +33,7 @@ export interface StepSummary {
   event: string;
   optional: boolean;
   count: number;
+  /** People in progress at the previous required step: left out of this step's denominators. */
   inProgress: number;
   conversionFromPrevious: number | null;
   conversionFromFirst: number | null;
@@ -163,8 +164,11 @@ export function summarize(goal: Goal, rows: readonly CountedAttempt[], now: numb
     const count = counts[k] ?? 0;
     const label = stepLabel(step);
     const prev = previousRequired(steps, k);
-    // People still able to reach step k: in progress and their furthest required step is before k.
-    const inProgress = k === 0 ? 0 : rows.filter((r, i) => open[i] && r.times[k] == null && r.reached - 1 < k).length;
+    // People still able to reach step k: in progress, their furthest required step before k.
+    const stillOpen = (r: CountedAttempt, i: number) => open[i] && r.times[k] == null && r.reached - 1 < k;
+    const openSinceFirst = k === 0 ? 0 : rows.filter(stillOpen).length;
+    // Of those, the ones at the previous required step: on their way from it to step k.
+    const inProgress = k === 0 ? 0 : rows.filter((r, i) => stillOpen(r, i) && r.times[prev] != null).length;
     const previous = prev < 0 ? count : (counts[prev] ?? 0);
     const dropOff = k === 0 ? 0 : previous - count - inProgress;
     const durations: number[] = [];
@@ -186,7 +190,7 @@ export function summarize(goal: Goal, rows: readonly CountedAttempt[], now: numb
       count,
       inProgress,
       conversionFromPrevious: k === 0 ? (count === 0 ? null : 1) : ratio(count, previous - inProgress),
-      conversionFromFirst: ratio(count, entered - inProgress),
+      conversionFromFirst: ratio(count, entered - openSinceFirst),
       dropOff,
       dropOffRate: k === 0 ? (count === 0 ? null : 0) : ratio(dropOff, previous - inProgress),
       medianSecondsFromPrevious: k === 0 ? null : stats.median,
@@ -213,7 +217,7 @@ export function summarize(goal: Goal, rows: readonly CountedAttempt[], now: numb
     entered,
     completed: completedRows.length,
     inProgress: openCount,
-    completionRate: ratio(completedRows.length, entered - (summaries[lastRequired]?.inProgress ?? 0)),
+    completionRate: ratio(completedRows.length, entered - openCount),
     completionWithin,
     steps: summaries,
   };
