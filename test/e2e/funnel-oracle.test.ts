@@ -28,7 +28,12 @@ const personArb = fc.record({
   start: fc.integer({ min: 0, max: SPAN_MINUTES - 1 }),
   events: fc.array(
     fc.record({
-      offset: fc.oneof(fc.integer({ min: 0, max: 90 }), fc.integer({ min: 0, max: 4000 })),
+      // Offsets on window edges (30m, 1h, 2h, 6h, 1d apart) test the inclusive boundaries.
+      offset: fc.oneof(
+        fc.integer({ min: 0, max: 90 }),
+        fc.constantFrom(0, 30, 60, 120, 180, 360, 1440),
+        fc.integer({ min: 0, max: 4000 }),
+      ),
       kind: fc.constantFrom('a', 'a', 'b', 'b', 'c', 'd', 'x', 'pricing', 'pro-page', 'home', 'plan'),
       productId: fc.constantFrom(1, 2, undefined),
       revenue: fc.constantFrom(5, 10, 20, undefined),
@@ -167,6 +172,8 @@ function comparable(r: Json): Json {
 
 describe('generated goals against the DuckDB oracle', () => {
   const { events, goals } = generate();
+  // What the compared reports exercised, so that agreement on empty answers cannot pass.
+  const seen = { laterSteps: 0, inProgress: 0, values: 0, other: 0, days: new Set<string>() };
 
   it('imports the generated events and builds every goal', async () => {
     await call('PUT', `/admin/sites/${SITE}`, { name: 'generated' });
@@ -215,7 +222,22 @@ describe('generated goals against the DuckDB oracle', () => {
           view: { ...view, ...RANGE_MS, tz: TZ, now: Date.parse(NOW) },
         });
         expect(comparable(actual), `${JSON.stringify(goal)} ${JSON.stringify(view)}`).toEqual(expected);
+        const steps = expected.steps as Array<{ count: number; value: number | null }>;
+        seen.laterSteps += steps.slice(1).reduce((sum, step) => sum + step.count, 0);
+        seen.inProgress += expected.inProgress as number;
+        seen.values += steps.filter((step) => step.value !== null).length;
+        const groups = (expected.breakdown as { groups: Array<{ value: string }> } | null)?.groups ?? [];
+        seen.other += groups.filter((g) => g.value === 'other').length;
+        for (const b of expected.overTime as Array<{ bucket: string }>) seen.days.add(b.bucket);
       }
     });
   }
+
+  it('exercised later steps, open windows, values, other and the 23-hour day', () => {
+    expect(seen.laterSteps).toBeGreaterThan(20);
+    expect(seen.inProgress).toBeGreaterThan(0);
+    expect(seen.values).toBeGreaterThan(0);
+    expect(seen.other).toBeGreaterThan(0);
+    expect(seen.days.has('2025-03-09')).toBe(true);
+  });
 });
