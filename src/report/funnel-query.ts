@@ -21,26 +21,43 @@ export type SegmentKey = keyof typeof SEGMENT_COLUMNS;
 
 type Row = Record<string, number | string | null>;
 
-const TIME_COLUMNS = Array.from({ length: 10 }, (_, i) => `t${i + 1}`);
-
 /**
  * SQLite (and so D1) returns the bare columns of the row that holds the single MAX() of a
- * group; the score ranks by required steps reached, then by earliest start.
+ * group; the score ranks by required steps reached, then by earliest start. Only the columns the
+ * view needs are read: with tens of thousands of people, each one costs.
  */
-const BEST_ATTEMPTS_SQL = `SELECT person_id, reached, ${TIME_COLUMNS.join(', ')},
-    ${Object.values(SEGMENT_COLUMNS).join(', ')}, step_values, entry_props,
-    MAX(reached * 100000000000000000 - t1) AS score
-  FROM attempts
-  WHERE site_id = ?1 AND goal_id = ?2 AND version = ?3 AND t1 >= ?4 AND t1 < ?5
-  GROUP BY person_id`;
+function bestAttemptsSql(steps: number, extra: readonly string[]): string {
+  const times = Array.from({ length: steps }, (_, i) => `t${i + 1}`);
+  return `SELECT person_id, reached, ${[...times, ...extra].join(', ')},
+      MAX(reached * 100000000000000000 - t1) AS score
+    FROM attempts
+    WHERE site_id = ?1 AND goal_id = ?2 AND version = ?3 AND t1 >= ?4 AND t1 < ?5
+    GROUP BY person_id`;
+}
 
 /** The counted attempt of every person entering one goal version in `[from, to)`. */
 export async function queryCountedAttempts(
   db: D1Database,
-  input: { siteId: string; goalId: string; version: number; steps: number; from: number; to: number },
+  input: {
+    siteId: string;
+    goalId: string;
+    version: number;
+    steps: number;
+    from: number;
+    to: number;
+    /** The breakdown key, whose column (or the entry properties) must be read. */
+    breakdown?: string | null;
+    /** Whether the goal has a value property (step values must be read). */
+    values?: boolean;
+  },
 ): Promise<CountedAttempt[]> {
+  const extra: string[] = [];
+  if (input.values) extra.push('step_values');
+  const by = input.breakdown;
+  if (by && by in SEGMENT_COLUMNS) extra.push(SEGMENT_COLUMNS[by as SegmentKey]);
+  else if (by) extra.push('entry_props');
   const { results } = await db
-    .prepare(BEST_ATTEMPTS_SQL)
+    .prepare(bestAttemptsSql(input.steps, extra))
     .bind(input.siteId, input.goalId, input.version, input.from, input.to)
     .all<Row>();
   return results.map((row) => toCounted(row, input.steps));

@@ -94,6 +94,8 @@ reportRoutes.get('/r/:token/:goalId', async (c) => {
             steps,
             from: range.from,
             to: range.to,
+            breakdown: view.breakdown,
+            values: goal.value !== undefined,
           })
         : (
             await c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(share.siteId)).viewAttempts(
