@@ -146,17 +146,17 @@ const BREAKDOWN_PROPERTY = /^property:[A-Za-z0-9_.$-]{1,100}$/;
 
 /** Reads the view parameters: mode and window overrides, breakdown, top N, interval. */
 function parseView(query: Record<string, string>, mode: Mode, window: string): ReportView {
-  const wantedMode = query.mode ?? mode;
+  const wantedMode = query.mode || mode;
   if (!(MODES as readonly string[]).includes(wantedMode)) {
     throw new ApiError(400, 'invalid_mode', 'mode must be ordered, strict or any');
   }
-  const wantedWindow = (query.window ?? window).trim();
+  const wantedWindow = (query.window || window).trim();
   try {
     parseWindow(wantedWindow);
   } catch {
     throw new ApiError(400, 'invalid_window', 'window must look like "30m", "12h" or "7d"');
   }
-  const by = query.breakdown ?? null;
+  const by = query.breakdown || null;
   if (by !== null && !(by in SEGMENT_COLUMNS) && !BREAKDOWN_PROPERTY.test(by)) {
     throw new ApiError(
       400,
