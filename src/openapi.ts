@@ -37,6 +37,10 @@ export function buildOpenApi(): Record<string, unknown> {
     '/admin/sites/{siteId}': { put: { summary: 'Create or update a site', security: [{ admin: [] }], requestBody: jsonBody('SiteInput'), responses: { '200': { description: 'Saved' } } } },
     '/admin/sites/{siteId}/goals/{goalId}': { put: { summary: 'Create a goal or a new version of it', security: [{ admin: [] }], requestBody: jsonBody('GoalInput'), responses: { '200': { description: 'Saved' } } } },
     '/admin/sites/{siteId}/shares': { post: { summary: 'Create a read-only share', security: [{ admin: [] }], requestBody: jsonBody('ShareInput'), responses: { '201': { description: 'Created' } } } },
+    '/admin/sites/{siteId}/goals/{goalId}/versions': { get: { summary: 'Every version of a goal, with notes', security: [{ admin: [] }], responses: { '200': { description: 'Versions' } } } },
+    '/admin/sites/{siteId}/goals/{goalId}/people': { get: { summary: 'People who reached a step but not the next', security: [{ admin: [] }], parameters: [{ name: 'step', in: 'query', required: true, schema: { type: 'integer' } }], responses: { '200': { description: 'People' } } } },
+    '/admin/sites/{siteId}/rebuild': { post: { summary: "Rebuild every goal's progress from stored events", security: [{ admin: [] }], responses: { '202': { description: 'Rebuilding' } } } },
+    '/admin/sites/{siteId}/catalogue': { get: { summary: 'Event names, page paths and property keys seen', security: [{ admin: [] }], responses: { '200': { description: 'Catalogue' } } } },
     '/r/{token}/{goalId}': { get: { summary: 'Funnel report (html, json or csv)', responses: { '200': { description: 'Report' }, '304': { description: 'Not modified' }, '404': { description: 'Unknown, revoked or expired token' } } } },
   };
   for (const route of singleRoutes) {

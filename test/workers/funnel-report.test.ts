@@ -210,3 +210,37 @@ describe('catalogue and people lists', () => {
     expect(anonymous.status).toBe(401);
   });
 });
+
+describe('rebuilding while events arrive', () => {
+  it('loses and double counts nothing when a version is saved mid-ingest', async () => {
+    const site = await seedSite('midway', ['a', 'b']);
+    const person = (i: number) => [
+      track('a', { userId: `m${i}` }, `m${i}-1`, T(i)),
+      track('b', { userId: `m${i}` }, `m${i}-2`, T(i + 1)),
+      track('c', { userId: `m${i}` }, `m${i}-3`, T(i + 2)),
+    ];
+    await importBatch(site, [...person(0), ...person(1)]);
+    // Version 2 (a → c) is saved while two more batches are on their way.
+    const [saved] = await Promise.all([
+      admin('/admin/sites/midway/goals/goal', {
+        method: 'PUT',
+        body: JSON.stringify({ name: 'Test goal', steps: [{ event: 'a' }, { event: 'c' }] }),
+      }),
+      importBatch(site, [...person(2), ...person(3)]),
+      importBatch(site, [...person(4), ...person(1)]),
+    ]);
+    expect(await saved.json()).toMatchObject({ version: 2 });
+    await settle(site);
+    await waitReady('midway', 'goal', 2);
+
+    const r = await getReport(site);
+    expect([r.version, r.rebuilding, r.steps.map((s) => s.count)]).toEqual([2, false, [5, 5]]);
+    const rows = await env.DB.prepare(
+      "SELECT person_id, COUNT(*) AS n FROM attempts WHERE site_id = 'midway' AND version = 2 GROUP BY person_id",
+    ).all<{ person_id: string; n: number }>();
+    // One attempt per person: nothing lost or doubled by the concurrent writes.
+    expect(rows.results.map((r) => [r.person_id, r.n]).sort()).toEqual(
+      [0, 1, 2, 3, 4].map((i) => [`u:m${i}`, 1]),
+    );
+  });
+});
