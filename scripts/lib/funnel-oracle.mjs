@@ -390,7 +390,16 @@ export async function oracleReport({ events, goal, view }) {
     ).map((r) => ({ bucket: r.bucket, entered: r.entered, completed: r.completed }));
 
     if (view.breakdown) {
-      if (view.breakdown !== 'utm_source') throw new Error('the oracle breaks down by utm_source');
+      // The segment at entry: the start event's utm_source, or the plan of the person's latest
+      // identify at or before the start.
+      const segment = {
+        utm_source: 'a.src',
+        'trait:plan': `(SELECT i.plan FROM ev i WHERE i.person = a.person AND i.type = 'identify'
+          AND i.plan IS NOT NULL AND i.ts <= a.start_ts ORDER BY i.ts DESC, i.mid DESC LIMIT 1)`,
+      }[view.breakdown];
+      if (!segment) throw new Error(`the oracle does not break down by ${view.breakdown}`);
+      await connection.run(`CREATE OR REPLACE TABLE counted AS
+        SELECT a.* EXCLUDE (src), ${segment} AS src FROM counted a`);
       const ranked = await all(
         connection,
         `SELECT coalesce(src, '(none)') AS value, count(*)::INTEGER AS n FROM counted

@@ -171,7 +171,10 @@ export const attempts = sqliteTable(
     country: text('country'),
     /** JSON array per step: `[value, orderKey, messageId]` of the goal's value property, or null. */
     stepValues: text('step_values'),
-    /** JSON of the step-1 event's properties (capped), for breakdowns by event property. */
+    /**
+     * JSON of the entry event's properties (`property:<key>`) and the person's traits then
+     * (`trait:<key>`), capped, for breakdowns by event property or person trait.
+     */
     entryProps: text('entry_props'),
   },
   (t) => [

@@ -22,6 +22,20 @@ export interface Attempt {
   entry: FunnelEvent;
   /** Per step, the value of the goal's value property on the event that filled it. */
   values: Array<StepValue | null>;
+  /** The person's traits at the start: every identify at or before it, later ones winning. */
+  entryTraits: Record<string, unknown>;
+}
+
+/** Traits as of `ts`, merged from identify calls in event-time order. */
+function traitsAt(identifies: readonly FunnelEvent[], ts: number): Record<string, unknown> {
+  const traits: Record<string, unknown> = {};
+  for (const event of identifies) {
+    if (event.ts > ts) break;
+    for (const [key, value] of Object.entries(event.properties ?? {})) {
+      if (value !== undefined && value !== null) traits[key] = value;
+    }
+  }
+  return traits;
 }
 
 /** Orders events by time, ties by message id: the one order every rule uses. */
@@ -282,6 +296,7 @@ export function computeAttempts(events: FunnelEvent[], goal: Goal): Attempt[] {
   if (steps.length === 0) return [];
   const sorted = [...events].sort(byEventTime);
   const tracked = sorted.filter(isTracked);
+  const identifies = sorted.filter((e) => e.type === 'identify');
   const ctx: Context = {
     goal,
     steps,
@@ -315,6 +330,7 @@ export function computeAttempts(events: FunnelEvent[], goal: Goal): Attempt[] {
       reached: reachedOf(ctx, draft),
       entry: start,
       values: valuesOf(goal, draft),
+      entryTraits: traitsAt(identifies, start.ts),
     };
     const held = best.get(t1);
     if (!held || attempt.reached > held.attempt.reached) best.set(t1, { attempt, start });

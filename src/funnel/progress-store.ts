@@ -18,7 +18,7 @@ export const goalKey = (goal: Pick<Goal, 'id' | 'version'>) => `${goal.id}#${goa
 /** D1 caps a batch's statements; chunks keep each call well inside it. */
 const STATEMENTS_PER_BATCH = 200;
 
-/** Entry properties kept for breakdowns are capped so one odd event cannot bloat a row. */
+/** Entry properties and traits kept for breakdowns are capped so one odd event cannot bloat a row. */
 const ENTRY_PROPS_MAX = 2000;
 
 const STEP_COLUMNS = ['t2', 't3', 't4', 't5', 't6', 't7', 't8', 't9', 't10'] as const;
@@ -29,15 +29,19 @@ export type AttemptRow = Record<string, number | string | null>;
 /** Shapes an attempt as its `attempts` row (minus site, goal, version and person). */
 export function attemptRow(attempt: Attempt & { segment: Segment }): AttemptRow {
   const s = attempt.segment;
-  const props = attempt.entry.properties;
-  let entryProps: string | null = null;
-  if (props) {
-    const scalars = Object.fromEntries(
-      Object.entries(props).filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v)),
-    );
-    const json = JSON.stringify(scalars);
-    entryProps = json.length <= ENTRY_PROPS_MAX ? json : null;
-  }
+  // Breakdown keys as the report names them: `property:<name>` and `trait:<name>`, scalars only.
+  const entry: Record<string, string | number | boolean> = {};
+  const scalars = (prefix: string, bag: Record<string, unknown> | null) => {
+    for (const [key, value] of Object.entries(bag ?? {})) {
+      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+        entry[`${prefix}:${key}`] = value;
+      }
+    }
+  };
+  scalars('property', attempt.entry.type === 'identify' ? null : attempt.entry.properties);
+  scalars('trait', attempt.entryTraits);
+  const json = JSON.stringify(entry);
+  const entryProps = json === '{}' || json.length > ENTRY_PROPS_MAX ? null : json;
   const row: AttemptRow = { t1: attempt.times[0] ?? null, reached: attempt.reached };
   STEP_COLUMNS.forEach((column, i) => {
     row[column] = attempt.times[i + 1] ?? null;

@@ -70,7 +70,7 @@ export function toCounted(row: Row, steps: number): CountedAttempt {
     segment[key] = (row[column] as string | null) ?? null;
   }
   const props = typeof row.entry_props === 'string' ? (JSON.parse(row.entry_props) as Record<string, unknown>) : {};
-  for (const [key, value] of Object.entries(props)) segment[`property:${key}`] = String(value);
+  for (const [key, value] of Object.entries(props)) segment[key] = String(value);
   return {
     personId: typeof row.person_id === 'string' ? row.person_id : undefined,
     times: Array.from({ length: steps }, (_, i) => {

@@ -142,7 +142,7 @@ reportRoutes.get('/r/:token/:goalId', async (c) => {
   });
 });
 
-const BREAKDOWN_PROPERTY = /^property:[A-Za-z0-9_.$-]{1,100}$/;
+const BREAKDOWN_PROPERTY = /^(property|trait):[A-Za-z0-9_.$-]{1,100}$/;
 
 /** Reads the view parameters: mode and window overrides, breakdown, top N, interval. */
 function parseView(query: Record<string, string>, mode: Mode, window: string): ReportView {
@@ -161,7 +161,7 @@ function parseView(query: Record<string, string>, mode: Mode, window: string): R
     throw new ApiError(
       400,
       'invalid_breakdown',
-      `breakdown must be one of ${Object.keys(SEGMENT_COLUMNS).join(', ')} or property:<name>`,
+      `breakdown must be one of ${Object.keys(SEGMENT_COLUMNS).join(', ')} or property:<name> or trait:<name>`,
     );
   }
   const top = query.top === undefined ? 5 : Number(query.top);

@@ -200,7 +200,13 @@ describe('generated goals against the DuckDB oracle', () => {
       const own = goal.mode as string;
       const other = own === 'ordered' ? 'strict' : own === 'strict' ? 'any' : 'ordered';
       for (const view of [
-        { mode: own, window: goal.window as string, breakdown: 'utm_source', top: 2, interval: 'day' },
+        {
+          mode: own,
+          window: goal.window as string,
+          breakdown: i % 2 === 0 ? 'utm_source' : 'trait:plan',
+          top: 2,
+          interval: 'day',
+        },
         { mode: other, window: '2d', breakdown: null, top: 5, interval: 'week' },
       ]) {
         const params = new URLSearchParams({ ...RANGE, tz: TZ, format: 'json', interval: view.interval });

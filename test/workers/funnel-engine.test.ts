@@ -336,3 +336,10 @@ describe('properties over random event streams (C19)', () => {
     );
   });
 });
+
+describe('traits at entry', () => {
+  it('takes every identify at or before the start, the latest winning', () => {
+    const events = [identify(0, { plan: 'free', size: 2 }), identify(5, { plan: 'pro' }), ev('a', 5), identify(6, { plan: 'team' })];
+    expect(computeAttempts(events, goal(['a']))[0]?.entryTraits).toEqual({ plan: 'pro', size: 2 });
+  });
+});
