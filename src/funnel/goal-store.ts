@@ -1,5 +1,11 @@
 /** Reads and writes goal definitions in D1. */
-import { toEngineGoal, type Goal, type GoalDefinition, type GoalInput } from './definition';
+import {
+  goalInputSchema,
+  toEngineGoal,
+  type Goal,
+  type GoalDefinition,
+  type GoalInput,
+} from './definition';
 
 interface GoalRow {
   id: string;
@@ -20,7 +26,10 @@ export interface StoredGoal extends Goal {
 }
 
 function toGoal(row: GoalRow): StoredGoal {
-  const definition = JSON.parse(row.definition) as GoalDefinition;
+  const raw = JSON.parse(row.definition) as GoalDefinition;
+  // Stored before a field existed means its default: re-saving it must not make a new version.
+  const parsed = goalInputSchema.safeParse({ ...raw, name: row.name });
+  const definition = parsed.success ? definitionOf(parsed.data) : raw;
   return {
     ...toEngineGoal({ id: row.id, version: row.version, name: row.name }, definition),
     window: definition.window,

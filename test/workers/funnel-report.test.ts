@@ -244,3 +244,19 @@ describe('rebuilding while events arrive', () => {
     );
   });
 });
+
+describe('goals stored before modes existed', () => {
+  it('keeps the version when the same goal is saved again', async () => {
+    await seedSite('legacy', ['a', 'b']);
+    // A definition as the previous release stored it: steps and window only.
+    await env.DB.prepare(
+      `UPDATE goal_versions SET definition = '{"steps":[{"event":"a"},{"event":"b"}],"window":"7d"}'
+       WHERE site_id = 'legacy'`,
+    ).run();
+    const again = await admin('/admin/sites/legacy/goals/goal', {
+      method: 'PUT',
+      body: JSON.stringify({ name: 'Test goal', window: '7d', steps: [{ event: 'a' }, { event: 'b' }] }),
+    });
+    expect(await again.json()).toMatchObject({ version: 1, created: false });
+  });
+});
