@@ -68,10 +68,10 @@ try {
         `### ${title} — source ${report.source}, uncached median ${median(times).toFixed(0)} ms ` +
           `(min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)}, ${runs} runs)\n`,
       );
-      const groups = report.breakdown
-        ? report.breakdown.groups
-        : [{ value: 'all', ...report }];
-      console.log(`| group | ${report.steps.map((s) => s.name).join(' | ')} | completion | median s to last |`);
+      const groups = report.breakdown ? report.breakdown.groups : [{ value: 'all', ...report }];
+      console.log(
+        `| group | ${report.steps.map((s) => s.name).join(' | ')} | completion | median s to last |`,
+      );
       console.log(`| --- | ${report.steps.map(() => '---').join(' | ')} | --- | --- |`);
       for (const g of groups) {
         const last = g.steps[g.steps.length - 1];

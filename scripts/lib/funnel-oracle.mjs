@@ -21,7 +21,8 @@ const num = (value) => (value === null || value === undefined ? 'NULL' : String(
 /** SQL predicate for one event matcher over alias `e` (only the shapes the generator makes). */
 function matcherSql(m) {
   const parts = ['e.tracked'];
-  if (m.type) parts.push(m.type === 'page' ? `e.type IN ('page', 'screen')` : `e.type = ${q(m.type)}`);
+  if (m.type)
+    parts.push(m.type === 'page' ? `e.type IN ('page', 'screen')` : `e.type = ${q(m.type)}`);
   if (m.event !== undefined) parts.push(`e.name = ${q(m.event)}`);
   if (m.path !== undefined) {
     if (/[%_\\]/.test(m.path)) throw new Error('the oracle takes path patterns without % _ \\');
@@ -29,7 +30,8 @@ function matcherSql(m) {
   }
   for (const f of m.where ?? []) {
     if (f.property === 'product_id' && f.op === 'eq') parts.push(`e.pid = ${q(String(f.value))}`);
-    else if (f.property === 'revenue' && f.op === 'gt') parts.push(`e.revenue > ${Number(f.value)}`);
+    else if (f.property === 'revenue' && f.op === 'gt')
+      parts.push(`e.revenue > ${Number(f.value)}`);
     else throw new Error(`the oracle does not model filter ${JSON.stringify(f)}`);
   }
   return `(${parts.join(' AND ')})`;
@@ -76,7 +78,8 @@ async function stepTables(connection, goal) {
       }
       await connection.run(`CREATE OR REPLACE TABLE m${k} AS
         SELECT person, mid, ts, pid, revenue, tx FROM (
-          SELECT *, lag(plan = ${q(step.trait.value)}) OVER (PARTITION BY person ORDER BY ts, mid) AS before
+          SELECT *, lag(plan = ${q(step.trait.value)})
+            OVER (PARTITION BY person ORDER BY ts, mid) AS before
           FROM ev WHERE type = 'identify' AND plan IS NOT NULL)
         WHERE plan = ${q(step.trait.value)} AND coalesce(before, false) = false`);
     } else {
@@ -84,7 +87,6 @@ async function stepTables(connection, goal) {
         SELECT person, mid, ts, pid, revenue, tx FROM ev e WHERE ${stepSql(step)}`);
     }
   }
-  (goal.exclusions ?? []).forEach(() => undefined);
   for (const [i, ex] of (goal.exclusions ?? []).entries()) {
     await connection.run(`CREATE OR REPLACE TABLE x${i} AS
       SELECT person, ts FROM ev e WHERE ${matcherSql(ex)}`);
@@ -168,7 +170,11 @@ async function attempts(connection, goal, mode, W) {
         while (!req[r - 1]) r -= 1;
         const lows = Array.from({ length: k - r }, (_, i) => `a.t${r + i}`).join(', ');
         let next = null;
-        for (let j = k + 1; j <= n; j++) if (req[j - 1]) { next = j; break; }
+        for (let j = k + 1; j <= n; j++)
+          if (req[j - 1]) {
+            next = j;
+            break;
+          }
         const high = next ? `coalesce(a.t${next}, a.start_ts + ${W})` : `a.start_ts + ${W}`;
         await connection.run(`CREATE OR REPLACE TABLE att AS
           SELECT a.* EXCLUDE (used, t${k}, mid${k}, v${k}, x${k}),
@@ -206,14 +212,20 @@ async function attempts(connection, goal, mode, W) {
           ORDER BY e.ts, e.mid LIMIT 1) n ON true)`);
       prev = `s${k}`;
     }
-    await connection.run(`CREATE OR REPLACE TABLE raw_att AS WITH ${ctes.join(',\n')} SELECT * FROM ${prev}`);
+    await connection.run(
+      `CREATE OR REPLACE TABLE raw_att AS WITH ${ctes.join(',\n')} SELECT * FROM ${prev}`,
+    );
     // Step k is reached when every required step up to k is; its time is their latest.
     const cols = [];
     const doneBefore = [];
     for (let k = 1; k <= n; k++) {
       const step = goal.steps[k - 1];
-      const complete = doneBefore.length ? doneBefore.map((j) => `mid${j} IS NOT NULL`).join(' AND ') : 'true';
-      const latest = doneBefore.length ? `list_max([${doneBefore.map((j) => `t${j}`).join(', ')}])` : 'NULL';
+      const complete = doneBefore.length
+        ? doneBefore.map((j) => `mid${j} IS NOT NULL`).join(' AND ')
+        : 'true';
+      const latest = doneBefore.length
+        ? `list_max([${doneBefore.map((j) => `t${j}`).join(', ')}])`
+        : 'NULL';
       if (step.optional) {
         cols.push(`CASE WHEN t${k} IS NULL THEN NULL WHEN ${complete} THEN greatest(t${k}, ${latest})
           ELSE t${k} END AS t${k}, mid${k}, v${k}, x${k}`);
@@ -244,7 +256,8 @@ async function attempts(connection, goal, mode, W) {
   await connection.run(`CREATE OR REPLACE TABLE att2 AS
     SELECT a.*, ${reachedSql} AS reached, (SELECT src FROM ev WHERE ev.mid = a.start_mid) AS src
     FROM att a WHERE t1 IS NOT NULL ${excl.length ? `AND ${excl.join(' AND ')}` : ''}
-    QUALIFY row_number() OVER (PARTITION BY person, t1 ORDER BY reached DESC, start_ts, start_mid) = 1`);
+    QUALIFY row_number() OVER (PARTITION BY person, t1
+      ORDER BY reached DESC, start_ts, start_mid) = 1`);
 }
 
 /** Every metric of one group of counted attempts (table `counted`, rows where `where`). */
@@ -260,7 +273,9 @@ async function metrics(connection, goal, view, where, now) {
   const cols = ['count(*)::INTEGER AS entered', `count(*) FILTER (WHERE open)::INTEGER AS open`];
   for (let k = 1; k <= n; k++) {
     cols.push(`count(t${k})::INTEGER AS c${k}`);
-    cols.push(`count(*) FILTER (WHERE open AND t${k} IS NULL AND reached < ${k})::INTEGER AS of${k}`);
+    cols.push(
+      `count(*) FILTER (WHERE open AND t${k} IS NULL AND reached < ${k})::INTEGER AS of${k}`,
+    );
     const p = prevReq(k);
     cols.push(`count(*) FILTER (WHERE open AND t${k} IS NULL AND reached < ${k}
       AND ${p === null ? 'false' : `t${p} IS NOT NULL`})::INTEGER AS ip${k}`);
@@ -271,15 +286,23 @@ async function metrics(connection, goal, view, where, now) {
         avg(${d}) AS mean${k}, min(${d}) AS min${k}, max(${d}) AS max${k}`);
     }
   }
-  const buckets = [1, 7, 14, 30].filter((d) => d * DAY_MS < Math.min(W, 30 * DAY_MS)).map((d) => [`${d}d`, d * DAY_MS]);
+  const buckets = [1, 7, 14, 30]
+    .filter((d) => d * DAY_MS < Math.min(W, 30 * DAY_MS))
+    .map((d) => [`${d}d`, d * DAY_MS]);
   const cap = Math.min(W, 30 * DAY_MS);
   buckets.push([
-    cap % DAY_MS === 0 ? `${cap / DAY_MS}d` : cap % 3_600_000 === 0 ? `${cap / 3_600_000}h` : `${cap / 60_000}m`,
+    cap % DAY_MS === 0
+      ? `${cap / DAY_MS}d`
+      : cap % 3_600_000 === 0
+        ? `${cap / 3_600_000}h`
+        : `${cap / 60_000}m`,
     cap,
   ]);
   buckets.forEach(([, ms], i) => {
     cols.push(`count(*) FILTER (WHERE t${last} - t1 <= ${ms})::INTEGER AS w${i}`);
-    cols.push(`count(*) FILTER (WHERE t1 + ${ms} <= ${now} OR t${last} - t1 <= ${ms})::INTEGER AS e${i}`);
+    cols.push(
+      `count(*) FILTER (WHERE t1 + ${ms} <= ${now} OR t${last} - t1 <= ${ms})::INTEGER AS e${i}`,
+    );
   });
   const [row] = await all(connection, `SELECT ${cols.join(', ')} FROM counted WHERE ${where}`);
 
@@ -360,7 +383,6 @@ export async function oracleReport({ events, goal, view }) {
     await attempts(connection, goal, view.mode, W);
 
     // The counted attempt per person: furthest required step, then earliest t1, in range.
-    const n = goal.steps.length;
     const required = goal.steps.map((s, i) => (s.optional ? null : i + 1)).filter(Boolean);
     const nReq = required[required.length - 1];
     // In progress: not complete, goal window open, and the next required step's window open.
@@ -408,17 +430,34 @@ export async function oracleReport({ events, goal, view }) {
       const shown = ranked.slice(0, view.top);
       const groups = [];
       for (const { value } of shown) {
-        groups.push({ value, ...(await metrics(connection, goal, v, `coalesce(src, '(none)') = ${q(value)}`, view.now)) });
+        groups.push({
+          value,
+          ...(await metrics(
+            connection,
+            goal,
+            v,
+            `coalesce(src, '(none)') = ${q(value)}`,
+            view.now,
+          )),
+        });
       }
       if (ranked.length > view.top) {
         const list = shown.map((r) => q(r.value)).join(', ');
-        groups.push({ value: 'other', ...(await metrics(connection, goal, v, `coalesce(src, '(none)') NOT IN (${list})`, view.now)) });
+        groups.push({
+          value: 'other',
+          ...(await metrics(
+            connection,
+            goal,
+            v,
+            `coalesce(src, '(none)') NOT IN (${list})`,
+            view.now,
+          )),
+        });
       }
       report.breakdown = { by: view.breakdown, top: view.top, groups };
     } else {
       report.breakdown = null;
     }
-    void n;
     return report;
   } finally {
     connection.closeSync();

@@ -116,12 +116,19 @@ funnelAdminRoutes.get('/admin/sites/:siteId/goals/:goalId/people', async (c) => 
 
   const step = Number(c.req.query('step'));
   if (!Number.isInteger(step) || step < 1 || step > goal.steps.length) {
-    throw new ApiError(400, 'invalid_step', `step must be a whole number from 1 to ${goal.steps.length}`);
+    throw new ApiError(
+      400,
+      'invalid_step',
+      `step must be a whole number from 1 to ${goal.steps.length}`,
+    );
   }
   const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 1000) || 1000, 1), 10_000);
   let range;
   try {
-    range = resolveRange({ from: c.req.query('from'), to: c.req.query('to'), tz: c.req.query('tz') }, nowMs(c.env));
+    range = resolveRange(
+      { from: c.req.query('from'), to: c.req.query('to'), tz: c.req.query('tz') },
+      nowMs(c.env),
+    );
   } catch (error) {
     if (error instanceof RangeError400) throw new ApiError(400, error.code, error.message);
     throw error;
@@ -136,7 +143,9 @@ funnelAdminRoutes.get('/admin/sites/:siteId/goals/:goalId/people', async (c) => 
   });
   // Reached step k and, when there is one, not step k+1.
   const people = rows
-    .filter((r) => r.times[step - 1] != null && (step === goal.steps.length || r.times[step] == null))
+    .filter(
+      (r) => r.times[step - 1] != null && (step === goal.steps.length || r.times[step] == null),
+    )
     .map((r) => ({ personId: r.personId, entry: new Date(r.times[0] as number).toISOString() }))
     .sort((a, b) => (a.personId ?? '').localeCompare(b.personId ?? ''));
   return c.json({

@@ -52,7 +52,10 @@ export const goalInputSchema = z
     exclusions: z.array(exclusionSchema).max(10).optional(),
     holdConstant: z.array(z.string().min(1).max(200)).max(5).optional(),
     value: z
-      .object({ property: z.string().min(1).max(200), dedupeBy: z.string().min(1).max(200).optional() })
+      .object({
+        property: z.string().min(1).max(200),
+        dedupeBy: z.string().min(1).max(200).optional(),
+      })
       .optional(),
     note: z.string().max(1000).optional(),
   })

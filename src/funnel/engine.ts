@@ -4,7 +4,13 @@
  * time, never advanced.
  */
 import type { Goal, StepDefinition } from './definition';
-import { isTracked, matchesFilter, matchesMatcher, matchesStep, type FunnelEvent } from './matchers';
+import {
+  isTracked,
+  matchesFilter,
+  matchesMatcher,
+  matchesStep,
+  type FunnelEvent,
+} from './matchers';
 
 /** The value a step's event carries for `value` metrics, with its order key for dedupe. */
 export interface StepValue {
@@ -86,16 +92,25 @@ const WINDOW_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 function stepWindowMs(step: StepDefinition): number {
   if (!step.window) return Number.POSITIVE_INFINITY;
   const match = /^(\d+)\s*(m|h|d)$/.exec(step.window.trim());
-  return match ? Number(match[1]) * WINDOW_MS[match[2] as keyof typeof WINDOW_MS] : Number.POSITIVE_INFINITY;
+  return match
+    ? Number(match[1]) * WINDOW_MS[match[2] as keyof typeof WINDOW_MS]
+    : Number.POSITIVE_INFINITY;
 }
 
 /** Held properties must be present on both events and equal as text. */
-function holds(ctx: Context, first: FunnelEvent, event: FunnelEvent, step: StepDefinition): boolean {
+function holds(
+  ctx: Context,
+  first: FunnelEvent,
+  event: FunnelEvent,
+  step: StepDefinition,
+): boolean {
   if (step.trait) return true;
   return (ctx.goal.holdConstant ?? []).every((key) => {
     const a = first.properties?.[key];
     const b = event.properties?.[key];
-    return a !== undefined && a !== null && b !== undefined && b !== null && String(a) === String(b);
+    return (
+      a !== undefined && a !== null && b !== undefined && b !== null && String(a) === String(b)
+    );
   });
 }
 
@@ -195,7 +210,13 @@ function strict(ctx: Context, start: FunnelEvent): Draft {
       found = earliest(ctx, k, start, new Set(), last, limit);
     } else {
       const next = ctx.tracked[position + 1];
-      if (next && next.ts >= last && next.ts <= limit && matchesStep(next, step) && holds(ctx, start, next, step)) {
+      if (
+        next &&
+        next.ts >= last &&
+        next.ts <= limit &&
+        matchesStep(next, step) &&
+        holds(ctx, start, next, step)
+      ) {
         found = next;
         position += 1;
       }
@@ -267,7 +288,9 @@ function excluded(ctx: Context, draft: Draft, startTs: number): boolean {
     if (low === null || low === undefined) return false;
     const high = draft.times[to - 1];
     return events.some((e) =>
-      high === null || high === undefined ? e.ts > low && e.ts <= deadline : e.ts > low && e.ts < high,
+      high === null || high === undefined
+        ? e.ts > low && e.ts <= deadline
+        : e.ts > low && e.ts < high,
     );
   });
 }
@@ -316,13 +339,21 @@ export function computeAttempts(events: FunnelEvent[], goal: Goal): Attempt[] {
   // Attempt starts: step-1 events, or in any-order mode every required step's events.
   const starts =
     mode === 'any'
-      ? [...new Set(steps.flatMap((s, k) => (s.optional ? [] : (ctx.candidates[k] as FunnelEvent[]))))].sort(byEventTime)
+      ? [
+          ...new Set(
+            steps.flatMap((s, k) => (s.optional ? [] : (ctx.candidates[k] as FunnelEvent[]))),
+          ),
+        ].sort(byEventTime)
       : (ctx.candidates[0] as FunnelEvent[]);
 
   const best = new Map<number, { attempt: Attempt; start: FunnelEvent }>();
   for (const start of starts) {
     const draft =
-      mode === 'any' ? anyOrder(ctx, start) : mode === 'strict' ? strict(ctx, start) : ordered(ctx, start);
+      mode === 'any'
+        ? anyOrder(ctx, start)
+        : mode === 'strict'
+          ? strict(ctx, start)
+          : ordered(ctx, start);
     if (!draft || excluded(ctx, draft, start.ts)) continue;
     const t1 = draft.times[0] as number;
     const attempt: Attempt = {

@@ -53,7 +53,10 @@ const CURRENT_GOALS = `SELECT g.id, v.version, v.name, v.definition, v.note, v.c
 
 /** The current version of every goal of a site. */
 export async function listCurrentGoals(db: D1Database, siteId: string): Promise<StoredGoal[]> {
-  const { results } = await db.prepare(`${CURRENT_GOALS} ORDER BY g.id`).bind(siteId).all<GoalRow>();
+  const { results } = await db
+    .prepare(`${CURRENT_GOALS} ORDER BY g.id`)
+    .bind(siteId)
+    .all<GoalRow>();
   return results.map(toGoal);
 }
 
@@ -63,7 +66,10 @@ export async function getCurrentGoal(
   siteId: string,
   goalId: string,
 ): Promise<StoredGoal | null> {
-  const row = await db.prepare(`${CURRENT_GOALS} AND g.id = ?`).bind(siteId, goalId).first<GoalRow>();
+  const row = await db
+    .prepare(`${CURRENT_GOALS} AND g.id = ?`)
+    .bind(siteId, goalId)
+    .first<GoalRow>();
   return row ? toGoal(row) : null;
 }
 
@@ -77,7 +83,11 @@ export async function saveGoal(
 ): Promise<{ version: number; created: boolean }> {
   const definition = JSON.stringify(definitionOf(input.goal));
   const current = await getCurrentGoal(db, input.siteId, input.goalId);
-  if (current && current.name === input.goal.name && JSON.stringify(current.definition) === definition) {
+  if (
+    current &&
+    current.name === input.goal.name &&
+    JSON.stringify(current.definition) === definition
+  ) {
     return { version: current.version, created: false };
   }
 
@@ -147,7 +157,9 @@ export async function listGoalStates(
   siteId: string,
 ): Promise<Array<{ id: string; current: number; ready: number | null }>> {
   const { results } = await db
-    .prepare('SELECT id, current_version AS current, ready_version AS ready FROM goals WHERE site_id = ?')
+    .prepare(
+      'SELECT id, current_version AS current, ready_version AS ready FROM goals WHERE site_id = ?',
+    )
     .bind(siteId)
     .all<{ id: string; current: number; ready: number | null }>();
   return results;

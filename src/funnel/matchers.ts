@@ -31,11 +31,17 @@ export function matchesFilter(
     case 'contains':
       return typeof actual === 'string' && actual.includes(String(filter.value));
     case 'in':
-      return present && Array.isArray(filter.value) && filter.value.map(String).includes(String(actual));
+      return (
+        present && Array.isArray(filter.value) && filter.value.map(String).includes(String(actual))
+      );
     case 'gt':
-      return typeof actual === 'number' && typeof filter.value === 'number' && actual > filter.value;
+      return (
+        typeof actual === 'number' && typeof filter.value === 'number' && actual > filter.value
+      );
     case 'lt':
-      return typeof actual === 'number' && typeof filter.value === 'number' && actual < filter.value;
+      return (
+        typeof actual === 'number' && typeof filter.value === 'number' && actual < filter.value
+      );
   }
 }
 
@@ -59,14 +65,20 @@ function matchesPattern(value: unknown, pattern: string): boolean {
 /** True when a tracked event satisfies one matcher. */
 export function matchesMatcher(event: FunnelEvent, matcher: EventMatcher): boolean {
   if (!isTracked(event)) return false;
-  if (matcher.type && event.type !== matcher.type && !(matcher.type === 'page' && event.type === 'screen')) {
+  if (
+    matcher.type &&
+    event.type !== matcher.type &&
+    !(matcher.type === 'page' && event.type === 'screen')
+  ) {
     return false;
   }
   if (matcher.event !== undefined && event.event !== matcher.event) return false;
   if (matcher.path !== undefined || matcher.url !== undefined) {
     if (event.type === 'track') return false;
-    if (matcher.path !== undefined && !matchesPattern(event.properties?.path, matcher.path)) return false;
-    if (matcher.url !== undefined && !matchesPattern(event.properties?.url, matcher.url)) return false;
+    if (matcher.path !== undefined && !matchesPattern(event.properties?.path, matcher.path))
+      return false;
+    if (matcher.url !== undefined && !matchesPattern(event.properties?.url, matcher.url))
+      return false;
   }
   return (matcher.where ?? []).every((filter) => matchesFilter(event.properties, filter));
 }

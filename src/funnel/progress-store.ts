@@ -18,7 +18,7 @@ export const goalKey = (goal: Pick<Goal, 'id' | 'version'>) => `${goal.id}#${goa
 /** D1 caps a batch's statements; chunks keep each call well inside it. */
 const STATEMENTS_PER_BATCH = 200;
 
-/** Entry properties and traits kept for breakdowns are capped so one odd event cannot bloat a row. */
+/** Entry properties and traits for breakdowns are capped: one odd event cannot bloat a row. */
 const ENTRY_PROPS_MAX = 2000;
 
 const STEP_COLUMNS = ['t2', 't3', 't4', 't5', 't6', 't7', 't8', 't9', 't10'] as const;

@@ -61,7 +61,11 @@ export function buildReport(input: {
     interval: view.interval,
     overTime: overTime(goal, rows, range.tz, view.interval),
     breakdown: view.breakdown
-      ? { by: view.breakdown, top: view.top, groups: breakdown(goal, rows, view.breakdown, view.top, now) }
+      ? {
+          by: view.breakdown,
+          top: view.top,
+          groups: breakdown(goal, rows, view.breakdown, view.top, now),
+        }
       : null,
   };
 }

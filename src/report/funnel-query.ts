@@ -69,7 +69,10 @@ export function toCounted(row: Row, steps: number): CountedAttempt {
   for (const [key, column] of Object.entries(SEGMENT_COLUMNS)) {
     segment[key] = (row[column] as string | null) ?? null;
   }
-  const props = typeof row.entry_props === 'string' ? (JSON.parse(row.entry_props) as Record<string, unknown>) : {};
+  const props =
+    typeof row.entry_props === 'string'
+      ? (JSON.parse(row.entry_props) as Record<string, unknown>)
+      : {};
   for (const [key, value] of Object.entries(props)) segment[key] = String(value);
   return {
     personId: typeof row.person_id === 'string' ? row.person_id : undefined,

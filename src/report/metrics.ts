@@ -49,7 +49,12 @@ export interface FunnelSummary {
   completed: number;
   inProgress: number;
   completionRate: number | null;
-  completionWithin: Array<{ within: string; completed: number; eligible: number; rate: number | null }>;
+  completionWithin: Array<{
+    within: string;
+    completed: number;
+    eligible: number;
+    rate: number | null;
+  }>;
   steps: StepSummary[];
 }
 
@@ -146,7 +151,8 @@ function stepValues(rows: readonly CountedAttempt[], k: number): number | null {
       continue;
     }
     const held = seen.get(order);
-    if (!held || ts < held.ts || (ts === held.ts && id < held.id)) seen.set(order, { ts, id, value });
+    if (!held || ts < held.ts || (ts === held.ts && id < held.id))
+      seen.set(order, { ts, id, value });
   }
   for (const { value } of seen.values()) sum += value;
   return any ? Math.round(sum * 1e6) / 1e6 : null;
@@ -157,7 +163,9 @@ export function summarize(goal: Goal, rows: readonly CountedAttempt[], now: numb
   const steps = goal.steps;
   const open = rows.map((row) => isOpen(goal, row, now));
   const entered = rows.length;
-  const counts = steps.map((_, k) => rows.filter((r) => r.times[k] !== null && r.times[k] !== undefined).length);
+  const counts = steps.map(
+    (_, k) => rows.filter((r) => r.times[k] !== null && r.times[k] !== undefined).length,
+  );
   const lastRequired = requiredCount(steps) - 1;
 
   const summaries = steps.map((step, k): StepSummary => {
@@ -165,10 +173,12 @@ export function summarize(goal: Goal, rows: readonly CountedAttempt[], now: numb
     const label = stepLabel(step);
     const prev = previousRequired(steps, k);
     // People still able to reach step k: in progress, their furthest required step before k.
-    const stillOpen = (r: CountedAttempt, i: number) => open[i] && r.times[k] == null && r.reached - 1 < k;
+    const stillOpen = (r: CountedAttempt, i: number) =>
+      open[i] && r.times[k] == null && r.reached - 1 < k;
     const openSinceFirst = k === 0 ? 0 : rows.filter(stillOpen).length;
     // Of those, the ones at the previous required step: on their way from it to step k.
-    const inProgress = k === 0 ? 0 : rows.filter((r, i) => stillOpen(r, i) && r.times[prev] != null).length;
+    const inProgress =
+      k === 0 ? 0 : rows.filter((r, i) => stillOpen(r, i) && r.times[prev] != null).length;
     const previous = prev < 0 ? count : (counts[prev] ?? 0);
     const dropOff = k === 0 ? 0 : previous - count - inProgress;
     const durations: number[] = [];
@@ -189,7 +199,8 @@ export function summarize(goal: Goal, rows: readonly CountedAttempt[], now: numb
       optional: step.optional === true,
       count,
       inProgress,
-      conversionFromPrevious: k === 0 ? (count === 0 ? null : 1) : ratio(count, previous - inProgress),
+      conversionFromPrevious:
+        k === 0 ? (count === 0 ? null : 1) : ratio(count, previous - inProgress),
       conversionFromFirst: ratio(count, entered - openSinceFirst),
       dropOff,
       dropOffRate: k === 0 ? (count === 0 ? null : 0) : ratio(dropOff, previous - inProgress),
@@ -229,7 +240,12 @@ export function withinBuckets(windowMs: number): Array<{ label: string; ms: numb
     .filter((d) => d * DAY_MS < Math.min(windowMs, 30 * DAY_MS))
     .map((d) => ({ label: `${d}d`, ms: d * DAY_MS }));
   const cap = Math.min(windowMs, 30 * DAY_MS);
-  const label = cap % DAY_MS === 0 ? `${cap / DAY_MS}d` : cap % 3_600_000 === 0 ? `${cap / 3_600_000}h` : `${cap / 60_000}m`;
+  const label =
+    cap % DAY_MS === 0
+      ? `${cap / DAY_MS}d`
+      : cap % 3_600_000 === 0
+        ? `${cap / 3_600_000}h`
+        : `${cap / 60_000}m`;
   buckets.push({ label, ms: cap });
   return buckets;
 }

@@ -14,7 +14,10 @@ const SHARE = 'sh_gen_oracle_share_token_0001';
 const TZ = 'America/New_York';
 // Entries from 2025-03-08 to 2025-03-11 in New York: 2025-03-09 is a 23-hour day.
 const RANGE = { from: '2025-03-08', to: '2025-03-11' };
-const RANGE_MS = { from: Date.parse('2025-03-08T05:00:00Z'), to: Date.parse('2025-03-11T04:00:00Z') };
+const RANGE_MS = {
+  from: Date.parse('2025-03-08T05:00:00Z'),
+  to: Date.parse('2025-03-11T04:00:00Z'),
+};
 const SPAN_START = Date.parse('2025-03-07T20:00:00Z');
 const SPAN_MINUTES = Math.floor((Date.parse(NOW) - SPAN_START) / 60_000);
 const SEED = 20_250_309;
@@ -34,7 +37,19 @@ const personArb = fc.record({
         fc.constantFrom(0, 30, 60, 120, 180, 360, 1440),
         fc.integer({ min: 0, max: 4000 }),
       ),
-      kind: fc.constantFrom('a', 'a', 'b', 'b', 'c', 'd', 'x', 'pricing', 'pro-page', 'home', 'plan'),
+      kind: fc.constantFrom(
+        'a',
+        'a',
+        'b',
+        'b',
+        'c',
+        'd',
+        'x',
+        'pricing',
+        'pro-page',
+        'home',
+        'plan',
+      ),
       productId: fc.constantFrom(1, 2, undefined),
       revenue: fc.constantFrom(5, 10, 20, undefined),
       tx: fc.constantFrom('t1', 't2', 't3', undefined),
@@ -47,7 +62,9 @@ const personArb = fc.record({
 
 const matcherArb = fc.oneof(
   fc.constantFrom('a', 'b', 'c', 'd').map((event) => ({ event })),
-  fc.constantFrom('b', 'c').map((event) => ({ event, where: [{ property: 'product_id', op: 'eq', value: 1 }] })),
+  fc
+    .constantFrom('b', 'c')
+    .map((event) => ({ event, where: [{ property: 'product_id', op: 'eq', value: 1 }] })),
   fc.constant({ event: 'c', where: [{ property: 'revenue', op: 'gt', value: 5 }] }),
   fc.constant({ anyOf: [{ event: 'c' }, { event: 'd' }] }),
   fc.constant({ type: 'page', path: '/pricing*' }),
@@ -58,7 +75,10 @@ const goalArb = fc
     first: fc.constantFrom('a', 'b').map((event) => ({ event })),
     rest: fc.array(
       fc.record({
-        matcher: fc.oneof({ weight: 5, arbitrary: matcherArb }, { weight: 1, arbitrary: fc.constant(null) }),
+        matcher: fc.oneof(
+          { weight: 5, arbitrary: matcherArb },
+          { weight: 1, arbitrary: fc.constant(null) },
+        ),
         optional: fc.boolean(),
         window: fc.constantFrom(undefined, undefined, '30m', '2h'),
       }),
@@ -75,7 +95,11 @@ const goalArb = fc
     g.rest.forEach((r, i) => {
       const last = i === g.rest.length - 1;
       const step: Json = r.matcher ?? { trait: { property: 'plan', op: 'eq', value: 'pro' } };
-      steps.push({ ...step, ...(r.optional && !last ? { optional: true } : {}), ...(r.window ? { window: r.window } : {}) });
+      steps.push({
+        ...step,
+        ...(r.optional && !last ? { optional: true } : {}),
+        ...(r.window ? { window: r.window } : {}),
+      });
     });
     const goal: Json = { name: 'generated', steps, mode: g.mode, window: g.window };
     if (g.exclusion !== null) {
@@ -88,8 +112,14 @@ const goalArb = fc
   });
 
 function generate(): { events: Json[]; goals: Json[] } {
-  const [people] = fc.sample(fc.array(personArb, { minLength: 80, maxLength: 80 }), { seed: SEED, numRuns: 1 });
-  const [goals] = fc.sample(fc.array(goalArb, { minLength: 10, maxLength: 10 }), { seed: SEED + 1, numRuns: 1 });
+  const [people] = fc.sample(fc.array(personArb, { minLength: 80, maxLength: 80 }), {
+    seed: SEED,
+    numRuns: 1,
+  });
+  const [goals] = fc.sample(fc.array(goalArb, { minLength: 10, maxLength: 10 }), {
+    seed: SEED + 1,
+    numRuns: 1,
+  });
   const events: Json[] = [];
   let id = 0;
   people!.forEach((person, p) => {
@@ -101,7 +131,14 @@ function generate(): { events: Json[]; goals: Json[] } {
       const userId = `p${String(p).padStart(3, '0')}`;
       const context = e.source ? { campaign: { source: e.source } } : {};
       if (e.kind === 'plan') {
-        events.push({ type: 'identify', userId, messageId, timestamp, traits: { plan: e.plan }, context });
+        events.push({
+          type: 'identify',
+          userId,
+          messageId,
+          timestamp,
+          traits: { plan: e.plan },
+          context,
+        });
         continue;
       }
       const properties: Json = {};
@@ -110,9 +147,25 @@ function generate(): { events: Json[]; goals: Json[] } {
       if (e.tx !== undefined) properties.tx = e.tx;
       if (e.kind === 'pricing' || e.kind === 'pro-page' || e.kind === 'home') {
         const path = { pricing: '/pricing', 'pro-page': '/pricing/pro', home: '/home' }[e.kind];
-        events.push({ type: 'page', name: e.kind === 'home' ? 'Home' : 'Pricing', userId, messageId, timestamp, properties: { ...properties, path }, context });
+        events.push({
+          type: 'page',
+          name: e.kind === 'home' ? 'Home' : 'Pricing',
+          userId,
+          messageId,
+          timestamp,
+          properties: { ...properties, path },
+          context,
+        });
       } else {
-        events.push({ type: 'track', event: e.kind, userId, messageId, timestamp, properties, context });
+        events.push({
+          type: 'track',
+          event: e.kind,
+          userId,
+          messageId,
+          timestamp,
+          properties,
+          context,
+        });
       }
     }
   });
@@ -179,16 +232,24 @@ describe('generated goals against the DuckDB oracle', () => {
     await call('PUT', `/admin/sites/${SITE}`, { name: 'generated' });
     await call('POST', `/admin/sites/${SITE}/shares`, { token: SHARE });
     // Half the goals exist while events arrive; the other half are rebuilt from stored events.
-    for (const [i, goal] of goals.slice(0, 5).entries()) await call('PUT', `/admin/sites/${SITE}/goals/g${i}`, goal);
+    for (const [i, goal] of goals.slice(0, 5).entries())
+      await call('PUT', `/admin/sites/${SITE}/goals/g${i}`, goal);
     for (let i = 0; i < events.length; i += 100) {
-      const res = await call('POST', `/v1/import?site=${SITE}`, { batch: events.slice(i, i + 100) });
+      const res = await call('POST', `/v1/import?site=${SITE}`, {
+        batch: events.slice(i, i + 100),
+      });
       expect(res.rejected).toEqual([]);
     }
-    for (const [i, goal] of goals.slice(5).entries()) await call('PUT', `/admin/sites/${SITE}/goals/g${i + 5}`, goal);
-    await waitFor(async () => (await call('GET', `/admin/sites/${SITE}/status`)).pendingBatches === 0, 'ingest');
+    for (const [i, goal] of goals.slice(5).entries())
+      await call('PUT', `/admin/sites/${SITE}/goals/g${i + 5}`, goal);
+    await waitFor(
+      async () => (await call('GET', `/admin/sites/${SITE}/status`)).pendingBatches === 0,
+      'ingest',
+    );
     for (let i = 0; i < goals.length; i += 1) {
       await waitFor(
-        async () => (await call('GET', `/admin/sites/${SITE}/goals/g${i}/versions`)).readyVersion === 1,
+        async () =>
+          (await call('GET', `/admin/sites/${SITE}/goals/g${i}/versions`)).readyVersion === 1,
         `goal g${i} to be built`,
       );
     }
@@ -209,7 +270,12 @@ describe('generated goals against the DuckDB oracle', () => {
         },
         { mode: other, window: '2d', breakdown: null, top: 5, interval: 'week' },
       ]) {
-        const params = new URLSearchParams({ ...RANGE, tz: TZ, format: 'json', interval: view.interval });
+        const params = new URLSearchParams({
+          ...RANGE,
+          tz: TZ,
+          format: 'json',
+          interval: view.interval,
+        });
         if (view.mode !== own) params.set('mode', view.mode);
         if (view.window !== goal.window) params.set('window', view.window);
         if (view.breakdown) {
@@ -221,18 +287,23 @@ describe('generated goals against the DuckDB oracle', () => {
         });
         const actual = (await res.json()) as Json;
         expect(res.status, JSON.stringify(actual)).toBe(200);
-        expect(actual.source).toBe(view.mode === own && view.window === goal.window ? 'progress' : 'events');
+        expect(actual.source).toBe(
+          view.mode === own && view.window === goal.window ? 'progress' : 'events',
+        );
         const expected = await oracleReport({
           events,
           goal,
           view: { ...view, ...RANGE_MS, tz: TZ, now: Date.parse(NOW) },
         });
-        expect(comparable(actual), `${JSON.stringify(goal)} ${JSON.stringify(view)}`).toEqual(expected);
+        expect(comparable(actual), `${JSON.stringify(goal)} ${JSON.stringify(view)}`).toEqual(
+          expected,
+        );
         const steps = expected.steps as Array<{ count: number; value: number | null }>;
         seen.laterSteps += steps.slice(1).reduce((sum, step) => sum + step.count, 0);
         seen.inProgress += expected.inProgress as number;
         seen.values += steps.filter((step) => step.value !== null).length;
-        const groups = (expected.breakdown as { groups: Array<{ value: string }> } | null)?.groups ?? [];
+        const groups =
+          (expected.breakdown as { groups: Array<{ value: string }> } | null)?.groups ?? [];
         seen.other += groups.filter((g) => g.value === 'other').length;
         for (const b of expected.overTime as Array<{ bucket: string }>) seen.days.add(b.bucket);
       }

@@ -22,7 +22,8 @@ const ev = (
   }) satisfies FunnelEvent;
 const identify = (minutes: number, traits: Record<string, unknown>) =>
   ev('', minutes, traits, 'identify');
-const page = (minutes: number, path: string) => ev('', minutes, { path, url: `https://x.test${path}` }, 'page');
+const page = (minutes: number, path: string) =>
+  ev('', minutes, { path, url: `https://x.test${path}` }, 'page');
 
 const goal = (steps: string[], windowMs = 86_400_000, extra: Partial<Goal> = {}): Goal => ({
   id: 'g',
@@ -56,7 +57,9 @@ describe('ordered mode', () => {
     const started = ev('signup_started', 0);
     const completed = { ...ev('signup_completed', 0), ts: at(0) + 5000 };
     const g = goal(['signup_started', 'signup_completed']);
-    expect(computeAttempts([completed, started], g)).toEqual(computeAttempts([started, completed], g));
+    expect(computeAttempts([completed, started], g)).toEqual(
+      computeAttempts([started, completed], g),
+    );
     expect(computeAttempts([started, completed], g)[0]?.times).toEqual([at(0), at(0) + 5000]);
   });
 
@@ -88,7 +91,11 @@ describe('ordered mode', () => {
 
   it('measures the goal window from step 1, not from the previous step (C20)', () => {
     const events = [ev('trial', 0), ev('invited', 5 * 1440), ev('subscribed', 9 * 1440)];
-    expect(best(events, goal(['trial', 'invited', 'subscribed'], 7 * 86_400_000))).toEqual([0, 5 * 1440, null]);
+    expect(best(events, goal(['trial', 'invited', 'subscribed'], 7 * 86_400_000))).toEqual([
+      0,
+      5 * 1440,
+      null,
+    ]);
   });
 
   it('keeps one attempt for two step-1 events in the same millisecond', () => {
@@ -111,11 +118,15 @@ describe('matchers', () => {
     const list = withFilter([{ property: 'plan', op: 'in', value: ['pro', 'team'] }]);
     expect(best([ev('view', 0), ev('buy', 1, { plan: 'team' })], list)).toEqual([0, 1]);
     const gt = withFilter([{ property: 'n', op: 'gt', value: 3 }]);
-    expect(best([ev('view', 0), ev('buy', 1, { n: 3 }), ev('buy', 2, { n: 4 })], gt)).toEqual([0, 2]);
+    expect(best([ev('view', 0), ev('buy', 1, { n: 3 }), ev('buy', 2, { n: 4 })], gt)).toEqual([
+      0, 2,
+    ]);
     const contains = withFilter([{ property: 'sku', op: 'contains', value: 'mat' }]);
     expect(best([ev('view', 0), ev('buy', 1, { sku: 'matt-q' })], contains)).toEqual([0, 1]);
     const set = withFilter([{ property: 'sku', op: 'set' }]);
-    expect(best([ev('view', 0), ev('buy', 1, { sku: null }), ev('buy', 2, { sku: 'x' })], set)).toEqual([0, 2]);
+    expect(
+      best([ev('view', 0), ev('buy', 1, { sku: null }), ev('buy', 2, { sku: 'x' })], set),
+    ).toEqual([0, 2]);
   });
 
   it('matches page calls by path pattern and URL, never track events', () => {
@@ -124,7 +135,9 @@ describe('matchers', () => {
     });
     expect(best([ev('a', 0), page(1, '/about'), page(2, '/pricing/pro')], g)).toEqual([0, 2]);
     expect(best([ev('a', 0), ev('x', 1, { path: '/pricing' })], g)).toEqual([0, null]);
-    const byUrl = goal([], 86_400_000, { steps: [{ event: 'a' }, { url: 'https://x.test/p?.html' }] });
+    const byUrl = goal([], 86_400_000, {
+      steps: [{ event: 'a' }, { url: 'https://x.test/p?.html' }],
+    });
     // `?` is not a wildcard: only `*` is special.
     expect(best([ev('a', 0), page(1, '/pa.html')], byUrl)).toEqual([0, null]);
   });
@@ -140,13 +153,28 @@ describe('matchers', () => {
     const g = goal([], 86_400_000, {
       steps: [{ event: 'a' }, { trait: { property: 'plan', op: 'eq', value: 'pro' } }],
     });
-    const events = [ev('a', 0), identify(1, { plan: 'free' }), identify(4, { plan: 'pro' }), identify(9, { plan: 'pro' })];
+    const events = [
+      ev('a', 0),
+      identify(1, { plan: 'free' }),
+      identify(4, { plan: 'pro' }),
+      identify(9, { plan: 'pro' }),
+    ];
     expect(best(events, g)).toEqual([0, 4]);
     // Already pro before entering, and never entering pro again: the step is not reached.
-    expect(best([identify(0, { plan: 'pro' }), ev('a', 1), identify(2, { plan: 'pro' })], g)).toEqual([1, null]);
+    expect(
+      best([identify(0, { plan: 'pro' }), ev('a', 1), identify(2, { plan: 'pro' })], g),
+    ).toEqual([1, null]);
     // Leaving the value and taking it again is a new moment.
     expect(
-      best([identify(0, { plan: 'pro' }), ev('a', 1), identify(2, { plan: 'free' }), identify(3, { plan: 'pro' })], g),
+      best(
+        [
+          identify(0, { plan: 'pro' }),
+          ev('a', 1),
+          identify(2, { plan: 'free' }),
+          identify(3, { plan: 'pro' }),
+        ],
+        g,
+      ),
     ).toEqual([1, 3]);
   });
 });
@@ -160,7 +188,9 @@ describe('strict mode', () => {
   });
 
   it('ignores identify calls between steps', () => {
-    expect(best([ev('a', 0), identify(1, { plan: 'x' }), ev('b', 2)], strict(['a', 'b']))).toEqual([0, 2]);
+    expect(best([ev('a', 0), identify(1, { plan: 'x' }), ev('b', 2)], strict(['a', 'b']))).toEqual([
+      0, 2,
+    ]);
   });
 
   it('lets a later attempt complete strictly', () => {
@@ -237,9 +267,15 @@ describe('optional steps', () => {
   it('rejects optional first and last steps', () => {
     const input = goalInputSchema.parse({
       name: 'x',
-      steps: [{ event: 'a', optional: true }, { event: 'b', optional: true }],
+      steps: [
+        { event: 'a', optional: true },
+        { event: 'b', optional: true },
+      ],
     });
-    expect(checkDefinition(input).map((i) => i.code)).toEqual(['optional_edge_step', 'optional_edge_step']);
+    expect(checkDefinition(input).map((i) => i.code)).toEqual([
+      'optional_edge_step',
+      'optional_edge_step',
+    ]);
   });
 });
 
@@ -290,7 +326,11 @@ describe('hold property constant', () => {
   });
 
   it('does not match a missing property', () => {
-    expect(best([ev('view', 0, {}), ev('cart', 1, {}), ev('buy', 2, {})], g)).toEqual([0, null, null]);
+    expect(best([ev('view', 0, {}), ev('cart', 1, {}), ev('buy', 2, {})], g)).toEqual([
+      0,
+      null,
+      null,
+    ]);
   });
 });
 
@@ -310,9 +350,12 @@ describe('properties over random event streams (C19)', () => {
     const names = ['a', 'b', 'c', 'x'];
     fc.assert(
       fc.property(
-        fc.array(fc.record({ name: fc.constantFrom(...names), minute: fc.integer({ min: 0, max: 30 }) }), {
-          maxLength: 12,
-        }),
+        fc.array(
+          fc.record({ name: fc.constantFrom(...names), minute: fc.integer({ min: 0, max: 30 }) }),
+          {
+            maxLength: 12,
+          },
+        ),
         fc.constantFrom('ordered' as const, 'strict' as const, 'any' as const),
         (raw, mode) => {
           const events = raw.map((r, i) => ({
@@ -322,7 +365,10 @@ describe('properties over random event streams (C19)', () => {
             event: r.name,
             properties: null,
           }));
-          for (const attempt of computeAttempts(events, goal(['a', 'b', 'c'], 20 * MIN, { mode }))) {
+          for (const attempt of computeAttempts(
+            events,
+            goal(['a', 'b', 'c'], 20 * MIN, { mode }),
+          )) {
             const reachedTimes = attempt.times.slice(0, attempt.reached);
             expect(reachedTimes.every((t) => t !== null)).toBe(true);
             expect(attempt.times.slice(attempt.reached).every((t) => t === null)).toBe(true);
@@ -339,7 +385,12 @@ describe('properties over random event streams (C19)', () => {
 
 describe('traits at entry', () => {
   it('takes every identify at or before the start, the latest winning', () => {
-    const events = [identify(0, { plan: 'free', size: 2 }), identify(5, { plan: 'pro' }), ev('a', 5), identify(6, { plan: 'team' })];
+    const events = [
+      identify(0, { plan: 'free', size: 2 }),
+      identify(5, { plan: 'pro' }),
+      ev('a', 5),
+      identify(6, { plan: 'team' }),
+    ];
     expect(computeAttempts(events, goal(['a']))[0]?.entryTraits).toEqual({ plan: 'pro', size: 2 });
   });
 });

@@ -30,7 +30,13 @@ const FAR_FUTURE = Date.parse('2030-01-01T00:00:00Z');
 
 describe('timeStats', () => {
   it('uses linear interpolation between closest ranks', () => {
-    expect(timeStats([1000, 2000, 3000, 10_000])).toEqual({ median: 2.5, p90: 7.9, mean: 4, min: 1, max: 10 });
+    expect(timeStats([1000, 2000, 3000, 10_000])).toEqual({
+      median: 2.5,
+      p90: 7.9,
+      mean: 4,
+      min: 1,
+      max: 10,
+    });
   });
 
   it('gives nulls for no durations', () => {
@@ -72,13 +78,22 @@ describe('summarize', () => {
     const s = summarize(g, rows, now);
     expect(s.entered).toBe(3);
     expect(s.inProgress).toBe(1);
-    expect(s.steps[1]).toMatchObject({ count: 1, inProgress: 1, conversionFromPrevious: 0.5, dropOff: 1 });
+    expect(s.steps[1]).toMatchObject({
+      count: 1,
+      inProgress: 1,
+      conversionFromPrevious: 0.5,
+      dropOff: 1,
+    });
     expect(s.completionRate).toBe(0.5);
   });
 
   it('takes optional steps against the previous required step', () => {
     const g = goal([{ event: 'a' }, { event: 'b', optional: true }, { event: 'c' }]);
-    const rows = [row([T0, null, T0 + 3000]), row([T0, T0 + 1000, T0 + 3000]), row([T0, null, null])];
+    const rows = [
+      row([T0, null, T0 + 3000]),
+      row([T0, T0 + 1000, T0 + 3000]),
+      row([T0, null, null]),
+    ];
     rows[0]!.reached = 3;
     const s = summarize(g, rows, FAR_FUTURE);
     expect(s.steps.map((x) => x.count)).toEqual([3, 1, 2]);
@@ -96,7 +111,9 @@ describe('summarize', () => {
   });
 
   it('sums a value once per order key, the earliest event', () => {
-    const g = goal([{ event: 'a' }, { event: 'buy' }], 7 * DAY, { value: { property: 'revenue', dedupeBy: 'tx' } });
+    const g = goal([{ event: 'a' }, { event: 'buy' }], 7 * DAY, {
+      value: { property: 'revenue', dedupeBy: 'tx' },
+    });
     const rows = [
       row([T0, T0 + 1000], {}, [null, [10, 'tx1', 'm1']]),
       row([T0, T0 + 2000], {}, [null, [99, 'tx1', 'm2']]),

@@ -132,12 +132,20 @@ describe('goal versions', () => {
 
     const saved = await admin('/admin/sites/versions/goals/goal', {
       method: 'PUT',
-      body: JSON.stringify({ name: 'Test goal', steps: [{ event: 'a' }, { event: 'c' }], note: 'c, not b' }),
+      body: JSON.stringify({
+        name: 'Test goal',
+        steps: [{ event: 'a' }, { event: 'c' }],
+        note: 'c, not b',
+      }),
     });
     expect(await saved.json()).toMatchObject({ version: 2, created: true });
     await waitReady('versions', 'goal', 2);
     const now = await getReport(site);
-    expect([now.version, now.rebuilding, now.steps.map((s) => s.count)]).toEqual([2, false, [1, 1]]);
+    expect([now.version, now.rebuilding, now.steps.map((s) => s.count)]).toEqual([
+      2,
+      false,
+      [1, 1],
+    ]);
 
     // An old version stays readable, computed from stored events.
     const old = await getReport(site, '&version=1');
@@ -161,7 +169,11 @@ describe('goal versions', () => {
     await seedSite('excl', ['a', 'b']);
     const res = await admin('/admin/sites/excl/goals/goal', {
       method: 'PUT',
-      body: JSON.stringify({ name: 'x', steps: [{ event: 'a' }, { event: 'b' }], exclusions: [{ event: 'a' }] }),
+      body: JSON.stringify({
+        name: 'x',
+        steps: [{ event: 'a' }, { event: 'b' }],
+        exclusions: [{ event: 'a' }],
+      }),
     });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ code: 'exclusion_is_step' });
@@ -174,11 +186,24 @@ describe('catalogue and people lists', () => {
     await importBatch(site, [
       { ...track('a', { anonymousId: 'c1' }, 'm1', T(0)), properties: { n: 1, s: 'x' } },
       { ...track('a', { anonymousId: 'c1' }, 'm2', T(5)), properties: { n: 2 } },
-      { type: 'page', anonymousId: 'c1', name: 'Pricing', properties: { path: '/pricing' }, messageId: 'm3', timestamp: T(6) },
+      {
+        type: 'page',
+        anonymousId: 'c1',
+        name: 'Pricing',
+        properties: { path: '/pricing' },
+        messageId: 'm3',
+        timestamp: T(6),
+      },
     ]);
     await settle(site);
     const body = (await (await admin('/admin/sites/catalogue/catalogue')).json()) as {
-      events: Array<{ name: string; count: number; firstSeen: string; lastSeen: string; properties: unknown[] }>;
+      events: Array<{
+        name: string;
+        count: number;
+        firstSeen: string;
+        lastSeen: string;
+        properties: unknown[];
+      }>;
       pages: Array<{ path: string; count: number }>;
     };
     expect(body.events[0]).toEqual({
@@ -236,7 +261,8 @@ describe('rebuilding while events arrive', () => {
     const r = await getReport(site);
     expect([r.version, r.rebuilding, r.steps.map((s) => s.count)]).toEqual([2, false, [5, 5]]);
     const rows = await env.DB.prepare(
-      "SELECT person_id, COUNT(*) AS n FROM attempts WHERE site_id = 'midway' AND version = 2 GROUP BY person_id",
+      `SELECT person_id, COUNT(*) AS n FROM attempts
+       WHERE site_id = 'midway' AND version = 2 GROUP BY person_id`,
     ).all<{ person_id: string; n: number }>();
     // One attempt per person: nothing lost or doubled by the concurrent writes.
     expect(rows.results.map((r) => [r.person_id, r.n]).sort()).toEqual(
@@ -255,7 +281,11 @@ describe('goals stored before modes existed', () => {
     ).run();
     const again = await admin('/admin/sites/legacy/goals/goal', {
       method: 'PUT',
-      body: JSON.stringify({ name: 'Test goal', window: '7d', steps: [{ event: 'a' }, { event: 'b' }] }),
+      body: JSON.stringify({
+        name: 'Test goal',
+        window: '7d',
+        steps: [{ event: 'a' }, { event: 'b' }],
+      }),
     });
     expect(await again.json()).toMatchObject({ version: 1, created: false });
   });
