@@ -9,6 +9,7 @@ import { adminRoutes } from './admin/admin-routes';
 import { funnelAdminRoutes } from './admin/funnel-admin-routes';
 import { recordStepVolumes } from './alerts/step-volumes';
 import type { Env } from './env';
+import { resumeRebuilds } from './funnel/rebuild';
 import { ingestRoutes } from './ingest/ingest-routes';
 import { reconcilePending } from './ingest/reconcile';
 import { nowMs } from './lib/clock';
@@ -68,7 +69,8 @@ export default {
       (async () => {
         const applied = await reconcilePending(env, now);
         const volumes = await recordStepVolumes(env.DB, now);
-        logger.info('cron.done', { cron: controller.cron, applied, volumes });
+        const rebuilt = await resumeRebuilds(env);
+        logger.info('cron.done', { cron: controller.cron, applied, volumes, rebuilt: rebuilt.length });
       })(),
     );
   },

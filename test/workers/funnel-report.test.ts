@@ -3,7 +3,14 @@
  * Object: overrides answered from stored events, versions, the catalogue and people lists.
  * Expected numbers are worked out by hand from docs/METRICS.md.
  */
-import { env, SELF } from 'cloudflare:test';
+import {
+  createExecutionContext,
+  createScheduledController,
+  env,
+  SELF,
+  waitOnExecutionContext,
+} from 'cloudflare:test';
+import worker from '../../src/index';
 import { ADMIN, importBatch, seedSite, settle, track, type TestSite } from './helpers';
 
 const BASE = 'https://goalstep.test';
@@ -288,5 +295,27 @@ describe('goals stored before modes existed', () => {
       }),
     });
     expect(await again.json()).toMatchObject({ version: 1, created: false });
+  });
+});
+
+describe('rebuilds cut short', () => {
+  it('are restarted by the cron until the current version is ready', async () => {
+    const site = await seedSite('stuck', ['a', 'b']);
+    await importBatch(site, [
+      track('a', { userId: 's1' }, 'm1', T(0)),
+      track('b', { userId: 's1' }, 'm2', T(1)),
+    ]);
+    await settle(site);
+    // As if the Durable Object had been evicted before the rebuild marked the version ready.
+    await env.DB.prepare("UPDATE goals SET ready_version = NULL WHERE site_id = 'stuck'").run();
+    await env.DB.prepare("DELETE FROM attempts WHERE site_id = 'stuck'").run();
+    expect((await getReport(site)).rebuilding).toBe(true);
+
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: '*/15 * * * *' }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    await waitReady('stuck', 'goal', 1);
+    const r = await getReport(site);
+    expect([r.rebuilding, r.steps.map((s) => s.count)]).toEqual([false, [1, 1]]);
   });
 });
