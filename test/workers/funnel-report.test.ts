@@ -319,3 +319,30 @@ describe('rebuilds cut short', () => {
     expect([r.rebuilding, r.steps.map((s) => s.count)]).toEqual([false, [1, 1]]);
   });
 });
+
+describe('report page', () => {
+  it('says when it shows a previous version and lists the breakdown and the trend', async () => {
+    const site = await seedSite('page', ['a', 'b']);
+    await importBatch(site, [
+      { ...track('a', { userId: 'h1' }, 'm1', T(0)), context: { campaign: { source: 'news' } } },
+      track('b', { userId: 'h1' }, 'm2', T(1)),
+    ]);
+    await settle(site);
+    await waitReady('page', 'goal', 1);
+    await admin('/admin/sites/page/goals/goal', {
+      method: 'PUT',
+      body: JSON.stringify({ name: 'Test goal', steps: [{ event: 'b' }, { event: 'a' }] }),
+    });
+    await waitReady('page', 'goal', 2);
+    await env.DB.prepare("UPDATE goals SET ready_version = 1 WHERE site_id = 'page'").run();
+
+    const res = await SELF.fetch(
+      `${BASE}/r/${site.shareToken}/goal?from=2025-03-03&to=2025-03-04&breakdown=utm_source`,
+      { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } },
+    );
+    const html = await res.text();
+    expect(html).toContain('Version 2 is being rebuilt from stored events');
+    expect(html).toContain('<tr data-group="news">');
+    expect(html).toContain('<td>2025-03-03</td>');
+  });
+});
