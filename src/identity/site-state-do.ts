@@ -117,7 +117,13 @@ export class SiteState extends DurableObject<Env> {
    * mode or window override, an old version), as `attempts` rows, the counted one per person
    * entering in `[from, to)` (furthest required step, then earliest).
    */
-  async viewAttempts(siteId: string, goal: Goal, from: number, to: number): Promise<AttemptRow[]> {
+  async viewAttempts(
+    siteId: string,
+    goal: Goal,
+    from: number,
+    to: number,
+    columns: readonly string[],
+  ): Promise<AttemptRow[]> {
     this.rememberSite(siteId);
     const keys = new Set<string>();
     for (const { user } of this.sql.exec<{ user: string }>(
@@ -139,7 +145,12 @@ export class SiteState extends DurableObject<Env> {
         if (t1 < from || t1 >= to) continue;
         if (!best || attempt.reached > best.reached) best = attempt;
       }
-      if (best) rows.push({ person_id: key, ...attemptRow(best) });
+      if (!best) continue;
+      // Only the columns the view reads cross the RPC boundary: rows are many.
+      const full = attemptRow(best);
+      const row: AttemptRow = { person_id: key };
+      for (const column of columns) row[column] = full[column] ?? null;
+      rows.push(row);
     }
     return rows;
   }

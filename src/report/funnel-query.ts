@@ -35,6 +35,16 @@ function bestAttemptsSql(steps: number, extra: readonly string[]): string {
     GROUP BY person_id`;
 }
 
+/** The columns beyond step times a view reads: step values, its breakdown's column. */
+export function extraColumns(view: { breakdown?: string | null; values?: boolean }): string[] {
+  const extra: string[] = [];
+  if (view.values) extra.push('step_values');
+  const by = view.breakdown;
+  if (by && by in SEGMENT_COLUMNS) extra.push(SEGMENT_COLUMNS[by as SegmentKey]);
+  else if (by) extra.push('entry_props');
+  return extra;
+}
+
 /** The counted attempt of every person entering one goal version in `[from, to)`. */
 export async function queryCountedAttempts(
   db: D1Database,
@@ -51,13 +61,8 @@ export async function queryCountedAttempts(
     values?: boolean;
   },
 ): Promise<CountedAttempt[]> {
-  const extra: string[] = [];
-  if (input.values) extra.push('step_values');
-  const by = input.breakdown;
-  if (by && by in SEGMENT_COLUMNS) extra.push(SEGMENT_COLUMNS[by as SegmentKey]);
-  else if (by) extra.push('entry_props');
   const { results } = await db
-    .prepare(bestAttemptsSql(input.steps, extra))
+    .prepare(bestAttemptsSql(input.steps, extraColumns(input)))
     .bind(input.siteId, input.goalId, input.version, input.from, input.to)
     .all<Row>();
   return results.map((row) => toCounted(row, input.steps));

@@ -11,7 +11,7 @@ import { sha256Hex } from '../lib/crypto';
 import { nowMs } from '../lib/clock';
 import { ApiError } from '../lib/http-error';
 import { buildReport, type ReportView } from './build-report';
-import { queryCountedAttempts, SEGMENT_COLUMNS, toCounted } from './funnel-query';
+import { extraColumns, queryCountedAttempts, SEGMENT_COLUMNS, toCounted } from './funnel-query';
 import { resolveRange, RangeError400 } from './range';
 import { reportCsv } from './report-csv';
 import { ReportPage } from './report-page';
@@ -103,6 +103,11 @@ reportRoutes.get('/r/:token/:goalId', async (c) => {
               engineGoal,
               range.from,
               range.to,
+              [
+                'reached',
+                ...Array.from({ length: steps }, (_, i) => `t${i + 1}`),
+                ...extraColumns({ breakdown: view.breakdown, values: goal.value !== undefined }),
+              ],
             )
           ).map((row) => toCounted(row, steps));
     const report = buildReport({
