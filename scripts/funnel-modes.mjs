@@ -2,7 +2,7 @@
 // and by utm_source, and the time of each report uncached (admin `Cache-Control: no-cache`).
 // Starts its own throw-away stack on a free port, replays the CSVs, prints Markdown, stops.
 //
-//   node scripts/funnel-modes.mjs [<puffy dir>] [--runs 5]
+//   node scripts/funnel-modes.mjs [<puffy dir>] [--runs 3]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,7 +12,7 @@ import { freePort, readDemo, repoRoot, startStack } from './lib/stack.mjs';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { runs: { type: 'string', default: '5' } },
+  options: { runs: { type: 'string', default: '3' } },
 });
 const dir = resolve(positionals[0] ?? join(repoRoot, '../shared/data/puffy'));
 const runs = Number(values.runs);
