@@ -26,6 +26,8 @@ const stack = await startStack({
   persistTo,
   vars: { ADMIN_TOKEN: adminToken, PUBLIC_BASE_URL: `http://127.0.0.1:${port}` },
 });
+/** The script's output: Markdown on stdout. */
+const print = (text) => process.stdout.write(`${text}\n`);
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -42,7 +44,7 @@ try {
     batchSize: 100,
     concurrency: 4,
   });
-  console.log(`replayed ${replayed.sent} rows, ${replayed.accepted} events accepted\n`);
+  print(`replayed ${replayed.sent} rows, ${replayed.accepted} events accepted\n`);
 
   for (const mode of ['ordered', 'strict', 'any']) {
     for (const breakdown of [null, 'device', 'utm_source']) {
@@ -64,23 +66,23 @@ try {
         }
       }
       const title = `${mode}${breakdown ? `, by ${breakdown}` : ''}`;
-      console.log(
+      print(
         `### ${title} — source ${report.source}, uncached median ${median(times).toFixed(0)} ms ` +
           `(min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)}, ${runs} runs)\n`,
       );
       const groups = report.breakdown ? report.breakdown.groups : [{ value: 'all', ...report }];
-      console.log(
+      print(
         `| group | ${report.steps.map((s) => s.name).join(' | ')} | completion | median s to last |`,
       );
-      console.log(`| --- | ${report.steps.map(() => '---').join(' | ')} | --- | --- |`);
+      print(`| --- | ${report.steps.map(() => '---').join(' | ')} | --- | --- |`);
       for (const g of groups) {
         const last = g.steps[g.steps.length - 1];
-        console.log(
+        print(
           `| ${g.value} | ${g.steps.map((s) => s.count).join(' | ')} | ${g.completionRate ?? '–'} | ` +
             `${last.secondsFromPrevious.median ?? '–'} |`,
         );
       }
-      console.log('');
+      print('');
     }
   }
 } finally {
