@@ -7,9 +7,11 @@ import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { adminRoutes } from './admin/admin-routes';
 import { alertRoutes } from './admin/alert-routes';
+import { funnelAdminRoutes } from './admin/funnel-admin-routes';
 import { runAlerts } from './alerts/cron';
 import { recordStepVolumes } from './alerts/step-volumes';
 import type { Env } from './env';
+import { resumeRebuilds } from './funnel/rebuild';
 import { ingestRoutes } from './ingest/ingest-routes';
 import { reconcilePending } from './ingest/reconcile';
 import { nowMs } from './lib/clock';
@@ -47,6 +49,7 @@ app.get('/openapi.json', (c) => c.json((openApi ??= buildOpenApi())));
 app.route('/', ingestRoutes);
 app.route('/', adminRoutes);
 app.route('/', alertRoutes);
+app.route('/', funnelAdminRoutes);
 app.route('/', reportRoutes);
 app.route('/', trackerRoutes);
 
@@ -70,9 +73,16 @@ export default {
     const work = (async () => {
       const applied = await reconcilePending(env, now);
       const volumes = await recordStepVolumes(env.DB, now);
+      const rebuilt = await resumeRebuilds(env);
       // Alerts judge the interval ending at the scheduled time (backtests replay it the same way).
       const alerts = await runAlerts(env.DB, now);
-      logger.info('cron.done', { cron: controller.cron, applied, volumes, ...alerts });
+      logger.info('cron.done', {
+        cron: controller.cron,
+        applied,
+        volumes,
+        rebuilt: rebuilt.length,
+        ...alerts,
+      });
     })();
     ctx.waitUntil(work);
     // Awaited as well, so the run ends when its work does (tests and --test-scheduled see it).

@@ -61,6 +61,23 @@ const adminOperation = (path: string, summary: string, bodyId?: string) => ({
   responses: adminResponses('OK'),
 });
 
+/** Goal versions, rebuilds, the event catalogue and people lists (docs/API.md). */
+function funnelAdminPaths(): Record<string, unknown> {
+  const goal = '/admin/sites/{siteId}/goals/{goalId}';
+  const people = adminOperation(`${goal}/people`, 'People who reached a step but not the next');
+  people.parameters.push({ ...siteParam, name: 'step', in: 'query' });
+  return {
+    [`${goal}/versions`]: { get: adminOperation(`${goal}/versions`, 'Every version of a goal, with notes') },
+    [`${goal}/people`]: { get: people },
+    '/admin/sites/{siteId}/rebuild': {
+      post: adminOperation('/admin/sites/{siteId}/rebuild', "Rebuild every goal's progress from stored events"),
+    },
+    '/admin/sites/{siteId}/catalogue': {
+      get: adminOperation('/admin/sites/{siteId}/catalogue', 'Event names, page paths and property keys seen'),
+    },
+  };
+}
+
 /** Step-health alert routes (docs/ALERTS.md). */
 function alertPaths(): Record<string, unknown> {
   const alerts = '/admin/sites/{siteId}/alerts';
@@ -200,6 +217,7 @@ export function buildOpenApi(): Record<string, unknown> {
       },
     },
     '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'OK' } } } },
+    ...funnelAdminPaths(),
     ...alertPaths(),
   };
   for (const route of ['track', 'identify', 'page', 'screen', 'group', 'alias']) {

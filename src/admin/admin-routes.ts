@@ -2,7 +2,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Env } from '../env';
-import { goalInputSchema } from '../funnel/definition';
+import { checkDefinition, goalInputSchema } from '../funnel/definition';
 import { listCurrentGoals, saveGoal } from '../funnel/goal-store';
 import { nowMs } from '../lib/clock';
 import { randomToken, sha256Hex } from '../lib/crypto';
@@ -88,6 +88,8 @@ adminRoutes.put('/admin/sites/:siteId/goals/:goalId', async (c) => {
   const goalId = c.req.param('goalId');
   if (!SITE_ID.test(goalId)) throw new ApiError(400, 'invalid_goal_id', 'goal ids are [a-z0-9_-]');
   const goal = await parseJson(c.req.raw, goalInputSchema);
+  const issue = checkDefinition(goal)[0];
+  if (issue) throw new ApiError(400, issue.code, `${issue.path}: ${issue.message}`);
 
   const saved = await saveGoal(c.env.DB, {
     siteId,

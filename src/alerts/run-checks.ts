@@ -9,6 +9,7 @@ import { loadAlertConfigs, loadAlertStates, claimSlot, recordAction } from './al
 import { DAY_MS, HOUR_MS, judgedBucketEnd, WEEK_MS } from './baseline';
 import { resolveConfig, type AlertConfig } from './config';
 import { addToSummaries, type CheckSummary } from './check-summary';
+import { namesOf } from '../funnel/definition';
 import { evaluateSite, type Evaluation, type GoalSteps, type SiteSeries } from './evaluate';
 import { decide, type AlertState } from './lifecycle';
 import { ensureVolumes, loadSiteSeries } from './series-store';
@@ -28,12 +29,16 @@ async function siteContext(db: D1Database, siteId: string): Promise<SiteContext>
     listCurrentGoals(db, siteId),
     loadAlertConfigs(db, siteId),
   ]);
+  // Volume checks follow event names. A step matched by page path, URL or person trait has no
+  // event series of its own and is left out; an any-of step is judged by its first event name.
+  // TODO(soon): judge path steps by page counts and any-of steps by their summed names.
   const goals = stored.map((goal) => ({
     goalId: goal.id,
-    steps: goal.steps.map((step) => ({
-      event: step.event,
-      filterProperties: (step.where ?? []).map((filter) => filter.property),
-    })),
+    steps: goal.steps.flatMap((step) => {
+      const [event] = namesOf(step);
+      if (event === undefined) return [];
+      return [{ event, filterProperties: (step.where ?? []).map((filter) => filter.property) }];
+    }),
   }));
   const fields = new Map<string, { event: string; field: string }>();
   for (const goal of goals) {

@@ -44,6 +44,11 @@ export const goals = sqliteTable(
     siteId: text('site_id').notNull(),
     id: text('id').notNull(),
     currentVersion: integer('current_version').notNull(),
+    /**
+     * The newest version whose progress rows are complete; reports show it while a newer
+     * version is rebuilt from stored events. Null until the first rebuild finishes.
+     */
+    readyVersion: integer('ready_version'),
     createdAt: integer('created_at').notNull(),
   },
   (t) => [primaryKey({ columns: [t.siteId, t.id] })],
@@ -166,6 +171,13 @@ export const attempts = sqliteTable(
     browser: text('browser'),
     os: text('os'),
     country: text('country'),
+    /** JSON array per step: `[value, orderKey, messageId]` of the goal's value property, or null. */
+    stepValues: text('step_values'),
+    /**
+     * JSON of the entry event's properties (`property:<key>`) and the person's traits then
+     * (`trait:<key>`), capped, for breakdowns by event property or person trait.
+     */
+    entryProps: text('entry_props'),
   },
   (t) => [
     primaryKey({ columns: [t.siteId, t.goalId, t.version, t.personId, t.t1] }),

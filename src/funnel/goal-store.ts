@@ -1,5 +1,11 @@
 /** Reads and writes goal definitions in D1. */
-import { parseWindow, type Goal, type GoalInput, type StepDefinition } from './definition';
+import {
+  goalInputSchema,
+  toEngineGoal,
+  type Goal,
+  type GoalDefinition,
+  type GoalInput,
+} from './definition';
 
 interface GoalRow {
   id: string;
@@ -8,26 +14,36 @@ interface GoalRow {
   definition: string;
   note: string | null;
   created_at: number;
+  created_by?: string;
 }
 
 export interface StoredGoal extends Goal {
   note: string | null;
   window: string;
   createdAt: number;
+  createdBy?: string;
+  definition: GoalDefinition;
 }
 
 function toGoal(row: GoalRow): StoredGoal {
-  const definition = JSON.parse(row.definition) as { steps: StepDefinition[]; window: string };
+  const raw = JSON.parse(row.definition) as GoalDefinition;
+  // Stored before a field existed means its default: re-saving it must not make a new version.
+  const parsed = goalInputSchema.safeParse({ ...raw, name: row.name });
+  const definition = parsed.success ? definitionOf(parsed.data) : raw;
   return {
-    id: row.id,
-    version: row.version,
-    name: row.name,
-    steps: definition.steps,
+    ...toEngineGoal({ id: row.id, version: row.version, name: row.name }, definition),
     window: definition.window,
-    windowMs: parseWindow(definition.window),
+    definition,
     note: row.note,
     createdAt: row.created_at,
+    createdBy: row.created_by,
   };
+}
+
+/** The stored definition of a goal input: everything the engine reads, nothing else. */
+export function definitionOf(goal: GoalInput): GoalDefinition {
+  const { name: _name, note: _note, ...definition } = goal;
+  return definition;
 }
 
 const CURRENT_GOALS = `SELECT g.id, v.version, v.name, v.definition, v.note, v.created_at
@@ -37,7 +53,10 @@ const CURRENT_GOALS = `SELECT g.id, v.version, v.name, v.definition, v.note, v.c
 
 /** The current version of every goal of a site. */
 export async function listCurrentGoals(db: D1Database, siteId: string): Promise<StoredGoal[]> {
-  const { results } = await db.prepare(`${CURRENT_GOALS} ORDER BY g.id`).bind(siteId).all<GoalRow>();
+  const { results } = await db
+    .prepare(`${CURRENT_GOALS} ORDER BY g.id`)
+    .bind(siteId)
+    .all<GoalRow>();
   return results.map(toGoal);
 }
 
@@ -47,7 +66,10 @@ export async function getCurrentGoal(
   siteId: string,
   goalId: string,
 ): Promise<StoredGoal | null> {
-  const row = await db.prepare(`${CURRENT_GOALS} AND g.id = ?`).bind(siteId, goalId).first<GoalRow>();
+  const row = await db
+    .prepare(`${CURRENT_GOALS} AND g.id = ?`)
+    .bind(siteId, goalId)
+    .first<GoalRow>();
   return row ? toGoal(row) : null;
 }
 
@@ -59,12 +81,12 @@ export async function saveGoal(
   db: D1Database,
   input: { siteId: string; goalId: string; goal: GoalInput; createdBy: string; now: number },
 ): Promise<{ version: number; created: boolean }> {
-  const definition = JSON.stringify({ steps: input.goal.steps, window: input.goal.window });
+  const definition = JSON.stringify(definitionOf(input.goal));
   const current = await getCurrentGoal(db, input.siteId, input.goalId);
   if (
     current &&
     current.name === input.goal.name &&
-    JSON.stringify({ steps: current.steps, window: current.window }) === definition
+    JSON.stringify(current.definition) === definition
   ) {
     return { version: current.version, created: false };
   }
@@ -94,4 +116,82 @@ export async function saveGoal(
       .bind(input.siteId, input.goalId, version, input.now),
   ]);
   return { version, created: true };
+}
+
+/** Every version of one goal, newest first, with who made it and why. */
+export async function listGoalVersions(
+  db: D1Database,
+  siteId: string,
+  goalId: string,
+): Promise<StoredGoal[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT goal_id AS id, version, name, definition, note, created_at, created_by
+       FROM goal_versions WHERE site_id = ? AND goal_id = ? ORDER BY version DESC`,
+    )
+    .bind(siteId, goalId)
+    .all<GoalRow>();
+  return results.map(toGoal);
+}
+
+/** One version of one goal, or null. */
+export async function getGoalVersion(
+  db: D1Database,
+  siteId: string,
+  goalId: string,
+  version: number,
+): Promise<StoredGoal | null> {
+  const row = await db
+    .prepare(
+      `SELECT goal_id AS id, version, name, definition, note, created_at, created_by
+       FROM goal_versions WHERE site_id = ? AND goal_id = ? AND version = ?`,
+    )
+    .bind(siteId, goalId, version)
+    .first<GoalRow>();
+  return row ? toGoal(row) : null;
+}
+
+/** Each goal's current and ready versions: what the site's progress must keep up to date. */
+export async function listGoalStates(
+  db: D1Database,
+  siteId: string,
+): Promise<Array<{ id: string; current: number; ready: number | null }>> {
+  const { results } = await db
+    .prepare(
+      'SELECT id, current_version AS current, ready_version AS ready FROM goals WHERE site_id = ?',
+    )
+    .bind(siteId)
+    .all<{ id: string; current: number; ready: number | null }>();
+  return results;
+}
+
+/**
+ * The versions whose progress the site keeps: every current version and, while one is being
+ * rebuilt, the ready version the reports still show.
+ */
+export async function listLiveGoals(db: D1Database, siteId: string): Promise<StoredGoal[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT g.id, v.version, v.name, v.definition, v.note, v.created_at
+       FROM goals g JOIN goal_versions v ON v.site_id = g.site_id AND v.goal_id = g.id
+         AND (v.version = g.current_version OR v.version = g.ready_version)
+       WHERE g.site_id = ? ORDER BY g.id, v.version`,
+    )
+    .bind(siteId)
+    .all<GoalRow>();
+  return results.map(toGoal);
+}
+
+/** Marks the given versions' progress complete, never moving a goal back to an older one. */
+export async function markReady(
+  db: D1Database,
+  siteId: string,
+  versions: ReadonlyArray<{ id: string; version: number }>,
+): Promise<void> {
+  if (versions.length === 0) return;
+  const update = db.prepare(
+    `UPDATE goals SET ready_version = ?3 WHERE site_id = ?1 AND id = ?2
+       AND (ready_version IS NULL OR ready_version < ?3)`,
+  );
+  await db.batch(versions.map((v) => update.bind(siteId, v.id, v.version)));
 }

@@ -1,7 +1,7 @@
-/** Whether an event satisfies a step: its name and its property filters. */
-import type { StepDefinition, StepFilter } from './definition';
+/** Whether an event satisfies a step: its name, page path or URL, property filters or trait. */
+import type { EventMatcher, StepDefinition, StepFilter } from './definition';
 
-/** The part of an event the engine reads. */
+/** The part of an event the engine reads. For `identify` calls, `properties` holds the traits. */
 export interface FunnelEvent {
   messageId: string;
   ts: number;
@@ -10,29 +10,82 @@ export interface FunnelEvent {
   properties: Record<string, unknown> | null;
 }
 
-function matchesFilter(properties: Record<string, unknown> | null, filter: StepFilter): boolean {
+/** Tracked events: the calls a step, an exclusion or strict ordering looks at. */
+export const isTracked = (event: FunnelEvent) =>
+  event.type === 'track' || event.type === 'page' || event.type === 'screen';
+
+/** Applies one filter to a property bag; a missing property fails all but `neq`. */
+export function matchesFilter(
+  properties: Record<string, unknown> | null,
+  filter: StepFilter,
+): boolean {
   const actual = properties?.[filter.property];
+  const present = actual !== undefined && actual !== null;
   switch (filter.op) {
     case 'set':
-      return actual !== undefined && actual !== null;
+      return present;
     case 'eq':
-      return actual !== undefined && String(actual) === String(filter.value);
+      return present && String(actual) === String(filter.value);
     case 'neq':
-      return actual === undefined || String(actual) !== String(filter.value);
+      return !present || String(actual) !== String(filter.value);
     case 'contains':
       return typeof actual === 'string' && actual.includes(String(filter.value));
     case 'in':
-      return Array.isArray(filter.value) && filter.value.map(String).includes(String(actual));
+      return (
+        present && Array.isArray(filter.value) && filter.value.map(String).includes(String(actual))
+      );
     case 'gt':
-      return typeof actual === 'number' && actual > Number(filter.value);
+      return (
+        typeof actual === 'number' && typeof filter.value === 'number' && actual > filter.value
+      );
     case 'lt':
-      return typeof actual === 'number' && actual < Number(filter.value);
+      return (
+        typeof actual === 'number' && typeof filter.value === 'number' && actual < filter.value
+      );
   }
 }
 
-/** True when the event is one the step counts: a track event of that name, or a page/screen view of that name, with every filter satisfied. */
+/** A `*` wildcard pattern as an anchored regular expression; nothing else is special. */
+function patternToRegExp(pattern: string): RegExp {
+  const escaped = pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(`^${escaped.join('.*')}$`, 's');
+}
+
+const patterns = new Map<string, RegExp>();
+function matchesPattern(value: unknown, pattern: string): boolean {
+  if (typeof value !== 'string') return false;
+  let regexp = patterns.get(pattern);
+  if (!regexp) {
+    regexp = patternToRegExp(pattern);
+    patterns.set(pattern, regexp);
+  }
+  return regexp.test(value);
+}
+
+/** True when a tracked event satisfies one matcher. */
+export function matchesMatcher(event: FunnelEvent, matcher: EventMatcher): boolean {
+  if (!isTracked(event)) return false;
+  if (
+    matcher.type &&
+    event.type !== matcher.type &&
+    !(matcher.type === 'page' && event.type === 'screen')
+  ) {
+    return false;
+  }
+  if (matcher.event !== undefined && event.event !== matcher.event) return false;
+  if (matcher.path !== undefined || matcher.url !== undefined) {
+    if (event.type === 'track') return false;
+    if (matcher.path !== undefined && !matchesPattern(event.properties?.path, matcher.path))
+      return false;
+    if (matcher.url !== undefined && !matchesPattern(event.properties?.url, matcher.url))
+      return false;
+  }
+  return (matcher.where ?? []).every((filter) => matchesFilter(event.properties, filter));
+}
+
+/** True when the event is one an event step counts (trait steps are matched by the engine). */
 export function matchesStep(event: FunnelEvent, step: StepDefinition): boolean {
-  if (event.type !== 'track' && event.type !== 'page' && event.type !== 'screen') return false;
-  if (event.event !== step.event) return false;
-  return (step.where ?? []).every((filter) => matchesFilter(event.properties, filter));
+  if (step.trait) return false;
+  if (step.anyOf) return step.anyOf.some((matcher) => matchesMatcher(event, matcher));
+  return matchesMatcher(event, step);
 }

@@ -9,9 +9,16 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../env';
 import type { StoredEvent } from '../ingest/normalize';
+import type { Goal } from '../funnel/definition';
 import { computeAttempts } from '../funnel/engine';
-import { listCurrentGoals, type StoredGoal } from '../funnel/goal-store';
-import { writeProgress, type PersonProgress } from '../funnel/progress-store';
+import { listLiveGoals, markReady, type StoredGoal } from '../funnel/goal-store';
+import {
+  attemptRow,
+  goalKey,
+  writeProgress,
+  type AttemptRow,
+  type PersonProgress,
+} from '../funnel/progress-store';
 import { segmentOf, type Segment } from '../funnel/segment';
 import { logger } from '../lib/logger';
 import { anonymousKey, byLinkTime, personOf, userKey, type Link } from './assign';
@@ -26,6 +33,8 @@ interface EventRow extends Record<string, SqlStorageValue> {
   props: string | null;
   seg: string;
 }
+
+const propsJson = (value: Record<string, unknown> | null) => (value ? JSON.stringify(value) : null);
 
 /** Goal definitions are re-read from D1 at most this often, and at once on `goalsChanged`. */
 const GOALS_TTL_MS = 30_000;
@@ -68,7 +77,8 @@ export class SiteState extends DurableObject<Env> {
         event.ts,
         event.type,
         event.event,
-        event.properties ? JSON.stringify(event.properties) : null,
+        // An identify call's traits stand in its properties: trait steps read them there.
+        propsJson(event.type === 'identify' ? event.traits : event.properties),
         JSON.stringify(segmentOf(event.context)),
       );
       this.markDirty(anon, event.userId);
@@ -85,6 +95,8 @@ export class SiteState extends DurableObject<Env> {
   async goalsChanged(siteId: string): Promise<{ people: number }> {
     this.rememberSite(siteId);
     this.goals = null;
+    // The versions this rebuild covers; a version saved meanwhile triggers its own rebuild.
+    const building = (await this.loadGoals(siteId)).map((g) => ({ id: g.id, version: g.version }));
     const users = this.sql.exec<{ user: string }>(
       'SELECT DISTINCT user FROM events WHERE user IS NOT NULL',
     );
@@ -95,7 +107,52 @@ export class SiteState extends DurableObject<Env> {
     for (const { anon } of anons) this.dirty.add(anonymousKey(anon));
     const people = this.dirty.size;
     await this.flush(siteId);
+    await markReady(this.env.DB, siteId, building);
+    this.goals = null;
     return { people };
+  }
+
+  /**
+   * The report's slower path: every person's attempts on a goal that has no progress rows (a
+   * mode or window override, an old version), as `attempts` rows, the counted one per person
+   * entering in `[from, to)` (furthest required step, then earliest).
+   */
+  async viewAttempts(
+    siteId: string,
+    goal: Goal,
+    from: number,
+    to: number,
+    columns: readonly string[],
+  ): Promise<AttemptRow[]> {
+    this.rememberSite(siteId);
+    const keys = new Set<string>();
+    for (const { user } of this.sql.exec<{ user: string }>(
+      'SELECT DISTINCT user FROM events WHERE user IS NOT NULL',
+    )) {
+      keys.add(userKey(user));
+    }
+    for (const { anon } of this.sql.exec<{ anon: string }>(
+      'SELECT DISTINCT anon FROM events WHERE anon IS NOT NULL',
+    )) {
+      keys.add(anonymousKey(anon));
+    }
+    const rows: AttemptRow[] = [];
+    for (const key of keys) {
+      const found = this.computePerson(key, [goal]).attempts.get(goalKey(goal)) ?? [];
+      let best: (typeof found)[number] | undefined;
+      for (const attempt of found) {
+        const t1 = attempt.times[0] as number;
+        if (t1 < from || t1 >= to) continue;
+        if (!best || attempt.reached > best.reached) best = attempt;
+      }
+      if (!best) continue;
+      // Only the columns the view reads cross the RPC boundary: rows are many.
+      const full = attemptRow(best);
+      const row: AttemptRow = { person_id: key };
+      for (const column of columns) row[column] = full[column] ?? null;
+      rows.push(row);
+    }
+    return rows;
   }
 
   /** Counts kept in this object, for the admin status endpoint and tests. */
@@ -167,13 +224,13 @@ export class SiteState extends DurableObject<Env> {
   private async loadGoals(siteId: string): Promise<StoredGoal[]> {
     const now = Date.now();
     if (!this.goals || this.goals.siteId !== siteId || now - this.goals.loadedAt > GOALS_TTL_MS) {
-      this.goals = { siteId, loadedAt: now, list: await listCurrentGoals(this.env.DB, siteId) };
+      this.goals = { siteId, loadedAt: now, list: await listLiveGoals(this.env.DB, siteId) };
     }
     return this.goals.list;
   }
 
   /** Gathers a person's events by the identity rules and runs every goal over them. */
-  private computePerson(key: string, goals: readonly StoredGoal[]): PersonProgress {
+  private computePerson(key: string, goals: readonly Goal[]): PersonProgress {
     const id = key.slice(2);
     const rows =
       key.startsWith('u:')
@@ -223,7 +280,7 @@ export class SiteState extends DurableObject<Env> {
         ...attempt,
         segment: (attempt.entry as (typeof events)[number]).segment,
       }));
-      if (found.length > 0) attempts.set(goal.id, found);
+      if (found.length > 0) attempts.set(goalKey(goal), found);
     }
     return { personId: key, attempts };
   }

@@ -1,46 +1,71 @@
-/** Assembles a funnel report for one goal and range from D1's progress rows. */
-import type { StoredGoal } from '../funnel/goal-store';
-import { queryFunnel } from './funnel-query';
-import { summarize, type FunnelSummary } from './metrics';
+/** Assembles a funnel report for one goal version and range from counted attempts. */
+import type { Goal, Mode } from '../funnel/definition';
+import type { CountedAttempt, FunnelSummary } from './metrics';
+import { summarize } from './metrics';
 import { isoInstant, type ReportRange } from './range';
+import { breakdown, overTime, type Interval } from './slices';
+
+export interface ReportView {
+  mode: Mode;
+  window: string;
+  breakdown: string | null;
+  top: number;
+  interval: Interval;
+}
 
 export interface FunnelReport extends FunnelSummary {
   goal: { id: string; name: string };
   version: number;
   versionNote: string | null;
+  /** The newest version of the goal; differs from `version` while it is being rebuilt. */
+  latestVersion: number;
+  /** True while the latest version's progress is rebuilt and an older version is shown. */
+  rebuilding: boolean;
   range: { from: string; to: string; tz: string };
   windowSeconds: number;
   window: string;
-  mode: 'ordered';
-  /** Which data answered: progress rows (the aggregate path). */
-  source: 'progress';
+  mode: Mode;
+  /** Which data answered: progress rows, or the Durable Object's stored events (overrides). */
+  source: 'progress' | 'events';
+  overTime: Array<{ bucket: string; entered: number; completed: number }>;
+  interval: Interval;
+  breakdown: { by: string; top: number; groups: Array<{ value: string } & FunnelSummary> } | null;
   generatedAt: string;
 }
 
-/** Runs the report query and shapes the answer every format renders. */
-export async function buildReport(
-  db: D1Database,
-  input: { siteId: string; goal: StoredGoal; range: ReportRange; now: number },
-): Promise<FunnelReport> {
-  const { goal, range } = input;
-  const { counts, medianMs } = await queryFunnel(db, {
-    siteId: input.siteId,
-    goalId: goal.id,
-    version: goal.version,
-    steps: goal.steps.length,
-    from: range.from,
-    to: range.to,
-  });
+/** Shapes the answer every format renders. Pure: the counted attempts are passed in. */
+export function buildReport(input: {
+  goal: Goal & { note: string | null };
+  view: ReportView;
+  rows: readonly CountedAttempt[];
+  source: FunnelReport['source'];
+  latestVersion: number;
+  rebuilding: boolean;
+  range: ReportRange;
+  now: number;
+}): FunnelReport {
+  const { goal, range, view, rows, now } = input;
   return {
     goal: { id: goal.id, name: goal.name },
     version: goal.version,
     versionNote: goal.note,
+    latestVersion: input.latestVersion,
+    rebuilding: input.rebuilding,
     range: { from: isoInstant(range.from), to: isoInstant(range.to), tz: range.tz },
     windowSeconds: goal.windowMs / 1000,
-    window: goal.window,
-    mode: 'ordered',
-    source: 'progress',
-    generatedAt: isoInstant(input.now),
-    ...summarize(goal.steps, counts, medianMs),
+    window: view.window,
+    mode: view.mode,
+    source: input.source,
+    generatedAt: isoInstant(now),
+    ...summarize(goal, rows, now),
+    interval: view.interval,
+    overTime: overTime(goal, rows, range.tz, view.interval),
+    breakdown: view.breakdown
+      ? {
+          by: view.breakdown,
+          top: view.top,
+          groups: breakdown(goal, rows, view.breakdown, view.top, now),
+        }
+      : null,
   };
 }

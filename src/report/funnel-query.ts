@@ -1,67 +1,95 @@
 /**
- * The report's D1 query: per person, the best attempt that starts in the range (furthest, then
- * earliest; docs/METRICS.md), then counts and medians per step. It reads progress rows only, so
- * its cost grows with people in range, not with their events.
+ * The report's D1 query: per person, the counted attempt that starts in the range (furthest
+ * required step, then earliest; docs/METRICS.md). It reads progress rows only, so its cost grows
+ * with people in range, not with their events.
  */
+import type { CountedAttempt } from './metrics';
 
-export interface FunnelCounts {
-  /** `counts[k]`: people whose best attempt reached step k+1. */
-  counts: number[];
-  /** `medianMs[k]`: continuous median of t(k+1) - t(k) in ms; index 0 is always null. */
-  medianMs: Array<number | null>;
-}
+/** Breakdown keys stored as columns of `attempts`, by the name a report URL uses. */
+export const SEGMENT_COLUMNS = {
+  utm_source: 'utm_source',
+  utm_medium: 'utm_medium',
+  utm_campaign: 'utm_campaign',
+  referrer_domain: 'referrer_domain',
+  device: 'device',
+  browser: 'browser',
+  os: 'os',
+  country: 'country',
+} as const;
 
-const STEP_TIME = (k: number) => `t${k}`;
+export type SegmentKey = keyof typeof SEGMENT_COLUMNS;
+
+type Row = Record<string, number | string | null>;
 
 /**
- * Builds the best-attempt subquery. SQLite (and so D1) returns the bare columns of the row that
- * holds the single MAX() of a group; the score ranks by steps reached, then by earliest start.
+ * SQLite (and so D1) returns the bare columns of the row that holds the single MAX() of a
+ * group; the score ranks by required steps reached, then by earliest start. Only the columns the
+ * view needs are read: with tens of thousands of people, each one costs.
  */
-function bestAttemptsSql(steps: number): string {
-  const times = Array.from({ length: steps }, (_, i) => STEP_TIME(i + 1)).join(', ');
-  return `SELECT reached, ${times}, MAX(reached * 100000000000000000 - t1) AS score
+function bestAttemptsSql(steps: number, extra: readonly string[]): string {
+  const times = Array.from({ length: steps }, (_, i) => `t${i + 1}`);
+  return `SELECT person_id, reached, ${[...times, ...extra].join(', ')},
+      MAX(reached * 100000000000000000 - t1) AS score
     FROM attempts
     WHERE site_id = ?1 AND goal_id = ?2 AND version = ?3 AND t1 >= ?4 AND t1 < ?5
     GROUP BY person_id`;
 }
 
-/** Runs the funnel aggregate for one goal version and entry range. */
-export async function queryFunnel(
+/** The columns beyond step times a view reads: step values, its breakdown's column. */
+export function extraColumns(view: { breakdown?: string | null; values?: boolean }): string[] {
+  const extra: string[] = [];
+  if (view.values) extra.push('step_values');
+  const by = view.breakdown;
+  if (by && by in SEGMENT_COLUMNS) extra.push(SEGMENT_COLUMNS[by as SegmentKey]);
+  else if (by) extra.push('entry_props');
+  return extra;
+}
+
+/** The counted attempt of every person entering one goal version in `[from, to)`. */
+export async function queryCountedAttempts(
   db: D1Database,
-  input: { siteId: string; goalId: string; version: number; steps: number; from: number; to: number },
-): Promise<FunnelCounts> {
-  const { steps } = input;
-  const countColumns = Array.from({ length: steps }, (_, i) => `SUM(reached >= ${i + 1}) AS c${i + 1}`);
-  const durations = Array.from(
-    { length: steps - 1 },
-    (_, i) =>
-      `SELECT ${i + 2} AS k, ${STEP_TIME(i + 2)} - ${STEP_TIME(i + 1)} AS d FROM best WHERE reached >= ${i + 2}`,
-  );
-  const params = [input.siteId, input.goalId, input.version, input.from, input.to];
+  input: {
+    siteId: string;
+    goalId: string;
+    version: number;
+    steps: number;
+    from: number;
+    to: number;
+    /** The breakdown key, whose column (or the entry properties) must be read. */
+    breakdown?: string | null;
+    /** Whether the goal has a value property (step values must be read). */
+    values?: boolean;
+  },
+): Promise<CountedAttempt[]> {
+  const { results } = await db
+    .prepare(bestAttemptsSql(input.steps, extraColumns(input)))
+    .bind(input.siteId, input.goalId, input.version, input.from, input.to)
+    .all<Row>();
+  return results.map((row) => toCounted(row, input.steps));
+}
 
-  const countsSql = `WITH best AS (${bestAttemptsSql(steps)}) SELECT ${countColumns.join(', ')} FROM best`;
-  const statements = [db.prepare(countsSql).bind(...params)];
-  if (durations.length > 0) {
-    statements.push(
-      db
-        .prepare(
-          `WITH best AS (${bestAttemptsSql(steps)}),
-           durations AS (${durations.join(' UNION ALL ')}),
-           ranked AS (SELECT k, d, ROW_NUMBER() OVER (PARTITION BY k ORDER BY d) AS rn,
-                             COUNT(*) OVER (PARTITION BY k) AS n FROM durations)
-           SELECT k, AVG(d) AS median FROM ranked
-           WHERE rn IN ((n + 1) / 2, (n + 2) / 2) GROUP BY k`,
-        )
-        .bind(...params),
-    );
+/** Shapes one `attempts` row (or the same fields from the events path) for the metrics. */
+export function toCounted(row: Row, steps: number): CountedAttempt {
+  const segment: Record<string, string | null> = {};
+  for (const [key, column] of Object.entries(SEGMENT_COLUMNS)) {
+    segment[key] = (row[column] as string | null) ?? null;
   }
-  const [countResult, medianResult] = await db.batch<Record<string, number | null>>(statements);
-
-  const countRow = countResult?.results[0] ?? {};
-  const counts = Array.from({ length: steps }, (_, i) => Number(countRow[`c${i + 1}`] ?? 0));
-  const medianMs: Array<number | null> = Array.from({ length: steps }, () => null);
-  for (const row of medianResult?.results ?? []) {
-    medianMs[Number(row.k) - 1] = row.median === null ? null : Number(row.median);
-  }
-  return { counts, medianMs };
+  const props =
+    typeof row.entry_props === 'string'
+      ? (JSON.parse(row.entry_props) as Record<string, unknown>)
+      : {};
+  for (const [key, value] of Object.entries(props)) segment[key] = String(value);
+  return {
+    personId: typeof row.person_id === 'string' ? row.person_id : undefined,
+    times: Array.from({ length: steps }, (_, i) => {
+      const t = row[`t${i + 1}`];
+      return t === null || t === undefined ? null : Number(t);
+    }),
+    reached: Number(row.reached),
+    segment,
+    values:
+      typeof row.step_values === 'string'
+        ? (JSON.parse(row.step_values) as CountedAttempt['values'])
+        : null,
+  };
 }

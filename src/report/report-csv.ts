@@ -22,6 +22,13 @@ const HEADER = [
   'drop_off',
   'drop_off_rate',
   'median_seconds_from_previous',
+  'optional',
+  'in_progress',
+  'p90_seconds_from_previous',
+  'mean_seconds_from_previous',
+  'min_seconds_from_previous',
+  'max_seconds_from_previous',
+  'value',
 ];
 
 /** Renders the report's steps as CSV with a header row. */
@@ -37,6 +44,13 @@ export function reportCsv(report: FunnelReport): string {
       s.dropOff,
       s.dropOffRate,
       s.medianSecondsFromPrevious,
+      s.optional ? 'yes' : 'no',
+      s.inProgress,
+      s.secondsFromPrevious.p90,
+      s.secondsFromPrevious.mean,
+      s.secondsFromPrevious.min,
+      s.secondsFromPrevious.max,
+      s.value,
     ]
       .map(csvCell)
       .join(','),

@@ -62,6 +62,7 @@ const FunnelChart: FC<{ report: FunnelReport }> = ({ report }) => {
 const STYLE = `
 :root { color-scheme: light; --ink: #1b1f24; --muted: #57606a; --bar: #2f6feb; --line: #d0d7de; }
 * { box-sizing: border-box; }
+.notice { border-left: 4px solid #bf8700; padding: .5rem .75rem; background: #fff8c5; }
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--ink);
   margin: 0 auto; max-width: 960px; padding: 24px; }
 h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; }
@@ -92,6 +93,8 @@ export interface ReportPageProps {
   links: { json: string; csv: string };
 }
 
+const MODE_LABEL = { ordered: 'ordered steps', strict: 'strict order', any: 'any order' } as const;
+
 /** The whole report page. */
 export const ReportPage: FC<ReportPageProps> = ({ report, query, links }) => (
   <html lang="en">
@@ -107,8 +110,15 @@ export const ReportPage: FC<ReportPageProps> = ({ report, query, links }) => (
         <h1>{report.goal.name}</h1>
         <p class="sub">
           Version {report.version} · entries from {report.range.from} to {report.range.to} (
-          {report.range.tz}) · {report.window} window · ordered steps
+          {report.range.tz}) · {report.window} window · {MODE_LABEL[report.mode]} ·{' '}
+          {report.source === 'events' ? 'computed from stored events' : 'from progress rows'}
         </p>
+        {report.rebuilding ? (
+          <p class="notice" role="status">
+            Version {report.latestVersion} is being rebuilt from stored events; this shows version{' '}
+            {report.version} until it is complete.
+          </p>
+        ) : null}
         <form method="get" aria-label="Report view">
           <label>
             From
@@ -121,6 +131,28 @@ export const ReportPage: FC<ReportPageProps> = ({ report, query, links }) => (
           <label>
             Time zone
             <input type="text" name="tz" value={query.tz} />
+          </label>
+          <label>
+            Order
+            <select name="mode">
+              {(['ordered', 'strict', 'any'] as const).map((m) => (
+                <option value={m} selected={m === report.mode}>
+                  {MODE_LABEL[m]}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Break down by
+            <select name="breakdown">
+              {['', 'utm_source', 'utm_medium', 'utm_campaign', 'referrer_domain', 'device', 'browser', 'os', 'country'].map(
+                (b) => (
+                  <option value={b} selected={b === (report.breakdown?.by ?? '')}>
+                    {b || 'nothing'}
+                  </option>
+                ),
+              )}
+            </select>
           </label>
           <button type="submit">Show</button>
         </form>
@@ -146,7 +178,9 @@ export const ReportPage: FC<ReportPageProps> = ({ report, query, links }) => (
               <th scope="col">From previous</th>
               <th scope="col">From first</th>
               <th scope="col">Dropped</th>
+              <th scope="col">In progress</th>
               <th scope="col">Median time from previous</th>
+              <th scope="col">90th percentile</th>
             </tr>
           </thead>
           <tbody>
@@ -161,7 +195,55 @@ export const ReportPage: FC<ReportPageProps> = ({ report, query, links }) => (
                 <td>
                   {s.dropOff} ({percent(s.dropOffRate)})
                 </td>
+                <td>{s.inProgress}</td>
                 <td>{formatDuration(s.medianSecondsFromPrevious)}</td>
+                <td>{formatDuration(s.secondsFromPrevious.p90)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        {report.breakdown ? (
+          <>
+            <h2>By {report.breakdown.by}</h2>
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">{report.breakdown.by}</th>
+                  {report.steps.map((s) => (
+                    <th scope="col">{s.name}</th>
+                  ))}
+                  <th scope="col">Completion</th>
+                </tr>
+              </thead>
+              <tbody>
+                {report.breakdown.groups.map((g) => (
+                  <tr data-group={g.value}>
+                    <td>{g.value}</td>
+                    {g.steps.map((s) => (
+                      <td>{s.count}</td>
+                    ))}
+                    <td>{percent(g.completionRate)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </>
+        ) : null}
+        <h2>Entries over time ({report.interval})</h2>
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">{report.interval === 'week' ? 'Week of' : 'Day'}</th>
+              <th scope="col">Entered</th>
+              <th scope="col">Completed</th>
+            </tr>
+          </thead>
+          <tbody>
+            {report.overTime.map((b) => (
+              <tr>
+                <td>{b.bucket}</td>
+                <td>{b.entered}</td>
+                <td>{b.completed}</td>
               </tr>
             ))}
           </tbody>
@@ -174,15 +256,17 @@ export const ReportPage: FC<ReportPageProps> = ({ report, query, links }) => (
                 Step {s.index}: {s.name}
               </dt>
               <dd>
-                a <code>{s.event}</code> event
+                <code>{s.event}</code>
+                {s.optional ? ' (optional)' : ''}
               </dd>
             </>
           ))}
           <dt>Counting rule</dt>
           <dd>
-            A person enters at a step-1 event in the range and reaches later steps in order within{' '}
-            {report.window} of it; of several attempts the furthest counts. Each person counts once,
-            after devices are stitched to users.
+            A person enters at a step-1 event in the range and reaches later steps (
+            {MODE_LABEL[report.mode]}) within {report.window} of it; of several attempts the furthest
+            counts. Each person counts once, after devices are stitched to users. People whose window
+            is still open are shown as in progress, not as dropped.
           </dd>
           <dt>Goal version</dt>
           <dd>

@@ -5,11 +5,13 @@
 import { Hono, type Context } from 'hono';
 import { isAdmin } from '../admin/admin-auth';
 import type { Env } from '../env';
-import { getCurrentGoal } from '../funnel/goal-store';
+import { MODES, parseWindow, type Mode } from '../funnel/definition';
+import { getGoalVersion } from '../funnel/goal-store';
 import { sha256Hex } from '../lib/crypto';
 import { nowMs } from '../lib/clock';
 import { ApiError } from '../lib/http-error';
-import { buildReport } from './build-report';
+import { buildReport, type ReportView } from './build-report';
+import { extraColumns, queryCountedAttempts, SEGMENT_COLUMNS, toCounted } from './funnel-query';
 import { resolveRange, RangeError400 } from './range';
 import { reportCsv } from './report-csv';
 import { ErrorPage, ReportPage } from './report-page';
@@ -60,8 +62,21 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
   if (!FORMATS.includes(format)) {
     throw new ApiError(400, 'invalid_format', 'format must be html, json or csv');
   }
-  const goal = await getCurrentGoal(c.env.DB, share.siteId, goalId);
-  if (!goal) throw notFound;
+  const state = await c.env.DB.prepare(
+    'SELECT current_version AS current, ready_version AS ready FROM goals WHERE site_id = ? AND id = ?',
+  )
+    .bind(share.siteId, goalId)
+    .first<{ current: number; ready: number | null }>();
+  if (!state) throw notFound;
+  const asked = c.req.query('version');
+  if (asked !== undefined && !/^[1-9]\d{0,5}$/.test(asked)) {
+    throw new ApiError(400, 'invalid_version', 'version must be a positive whole number');
+  }
+  // Until a new version's progress is complete, the newest complete one is shown (and said so).
+  const shown = asked ? Number(asked) : (state.ready ?? state.current);
+  const goal = await getGoalVersion(c.env.DB, share.siteId, goalId, shown);
+  if (!goal) throw new ApiError(404, 'version_not_found', `goal ${goalId} has no version ${shown}`);
+  const view = parseView(c.req.query(), goal.mode ?? 'ordered', goal.window);
   const query = { from: c.req.query('from'), to: c.req.query('to'), tz: c.req.query('tz') };
   let range;
   try {
@@ -70,18 +85,58 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
     if (error instanceof RangeError400) throw new ApiError(400, error.code, error.message);
     throw error;
   }
+  const live = goal.version === state.current || goal.version === state.ready;
+  const overridden = view.mode !== (goal.mode ?? 'ordered') || parseWindow(view.window) !== goal.windowMs;
+  const source = live && !overridden ? 'progress' : 'events';
 
   // The cache key holds everything that changes the answer, and never the token.
   const cacheKey = new Request(
     `https://report-cache.goalstep.invalid/${encodeURIComponent(share.siteId)}/` +
-      `${encodeURIComponent(goal.id)}/v${goal.version}/${range.from}-${range.to}/` +
-      `${encodeURIComponent(range.tz)}/${format}`,
+      `${encodeURIComponent(goal.id)}/v${goal.version}-${state.current}-${state.ready}/` +
+      `${range.from}-${range.to}/${encodeURIComponent(range.tz)}/${format}/` +
+      `${view.mode}-${view.window}-${encodeURIComponent(view.breakdown ?? '')}-${view.top}-${view.interval}`,
   );
   const cache = caches.default;
   // An admin may ask for a fresh answer (measuring merge latency, tests); nobody else can.
   const bypass = /no-cache/.test(c.req.header('Cache-Control') ?? '') && (await isAdmin(c));
   const compute = async () => {
-    const report = await buildReport(c.env.DB, { siteId: share.siteId, goal, range, now });
+    const engineGoal = { ...goal, mode: view.mode, windowMs: parseWindow(view.window) };
+    const steps = goal.steps.length;
+    const rows =
+      source === 'progress'
+        ? await queryCountedAttempts(c.env.DB, {
+            siteId: share.siteId,
+            goalId: goal.id,
+            version: goal.version,
+            steps,
+            from: range.from,
+            to: range.to,
+            breakdown: view.breakdown,
+            values: goal.value !== undefined,
+          })
+        : (
+            await c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(share.siteId)).viewAttempts(
+              share.siteId,
+              engineGoal,
+              range.from,
+              range.to,
+              [
+                'reached',
+                ...Array.from({ length: steps }, (_, i) => `t${i + 1}`),
+                ...extraColumns({ breakdown: view.breakdown, values: goal.value !== undefined }),
+              ],
+            )
+          ).map((row) => toCounted(row, steps));
+    const report = buildReport({
+      goal: engineGoal,
+      view,
+      rows,
+      source,
+      latestVersion: state.current,
+      rebuilding: !asked && (goal.version !== state.current || state.ready === null),
+      range,
+      now,
+    });
     const body = renderReport(format, report, c.req.url, query);
     // The tag covers the numbers and the view, not the moment they were computed: a recompute
     // with unchanged data keeps its tag, so revalidation stays a 304.
@@ -135,9 +190,42 @@ export function matchesEtag(header: string | undefined, etag: string): boolean {
   return header.split(',').some((tag) => opaque(tag) === opaque(etag));
 }
 
+const BREAKDOWN_PROPERTY = /^(property|trait):[A-Za-z0-9_.$-]{1,100}$/;
+
+/** Reads the view parameters: mode and window overrides, breakdown, top N, interval. */
+function parseView(query: Record<string, string>, mode: Mode, window: string): ReportView {
+  const wantedMode = query.mode || mode;
+  if (!(MODES as readonly string[]).includes(wantedMode)) {
+    throw new ApiError(400, 'invalid_mode', 'mode must be ordered, strict or any');
+  }
+  const wantedWindow = (query.window || window).trim();
+  try {
+    parseWindow(wantedWindow);
+  } catch {
+    throw new ApiError(400, 'invalid_window', 'window must look like "30m", "12h" or "7d"');
+  }
+  const by = query.breakdown || null;
+  if (by !== null && !(by in SEGMENT_COLUMNS) && !BREAKDOWN_PROPERTY.test(by)) {
+    throw new ApiError(
+      400,
+      'invalid_breakdown',
+      `breakdown must be one of ${Object.keys(SEGMENT_COLUMNS).join(', ')} or property:<name> or trait:<name>`,
+    );
+  }
+  const top = query.top === undefined ? 5 : Number(query.top);
+  if (!Number.isInteger(top) || top < 1 || top > 50) {
+    throw new ApiError(400, 'invalid_top', 'top must be a whole number from 1 to 50');
+  }
+  const interval = query.interval ?? 'day';
+  if (interval !== 'day' && interval !== 'week') {
+    throw new ApiError(400, 'invalid_interval', 'interval must be day or week');
+  }
+  return { mode: wantedMode as Mode, window: wantedWindow, breakdown: by, top, interval };
+}
+
 function renderReport(
   format: Format,
-  report: Awaited<ReturnType<typeof buildReport>>,
+  report: ReturnType<typeof buildReport>,
   url: string,
   query: { from?: string; to?: string; tz?: string },
 ): string {

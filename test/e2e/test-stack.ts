@@ -12,8 +12,11 @@ export interface TestStack {
   adminToken: string;
 }
 
-/** Registers the stack's hooks; the returned getter is valid inside tests. */
-export function useTestStack(name: string): () => TestStack {
+/**
+ * Registers the stack's hooks; the returned getter is valid inside tests. `vars` adds Worker
+ * variables (for example the declared clock override `GOALSTEP_NOW`).
+ */
+export function useTestStack(name: string, vars: Record<string, string> = {}): () => TestStack {
   const adminToken = `adm_e2e_${name}_token_0000000001`;
   let stack: { baseUrl: string; stop(): Promise<void> } | undefined;
   let persistTo = '';
@@ -24,7 +27,7 @@ export function useTestStack(name: string): () => TestStack {
     stack = await startStack({
       port,
       persistTo,
-      vars: { ADMIN_TOKEN: adminToken, PUBLIC_BASE_URL: `http://127.0.0.1:${port}` },
+      vars: { ...vars, ADMIN_TOKEN: adminToken, PUBLIC_BASE_URL: `http://127.0.0.1:${port}` },
     });
   });
 
