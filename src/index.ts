@@ -11,12 +11,13 @@ import type { Env } from './env';
 import { ingestRoutes } from './ingest/ingest-routes';
 import { reconcilePending } from './ingest/reconcile';
 import { nowMs } from './lib/clock';
-import { ApiError } from './lib/http-error';
+import { ApiError, RateLimitedError } from './lib/http-error';
 import { logger } from './lib/logger';
 import { buildOpenApi } from './openapi';
 import { reportRoutes } from './report/report-routes';
 
 export { SiteState } from './identity/site-state-do';
+export { RateLimiter } from './ingest/rate-limit-do';
 
 /** Paths as logged: share tokens are secrets, so the report path keeps only its shape. */
 export function redactPath(path: string): string {
@@ -48,6 +49,11 @@ app.route('/', reportRoutes);
 app.notFound((c) => c.json({ code: 'not_found', message: 'no such route' }, 404));
 
 app.onError((error, c) => {
+  if (error instanceof RateLimitedError) {
+    c.header('Retry-After', String(error.retryAfterSeconds));
+  } else if (error instanceof ApiError && error.status === 503) {
+    c.header('Retry-After', '5');
+  }
   if (error instanceof ApiError) {
     return c.json({ code: error.code, message: error.message }, error.status);
   }

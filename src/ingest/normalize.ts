@@ -3,8 +3,9 @@
  * Pure: the receipt time, the batch's `sentAt` and the request's fallbacks are parameters.
  */
 import { isJunkId } from '../identity/junk-ids';
+import { guardPayload, MAX_NAME_BYTES, truncateText } from './guards';
 import { rawEventSchema, type EventType, type Rejection, type Warning } from './schema';
-import { parseTimestamp, resolveEventTime } from './timestamps';
+import { MAX_FUTURE_MS, parseTimestamp, resolveEventTime } from './timestamps';
 
 /** Segment's per-event limit. */
 export const MAX_EVENT_BYTES = 32 * 1024;
@@ -73,6 +74,43 @@ function readId(
   return text;
 }
 
+/**
+ * The event's objects as guarded (literal `__proto__` keys kept as data), not as zod returns
+ * them: zod's record parsing assigns keys and would drop or mis-assign `__proto__`.
+ */
+function guardedRecords(value: Record<string, unknown>) {
+  const record = (field: unknown) =>
+    typeof field === 'object' && field !== null && !Array.isArray(field)
+      ? (field as Record<string, unknown>)
+      : null;
+  return {
+    properties: record(value.properties),
+    traits: record(value.traits),
+    context: record(value.context) ?? {},
+  };
+}
+
+/** Caps an event name at a length reports can show, on a code-point boundary. */
+function capName(
+  name: string | undefined,
+  warnings: Array<Omit<Warning, 'index'>>,
+): string | undefined {
+  if (name === undefined) return undefined;
+  const cut = truncateText(name, MAX_NAME_BYTES);
+  if (cut !== name) {
+    warnings.push({
+      code: 'event_name_truncated',
+      message: `event name over ${MAX_NAME_BYTES} bytes was truncated`,
+    });
+  }
+  return cut;
+}
+
+/** A client time far ahead of receipt that no `sentAt` can explain: a clock set to 2099. */
+function isFarFuture(timestamp: number | null, sentAt: number | null, receivedAt: number): boolean {
+  return timestamp !== null && sentAt === null && timestamp > receivedAt + MAX_FUTURE_MS;
+}
+
 /** Validates and normalises one message. */
 export function normalizeEvent(input: unknown, options: NormalizeOptions): NormalizeResult {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
@@ -83,7 +121,8 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
     return reject('event_too_large', '', `event is ${size} bytes; the limit is ${MAX_EVENT_BYTES}`);
   }
 
-  const candidate = { ...input } as Record<string, unknown>;
+  const guarded = guardPayload(input as Record<string, unknown>);
+  const candidate = { ...guarded.value };
   if (options.impliedType && candidate.type === undefined) candidate.type = options.impliedType;
   const parsed = rawEventSchema.safeParse(candidate);
   if (!parsed.success) {
@@ -93,7 +132,7 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
     return reject(code, path, issue ? `${path || 'event'}: ${issue.message}` : 'invalid event');
   }
   const raw = parsed.data;
-  const warnings: Array<Omit<Warning, 'index'>> = [];
+  const warnings: Array<Omit<Warning, 'index'>> = [...guarded.warnings];
 
   const anonymousId = readId(raw.anonymousId, 'anonymousId', warnings);
   const userId = readId(raw.userId, 'userId', warnings);
@@ -104,10 +143,11 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
   if (anonymousId === null && userId === null) {
     return reject('missing_identity', 'anonymousId', 'event has neither anonymousId nor userId');
   }
-  const name = raw.type === 'track' ? raw.event?.trim() : (raw.name ?? raw.event)?.trim();
-  if (raw.type === 'track' && !name) {
+  const fullName = raw.type === 'track' ? raw.event?.trim() : (raw.name ?? raw.event)?.trim();
+  if (raw.type === 'track' && !fullName) {
     return reject('missing_event_name', 'event', 'track events need a non-empty event name');
   }
+  const name = capName(fullName, warnings);
 
   const timestamp = raw.timestamp == null ? null : parseTimestamp(raw.timestamp);
   if (raw.timestamp != null && timestamp === null) {
@@ -117,6 +157,13 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
   const sentAt = sentAtRaw == null ? null : parseTimestamp(sentAtRaw);
   const time = resolveEventTime({ timestamp, sentAt, receivedAt: options.receivedAt });
   warnings.push(...time.warnings);
+  if (options.oldestAllowed !== null && isFarFuture(timestamp, sentAt, options.receivedAt)) {
+    return reject(
+      'timestamp_in_future',
+      'timestamp',
+      `event time is over ${MAX_FUTURE_MS / 3_600_000} h ahead and no sentAt allows a correction`,
+    );
+  }
   if (options.oldestAllowed !== null && time.ts < options.oldestAllowed) {
     return reject(
       'timestamp_too_old',
@@ -125,7 +172,8 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
     );
   }
 
-  const context: Record<string, unknown> = { ...options.batchContext, ...raw.context };
+  const records = guardedRecords(guarded.value);
+  const context: Record<string, unknown> = { ...options.batchContext, ...records.context };
   // Client addresses are never stored (docs/API.md, privacy).
   delete context.ip;
   if (typeof context.userAgent !== 'string' && options.requestUserAgent) {
@@ -145,8 +193,8 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
     previousId,
     ts: time.ts,
     clientTs: raw.timestamp == null ? null : String(raw.timestamp),
-    properties: raw.properties ?? null,
-    traits: raw.traits ?? null,
+    properties: records.properties,
+    traits: records.traits,
     context,
   };
   return { ok: true, event, warnings };

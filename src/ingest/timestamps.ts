@@ -18,6 +18,12 @@ export const AHEAD_TOLERANCE_MS = 5_000;
 export const BEHIND_TOLERANCE_MS = 10 * 60_000;
 
 /**
+ * On a public write key, an event time more than this ahead of receipt, with no `sentAt` to
+ * correct it by, is rejected (`timestamp_in_future`) rather than guessed.
+ */
+export const MAX_FUTURE_MS = 24 * 3_600_000;
+
+/**
  * Parses an ISO 8601 string (with or without offset; none means UTC) or epoch seconds or
  * milliseconds. Returns null for anything else: times are never guessed.
  */
@@ -29,11 +35,23 @@ export function parseTimestamp(value: unknown): number | null {
   if (typeof value !== 'string') return null;
   const text = value.trim();
   if (/^\d{9,13}(?:\.\d+)?$/.test(text)) return parseTimestamp(Number(text));
-  if (!ISO_INSTANT.test(text)) return null;
+  if (!ISO_INSTANT.test(text) || !isRealCalendarDate(text)) return null;
   const hasOffset = /(?:Z|[+-]\d{2}:?\d{2})$/i.test(text) && text.length > 10;
   const normalised = text.replace(' ', 'T').replace(/([+-]\d{2})(\d{2})$/, '$1:$2');
   const parsed = Date.parse(hasOffset || text.length === 10 ? normalised : `${normalised}Z`);
   return Number.isNaN(parsed) ? null : parsed;
+}
+
+/**
+ * `Date.parse` rolls 2025-02-30 over to March 2 and reads hour 24 as the next day; a date that
+ * does not exist is rejected instead of moved.
+ */
+function isRealCalendarDate(text: string): boolean {
+  const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const hour = text.length > 10 ? Number(text.slice(11, 13)) : 0;
+  if (hour > 23) return false;
+  const probe = new Date(Date.UTC(year, month - 1, day));
+  return probe.getUTCMonth() === month - 1 && probe.getUTCDate() === day;
 }
 
 export interface EventTimeInput {

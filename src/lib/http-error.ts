@@ -10,3 +10,14 @@ export class ApiError extends Error {
     this.name = 'ApiError';
   }
 }
+
+/** A 429 with the seconds a client should wait, sent as `Retry-After`. */
+export class RateLimitedError extends ApiError {
+  constructor(
+    readonly retryAfterSeconds: number,
+    limit: string,
+  ) {
+    super(429, 'rate_limited', `too many requests per ${limit === 'addr' ? 'address' : 'write key'}; retry later`);
+    this.name = 'RateLimitedError';
+  }
+}

@@ -65,6 +65,7 @@ describe('ingest to report', () => {
           message: 'track events need a non-empty event name',
         },
       ],
+      filtered: [],
       warnings: [],
     });
     const retry = await ingest(site, batch);
