@@ -6,10 +6,12 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { adminRoutes } from './admin/admin-routes';
+import { ingestAdminRoutes } from './admin/ingest-admin-routes';
 import { recordStepVolumes } from './alerts/step-volumes';
 import type { Env } from './env';
 import { ingestRoutes } from './ingest/ingest-routes';
 import { reconcilePending } from './ingest/reconcile';
+import { purgeExpired } from './ingest/retention';
 import { nowMs } from './lib/clock';
 import { ApiError, RateLimitedError } from './lib/http-error';
 import { logger } from './lib/logger';
@@ -44,6 +46,7 @@ app.get('/openapi.json', (c) => c.json((openApi ??= buildOpenApi())));
 
 app.route('/', ingestRoutes);
 app.route('/', adminRoutes);
+app.route('/', ingestAdminRoutes);
 app.route('/', reportRoutes);
 
 app.notFound((c) => c.json({ code: 'not_found', message: 'no such route' }, 404));
@@ -72,7 +75,8 @@ export default {
       (async () => {
         const applied = await reconcilePending(env, now);
         const volumes = await recordStepVolumes(env.DB, now);
-        logger.info('cron.done', { cron: controller.cron, applied, volumes });
+        const purged = await purgeExpired(env.DB, now);
+        logger.info('cron.done', { cron: controller.cron, applied, volumes, purged });
       })(),
     );
   },

@@ -28,7 +28,11 @@ export const shareInputSchema = z
   })
   .meta({ id: 'ShareInput' });
 
-async function parseJson<T extends z.ZodType>(request: Request, schema: T): Promise<z.infer<T>> {
+/** Parses a JSON admin body with a zod schema; a bad body is a 400 naming the first problem. */
+export async function parseJson<T extends z.ZodType>(
+  request: Request,
+  schema: T,
+): Promise<z.infer<T>> {
   let body: unknown;
   try {
     body = await request.json();
@@ -44,12 +48,12 @@ async function parseJson<T extends z.ZodType>(request: Request, schema: T): Prom
   return parsed.data;
 }
 
-function siteParam(siteId: string): string {
+export function siteParam(siteId: string): string {
   if (!SITE_ID.test(siteId)) throw new ApiError(400, 'invalid_site_id', 'site ids are [a-z0-9_-]');
   return siteId;
 }
 
-async function requireSite(db: D1Database, siteId: string): Promise<void> {
+export async function requireSite(db: D1Database, siteId: string): Promise<void> {
   const row = await db.prepare('SELECT 1 FROM sites WHERE id = ?').bind(siteId).first();
   if (!row) throw new ApiError(404, 'site_not_found', `no site ${siteId}`);
 }
@@ -162,34 +166,22 @@ adminRoutes.delete('/admin/sites/:siteId/shares/:shareId', async (c) => {
 adminRoutes.get('/admin/sites/:siteId/status', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
-  const [events, pending, rejected] = await c.env.DB.batch<{ n: number }>([
+  const [events, pending, rejected, filtered] = await c.env.DB.batch<{ n: number }>([
     c.env.DB.prepare('SELECT COUNT(*) AS n FROM events WHERE site_id = ?').bind(siteId),
     c.env.DB.prepare(
       'SELECT COUNT(*) AS n FROM batches WHERE site_id = ? AND applied_at IS NULL',
     ).bind(siteId),
-    c.env.DB.prepare('SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ?').bind(siteId),
+    c.env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ? AND disposition = 'rejected'",
+    ).bind(siteId),
+    c.env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ? AND disposition = 'filtered'",
+    ).bind(siteId),
   ]);
   return c.json({
     events: events?.results[0]?.n ?? 0,
     pendingBatches: pending?.results[0]?.n ?? 0,
     rejected: rejected?.results[0]?.n ?? 0,
+    filtered: filtered?.results[0]?.n ?? 0,
   });
-});
-
-adminRoutes.get('/admin/sites/:siteId/rejected', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  const limit = Math.min(Number(c.req.query('limit') ?? 100) || 100, 1000);
-  const { results } = await c.env.DB.prepare(
-    `SELECT id, received_at AS receivedAt, code, path, message, raw FROM rejected_events
-     WHERE site_id = ? ORDER BY id DESC LIMIT ?`,
-  )
-    .bind(siteId, limit)
-    .all();
-  const { results: byCode } = await c.env.DB.prepare(
-    'SELECT code, COUNT(*) AS count FROM rejected_events WHERE site_id = ? GROUP BY code',
-  )
-    .bind(siteId)
-    .all();
-  return c.json({ byCode, rejected: results });
 });

@@ -36,7 +36,13 @@ const json = (value: unknown) => (value == null ? null : JSON.stringify(value));
 
 /** The payload as JSON text, cut on a code-point boundary when it is over the cap. */
 export function capRaw(raw: unknown): string {
-  const text = JSON.stringify(raw) ?? 'undefined';
+  let text: string;
+  try {
+    text = JSON.stringify(raw) ?? 'undefined';
+  } catch {
+    // Nesting deep enough to overflow the serialiser: the reason code says why; keep a marker.
+    text = '"[payload nested too deeply to serialise]"';
+  }
   return truncateText(text, MAX_REJECTED_RAW);
 }
 

@@ -22,8 +22,11 @@ export interface IngestInput {
   oldestAllowed: number | null;
   requestUserAgent: string | null;
   requestCountry: string | null;
-  /** Request facts for bot, prerender and opt-out filtering (the event's own UA is added). */
-  traffic: Omit<TrafficFacts, 'eventUserAgent'>;
+  /**
+   * Request facts for bot, prerender and opt-out filtering (the event's own UA is added); null
+   * when an admin re-submits events they have judged, which skips the filters.
+   */
+  traffic: Omit<TrafficFacts, 'eventUserAgent'> | null;
 }
 
 export interface IngestOutcome {
@@ -117,7 +120,8 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
       continue;
     }
     seen.add(messageId);
-    const verdict = classifyTraffic({ ...input.traffic, eventUserAgent: userAgentOf(result.event) });
+    const verdict =
+      input.traffic && classifyTraffic({ ...input.traffic, eventUserAgent: userAgentOf(result.event) });
     if (verdict) {
       // Kept where an operator can audit it, never sent to the funnels (C26). An opted-out
       // visitor's payload is not kept at all: only the count and the reason.

@@ -111,12 +111,24 @@ function isFarFuture(timestamp: number | null, sentAt: number | null, receivedAt
   return timestamp !== null && sentAt === null && timestamp > receivedAt + MAX_FUTURE_MS;
 }
 
+/** UTF-8 size of the event as JSON, or null when it nests too deeply to serialise. */
+function serializedSize(input: object): number | null {
+  try {
+    return byteLength(JSON.stringify(input));
+  } catch {
+    return null;
+  }
+}
+
 /** Validates and normalises one message. */
 export function normalizeEvent(input: unknown, options: NormalizeOptions): NormalizeResult {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     return reject('not_an_object', '', 'each event must be a JSON object');
   }
-  const size = byteLength(JSON.stringify(input));
+  const size = serializedSize(input);
+  if (size === null) {
+    return reject('too_deeply_nested', '', 'event is nested too deeply to read');
+  }
   if (size > MAX_EVENT_BYTES) {
     return reject('event_too_large', '', `event is ${size} bytes; the limit is ${MAX_EVENT_BYTES}`);
   }
