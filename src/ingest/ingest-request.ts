@@ -75,8 +75,13 @@ function messageIdOf(message: unknown): string | null {
   return typeof id === 'string' && id.length > 0 && id.length <= 200 ? id : null;
 }
 
-function userAgentOf(event: StoredEvent): string | null {
-  const agent = event.context.userAgent;
+/**
+ * The user agent the client reported for the event (its own context, else the batch's), not
+ * the one normalize filled in from the request: that one may be a server SDK's.
+ */
+function clientUserAgent(message: unknown, batchContext: Record<string, unknown> | null) {
+  const own = asRecord(asRecord(message)?.context)?.userAgent;
+  const agent = own ?? batchContext?.userAgent;
   return typeof agent === 'string' && agent !== '' ? agent : null;
 }
 
@@ -121,7 +126,8 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
     }
     seen.add(messageId);
     const verdict =
-      input.traffic && classifyTraffic({ ...input.traffic, eventUserAgent: userAgentOf(result.event) });
+      input.traffic &&
+      classifyTraffic({ ...input.traffic, eventUserAgent: clientUserAgent(message, context) });
     if (verdict) {
       // Kept where an operator can audit it, never sent to the funnels (C26). An opted-out
       // visitor's payload is not kept at all: only the count and the reason.
