@@ -12,6 +12,7 @@ ALTER TABLE `rejected_events` ADD `disposition` text DEFAULT 'rejected' NOT NULL
 ALTER TABLE `rejected_events` ADD `rule` text;--> statement-breakpoint
 ALTER TABLE `rejected_events` ADD `message_id` text;--> statement-breakpoint
 ALTER TABLE `rejected_events` ADD `resubmitted_at` integer;--> statement-breakpoint
+CREATE INDEX `rejected_site_message` ON `rejected_events` (`site_id`,`message_id`);--> statement-breakpoint
 ALTER TABLE `sites` ADD `retention_days` integer;--> statement-breakpoint
 ALTER TABLE `sites` ADD `allowed_origins` text;--> statement-breakpoint
 ALTER TABLE `sites` ADD `honor_privacy_signals` integer DEFAULT 0 NOT NULL;--> statement-breakpoint

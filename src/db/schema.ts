@@ -152,7 +152,10 @@ export const rejectedEvents = sqliteTable(
     /** When an admin re-submitted it; the new outcome is in the re-submission's answer. */
     resubmittedAt: integer('resubmitted_at'),
   },
-  (t) => [index('rejected_site_time').on(t.siteId, t.receivedAt)],
+  (t) => [
+    index('rejected_site_time').on(t.siteId, t.receivedAt),
+    index('rejected_site_message').on(t.siteId, t.messageId),
+  ],
 );
 
 /** Every admin change: who (the token's name), when, what and on which site. */

@@ -171,7 +171,7 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
   warnings.push(...time.warnings);
   if (options.oldestAllowed !== null && isFarFuture(timestamp, sentAt, options.receivedAt)) {
     return reject(
-      'timestamp_in_future',
+      'timestamp_too_far_ahead',
       'timestamp',
       `event time is over ${MAX_FUTURE_MS / 3_600_000} h ahead and no sentAt allows a correction`,
     );

@@ -19,7 +19,7 @@ export const BEHIND_TOLERANCE_MS = 10 * 60_000;
 
 /**
  * On a public write key, an event time more than this ahead of receipt, with no `sentAt` to
- * correct it by, is rejected (`timestamp_in_future`) rather than guessed.
+ * correct it by, is rejected (`timestamp_too_far_ahead`) rather than guessed.
  */
 export const MAX_FUTURE_MS = 24 * 3_600_000;
 

@@ -13,7 +13,7 @@ import { ingest, seedSite, type TestSite } from './helpers';
 const BREAKAGES = {
   missing_event_name: (e: Record<string, unknown>) => ({ ...e, event: '  ' }),
   invalid_timestamp: (e: Record<string, unknown>) => ({ ...e, timestamp: 'yesterday-ish' }),
-  timestamp_in_future: (e: Record<string, unknown>) => ({ ...e, timestamp: '2099-01-01T00:00:00Z' }),
+  timestamp_too_far_ahead: (e: Record<string, unknown>) => ({ ...e, timestamp: '2099-01-01T00:00:00Z' }),
   timestamp_too_old: (e: Record<string, unknown>) => ({ ...e, timestamp: '2001-01-01T00:00:00Z' }),
   missing_identity: ({ anonymousId: _a, ...e }: Record<string, unknown>) => e,
   invalid_type: (e: Record<string, unknown>) => ({ ...e, type: 'purchase' }),

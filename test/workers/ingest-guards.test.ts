@@ -278,7 +278,7 @@ describe('timestamps', () => {
     expect(answer.rejected.map((r) => [r.index, r.code])).toEqual([
       [0, 'invalid_timestamp'],
       [1, 'invalid_timestamp'],
-      [2, 'timestamp_in_future'],
+      [2, 'timestamp_too_far_ahead'],
     ]);
     expect((await rejectedRows(site.siteId)).map((r) => r.message_id)).toEqual(['tb-1', 'tb-2', 'tb-3']);
   });
