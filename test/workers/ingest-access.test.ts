@@ -280,3 +280,18 @@ describe('the import path', () => {
     expect(await res.json()).toMatchObject({ accepted: 1, filtered: [{ index: 1, code: 'bot' }] });
   });
 });
+
+describe('the API description', () => {
+  it('lists the ingest admin routes with their input schemas', async () => {
+    const doc = (await (await SELF.fetch(`${BASE}/openapi.json`)).json()) as {
+      paths: Record<string, unknown>;
+      components: { schemas: Record<string, unknown> };
+    };
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/admin/sites/{siteId}/rejected/resubmit', '/admin/audit', '/admin/tokens']),
+    );
+    expect(Object.keys(doc.components.schemas)).toEqual(
+      expect.arrayContaining(['IngestSettings', 'Resubmit', 'RotateWriteKey', 'AdminTokenInput']),
+    );
+  });
+});
