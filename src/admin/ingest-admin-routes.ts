@@ -82,7 +82,8 @@ async function audited(
   change: D1PreparedStatement[],
   entry: { action: string; siteId: string | null; detail?: Record<string, unknown> },
 ): Promise<D1Result[]> {
-  const audit = auditStatement(c.env.DB, admin, { ...entry, at: nowMs(c.env) });
+  // Recorded only if the last change statement changed a row: a revoke of nothing is no change.
+  const audit = auditStatement(c.env.DB, admin, { ...entry, at: nowMs(c.env) }, true);
   return c.env.DB.batch([...change, audit]);
 }
 

@@ -80,6 +80,8 @@ describe('tenant isolation', () => {
     // Revoked, it opens nothing; both changes are in the audit log under "root".
     expect((await admin('/admin/tokens/ops-a', 'DELETE')).status).toBe(200);
     expect((await admin('/admin/sites/scope-a/rejected', 'GET', undefined, bearer)).status).toBe(401);
+    // Revoking it again changes nothing, so it leaves no audit entry.
+    expect((await admin('/admin/tokens/ops-a', 'DELETE')).status).toBe(404);
     const audit = (await (await admin('/admin/audit')).json()) as {
       entries: Array<{ actor: string; action: string; detail: unknown }>;
     };
@@ -293,5 +295,19 @@ describe('the API description', () => {
     expect(Object.keys(doc.components.schemas)).toEqual(
       expect.arrayContaining(['IngestSettings', 'Resubmit', 'RotateWriteKey', 'AdminTokenInput']),
     );
+  });
+});
+
+describe('the audit log', () => {
+  it('records site, goal and share changes with who made them', async () => {
+    await seedSite('audited', ['view']);
+    const audit = (await (await admin('/admin/audit?site=audited')).json()) as {
+      entries: Array<{ actor: string; action: string }>;
+    };
+    expect(audit.entries.map((e) => [e.actor, e.action])).toEqual([
+      ['root', 'share.create'],
+      ['root', 'goal.put'],
+      ['root', 'site.put'],
+    ]);
   });
 });
