@@ -50,7 +50,12 @@ export const resubmitSchema = z
 export const rotateKeySchema = z
   .object({
     /** How long the keys in use keep working; default one day. */
-    graceSeconds: z.number().int().min(0).max(90 * 86_400).optional(),
+    graceSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(90 * 86_400)
+      .optional(),
     /** Registers a chosen key (development); otherwise one is generated and returned once. */
     writeKey: z.string().min(16).max(200).optional(),
   })
@@ -58,7 +63,11 @@ export const rotateKeySchema = z
 
 export const adminTokenSchema = z
   .object({
-    name: z.string().min(1).max(100).regex(/^[\w.@-]+$/),
+    name: z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(/^[\w.@-]+$/),
     /** Omitted or null: every site. */
     siteId: z.string().regex(SITE_ID).nullable().optional(),
     token: z.string().min(24).max(200).optional(),
@@ -128,7 +137,8 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
   const batch = input.items.map((item) => {
     if (item.event) return item.event;
     const raw = byId.get(item.id);
-    if (raw === undefined) throw new ApiError(404, 'rejected_not_found', `no rejected event ${item.id}`);
+    if (raw === undefined)
+      throw new ApiError(404, 'rejected_not_found', `no rejected event ${item.id}`);
     try {
       return JSON.parse(raw ?? '') as unknown;
     } catch {
@@ -250,7 +260,12 @@ ingestAdminRoutes.get('/admin/sites/:siteId/write-keys', async (c) => {
      ORDER BY created_at`,
   )
     .bind(siteId)
-    .all<{ key_hash: string; created_at: number; expires_at: number | null; revoked_at: number | null }>();
+    .all<{
+      key_hash: string;
+      created_at: number;
+      expires_at: number | null;
+      revoked_at: number | null;
+    }>();
   const now = nowMs(c.env);
   return c.json({
     keys: results.map((row) => ({
@@ -294,7 +309,11 @@ ingestAdminRoutes.post('/admin/sites/:siteId/write-keys/rotate', async (c) => {
   );
   clearWriteKeyCache();
   return c.json(
-    { id: keyId(hash), writeKey: input.writeKey ? undefined : writeKey, oldKeysExpireAt: now + grace },
+    {
+      id: keyId(hash),
+      writeKey: input.writeKey ? undefined : writeKey,
+      oldKeysExpireAt: now + grace,
+    },
     201,
   );
 });

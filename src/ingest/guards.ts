@@ -18,6 +18,7 @@ export const MAX_NAME_BYTES = 255;
 type GuardWarning = Omit<Warning, 'index'>;
 
 const encoder = new TextEncoder();
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** UTF-8 byte length of a string (lone surrogates count as U+FFFD, as they are stored). */
 export function utf8Length(text: string): number {
@@ -47,7 +48,6 @@ export function wellFormed(text: string): string {
   return text.replace(LONE_SURROGATE, '\uFFFD');
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 interface GuardState {
   warnings: GuardWarning[];
@@ -63,7 +63,8 @@ function flag(state: GuardState, code: string, message: string): void {
 function guardValue(value: unknown, depth: number, state: GuardState): unknown {
   if (typeof value === 'string') {
     const clean = wellFormed(value);
-    if (clean !== value) flag(state, 'invalid_unicode_replaced', 'broken text was replaced by U+FFFD');
+    if (clean !== value)
+      flag(state, 'invalid_unicode_replaced', 'broken text was replaced by U+FFFD');
     const cut = truncateText(clean, MAX_STRING_BYTES);
     if (cut !== clean) {
       flag(state, 'string_truncated', `a string over ${MAX_STRING_BYTES} bytes was truncated`);
@@ -118,4 +119,3 @@ export function guardPayload(input: Record<string, unknown>): {
   const state: GuardState = { warnings: [], flags: new Set() };
   return { value: guardObject(input, 0, state), warnings: state.warnings };
 }
-

@@ -56,7 +56,8 @@ function requestFacts(c: Context<{ Bindings: Env }>, honorPrivacySignals: boolea
     requestCountry: typeof cf?.country === 'string' ? cf.country : null,
     traffic: {
       requestUserAgent,
-      fromBrowser: c.req.header('Origin') !== undefined || c.req.header('Sec-Fetch-Mode') !== undefined,
+      fromBrowser:
+        c.req.header('Origin') !== undefined || c.req.header('Sec-Fetch-Mode') !== undefined,
       purpose: c.req.header('Sec-Purpose') ?? c.req.header('Purpose') ?? null,
       optOut: c.req.header('Sec-GPC') === '1' || c.req.header('DNT') === '1',
       honorPrivacySignals,
@@ -78,7 +79,7 @@ async function checkOrigin(c: Context<{ Bindings: Env }>, site: SiteAccess, body
   )
     .bind(site.siteId, nowMs(c.env), `origin ${origin} is not allowed`, capRaw(body), origin)
     .run();
-  throw new ApiError(403, 'origin_not_allowed', `origin ${origin} may not send events to this site`);
+  throw new ApiError(403, 'origin_not_allowed', `origin ${origin} may not send to this site`);
 }
 
 /** Counts the request against the site's per-key and per-address limits; 429 when over. */

@@ -26,7 +26,11 @@ export interface PersonData extends PersonIds {
  * Every id linked to `id` through stored events (an event carrying an anonymous id and a user
  * id links them; an alias links previousId and userId), as the site stores them.
  */
-export async function findPersonIds(db: D1Database, siteId: string, id: string): Promise<PersonIds> {
+export async function findPersonIds(
+  db: D1Database,
+  siteId: string,
+  id: string,
+): Promise<PersonIds> {
   const ids = new Set([id]);
   for (let round = 0; round < MAX_ROUNDS; round += 1) {
     const before = ids.size;
@@ -79,7 +83,8 @@ function statements(db: D1Database, siteId: string, ids: PersonIds, verb: 'SELEC
   return [
     db
       .prepare(
-        `${verb} FROM events WHERE site_id = ?1 AND (anonymous_id IN (SELECT value FROM json_each(?2))
+        `${verb} FROM events WHERE site_id = ?1
+           AND (anonymous_id IN (SELECT value FROM json_each(?2))
            OR user_id IN (SELECT value FROM json_each(?2))
            OR previous_id IN (SELECT value FROM json_each(?2)))`,
       )
@@ -94,7 +99,8 @@ function statements(db: D1Database, siteId: string, ids: PersonIds, verb: 'SELEC
       .bind(siteId, all),
     db
       .prepare(
-        `${verb} FROM attempts WHERE site_id = ?1 AND person_id IN (SELECT value FROM json_each(?2))`,
+        `${verb} FROM attempts WHERE site_id = ?1
+           AND person_id IN (SELECT value FROM json_each(?2))`,
       )
       .bind(siteId, people),
   ];

@@ -5,7 +5,13 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../env';
-import { countRequest, pruneWindows, type RateCheck, type RateVerdict, type RateWindow } from './rate-limit';
+import {
+  countRequest,
+  pruneWindows,
+  type RateCheck,
+  type RateVerdict,
+  type RateWindow,
+} from './rate-limit';
 
 export class RateLimiter extends DurableObject<Env> {
   private readonly windows = new Map<string, RateWindow>();

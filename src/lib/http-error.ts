@@ -17,7 +17,8 @@ export class RateLimitedError extends ApiError {
     readonly retryAfterSeconds: number,
     limit: string,
   ) {
-    super(429, 'rate_limited', `too many requests per ${limit === 'addr' ? 'address' : 'write key'}; retry later`);
+    const per = limit === 'addr' ? 'address' : 'write key';
+    super(429, 'rate_limited', `too many requests per ${per}; retry later`);
     this.name = 'RateLimitedError';
   }
 }

@@ -41,10 +41,7 @@ function faultyDb(db: D1Database, plan: FaultPlan): D1Database {
   });
 }
 
-function faultySiteState(
-  namespace: Env['SITE_STATE'],
-  plan: FaultPlan,
-): Env['SITE_STATE'] {
+function faultySiteState(namespace: Env['SITE_STATE'], plan: FaultPlan): Env['SITE_STATE'] {
   return new Proxy(namespace, {
     get(target, prop) {
       if (prop !== 'get') return passThrough(target, prop);

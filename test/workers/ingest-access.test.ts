@@ -4,7 +4,17 @@
  * audit log, through the real Worker.
  */
 import { env, SELF } from 'cloudflare:test';
-import { ADMIN, counts, importBatch, ingest, report, seedSite, settle, track, type TestSite } from './helpers';
+import {
+  ADMIN,
+  counts,
+  importBatch,
+  ingest,
+  report,
+  seedSite,
+  settle,
+  track,
+  type TestSite,
+} from './helpers';
 
 const BASE = 'https://goalstep.test';
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
@@ -22,7 +32,11 @@ function admin(path: string, method = 'GET', body?: unknown, token = ADMIN.Autho
 function beacon(writeKey: string, body: unknown, headers: Record<string, string> = {}) {
   return SELF.fetch(`${BASE}/v1/batch`, {
     method: 'POST',
-    headers: { Authorization: `Basic ${btoa(`${writeKey}:`)}`, 'Content-Type': 'text/plain', ...headers },
+    headers: {
+      Authorization: `Basic ${btoa(`${writeKey}:`)}`,
+      'Content-Type': 'text/plain',
+      ...headers,
+    },
     body: JSON.stringify(body),
   });
 }
@@ -46,7 +60,9 @@ describe('tenant isolation', () => {
     const res = await beacon(a.writeKey, { batch: [event], writeKey: b.writeKey });
     expect(await res.json()).toMatchObject({ accepted: 1 });
     // The same message id is a new event for site B.
-    expect(await (await beacon(b.writeKey, { batch: [event] })).json()).toMatchObject({ accepted: 1 });
+    expect(await (await beacon(b.writeKey, { batch: [event] })).json()).toMatchObject({
+      accepted: 1,
+    });
     expect(await messageIds('tenant-a')).toEqual(['same-id']);
     expect(await messageIds('tenant-b')).toEqual(['same-id']);
 
@@ -63,23 +79,31 @@ describe('tenant isolation', () => {
     const { token } = (await created.json()) as { token: string };
     const bearer = `Bearer ${token}`;
 
-    expect((await admin('/admin/sites/scope-a/rejected', 'GET', undefined, bearer)).status).toBe(200);
+    expect((await admin('/admin/sites/scope-a/rejected', 'GET', undefined, bearer)).status).toBe(
+      200,
+    );
     for (const path of ['rejected', 'status', 'write-keys', 'ingest-settings', 'people/x']) {
       const res = await admin(`/admin/sites/scope-b/${path}`, 'GET', undefined, bearer);
       expect(res.status, path).toBe(403);
     }
-    expect((await admin('/v1/import?site=scope-b', 'POST', { batch: [] }, bearer)).status).toBe(403);
+    expect((await admin('/v1/import?site=scope-b', 'POST', { batch: [] }, bearer)).status).toBe(
+      403,
+    );
     // Only an all-sites token manages tokens.
     expect((await admin('/admin/tokens', 'POST', { name: 'x' }, bearer)).status).toBe(403);
 
     // Stored hashed: the token text is nowhere in D1.
-    const row = await env.DB.prepare('SELECT * FROM admin_tokens WHERE name = ?').bind('ops-a').first();
+    const row = await env.DB.prepare('SELECT * FROM admin_tokens WHERE name = ?')
+      .bind('ops-a')
+      .first();
     expect(JSON.stringify(row)).not.toContain(token);
     expect(row?.token_hash).toMatch(/^[0-9a-f]{64}$/);
 
     // Revoked, it opens nothing; both changes are in the audit log under "root".
     expect((await admin('/admin/tokens/ops-a', 'DELETE')).status).toBe(200);
-    expect((await admin('/admin/sites/scope-a/rejected', 'GET', undefined, bearer)).status).toBe(401);
+    expect((await admin('/admin/sites/scope-a/rejected', 'GET', undefined, bearer)).status).toBe(
+      401,
+    );
     // Revoking it again changes nothing, so it leaves no audit entry.
     expect((await admin('/admin/tokens/ops-a', 'DELETE')).status).toBe(404);
     const audit = (await (await admin('/admin/audit')).json()) as {
@@ -96,7 +120,9 @@ describe('tenant isolation', () => {
 describe('write keys', () => {
   it('keeps the old key working during the grace period of a rotation, then only the new one', async () => {
     const site = await seedSite('rotate', ['view']);
-    const rotated = await admin('/admin/sites/rotate/write-keys/rotate', 'POST', { graceSeconds: 3600 });
+    const rotated = await admin('/admin/sites/rotate/write-keys/rotate', 'POST', {
+      graceSeconds: 3600,
+    });
     expect(rotated.status).toBe(201);
     const { writeKey: fresh, id } = (await rotated.json()) as { writeKey: string; id: string };
 
@@ -126,8 +152,12 @@ describe('write keys', () => {
     const { keys } = (await (await admin('/admin/sites/revoke/write-keys')).json()) as {
       keys: Array<{ id: string }>;
     };
-    expect((await admin(`/admin/sites/revoke/write-keys/${keys[0]?.id}`, 'DELETE')).status).toBe(200);
-    const res = await beacon(site.writeKey, { batch: [track('view', { anonymousId: 'r' }, 'r1', ago(1000))] });
+    expect((await admin(`/admin/sites/revoke/write-keys/${keys[0]?.id}`, 'DELETE')).status).toBe(
+      200,
+    );
+    const res = await beacon(site.writeKey, {
+      batch: [track('view', { anonymousId: 'r' }, 'r1', ago(1000))],
+    });
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ code: 'invalid_write_key' });
   });
@@ -140,12 +170,18 @@ describe('allowed origins (C27)', () => {
       allowedOrigins: ['https://shop.example'],
     });
     expect(set.status).toBe(200);
-    const body = (id: string) => ({ batch: [track('order_placed', { anonymousId: 'o' }, id, ago(1000))] });
+    const body = (id: string) => ({
+      batch: [track('order_placed', { anonymousId: 'o' }, id, ago(1000))],
+    });
 
-    const foreign = await beacon(site.writeKey, body('c27-m1'), { Origin: 'https://not-the-customer.example' });
+    const foreign = await beacon(site.writeKey, body('c27-m1'), {
+      Origin: 'https://not-the-customer.example',
+    });
     expect(foreign.status).toBe(403);
     expect(await foreign.json()).toMatchObject({ code: 'origin_not_allowed' });
-    expect((await beacon(site.writeKey, body('ok-1'), { Origin: 'https://shop.example' })).status).toBe(200);
+    expect(
+      (await beacon(site.writeKey, body('ok-1'), { Origin: 'https://shop.example' })).status,
+    ).toBe(200);
     expect((await beacon(site.writeKey, body('ok-2'))).status).toBe(200);
 
     expect(await messageIds('origins')).toEqual(['ok-1', 'ok-2']);
@@ -165,7 +201,9 @@ describe('rate limits', () => {
     const other = await seedSite('rate-other', ['view']);
     await admin('/admin/sites/rate-key/ingest-settings', 'PATCH', { ratePerKey: 3 });
     const send = (site: TestSite, n: number) =>
-      beacon(site.writeKey, { batch: [track('view', { anonymousId: 'rl' }, `rl-${n}`, ago(1000))] });
+      beacon(site.writeKey, {
+        batch: [track('view', { anonymousId: 'rl' }, `rl-${n}`, ago(1000))],
+      });
 
     for (let n = 1; n <= 3; n += 1) expect((await send(limited, n)).status).toBe(200);
     const refused = await send(limited, 4);
@@ -183,9 +221,13 @@ describe('rate limits', () => {
     const site = await seedSite('rate-addr', ['view']);
     await admin('/admin/sites/rate-addr/ingest-settings', 'PATCH', { ratePerAddress: 2 });
     const send = (address: string, n: number) =>
-      beacon(site.writeKey, { batch: [track('view', { anonymousId: 'ra' }, `ra-${address}-${n}`, ago(1000))] }, {
-        'CF-Connecting-IP': address,
-      });
+      beacon(
+        site.writeKey,
+        { batch: [track('view', { anonymousId: 'ra' }, `ra-${address}-${n}`, ago(1000))] },
+        {
+          'CF-Connecting-IP': address,
+        },
+      );
     expect((await send('192.0.2.1', 1)).status).toBe(200);
     expect((await send('192.0.2.1', 2)).status).toBe(200);
     expect((await send('192.0.2.1', 3)).status).toBe(429);
@@ -204,27 +246,60 @@ describe('bots and opt-out signals (C26)', () => {
     const ua = (userAgent: string) => ({ userAgent });
     const res = await beacon(site.writeKey, {
       batch: [
-        { ...track('landing_viewed', { anonymousId: 'anon-c26a' }, 'c26-m1', ago(5000)), context: ua('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36') },
-        { ...track('landing_viewed', { anonymousId: 'anon-c26b' }, 'c26-m2', ago(4000)), context: ua('Mozilla/5.0 (compatible; Bytespider; spider-feedback@bytedance.com)') },
-        { ...track('landing_viewed', { anonymousId: 'anon-c26d' }, 'c26-m4', ago(3000)), context: ua('Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15') },
+        {
+          ...track('landing_viewed', { anonymousId: 'anon-c26a' }, 'c26-m1', ago(5000)),
+          context: ua(
+            'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36',
+          ),
+        },
+        {
+          ...track('landing_viewed', { anonymousId: 'anon-c26b' }, 'c26-m2', ago(4000)),
+          context: ua('Mozilla/5.0 (compatible; Bytespider; spider-feedback@bytedance.com)'),
+        },
+        {
+          ...track('landing_viewed', { anonymousId: 'anon-c26d' }, 'c26-m4', ago(3000)),
+          context: ua(
+            'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15',
+          ),
+        },
         track('signup_started', { anonymousId: 'anon-c26d' }, 'c26-m5', ago(1000)),
       ],
     });
-    const answer = (await res.json()) as { accepted: number; filtered: Array<{ index: number; code: string; rule: string }> };
+    const answer = (await res.json()) as {
+      accepted: number;
+      filtered: Array<{ index: number; code: string; rule: string }>;
+    };
     expect(answer.accepted).toBe(2);
-    expect(answer.filtered.map((f) => [f.index, f.code])).toEqual([[0, 'bot'], [1, 'bot']]);
+    expect(answer.filtered.map((f) => [f.index, f.code])).toEqual([
+      [0, 'bot'],
+      [1, 'bot'],
+    ]);
     expect(answer.filtered[0]?.rule).toBe('headless');
 
     const prerender = await beacon(
       site.writeKey,
-      { batch: [{ ...track('landing_viewed', { anonymousId: 'anon-c26c' }, 'c26-m3', ago(2000)), context: ua('Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36') }] },
+      {
+        batch: [
+          {
+            ...track('landing_viewed', { anonymousId: 'anon-c26c' }, 'c26-m3', ago(2000)),
+            context: ua(
+              'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36',
+            ),
+          },
+        ],
+      },
       { 'Sec-Purpose': 'prefetch;prerender' },
     );
-    expect(await prerender.json()).toMatchObject({ accepted: 0, filtered: [{ index: 0, code: 'prerender' }] });
+    expect(await prerender.json()).toMatchObject({
+      accepted: 0,
+      filtered: [{ index: 0, code: 'prerender' }],
+    });
 
     await settle(site);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
-    const listed = (await (await admin('/admin/sites/c26/rejected?disposition=filtered')).json()) as {
+    const listed = (await (
+      await admin('/admin/sites/c26/rejected?disposition=filtered')
+    ).json()) as {
       byCode: Array<{ disposition: string; code: string; count: number }>;
       rejected: Array<{ messageId: string; rule: string }>;
     };
@@ -251,10 +326,17 @@ describe('bots and opt-out signals (C26)', () => {
   it('honours Global Privacy Control only where the site turned it on, keeping no payload', async () => {
     const site = await seedSite('gpc', ['view']);
     const send = (id: string) =>
-      beacon(site.writeKey, { batch: [track('view', { anonymousId: 'gpc-anon' }, id, ago(1000))] }, { 'Sec-GPC': '1' });
+      beacon(
+        site.writeKey,
+        { batch: [track('view', { anonymousId: 'gpc-anon' }, id, ago(1000))] },
+        { 'Sec-GPC': '1' },
+      );
     expect(await (await send('gpc-1')).json()).toMatchObject({ accepted: 1 });
     await admin('/admin/sites/gpc/ingest-settings', 'PATCH', { honorPrivacySignals: true });
-    expect(await (await send('gpc-2')).json()).toMatchObject({ accepted: 0, filtered: [{ code: 'privacy_opt_out' }] });
+    expect(await (await send('gpc-2')).json()).toMatchObject({
+      accepted: 0,
+      filtered: [{ code: 'privacy_opt_out' }],
+    });
     expect(await messageIds('gpc')).toEqual(['gpc-1']);
     const row = await env.DB.prepare(
       "SELECT raw FROM rejected_events WHERE site_id = 'gpc' AND code = 'privacy_opt_out'",
@@ -264,10 +346,19 @@ describe('bots and opt-out signals (C26)', () => {
 
   it('files a filtered event once when its batch is retried', async () => {
     const site = await seedSite('bot-retry', ['view']);
-    const body = { batch: [{ ...track('view', { anonymousId: 'b' }, 'bot-1', ago(1000)), context: { userAgent: 'Googlebot/2.1 (+http://www.google.com/bot.html)' } }] };
+    const body = {
+      batch: [
+        {
+          ...track('view', { anonymousId: 'b' }, 'bot-1', ago(1000)),
+          context: { userAgent: 'Googlebot/2.1 (+http://www.google.com/bot.html)' },
+        },
+      ],
+    };
     await beacon(site.writeKey, body);
     await beacon(site.writeKey, body);
-    const n = await env.DB.prepare("SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = 'bot-retry'").first('n');
+    const n = await env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = 'bot-retry'",
+    ).first('n');
     expect(n).toBe(1);
   });
 });
@@ -277,7 +368,10 @@ describe('the import path', () => {
     const site = await seedSite('import-bots', ['view']);
     const res = await importBatch(site, [
       track('view', { anonymousId: 'old' }, 'imp-1', '2019-06-01T00:00:00Z'),
-      { ...track('view', { anonymousId: 'bot' }, 'imp-2', '2019-06-01T00:00:01Z'), context: { userAgent: 'AhrefsBot/7.0' } },
+      {
+        ...track('view', { anonymousId: 'bot' }, 'imp-2', '2019-06-01T00:00:01Z'),
+        context: { userAgent: 'AhrefsBot/7.0' },
+      },
     ]);
     expect(await res.json()).toMatchObject({ accepted: 1, filtered: [{ index: 1, code: 'bot' }] });
   });
@@ -290,7 +384,11 @@ describe('the API description', () => {
       components: { schemas: Record<string, unknown> };
     };
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(['/admin/sites/{siteId}/rejected/resubmit', '/admin/audit', '/admin/tokens']),
+      expect.arrayContaining([
+        '/admin/sites/{siteId}/rejected/resubmit',
+        '/admin/audit',
+        '/admin/tokens',
+      ]),
     );
     expect(Object.keys(doc.components.schemas)).toEqual(
       expect.arrayContaining(['IngestSettings', 'Resubmit', 'RotateWriteKey', 'AdminTokenInput']),

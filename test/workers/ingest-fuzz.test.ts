@@ -13,11 +13,17 @@ import { ingest, seedSite, type TestSite } from './helpers';
 const BREAKAGES = {
   missing_event_name: (e: Record<string, unknown>) => ({ ...e, event: '  ' }),
   invalid_timestamp: (e: Record<string, unknown>) => ({ ...e, timestamp: 'yesterday-ish' }),
-  timestamp_too_far_ahead: (e: Record<string, unknown>) => ({ ...e, timestamp: '2099-01-01T00:00:00Z' }),
+  timestamp_too_far_ahead: (e: Record<string, unknown>) => ({
+    ...e,
+    timestamp: '2099-01-01T00:00:00Z',
+  }),
   timestamp_too_old: (e: Record<string, unknown>) => ({ ...e, timestamp: '2001-01-01T00:00:00Z' }),
   missing_identity: ({ anonymousId: _a, ...e }: Record<string, unknown>) => e,
   invalid_type: (e: Record<string, unknown>) => ({ ...e, type: 'purchase' }),
-  event_too_large: (e: Record<string, unknown>) => ({ ...e, properties: { blob: 'q'.repeat(33_000) } }),
+  event_too_large: (e: Record<string, unknown>) => ({
+    ...e,
+    properties: { blob: 'q'.repeat(33_000) },
+  }),
 } as const;
 type Breakage = keyof typeof BREAKAGES;
 
@@ -27,7 +33,10 @@ const key = fc.oneof(
 );
 const properties = fc.dictionary(key, fc.jsonValue({ maxDepth: 4 }), { maxKeys: 8 });
 const eventArb = fc.record({
-  name: fc.oneof(fc.constantFrom('view', 'cart', 'buy'), fc.string({ minLength: 1, maxLength: 40 })),
+  name: fc.oneof(
+    fc.constantFrom('view', 'cart', 'buy'),
+    fc.string({ minLength: 1, maxLength: 40 }),
+  ),
   anon: fc.string({ minLength: 1, maxLength: 30 }),
   ageMs: fc.integer({ min: 0, max: 5 * 86_400_000 }),
   properties,
@@ -98,7 +107,9 @@ describe('fuzzing the ingest schema through the Worker', () => {
         const expected = invalid.flatMap(([i, code]) =>
           Array.from({ length: sends }, () => `fz-${run}-${i}:${code}`),
         );
-        expect(kept.results.map((r) => `${r.message_id}:${r.code}`).sort()).toEqual(expected.sort());
+        expect(kept.results.map((r) => `${r.message_id}:${r.code}`).sort()).toEqual(
+          expected.sort(),
+        );
         expect(({} as Record<string, unknown>).polluted).toBeUndefined();
       }),
       { numRuns: 60 },
@@ -113,11 +124,23 @@ describe('fuzzing raw bodies through the Worker', () => {
   });
 
   const validBody = JSON.stringify({
-    batch: [{ type: 'track', event: 'view', anonymousId: 'raw', messageId: 'raw-1', properties: { a: '😀' } }],
+    batch: [
+      {
+        type: 'track',
+        event: 'view',
+        anonymousId: 'raw',
+        messageId: 'raw-1',
+        properties: { a: '😀' },
+      },
+    ],
   });
   const bytes = new TextEncoder().encode(validBody);
   const mutated = fc
-    .tuple(fc.integer({ min: 0, max: bytes.length - 1 }), fc.integer({ min: 0, max: 255 }), fc.boolean())
+    .tuple(
+      fc.integer({ min: 0, max: bytes.length - 1 }),
+      fc.integer({ min: 0, max: 255 }),
+      fc.boolean(),
+    )
     .map(([at, value, cut]) => {
       const copy = bytes.slice(0, cut ? at : bytes.length);
       if (!cut) copy[at] = value;
@@ -127,7 +150,11 @@ describe('fuzzing raw bodies through the Worker', () => {
   it('never answers a 5xx, and answers every refusal with a stable code', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(fc.uint8Array({ maxLength: 512 }), mutated, fc.json().map((t) => new TextEncoder().encode(t))),
+        fc.oneof(
+          fc.uint8Array({ maxLength: 512 }),
+          mutated,
+          fc.json().map((t) => new TextEncoder().encode(t)),
+        ),
         fc.constantFrom('application/json', 'text/plain', 'application/octet-stream'),
         async (body, contentType) => {
           const res = await SELF.fetch('https://goalstep.test/v1/batch', {

@@ -35,7 +35,13 @@ async function rejectedRows(siteId: string) {
      ORDER BY id`,
   )
     .bind(siteId)
-    .all<{ code: string; disposition: string; rule: string | null; message_id: string | null; raw: string | null }>();
+    .all<{
+      code: string;
+      disposition: string;
+      rule: string | null;
+      message_id: string | null;
+      raw: string | null;
+    }>();
   return results;
 }
 
@@ -68,7 +74,9 @@ describe('body limits', () => {
 
   it('accepts a gzip-encoded body', async () => {
     const site = await seedSite('limit-gzip', ['view']);
-    const body = JSON.stringify({ batch: [track('view', { anonymousId: 'gz' }, 'gz-m1', ago(1000))] });
+    const body = JSON.stringify({
+      batch: [track('view', { anonymousId: 'gz' }, 'gz-m1', ago(1000))],
+    });
     const res = await post(site, await gzip(body), {
       'Content-Type': 'application/json',
       'Content-Encoding': 'gzip',
@@ -80,7 +88,9 @@ describe('body limits', () => {
   it('refuses a gzip body that inflates past 500 KB (413) and stores nothing', async () => {
     const site = await seedSite('limit-bomb', ['view']);
     const huge = JSON.stringify({
-      batch: [{ ...track('view', { anonymousId: 'bomb' }, 'bomb-m1', ago(1000)), p: 'z'.repeat(600_000) }],
+      batch: [
+        { ...track('view', { anonymousId: 'bomb' }, 'bomb-m1', ago(1000)), p: 'z'.repeat(600_000) },
+      ],
     });
     const compressed = await gzip(huge);
     expect(compressed.byteLength).toBeLessThan(10_000);
@@ -109,13 +119,25 @@ describe('payload sizes (C08)', () => {
     );
     const res = await ingest(site, {
       batch: [
-        { ...track('form_submitted', { anonymousId: 'anon-c08' }, 'c08-m1', ago(3000)), properties: { form: 'contact' } },
-        { ...track('form_submitted', { anonymousId: 'anon-c08' }, 'c08-m2', ago(2000)), properties: { notes: 'x'.repeat(40_000) } },
-        { ...track('form_submitted', { anonymousId: 'anon-c08' }, 'c08-m3', ago(1000)), properties: fifty },
+        {
+          ...track('form_submitted', { anonymousId: 'anon-c08' }, 'c08-m1', ago(3000)),
+          properties: { form: 'contact' },
+        },
+        {
+          ...track('form_submitted', { anonymousId: 'anon-c08' }, 'c08-m2', ago(2000)),
+          properties: { notes: 'x'.repeat(40_000) },
+        },
+        {
+          ...track('form_submitted', { anonymousId: 'anon-c08' }, 'c08-m3', ago(1000)),
+          properties: fifty,
+        },
       ],
     });
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { accepted: number; rejected: Array<{ index: number; code: string; message: string }> };
+    const body = (await res.json()) as {
+      accepted: number;
+      rejected: Array<{ index: number; code: string; message: string }>;
+    };
     expect(body.accepted).toBe(2);
     expect(body.rejected).toHaveLength(1);
     expect(body.rejected[0]).toMatchObject({ index: 1, code: 'event_too_large' });
@@ -171,7 +193,10 @@ describe('hostile keys and text (C27)', () => {
     expect(answer.accepted).toBe(1);
     expect(answer.warnings.map((w) => w.code)).toContain('invalid_unicode_replaced');
 
-    const props = JSON.parse((await rows(site.siteId))[0]?.properties ?? '{}') as Record<string, string>;
+    const props = JSON.parse((await rows(site.siteId))[0]?.properties ?? '{}') as Record<
+      string,
+      string
+    >;
     expect(props.bytes).toBe('a\uFFFDb\uFFFD');
     expect(props.half).toBe('b\uFFFDc');
   });
@@ -202,7 +227,7 @@ describe('hostile keys and text (C27)', () => {
     expect(row?.event).toBe('😀'.repeat(63));
     const note = (JSON.parse(row?.properties ?? '{}') as { note: string }).note;
     expect(utf8Length(note)).toBeLessThanOrEqual(MAX_STRING_BYTES);
-    expect(note).toBe(`x${'😀'.repeat((MAX_STRING_BYTES - 1) / 4 | 0)}`);
+    expect(note).toBe(`x${'😀'.repeat(((MAX_STRING_BYTES - 1) / 4) | 0)}`);
   });
 
   it('caps nesting at 8 levels with a warning, however deep the input', async () => {
@@ -224,8 +249,12 @@ describe('hostile keys and text (C27)', () => {
       warnings: Array<{ index: number; code: string }>;
     };
     expect(answer.accepted).toBe(2);
-    expect(answer.warnings).toContainEqual(expect.objectContaining({ index: 0, code: 'nesting_capped' }));
-    expect(answer.warnings).toContainEqual(expect.objectContaining({ index: 1, code: 'nesting_capped' }));
+    expect(answer.warnings).toContainEqual(
+      expect.objectContaining({ index: 0, code: 'nesting_capped' }),
+    );
+    expect(answer.warnings).toContainEqual(
+      expect.objectContaining({ index: 1, code: 'nesting_capped' }),
+    );
     // 100 000 levels are 200 KB of brackets: over the per-event limit, refused by index.
     expect(answer.rejected).toMatchObject([{ index: 2, code: 'event_too_large' }]);
 
@@ -255,7 +284,13 @@ describe('timestamps', () => {
         { ...track('view', { anonymousId: 'tf' }, 'tf-1', iso) },
         { ...track('view', { anonymousId: 'tf' }, 'tf-2', iso.replace('Z', '')) },
         { ...track('view', { anonymousId: 'tf' }, 'tf-3', plus2) },
-        { type: 'track', event: 'view', anonymousId: 'tf', messageId: 'tf-4', timestamp: instant / 1000 },
+        {
+          type: 'track',
+          event: 'view',
+          anonymousId: 'tf',
+          messageId: 'tf-4',
+          timestamp: instant / 1000,
+        },
         { type: 'track', event: 'view', anonymousId: 'tf', messageId: 'tf-5', timestamp: instant },
       ],
     });
@@ -273,14 +308,21 @@ describe('timestamps', () => {
         track('view', { anonymousId: 'tb' }, 'tb-4', ago(1000)),
       ],
     });
-    const answer = (await res.json()) as { accepted: number; rejected: Array<{ index: number; code: string }> };
+    const answer = (await res.json()) as {
+      accepted: number;
+      rejected: Array<{ index: number; code: string }>;
+    };
     expect(answer.accepted).toBe(1);
     expect(answer.rejected.map((r) => [r.index, r.code])).toEqual([
       [0, 'invalid_timestamp'],
       [1, 'invalid_timestamp'],
       [2, 'timestamp_too_far_ahead'],
     ]);
-    expect((await rejectedRows(site.siteId)).map((r) => r.message_id)).toEqual(['tb-1', 'tb-2', 'tb-3']);
+    expect((await rejectedRows(site.siteId)).map((r) => r.message_id)).toEqual([
+      'tb-1',
+      'tb-2',
+      'tb-3',
+    ]);
   });
 
   it('corrects a clock years ahead with sentAt, clamps a time after sentAt, rejects the too old (C10)', async () => {
@@ -288,9 +330,28 @@ describe('timestamps', () => {
     const before = Date.now();
     const res = await ingest(site, {
       batch: [
-        { ...track('app_opened', { anonymousId: 'anon-c10a' }, 'c10-m1', '2031-01-01T00:00:00.000Z'), sentAt: '2031-01-01T00:00:02.000Z' },
-        { ...track('app_opened', { anonymousId: 'anon-c10b' }, 'c10-m2', ago(-14 * 86_400_000)), sentAt: ago(1000) },
-        { ...track('app_opened', { anonymousId: 'anon-c10c' }, 'c10-m3', '2019-06-01T00:00:00.000Z'), sentAt: ago(1000) },
+        {
+          ...track(
+            'app_opened',
+            { anonymousId: 'anon-c10a' },
+            'c10-m1',
+            '2031-01-01T00:00:00.000Z',
+          ),
+          sentAt: '2031-01-01T00:00:02.000Z',
+        },
+        {
+          ...track('app_opened', { anonymousId: 'anon-c10b' }, 'c10-m2', ago(-14 * 86_400_000)),
+          sentAt: ago(1000),
+        },
+        {
+          ...track(
+            'app_opened',
+            { anonymousId: 'anon-c10c' },
+            'c10-m3',
+            '2019-06-01T00:00:00.000Z',
+          ),
+          sentAt: ago(1000),
+        },
       ],
     });
     const after = Date.now();
@@ -301,8 +362,12 @@ describe('timestamps', () => {
     };
     expect(answer.accepted).toBe(2);
     expect(answer.rejected).toMatchObject([{ index: 2, code: 'timestamp_too_old' }]);
-    expect(answer.warnings).toContainEqual(expect.objectContaining({ index: 0, code: 'clock_skew_corrected' }));
-    expect(answer.warnings).toContainEqual(expect.objectContaining({ index: 1, code: 'timestamp_after_sent_at' }));
+    expect(answer.warnings).toContainEqual(
+      expect.objectContaining({ index: 0, code: 'clock_skew_corrected' }),
+    );
+    expect(answer.warnings).toContainEqual(
+      expect.objectContaining({ index: 1, code: 'timestamp_after_sent_at' }),
+    );
     const stored = await rows(site.siteId);
     // c10-m1 was 2 s before its sentAt; the server received it between `before` and `after`.
     const m1 = stored.find((r) => r.message_id === 'c10-m1');
@@ -365,11 +430,20 @@ describe('message ids', () => {
     const res = await ingest(site, {
       batch: [
         { type: 'track', event: 'view', anonymousId: 'b', messageId: 42, timestamp: ago(1000) },
-        { type: 'track', event: 'view', anonymousId: 'b', messageId: 'm'.repeat(201), timestamp: ago(1000) },
+        {
+          type: 'track',
+          event: 'view',
+          anonymousId: 'b',
+          messageId: 'm'.repeat(201),
+          timestamp: ago(1000),
+        },
       ],
     });
     expect(res.status).toBe(400);
-    const answer = (await res.json()) as { code: string; rejected: Array<{ code: string; path: string }> };
+    const answer = (await res.json()) as {
+      code: string;
+      rejected: Array<{ code: string; path: string }>;
+    };
     expect(answer.code).toBe('no_valid_events');
     expect(answer.rejected).toMatchObject([
       { code: 'invalid_field', path: 'messageId' },
@@ -403,7 +477,15 @@ describe('batches and bodies (C06, C07, C32)', () => {
     const beacon = await post(
       site,
       JSON.stringify({
-        batch: [{ type: 'page', anonymousId: 'anon-c07', messageId: 'c07-m1', timestamp: ago(3000), properties: { path: '/pricing' } }],
+        batch: [
+          {
+            type: 'page',
+            anonymousId: 'anon-c07',
+            messageId: 'c07-m1',
+            timestamp: ago(3000),
+            properties: { path: '/pricing' },
+          },
+        ],
       }),
       { 'Content-Type': 'text/plain;charset=UTF-8', Origin: 'https://shop.example' },
     );
@@ -420,11 +502,15 @@ describe('batches and bodies (C06, C07, C32)', () => {
     });
     expect(preflight.headers.get('Access-Control-Allow-Origin')).toBe('https://shop.example');
     expect(preflight.headers.get('Access-Control-Allow-Credentials')).toBe('true');
-    expect(preflight.headers.get('Access-Control-Allow-Headers')?.toLowerCase()).toContain('content-type');
+    expect(preflight.headers.get('Access-Control-Allow-Headers')?.toLowerCase()).toContain(
+      'content-type',
+    );
 
     const json = await post(
       site,
-      JSON.stringify({ batch: [track('cta_clicked', { anonymousId: 'anon-c07' }, 'c07-m2', ago(1000))] }),
+      JSON.stringify({
+        batch: [track('cta_clicked', { anonymousId: 'anon-c07' }, 'c07-m2', ago(1000))],
+      }),
       { 'Content-Type': 'application/json', Origin: 'https://shop.example' },
     );
     expect(json.status).toBe(200);

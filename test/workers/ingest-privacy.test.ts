@@ -20,7 +20,11 @@ function admin(path: string, method = 'GET', body?: unknown) {
 }
 
 const count = async (sql: string, ...binds: unknown[]) =>
-  (await env.DB.prepare(sql).bind(...binds).first<{ n: number }>())?.n ?? 0;
+  (
+    await env.DB.prepare(sql)
+      .bind(...binds)
+      .first<{ n: number }>()
+  )?.n ?? 0;
 
 describe('re-submitting rejected events', () => {
   it('stores a rejected event re-sent as it was, or with a correction, and records who did it', async () => {
@@ -31,7 +35,10 @@ describe('re-submitting rejected events', () => {
         track('', { anonymousId: 'rs' }, 'rs-2', ago(1000)),
       ],
     });
-    expect(await res.json()).toMatchObject({ accepted: 0, rejected: [{ code: 'timestamp_too_old' }, { code: 'missing_event_name' }] });
+    expect(await res.json()).toMatchObject({
+      accepted: 0,
+      rejected: [{ code: 'timestamp_too_old' }, { code: 'missing_event_name' }],
+    });
     const listed = (await (await admin('/admin/sites/resubmit/rejected')).json()) as {
       rejected: Array<{ id: number; messageId: string }>;
     };
@@ -49,7 +56,9 @@ describe('re-submitting rejected events', () => {
     expect(await again.json()).toMatchObject({ accepted: 2, rejected: [] });
     expect(await count("SELECT COUNT(*) AS n FROM events WHERE site_id = 'resubmit'")).toBe(2);
     expect(
-      await count("SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = 'resubmit' AND resubmitted_at IS NOT NULL"),
+      await count(
+        "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = 'resubmit' AND resubmitted_at IS NOT NULL",
+      ),
     ).toBe(2);
     const audit = (await (await admin('/admin/audit?site=resubmit')).json()) as {
       entries: Array<{ actor: string; action: string }>;
@@ -98,7 +107,12 @@ describe("one person's data", () => {
       attempts: unknown[];
       stateEvents: unknown[];
     };
-    expect([after.events, after.rejected, after.attempts, after.stateEvents]).toEqual([[], [], [], []]);
+    expect([after.events, after.rejected, after.attempts, after.stateEvents]).toEqual([
+      [],
+      [],
+      [],
+      [],
+    ]);
     // Bob is untouched; the report now counts him alone.
     expect(await count("SELECT COUNT(*) AS n FROM events WHERE site_id = 'erase'")).toBe(1);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 0]);
@@ -116,7 +130,12 @@ describe("one person's data", () => {
   it('follows a person with 150 anonymous ids without hitting D1 parameter limits (C32)', async () => {
     const site = await seedSite('many-ids', ['step_1']);
     const batch = Array.from({ length: 150 }, (_, i) =>
-      track('step_1', { anonymousId: `anon-c32-${i}`, userId: 'user-c32' }, `mi-${i}`, ago(100_000 - i)),
+      track(
+        'step_1',
+        { anonymousId: `anon-c32-${i}`, userId: 'user-c32' },
+        `mi-${i}`,
+        ago(100_000 - i),
+      ),
     );
     await importBatch(site, batch.slice(0, 100));
     await importBatch(site, batch.slice(100));
@@ -147,9 +166,13 @@ describe('retention', () => {
     const otherSites = await count("SELECT COUNT(*) AS n FROM events WHERE site_id != 'retain'");
     expect(await purgeExpired(env.DB, Date.now())).toBeGreaterThanOrEqual(2);
 
-    const left = await env.DB.prepare("SELECT message_id FROM events WHERE site_id = 'retain'").all();
+    const left = await env.DB.prepare(
+      "SELECT message_id FROM events WHERE site_id = 'retain'",
+    ).all();
     expect(left.results).toEqual([{ message_id: 'ret-3' }]);
-    expect(await count("SELECT COUNT(*) AS n FROM events WHERE site_id != 'retain'")).toBe(otherSites);
+    expect(await count("SELECT COUNT(*) AS n FROM events WHERE site_id != 'retain'")).toBe(
+      otherSites,
+    );
     expect(counts(await report(site, '2025-01-10', '2025-01-11'))).toEqual(before);
   });
 });
