@@ -56,8 +56,9 @@ function requestFacts(c: Context<{ Bindings: Env }>, honorPrivacySignals: boolea
     requestCountry: typeof cf?.country === 'string' ? cf.country : null,
     traffic: {
       requestUserAgent,
-      fromBrowser:
-        c.req.header('Origin') !== undefined || c.req.header('Sec-Fetch-Mode') !== undefined,
+      // Browsers send Origin on every POST; Node's fetch sends Sec-Fetch-Mode too, so that
+      // header says nothing about who is calling.
+      fromBrowser: c.req.header('Origin') !== undefined,
       purpose: c.req.header('Sec-Purpose') ?? c.req.header('Purpose') ?? null,
       optOut: c.req.header('Sec-GPC') === '1' || c.req.header('DNT') === '1',
       honorPrivacySignals,

@@ -9,7 +9,7 @@ export interface TrafficFacts {
   eventUserAgent: string | null;
   /** The request's `User-Agent`, trusted for bot checks only when a browser sent the request. */
   requestUserAgent: string | null;
-  /** True when the request carries browser-only headers (`Origin`, `Sec-Fetch-Mode`). */
+  /** True when the request carries an `Origin` header, as every browser POST does. */
   fromBrowser: boolean;
   /** The `Sec-Purpose` (or legacy `Purpose`) request header. */
   purpose: string | null;

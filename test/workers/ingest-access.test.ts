@@ -409,3 +409,15 @@ describe('the audit log', () => {
     ]);
   });
 });
+
+describe('server SDKs', () => {
+  it("accepts Segment's Node library: its user agent and Node fetch's Sec-Fetch-Mode are no bot", async () => {
+    const site = await seedSite('node-sdk', ['view']);
+    const res = await beacon(
+      site.writeKey,
+      { batch: [track('view', { anonymousId: 'sdk' }, 'sdk-1', ago(1000))] },
+      { 'User-Agent': 'analytics-node-next/latest', 'Sec-Fetch-Mode': 'cors' },
+    );
+    expect(await res.json()).toMatchObject({ accepted: 1, filtered: [] });
+  });
+});
