@@ -4,6 +4,7 @@
  * export (right of access) and erasure (right to erasure).
  */
 import type { Env } from '../env';
+import { ApiError } from '../lib/http-error';
 
 /** Link-following stops after this many rounds; a real person's ids close in two or three. */
 const MAX_ROUNDS = 10;
@@ -47,7 +48,9 @@ export async function findPersonIds(
     for (const row of results) {
       for (const value of [row.a, row.u, row.p]) if (value !== null) ids.add(value);
     }
-    if (ids.size > MAX_IDS) throw new Error(`id ${id} links over ${MAX_IDS} ids`);
+    if (ids.size > MAX_IDS) {
+      throw new ApiError(409, 'person_too_large', `the id links over ${MAX_IDS} ids`);
+    }
     if (ids.size === before) break;
   }
   const list = JSON.stringify([...ids]);

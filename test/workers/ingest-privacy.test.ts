@@ -67,6 +67,59 @@ describe('re-submitting rejected events', () => {
   });
 });
 
+describe('re-submitting filtered events', () => {
+  it('stores a bot-flagged event an admin judged human, and refuses one kept without payload', async () => {
+    const site = await seedSite('resubmit-bot', ['view']);
+    await ingest(site, {
+      batch: [
+        {
+          ...track('view', { anonymousId: 'rb' }, 'rb-1', ago(2000)),
+          context: {
+            userAgent: 'Mozilla/5.0 (compatible; MyCompanyMonitor/1.0; +http://example.test)',
+          },
+        },
+      ],
+    });
+    await ingest(
+      site,
+      { batch: [track('view', { anonymousId: 'rb' }, 'rb-2', ago(1000))] },
+      '/v1/batch',
+      {
+        'Sec-GPC': '1',
+      },
+    );
+    await admin('/admin/sites/resubmit-bot/ingest-settings', 'PATCH', {
+      honorPrivacySignals: true,
+    });
+    await ingest(
+      site,
+      { batch: [track('view', { anonymousId: 'rb' }, 'rb-3', ago(500))] },
+      '/v1/batch',
+      {
+        'Sec-GPC': '1',
+      },
+    );
+    const listed = (await (await admin('/admin/sites/resubmit-bot/rejected')).json()) as {
+      rejected: Array<{ id: number; messageId: string; code: string }>;
+    };
+    const bot = listed.rejected.find((r) => r.messageId === 'rb-1');
+    const optOut = listed.rejected.find((r) => r.messageId === 'rb-3');
+    expect([bot?.code, optOut?.code]).toEqual(['bot', 'privacy_opt_out']);
+
+    const accepted = await admin('/admin/sites/resubmit-bot/rejected/resubmit', 'POST', {
+      items: [{ id: bot?.id }],
+    });
+    expect(await accepted.json()).toMatchObject({ accepted: 1, filtered: [] });
+    const refused = await admin('/admin/sites/resubmit-bot/rejected/resubmit', 'POST', {
+      items: [{ id: optOut?.id }],
+    });
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({ code: 'raw_not_resubmittable' });
+    // rb-2 was sent before the site honoured the signal, so it was stored.
+    expect(await count("SELECT COUNT(*) AS n FROM events WHERE site_id = 'resubmit-bot'")).toBe(2);
+  });
+});
+
 describe("one person's data", () => {
   it('exports and erases a person by any of their ids from every store', async () => {
     const site = await seedSite('erase', ['view', 'cart']);
