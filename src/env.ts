@@ -1,9 +1,12 @@
 /** The Worker's bindings, typed once for the app, the Durable Object and the tests. */
 import type { SiteState } from './identity/site-state-do';
+import type { RateLimiter } from './ingest/rate-limit-do';
 
 export interface Env {
   DB: D1Database;
   SITE_STATE: DurableObjectNamespace<SiteState>;
+  /** Per-site beacon request counters (src/ingest/rate-limit-do.ts). */
+  RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
   /** Bootstrap admin token (a wrangler secret; `.dev.vars` locally). */
   ADMIN_TOKEN?: string;
   PUBLIC_BASE_URL?: string;

@@ -9,19 +9,22 @@ import { adminRoutes } from './admin/admin-routes';
 import { alertRoutes } from './admin/alert-routes';
 import { funnelAdminRoutes } from './admin/funnel-admin-routes';
 import { runAlerts } from './alerts/cron';
+import { ingestAdminRoutes } from './admin/ingest-admin-routes';
 import { recordStepVolumes } from './alerts/step-volumes';
 import type { Env } from './env';
 import { resumeRebuilds } from './funnel/rebuild';
 import { ingestRoutes } from './ingest/ingest-routes';
 import { reconcilePending } from './ingest/reconcile';
+import { purgeExpired } from './ingest/retention';
 import { nowMs } from './lib/clock';
-import { ApiError } from './lib/http-error';
+import { ApiError, RateLimitedError } from './lib/http-error';
 import { logger } from './lib/logger';
 import { buildOpenApi } from './openapi';
 import { reportRoutes } from './report/report-routes';
 import { trackerRoutes } from './tracker/tracker-routes';
 
 export { SiteState } from './identity/site-state-do';
+export { RateLimiter } from './ingest/rate-limit-do';
 
 /** Paths as logged: share tokens are secrets, so the report path keeps only its shape. */
 export function redactPath(path: string): string {
@@ -50,12 +53,18 @@ app.route('/', ingestRoutes);
 app.route('/', adminRoutes);
 app.route('/', alertRoutes);
 app.route('/', funnelAdminRoutes);
+app.route('/', ingestAdminRoutes);
 app.route('/', reportRoutes);
 app.route('/', trackerRoutes);
 
 app.notFound((c) => c.json({ code: 'not_found', message: 'no such route' }, 404));
 
 app.onError((error, c) => {
+  if (error instanceof RateLimitedError) {
+    c.header('Retry-After', String(error.retryAfterSeconds));
+  } else if (error instanceof ApiError && error.status === 503) {
+    c.header('Retry-After', '5');
+  }
   if (error instanceof ApiError) {
     return c.json({ code: error.code, message: error.message }, error.status);
   }
@@ -74,6 +83,7 @@ export default {
       const applied = await reconcilePending(env, now);
       const volumes = await recordStepVolumes(env.DB, now);
       const rebuilt = await resumeRebuilds(env);
+      const purged = await purgeExpired(env.DB, now);
       // Alerts judge the interval ending at the scheduled time (backtests replay it the same way).
       const alerts = await runAlerts(env.DB, now);
       logger.info('cron.done', {
@@ -81,6 +91,7 @@ export default {
         applied,
         volumes,
         rebuilt: rebuilt.length,
+        purged,
         ...alerts,
       });
     })();

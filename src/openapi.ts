@@ -5,6 +5,12 @@
 import { z } from 'zod';
 import './admin/admin-routes';
 import { backtestInputSchema, channelInputSchema } from './admin/alert-routes';
+import {
+  adminTokenSchema,
+  ingestSettingsSchema,
+  resubmitSchema,
+  rotateKeySchema,
+} from './admin/ingest-admin-routes';
 import { alertConfigInputSchema } from './alerts/config';
 import './funnel/definition';
 import './ingest/schema';
@@ -14,6 +20,10 @@ const NAMED_SCHEMAS: Record<string, z.ZodType> = {
   AlertConfigInput: alertConfigInputSchema,
   AlertChannelInput: channelInputSchema,
   AlertBacktestInput: backtestInputSchema,
+  IngestSettings: ingestSettingsSchema,
+  Resubmit: resubmitSchema,
+  RotateWriteKey: rotateKeySchema,
+  AdminTokenInput: adminTokenSchema,
 };
 for (const [id, schema] of Object.entries(NAMED_SCHEMAS)) {
   if (!z.globalRegistry.has(schema)) z.globalRegistry.add(schema, { id });
@@ -29,8 +39,10 @@ const ingestResponses = {
   '200': { description: 'The body was usable; per-event results', content: json(ref('IngestResponse')) },
   '400': error('Nothing in the body was usable'),
   '401': error('Missing or unknown write key or token'),
+  '403': error('Origin not allowed for this site'),
   '413': error('Body over 500 KB or over 1,000 events'),
   '415': error('Unsupported Content-Encoding'),
+  '429': error('Rate limited; wait Retry-After seconds'),
   '503': error('Storage failed; retry with the same message ids'),
 };
 
@@ -75,6 +87,33 @@ function funnelAdminPaths(): Record<string, unknown> {
     '/admin/sites/{siteId}/catalogue': {
       get: adminOperation('/admin/sites/{siteId}/catalogue', 'Event names, page paths and property keys seen'),
     },
+  };
+}
+
+/** Rejected events, ingest settings, write keys, admin tokens, audit, person data (docs/INGEST.md). */
+function ingestAdminPaths(): Record<string, unknown> {
+  const site = '/admin/sites/{siteId}';
+  const op = adminOperation;
+  return {
+    [`${site}/rejected/resubmit`]: {
+      post: op(`${site}/rejected/resubmit`, 'Re-submit rejected events, as stored or corrected', 'Resubmit'),
+    },
+    [`${site}/ingest-settings`]: {
+      get: op(`${site}/ingest-settings`, 'Ingest settings of a site'),
+      patch: op(`${site}/ingest-settings`, 'Change ingest settings', 'IngestSettings'),
+    },
+    [`${site}/write-keys`]: { get: op(`${site}/write-keys`, 'Write keys (ids only)') },
+    [`${site}/write-keys/rotate`]: {
+      post: op(`${site}/write-keys/rotate`, 'New write key; old keys expire after a grace period', 'RotateWriteKey'),
+    },
+    [`${site}/write-keys/{keyId}`]: { delete: op(`${site}/write-keys/{keyId}`, 'Revoke a write key') },
+    [`${site}/people/{id}`]: {
+      get: op(`${site}/people/{id}`, "Export one person's data by any of their ids"),
+      delete: op(`${site}/people/{id}`, "Erase one person's data from every store"),
+    },
+    '/admin/tokens': { post: op('/admin/tokens', 'Create a named admin token', 'AdminTokenInput') },
+    '/admin/tokens/{name}': { delete: op('/admin/tokens/{name}', 'Revoke an admin token') },
+    '/admin/audit': { get: op('/admin/audit', 'Audit log of admin changes (?site, ?limit)') },
   };
 }
 
@@ -218,6 +257,7 @@ export function buildOpenApi(): Record<string, unknown> {
     },
     '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'OK' } } } },
     ...funnelAdminPaths(),
+    ...ingestAdminPaths(),
     ...alertPaths(),
   };
   for (const route of ['track', 'identify', 'page', 'screen', 'group', 'alias']) {

@@ -98,6 +98,8 @@ export async function replay({
     warnings: 0,
     warningsByCode: {},
     rejectedExamples: [],
+    filtered: 0,
+    filteredByCode: {},
     batches: 0,
     retries: 0,
     minTime: Infinity,
@@ -134,6 +136,9 @@ export async function replay({
         message: item.message,
       });
     }
+    const filtered = Array.isArray(body.filtered) ? body.filtered : [];
+    stats.filtered += filtered.length;
+    countBy(stats.filteredByCode, filtered);
     const warnings = Array.isArray(body.warnings) ? body.warnings : [];
     stats.warnings += warnings.length;
     countBy(stats.warningsByCode, warnings);

@@ -147,6 +147,11 @@ export async function seedDemo(baseUrl, adminToken) {
   const demo = readDemo();
   const site = `${baseUrl}/admin/sites/${encodeURIComponent(demo.siteId)}`;
   await request('PUT', site, adminToken, { name: demo.siteName, writeKey: demo.writeKey });
+  // The demo's ingest settings switch rate limits off: local tests and benchmarks send
+  // everything from one address with one key.
+  if (demo.ingestSettings) {
+    await request('PATCH', `${site}/ingest-settings`, adminToken, demo.ingestSettings);
+  }
   const { id: goalId, ...goal } = demo.goal;
   const goalUrl = `${site}/goals/${encodeURIComponent(goalId)}`;
   const saved = await request('PUT', goalUrl, adminToken, goal);

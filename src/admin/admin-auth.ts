@@ -51,3 +51,29 @@ export async function requireAdmin(c: Context<{ Bindings: Env }>, siteId?: strin
   }
   return admin;
 }
+
+/**
+ * The audit record of one admin change, as a statement to run in the same D1 batch as the change
+ * itself, so that no change lands without its record. `detail` must hold no secret.
+ */
+export function auditStatement(
+  db: D1Database,
+  admin: Admin,
+  entry: { action: string; siteId: string | null; detail?: Record<string, unknown>; at: number },
+  /** Records only when the statement just before it in the batch changed a row. */
+  ifChanged = false,
+): D1PreparedStatement {
+  // changes() reads the previous statement of the same batch: a revoke of nothing leaves no entry.
+  const guard = ifChanged ? ' WHERE changes() > 0' : '';
+  return db
+    .prepare(
+      `INSERT INTO admin_audit (at, actor, action, site_id, detail) SELECT ?, ?, ?, ?, ?${guard}`,
+    )
+    .bind(
+      entry.at,
+      admin.name,
+      entry.action,
+      entry.siteId,
+      entry.detail ? JSON.stringify(entry.detail) : null,
+    );
+}

@@ -7,7 +7,7 @@ import { listCurrentGoals, saveGoal } from '../funnel/goal-store';
 import { nowMs } from '../lib/clock';
 import { randomToken, sha256Hex } from '../lib/crypto';
 import { ApiError } from '../lib/http-error';
-import { requireAdmin } from './admin-auth';
+import { auditStatement, requireAdmin } from './admin-auth';
 
 export const SITE_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/i;
 
@@ -28,7 +28,11 @@ export const shareInputSchema = z
   })
   .meta({ id: 'ShareInput' });
 
-export async function parseJson<T extends z.ZodType>(request: Request, schema: T): Promise<z.infer<T>> {
+/** Parses a JSON admin body with a zod schema; a bad body is a 400 naming the first problem. */
+export async function parseJson<T extends z.ZodType>(
+  request: Request,
+  schema: T,
+): Promise<z.infer<T>> {
   let body: unknown;
   try {
     body = await request.json();
@@ -58,11 +62,17 @@ export const adminRoutes = new Hono<{ Bindings: Env }>();
 
 adminRoutes.put('/admin/sites/:siteId', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
+  const admin = await requireAdmin(c, siteId);
   const input = await parseJson(c.req.raw, siteInputSchema);
   const now = nowMs(c.env);
   const writeKey = input.writeKey ?? randomToken('wk');
   await c.env.DB.batch([
+    auditStatement(c.env.DB, admin, {
+      action: 'site.put',
+      siteId,
+      at: now,
+      detail: { name: input.name, backfillDays: input.backfillDays ?? 7 },
+    }),
     c.env.DB.prepare(
       `INSERT INTO sites (id, name, backfill_days, created_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET name = excluded.name, backfill_days = excluded.backfill_days`,
@@ -98,6 +108,14 @@ adminRoutes.put('/admin/sites/:siteId/goals/:goalId', async (c) => {
     createdBy: admin.name,
     now: nowMs(c.env),
   });
+  await c.env.DB.batch([
+    auditStatement(c.env.DB, admin, {
+      action: 'goal.put',
+      siteId,
+      at: nowMs(c.env),
+      detail: { goalId, version: saved.version, created: saved.created },
+    }),
+  ]);
   if (saved.created) {
     // Progress for the new version is rebuilt from the events the site already holds.
     const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
@@ -115,7 +133,7 @@ adminRoutes.get('/admin/sites/:siteId/goals', async (c) => {
 
 adminRoutes.post('/admin/sites/:siteId/shares', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
+  const admin = await requireAdmin(c, siteId);
   await requireSite(c.env.DB, siteId);
   const input = await parseJson(c.req.raw, shareInputSchema);
   const token = input.token ?? randomToken('sh');
@@ -133,65 +151,65 @@ adminRoutes.post('/admin/sites/:siteId/shares', async (c) => {
     return c.json({ id: existing.id, token: input.token ? undefined : token });
   }
   const id = crypto.randomUUID();
-  await c.env.DB.prepare(
-    `INSERT INTO shares (id, token_hash, site_id, goal_ids, expires_at, created_at)
-     VALUES (?, ?, ?, ?, ?, ?)`,
-  )
-    .bind(
+  await c.env.DB.batch([
+    c.env.DB.prepare(
+      `INSERT INTO shares (id, token_hash, site_id, goal_ids, expires_at, created_at)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+    ).bind(
       id,
       tokenHash,
       siteId,
       input.goalIds ? JSON.stringify(input.goalIds) : null,
       input.expiresAt ? Date.parse(input.expiresAt) : null,
       nowMs(c.env),
-    )
-    .run();
+    ),
+    auditStatement(c.env.DB, admin, {
+      action: 'share.create',
+      siteId,
+      at: nowMs(c.env),
+      detail: { id, goalIds: input.goalIds ?? null },
+    }),
+  ]);
   return c.json({ id, token: input.token ? undefined : token }, 201);
 });
 
 adminRoutes.delete('/admin/sites/:siteId/shares/:shareId', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  const result = await c.env.DB.prepare(
-    'UPDATE shares SET revoked_at = ? WHERE id = ? AND site_id = ? AND revoked_at IS NULL',
-  )
-    .bind(nowMs(c.env), c.req.param('shareId'), siteId)
-    .run();
-  if (result.meta.changes === 0) throw new ApiError(404, 'share_not_found', 'no such share');
+  const admin = await requireAdmin(c, siteId);
+  const [result] = await c.env.DB.batch([
+    c.env.DB.prepare(
+      'UPDATE shares SET revoked_at = ? WHERE id = ? AND site_id = ? AND revoked_at IS NULL',
+    ).bind(nowMs(c.env), c.req.param('shareId'), siteId),
+    auditStatement(c.env.DB, admin, {
+      action: 'share.revoke',
+      siteId,
+      at: nowMs(c.env),
+      detail: { id: c.req.param('shareId') },
+    }, true),
+  ]);
+  if (!result?.meta.changes) throw new ApiError(404, 'share_not_found', 'no such share');
   return c.json({ revoked: true });
 });
 
 adminRoutes.get('/admin/sites/:siteId/status', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
-  const [events, pending, rejected] = await c.env.DB.batch<{ n: number }>([
+  const [events, pending, rejected, filtered] = await c.env.DB.batch<{ n: number }>([
     c.env.DB.prepare('SELECT COUNT(*) AS n FROM events WHERE site_id = ?').bind(siteId),
     c.env.DB.prepare(
       'SELECT COUNT(*) AS n FROM batches WHERE site_id = ? AND applied_at IS NULL',
     ).bind(siteId),
-    c.env.DB.prepare('SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ?').bind(siteId),
+    c.env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ? AND disposition = 'rejected'",
+    ).bind(siteId),
+    c.env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ? AND disposition = 'filtered'",
+    ).bind(siteId),
   ]);
   return c.json({
     events: events?.results[0]?.n ?? 0,
     pendingBatches: pending?.results[0]?.n ?? 0,
     rejected: rejected?.results[0]?.n ?? 0,
+    filtered: filtered?.results[0]?.n ?? 0,
   });
-});
-
-adminRoutes.get('/admin/sites/:siteId/rejected', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  const limit = Math.min(Number(c.req.query('limit') ?? 100) || 100, 1000);
-  const { results } = await c.env.DB.prepare(
-    `SELECT id, received_at AS receivedAt, code, path, message, raw FROM rejected_events
-     WHERE site_id = ? ORDER BY id DESC LIMIT ?`,
-  )
-    .bind(siteId, limit)
-    .all();
-  const { results: byCode } = await c.env.DB.prepare(
-    'SELECT code, COUNT(*) AS count FROM rejected_events WHERE site_id = ? GROUP BY code',
-  )
-    .bind(siteId)
-    .all();
-  return c.json({ byCode, rejected: results });
 });

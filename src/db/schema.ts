@@ -19,6 +19,16 @@ export const sites = sqliteTable('sites', {
   /** How far back a public write key may date an event, in days. */
   backfillDays: integer('backfill_days').notNull().default(7),
   createdAt: integer('created_at').notNull(),
+  /** Days raw events are kept before the cron purges them; null keeps them forever. */
+  retentionDays: integer('retention_days'),
+  /** JSON array of origins allowed to send browser beacons; null allows any origin. */
+  allowedOrigins: text('allowed_origins'),
+  /** 1: requests with `Sec-GPC: 1` or `DNT: 1` are kept only as a count, never stored. */
+  honorPrivacySignals: integer('honor_privacy_signals').notNull().default(0),
+  /** Requests per minute per write key; 0 turns the limit off. */
+  ratePerKey: integer('rate_per_key').notNull().default(6000),
+  /** Requests per minute per client address; 0 turns the limit off. */
+  ratePerAddress: integer('rate_per_address').notNull().default(600),
 });
 
 export const writeKeys = sqliteTable('write_keys', {
@@ -27,6 +37,10 @@ export const writeKeys = sqliteTable('write_keys', {
   siteId: text('site_id').notNull(),
   createdAt: integer('created_at').notNull(),
   revokedAt: integer('revoked_at'),
+  /** End of a rotation's grace period: the key stops working at this time. */
+  expiresAt: integer('expires_at'),
+  /** A short, non-secret prefix of the key so that admins can tell keys apart. */
+  label: text('label'),
 });
 
 export const adminTokens = sqliteTable('admin_tokens', {
@@ -136,8 +150,34 @@ export const rejectedEvents = sqliteTable(
     message: text('message').notNull(),
     /** The raw event as received, capped at 8 KB. */
     raw: text('raw'),
+    /** `rejected` (invalid input) or `filtered` (valid, but bot or opt-out traffic). */
+    disposition: text('disposition').notNull().default('rejected'),
+    /** What matched, for filtered traffic (the isbot pattern, the header). */
+    rule: text('rule'),
+    /** The event's own messageId when it had a usable one, to find it again. */
+    messageId: text('message_id'),
+    /** When an admin re-submitted it; the new outcome is in the re-submission's answer. */
+    resubmittedAt: integer('resubmitted_at'),
   },
-  (t) => [index('rejected_site_time').on(t.siteId, t.receivedAt)],
+  (t) => [
+    index('rejected_site_time').on(t.siteId, t.receivedAt),
+    index('rejected_site_message').on(t.siteId, t.messageId),
+  ],
+);
+
+/** Every admin change: who (the token's name), when, what and on which site. */
+export const adminAudit = sqliteTable(
+  'admin_audit',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    at: integer('at').notNull(),
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    siteId: text('site_id'),
+    /** JSON details; never a secret (keys and tokens appear as their label only). */
+    detail: text('detail'),
+  },
+  (t) => [index('admin_audit_site').on(t.siteId, t.at)],
 );
 
 /**

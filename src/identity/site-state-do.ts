@@ -155,6 +155,23 @@ export class SiteState extends DurableObject<Env> {
     return rows;
   }
 
+  /**
+   * One person's events in this object's storage, by any of their ids (an admin export), and
+   * with `erase` deleted too (right to erasure). Their progress rows in D1 are the caller's.
+   */
+  async personEvents(
+    ids: { anonymousIds: string[]; userIds: string[] },
+    erase: boolean,
+  ): Promise<Array<Record<string, SqlStorageValue>>> {
+    const where = `anon IN (SELECT value FROM json_each(?1))
+      OR user IN (SELECT value FROM json_each(?2))`;
+    const anons = JSON.stringify(ids.anonymousIds);
+    const users = JSON.stringify(ids.userIds);
+    const rows = this.sql.exec(`SELECT * FROM events WHERE ${where}`, anons, users).toArray();
+    if (erase) this.sql.exec(`DELETE FROM events WHERE ${where}`, anons, users);
+    return rows;
+  }
+
   /** Counts kept in this object, for the admin status endpoint and tests. */
   async stats(): Promise<{ events: number; people: number }> {
     const events = this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM events').one().n;

@@ -2,6 +2,7 @@
  * Writes one ingest request to D1 in a single transactional batch: the batch record, every
  * valid event (deduplicated on the site's message id) and every rejected event with its reason.
  */
+import { truncateText } from './guards';
 import type { StoredEvent } from './normalize';
 import type { Rejection } from './schema';
 
@@ -10,6 +11,16 @@ const MAX_REJECTED_RAW = 8 * 1024;
 
 export interface RejectedRecord extends Rejection {
   raw: unknown;
+  messageId: string | null;
+}
+
+/** A valid event kept out of funnels (bot, prerender, opt-out), stored for audit. */
+export interface FilteredRecord {
+  code: string;
+  rule: string;
+  /** Null when the payload must not be kept (a visitor who opted out). */
+  raw: unknown;
+  messageId: string;
 }
 
 export interface StoreBatchInput {
@@ -18,13 +29,21 @@ export interface StoreBatchInput {
   receivedAt: number;
   events: Array<StoredEvent & { messageId: string }>;
   rejected: RejectedRecord[];
+  filtered: FilteredRecord[];
 }
 
 const json = (value: unknown) => (value == null ? null : JSON.stringify(value));
 
-function capRaw(raw: unknown): string {
-  const text = JSON.stringify(raw) ?? 'undefined';
-  return text.length > MAX_REJECTED_RAW ? text.slice(0, MAX_REJECTED_RAW) : text;
+/** The payload as JSON text, cut on a code-point boundary when it is over the cap. */
+export function capRaw(raw: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(raw) ?? 'undefined';
+  } catch {
+    // Nesting deep enough to overflow the serialiser: the reason code says why; keep a marker.
+    text = '"[payload nested too deeply to serialise]"';
+  }
+  return truncateText(text, MAX_REJECTED_RAW);
 }
 
 /**
@@ -78,12 +97,47 @@ export async function storeBatch(
     }
   }
   const insertRejected = db.prepare(
-    `INSERT INTO rejected_events (site_id, received_at, code, path, message, raw)
-     VALUES (?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO rejected_events
+       (site_id, received_at, code, path, message, raw, disposition, rule, message_id)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   for (const r of input.rejected) {
     statements.push(
-      insertRejected.bind(input.siteId, input.receivedAt, r.code, r.path, r.message, capRaw(r.raw)),
+      insertRejected.bind(
+        input.siteId,
+        input.receivedAt,
+        r.code,
+        r.path,
+        r.message,
+        capRaw(r.raw),
+        'rejected',
+        null,
+        r.messageId,
+      ),
+    );
+  }
+  // A retried batch must not file its filtered events twice: they have a message id, so a
+  // filtered row is written only when that id is not filed yet.
+  const insertFiltered = db.prepare(
+    `INSERT INTO rejected_events
+       (site_id, received_at, code, path, message, raw, disposition, rule, message_id)
+     SELECT ?, ?, ?, '', ?, ?, 'filtered', ?, ?
+     WHERE NOT EXISTS (SELECT 1 FROM rejected_events
+       WHERE site_id IS ? AND disposition = 'filtered' AND message_id = ?)`,
+  );
+  for (const f of input.filtered) {
+    statements.push(
+      insertFiltered.bind(
+        input.siteId,
+        input.receivedAt,
+        f.code,
+        `filtered: ${f.code}`,
+        f.raw === null ? null : capRaw(f.raw),
+        f.rule,
+        f.messageId,
+        input.siteId,
+        f.messageId,
+      ),
     );
   }
   if (statements.length === 0) return [];

@@ -6,8 +6,10 @@ import { sha256Hex } from '../lib/crypto';
 import { logger } from '../lib/logger';
 import { ApiError } from '../lib/http-error';
 import { storeBatch, type RejectedRecord } from './event-store';
+import { guardPayload } from './guards';
 import { normalizeEvent, type NormalizeOptions, type StoredEvent } from './normalize';
-import type { EventType, IngestResponse, Warning } from './schema';
+import type { EventType, Filtered, IngestResponse, Warning } from './schema';
+import { classifyTraffic, type TrafficFacts } from './traffic-filter';
 
 export interface IngestInput {
   db: D1Database;
@@ -20,6 +22,11 @@ export interface IngestInput {
   oldestAllowed: number | null;
   requestUserAgent: string | null;
   requestCountry: string | null;
+  /**
+   * Request facts for bot, prerender and opt-out filtering (the event's own UA is added); null
+   * when an admin re-submits events they have judged, which skips the filters.
+   */
+  traffic: Omit<TrafficFacts, 'eventUserAgent'> | null;
 }
 
 export interface IngestOutcome {
@@ -63,7 +70,12 @@ function unpack(body: unknown, impliedType: EventType | null) {
       `a batch may hold at most ${MAX_BATCH_EVENTS} events; split it`,
     );
   }
-  return { messages: envelope.batch, sentAt: envelope.sentAt, context: asRecord(envelope.context) };
+  const context = asRecord(envelope.context);
+  return {
+    messages: envelope.batch,
+    sentAt: envelope.sentAt,
+    context: context ? guardPayload(context).value : null,
+  };
 }
 
 /**
@@ -76,6 +88,22 @@ async function derivedMessageId(raw: unknown, receivedAt: number): Promise<strin
   const { sentAt: _ignored, ...rest } = raw as Record<string, unknown>;
   const basis = rest.timestamp == null ? { ...rest, receivedAt } : rest;
   return `gs-${(await sha256Hex(JSON.stringify(basis))).slice(0, 32)}`;
+}
+
+/** The messageId a rejected event carried, if it is a usable string, to find it again. */
+function messageIdOf(message: unknown): string | null {
+  const id = asRecord(message)?.messageId;
+  return typeof id === 'string' && id.length > 0 && id.length <= 200 ? id : null;
+}
+
+/**
+ * The user agent the client reported for the event (its own context, else the batch's), not
+ * the one normalize filled in from the request: that one may be a server SDK's.
+ */
+function clientUserAgent(message: unknown, batchContext: Record<string, unknown> | null) {
+  const own = asRecord(asRecord(message)?.context)?.userAgent;
+  const agent = own ?? batchContext?.userAgent;
+  return typeof agent === 'string' && agent !== '' ? agent : null;
 }
 
 /** Validates, stores and answers one ingest request. */
@@ -93,13 +121,14 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
 
   const valid: Array<StoredEvent & { messageId: string }> = [];
   const rejected: RejectedRecord[] = [];
+  const filtered: Array<Filtered & { raw: unknown; messageId: string }> = [];
   const warnings: Warning[] = [];
   const seen = new Set<string>();
   let duplicates = 0;
   for (const [index, message] of messages.entries()) {
     const result = normalizeEvent(message, options);
     if (!result.ok) {
-      rejected.push({ index, ...result.rejection, raw: message });
+      rejected.push({ index, ...result.rejection, raw: message, messageId: messageIdOf(message) });
       continue;
     }
     for (const warning of result.warnings) warnings.push({ index, ...warning });
@@ -117,6 +146,16 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
       continue;
     }
     seen.add(messageId);
+    const verdict =
+      input.traffic &&
+      classifyTraffic({ ...input.traffic, eventUserAgent: clientUserAgent(message, context) });
+    if (verdict) {
+      // Kept where an operator can audit it, never sent to the funnels (C26). An opted-out
+      // visitor's payload is not kept at all: only the count and the reason.
+      const raw = verdict.code === 'privacy_opt_out' ? null : message;
+      filtered.push({ index, code: verdict.code, rule: verdict.rule, raw, messageId });
+      continue;
+    }
     valid.push({ ...result.event, messageId });
   }
 
@@ -129,6 +168,12 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
       receivedAt: input.receivedAt,
       events: valid,
       rejected,
+      filtered: filtered.map((f) => ({
+        code: f.code,
+        rule: f.rule,
+        raw: f.raw,
+        messageId: f.messageId,
+      })),
     });
   } catch (error) {
     logger.error('ingest.store_failed', { site: input.siteId, events: valid.length, cause: error });
@@ -141,10 +186,11 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
   const body: IngestOutcome['body'] = {
     accepted: stored.length,
     duplicates,
-    rejected: rejected.map(({ raw: _raw, ...rest }) => rest),
+    rejected: rejected.map(({ raw: _raw, messageId: _id, ...rest }) => rest),
+    filtered: filtered.map(({ raw: _raw, messageId: _id, ...rest }) => rest),
     warnings,
   };
-  if (valid.length === 0) {
+  if (valid.length === 0 && filtered.length === 0) {
     return {
       status: 400,
       body: { code: 'no_valid_events', message: 'no event in the body was valid', ...body },

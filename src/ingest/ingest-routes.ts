@@ -7,12 +7,14 @@ import { requireAdmin } from '../admin/admin-auth';
 import { SITE_ID } from '../admin/admin-routes';
 import type { Env } from '../env';
 import { nowMs } from '../lib/clock';
-import { ApiError } from '../lib/http-error';
+import { sha256Hex } from '../lib/crypto';
+import { ApiError, RateLimitedError } from '../lib/http-error';
 import { logger } from '../lib/logger';
 import { readJsonBody } from './body';
+import { capRaw } from './event-store';
 import { ingestRequest, type IngestOutcome } from './ingest-request';
 import type { EventType } from './schema';
-import { siteForWriteKey } from './site-keys';
+import { siteForWriteKey, type SiteAccess } from './site-keys';
 
 const SINGLE_ROUTES: Record<string, EventType> = {
   track: 'track',
@@ -46,12 +48,51 @@ function writeKeyOf(c: Context, body: unknown): string | null {
   return typeof fromBody === 'string' && fromBody !== '' ? fromBody : null;
 }
 
-function requestFacts(c: Context<{ Bindings: Env }>) {
+function requestFacts(c: Context<{ Bindings: Env }>, honorPrivacySignals: boolean) {
   const cf = (c.req.raw as Request & { cf?: { country?: string } }).cf;
+  const requestUserAgent = c.req.header('User-Agent') ?? null;
   return {
-    requestUserAgent: c.req.header('User-Agent') ?? null,
+    requestUserAgent,
     requestCountry: typeof cf?.country === 'string' ? cf.country : null,
+    traffic: {
+      requestUserAgent,
+      // Browsers send Origin on every POST; Node's fetch sends Sec-Fetch-Mode too, so that
+      // header says nothing about who is calling.
+      fromBrowser: c.req.header('Origin') !== undefined,
+      purpose: c.req.header('Sec-Purpose') ?? c.req.header('Purpose') ?? null,
+      optOut: c.req.header('Sec-GPC') === '1' || c.req.header('DNT') === '1',
+      honorPrivacySignals,
+    },
   };
+}
+
+/**
+ * Refuses a browser beacon from an origin the site has not allowed (C27). Requests without an
+ * `Origin` header (servers, SDKs) are not browser beacons and pass.
+ */
+async function checkOrigin(c: Context<{ Bindings: Env }>, site: SiteAccess, body: unknown) {
+  const origin = c.req.header('Origin');
+  if (!site.allowedOrigins || origin === undefined || site.allowedOrigins.includes(origin)) return;
+  // Kept with its reason like any refused event: the operator sees who copies the snippet.
+  await c.env.DB.prepare(
+    `INSERT INTO rejected_events (site_id, received_at, code, path, message, raw, disposition, rule)
+     VALUES (?, ?, 'origin_not_allowed', '', ?, ?, 'rejected', ?)`,
+  )
+    .bind(site.siteId, nowMs(c.env), `origin ${origin} is not allowed`, capRaw(body), origin)
+    .run();
+  throw new ApiError(403, 'origin_not_allowed', `origin ${origin} may not send to this site`);
+}
+
+/** Counts the request against the site's per-key and per-address limits; 429 when over. */
+async function checkRate(c: Context<{ Bindings: Env }>, site: SiteAccess, keyHash: string) {
+  if (site.ratePerKey === 0 && site.ratePerAddress === 0) return;
+  const address = c.req.header('CF-Connecting-IP');
+  const checks = [{ key: `key:${keyHash}`, limit: site.ratePerKey }];
+  if (address) checks.push({ key: `addr:${address}`, limit: site.ratePerAddress });
+  const limiter = c.env.RATE_LIMITER.get(c.env.RATE_LIMITER.idFromName(site.siteId));
+  const verdict = await limiter.hit(checks, nowMs(c.env));
+  if (verdict.allowed) return;
+  throw new RateLimitedError(verdict.retryAfterSeconds, verdict.refusedBy ?? 'key');
 }
 
 /** Sends the stored events to the site's Durable Object after the response. */
@@ -93,7 +134,7 @@ ingestRoutes.post('/v1/import', async (c) => {
     impliedType: null,
     receivedAt: nowMs(c.env),
     oldestAllowed: null,
-    ...requestFacts(c),
+    ...requestFacts(c, false),
   });
   forward(c, siteId, outcome);
   return c.json(outcome.body, outcome.status);
@@ -114,6 +155,8 @@ ingestRoutes.post('/v1/:kind', async (c) => {
   const now = nowMs(c.env);
   const site = await siteForWriteKey(c.env.DB, writeKey, now);
   if (!site) throw new ApiError(401, 'invalid_write_key', 'the write key is not valid');
+  await checkOrigin(c, site, body);
+  await checkRate(c, site, await sha256Hex(writeKey));
 
   const outcome = await ingestRequest({
     db: c.env.DB,
@@ -122,7 +165,7 @@ ingestRoutes.post('/v1/:kind', async (c) => {
     impliedType,
     receivedAt: now,
     oldestAllowed: now - site.backfillDays * 86_400_000,
-    ...requestFacts(c),
+    ...requestFacts(c, site.honorPrivacySignals),
   });
   forward(c, site.siteId, outcome);
   return c.json(outcome.body, outcome.status);

@@ -3,30 +3,12 @@
  * Pure: the receipt time, the batch's `sentAt` and the request's fallbacks are parameters.
  */
 import { isJunkId } from '../identity/junk-ids';
+import { guardPayload, MAX_NAME_BYTES, truncateText } from './guards';
 import { EVENT_TYPES, rawEventSchema, type EventType, type Rejection, type Warning } from './schema';
-import { parseTimestamp, resolveEventTime } from './timestamps';
+import { MAX_FUTURE_MS, parseTimestamp, resolveEventTime } from './timestamps';
 
 /** Segment's per-event limit. */
 export const MAX_EVENT_BYTES = 32 * 1024;
-/**
- * Deepest nesting of objects and arrays an event may have. Deeper values would overflow the
- * stack of recursive code downstream (serialisation, the Durable Object's structured clone).
- */
-export const MAX_DEPTH = 16;
-
-/** Nesting depth of a parsed JSON value, measured without recursion. */
-export function depthOf(value: unknown): number {
-  let deepest = 0;
-  const stack: Array<[unknown, number]> = [[value, 0]];
-  while (stack.length > 0) {
-    const [current, depth] = stack.pop() as [unknown, number];
-    if (typeof current !== 'object' || current === null) continue;
-    deepest = Math.max(deepest, depth + 1);
-    if (deepest > MAX_DEPTH) return deepest;
-    for (const child of Object.values(current)) stack.push([child, depth + 1]);
-  }
-  return deepest;
-}
 
 export interface StoredEvent {
   /** Null until the shell assigns a content-derived id (async hashing lives in the shell). */
@@ -92,21 +74,67 @@ function readId(
   return text;
 }
 
+/**
+ * The event's objects as guarded (literal `__proto__` keys kept as data), not as zod returns
+ * them: zod's record parsing assigns keys and would drop or mis-assign `__proto__`.
+ */
+function guardedRecords(value: Record<string, unknown>) {
+  const record = (field: unknown) =>
+    typeof field === 'object' && field !== null && !Array.isArray(field)
+      ? (field as Record<string, unknown>)
+      : null;
+  return {
+    properties: record(value.properties),
+    traits: record(value.traits),
+    context: record(value.context) ?? {},
+  };
+}
+
+/** Caps an event name at a length reports can show, on a code-point boundary. */
+function capName(
+  name: string | undefined,
+  warnings: Array<Omit<Warning, 'index'>>,
+): string | undefined {
+  if (name === undefined) return undefined;
+  const cut = truncateText(name, MAX_NAME_BYTES);
+  if (cut !== name) {
+    warnings.push({
+      code: 'event_name_truncated',
+      message: `event name over ${MAX_NAME_BYTES} bytes was truncated`,
+    });
+  }
+  return cut;
+}
+
+/** A client time far ahead of receipt that no `sentAt` can explain: a clock set to 2099. */
+function isFarFuture(timestamp: number | null, sentAt: number | null, receivedAt: number): boolean {
+  return timestamp !== null && sentAt === null && timestamp > receivedAt + MAX_FUTURE_MS;
+}
+
+/** UTF-8 size of the event as JSON, or null when it nests too deeply to serialise. */
+function serializedSize(input: object): number | null {
+  try {
+    return byteLength(JSON.stringify(input));
+  } catch {
+    return null;
+  }
+}
+
 /** Validates and normalises one message. */
 export function normalizeEvent(input: unknown, options: NormalizeOptions): NormalizeResult {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     return reject('not_an_object', '', 'each event must be a JSON object');
   }
-  // Depth first: the size check serialises the event, which recurses.
-  if (depthOf(input) > MAX_DEPTH) {
-    return reject('too_deeply_nested', '', `event nests deeper than ${MAX_DEPTH} levels`);
+  const size = serializedSize(input);
+  if (size === null) {
+    return reject('too_deeply_nested', '', 'event is nested too deeply to read');
   }
-  const size = byteLength(JSON.stringify(input));
   if (size > MAX_EVENT_BYTES) {
     return reject('event_too_large', '', `event is ${size} bytes; the limit is ${MAX_EVENT_BYTES}`);
   }
 
-  const candidate = { ...input } as Record<string, unknown>;
+  const guarded = guardPayload(input as Record<string, unknown>);
+  const candidate = { ...guarded.value };
   if (options.impliedType && candidate.type === undefined) candidate.type = options.impliedType;
   const parsed = rawEventSchema.safeParse(candidate);
   if (!parsed.success) {
@@ -118,7 +146,7 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
     return reject('invalid_field', path, issue ? `${path || 'event'}: ${issue.message}` : 'invalid event');
   }
   const raw = parsed.data;
-  const warnings: Array<Omit<Warning, 'index'>> = [];
+  const warnings: Array<Omit<Warning, 'index'>> = [...guarded.warnings];
 
   const anonymousId = readId(raw.anonymousId, 'anonymousId', warnings);
   const userId = readId(raw.userId, 'userId', warnings);
@@ -137,10 +165,11 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
       `event has no usable anonymousId or userId${dropped}`,
     );
   }
-  const name = raw.type === 'track' ? raw.event?.trim() : (raw.name ?? raw.event)?.trim();
-  if (raw.type === 'track' && !name) {
+  const fullName = raw.type === 'track' ? raw.event?.trim() : (raw.name ?? raw.event)?.trim();
+  if (raw.type === 'track' && !fullName) {
     return reject('missing_event_name', 'event', 'track events need a non-empty event name');
   }
+  const name = capName(fullName, warnings);
 
   const timestamp = raw.timestamp == null ? null : parseTimestamp(raw.timestamp);
   if (raw.timestamp != null && timestamp === null) {
@@ -154,6 +183,13 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
   const sentAt = sentAtRaw == null ? null : parseTimestamp(sentAtRaw);
   const time = resolveEventTime({ timestamp, sentAt, receivedAt: options.receivedAt });
   warnings.push(...time.warnings);
+  if (options.oldestAllowed !== null && isFarFuture(timestamp, sentAt, options.receivedAt)) {
+    return reject(
+      'timestamp_too_far_ahead',
+      'timestamp',
+      `event time is over ${MAX_FUTURE_MS / 3_600_000} h ahead and no sentAt allows a correction`,
+    );
+  }
   if (options.oldestAllowed !== null && time.ts < options.oldestAllowed) {
     return reject(
       'timestamp_too_old',
@@ -162,7 +198,8 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
     );
   }
 
-  const context: Record<string, unknown> = { ...options.batchContext, ...raw.context };
+  const records = guardedRecords(guarded.value);
+  const context: Record<string, unknown> = { ...options.batchContext, ...records.context };
   // Client addresses are never stored (docs/API.md, privacy).
   delete context.ip;
   if (typeof context.userAgent !== 'string' && options.requestUserAgent) {
@@ -182,8 +219,8 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
     previousId,
     ts: time.ts,
     clientTs: raw.timestamp == null ? null : String(raw.timestamp),
-    properties: raw.properties ?? null,
-    traits: raw.traits ?? null,
+    properties: records.properties,
+    traits: records.traits,
     context,
   };
   return { ok: true, event, warnings };

@@ -55,15 +55,24 @@ export const warningSchema = z.object({
   message: z.string(),
 });
 
+export const filteredSchema = z.object({
+  index: z.number().int(),
+  code: z.enum(['bot', 'prerender', 'privacy_opt_out']),
+  rule: z.string(),
+});
+
 export const ingestResponseSchema = z
   .object({
     accepted: z.number().int(),
     duplicates: z.number().int(),
     rejected: z.array(rejectionSchema),
+    /** Valid events kept out of funnels (bots, prerender, opt-out); stored for audit. */
+    filtered: z.array(filteredSchema),
     warnings: z.array(warningSchema),
   })
   .meta({ id: 'IngestResponse' });
 
 export type Rejection = z.infer<typeof rejectionSchema>;
 export type Warning = z.infer<typeof warningSchema>;
+export type Filtered = z.infer<typeof filteredSchema>;
 export type IngestResponse = z.infer<typeof ingestResponseSchema>;

@@ -23,6 +23,12 @@ export const AHEAD_TOLERANCE_MS = 5_000;
 export const BEHIND_TOLERANCE_MS = 10 * 60_000;
 
 /**
+ * On a public write key, an event time more than this ahead of receipt, with no `sentAt` to
+ * correct it by, is rejected (`timestamp_too_far_ahead`) rather than guessed.
+ */
+export const MAX_FUTURE_MS = 24 * 3_600_000;
+
+/**
  * Parses an ISO 8601 string (with or without offset; none means UTC) or epoch seconds or
  * milliseconds. Returns null for anything else: times are never guessed.
  */
@@ -39,12 +45,12 @@ function parseTime(value: unknown): number | null {
   if (typeof value !== 'string') return null;
   const text = value.trim();
   if (/^\d{9,13}(?:\.\d+)?$/.test(text)) return parseTime(Number(text));
-  if (!ISO_INSTANT.test(text)) return null;
+  // Date.parse rolls 2025-02-30 over to March 2 and reads hour 24 as the next day.
+  if (!ISO_INSTANT.test(text) || !isRealDate(text) || Number(text.slice(11, 13)) > 23) return null;
   const hasOffset = /(?:Z|[+-]\d{2}:?\d{2})$/i.test(text) && text.length > 10;
   const normalised = text.replace(' ', 'T').replace(/([+-]\d{2})(\d{2})$/, '$1:$2');
   const parsed = Date.parse(hasOffset || text.length === 10 ? normalised : `${normalised}Z`);
-  if (Number.isNaN(parsed) || !isRealDate(text)) return null;
-  return parsed;
+  return Number.isNaN(parsed) ? null : parsed;
 }
 
 export interface EventTimeInput {

@@ -10,3 +10,15 @@ export class ApiError extends Error {
     this.name = 'ApiError';
   }
 }
+
+/** A 429 with the seconds a client should wait, sent as `Retry-After`. */
+export class RateLimitedError extends ApiError {
+  constructor(
+    readonly retryAfterSeconds: number,
+    limit: string,
+  ) {
+    const per = limit === 'addr' ? 'address' : 'write key';
+    super(429, 'rate_limited', `too many requests per ${per}; retry later`);
+    this.name = 'RateLimitedError';
+  }
+}

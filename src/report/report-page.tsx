@@ -2,6 +2,7 @@
  * The report as a server-rendered page: readable without JavaScript, charts as inline SVG, every
  * view a plain GET link. Hono's JSX escapes every interpolated value.
  */
+import { raw } from 'hono/html';
 import type { FC } from 'hono/jsx';
 import type { FunnelReport } from './build-report';
 
@@ -103,7 +104,7 @@ export const ReportPage: FC<ReportPageProps> = ({ report, query, links }) => (
       <meta name="viewport" content="width=device-width, initial-scale=1" />
       <meta name="robots" content="noindex" />
       <title>{`${report.goal.name} — goalstep report`}</title>
-      <style>{STYLE}</style>
+      <style>{raw(STYLE)}</style>
     </head>
     <body>
       <main>
@@ -289,7 +290,7 @@ export const ErrorPage: FC<{ status: number; message: string }> = ({ status, mes
       <meta charset="utf-8" />
       <meta name="robots" content="noindex" />
       <title>{`${status} — goalstep report`}</title>
-      <style>{STYLE}</style>
+      <style>{raw(STYLE)}</style>
     </head>
     <body>
       <main>

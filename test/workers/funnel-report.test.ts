@@ -11,7 +11,7 @@ import {
   waitOnExecutionContext,
 } from 'cloudflare:test';
 import worker from '../../src/index';
-import { ADMIN, importBatch, seedSite, settle, track, type TestSite } from './helpers';
+import { ADMIN, importBatch, seedSite, settle, track, waitReady, type TestSite } from './helpers';
 
 const BASE = 'https://goalstep.test';
 const T = (minutes: number) => new Date(Date.UTC(2025, 2, 3, 10, minutes)).toISOString();
@@ -41,15 +41,6 @@ const admin = (path: string, init: RequestInit = {}) =>
     headers: { ...ADMIN, 'Content-Type': 'application/json', ...(init.headers ?? {}) },
   });
 
-async function waitReady(siteId: string, goalId: string, version: number): Promise<void> {
-  for (let i = 0; i < 200; i += 1) {
-    const res = await admin(`/admin/sites/${siteId}/goals/${goalId}/versions`);
-    const body = (await res.json()) as { readyVersion: number | null };
-    if (body.readyVersion === version) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`version ${version} never became ready`);
-}
 
 describe('funnel report', () => {
   it('answers a mode override from stored events and says so', async () => {

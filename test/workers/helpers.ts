@@ -111,3 +111,16 @@ export function track(
 ) {
   return { type: 'track', event, ...ids, messageId, timestamp };
 }
+
+/** Waits until a goal version's progress is rebuilt, so reports show that version. */
+export async function waitReady(siteId: string, goalId: string, version: number): Promise<void> {
+  for (let i = 0; i < 200; i += 1) {
+    const res = await SELF.fetch(`${BASE}/admin/sites/${siteId}/goals/${goalId}/versions`, {
+      headers: ADMIN,
+    });
+    const body = (await res.json()) as { readyVersion: number | null };
+    if (body.readyVersion === version) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`version ${version} never became ready`);
+}

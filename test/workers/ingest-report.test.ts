@@ -17,7 +17,13 @@ describe('ingest to report', () => {
       track('view', { anonymousId: 'a2' }, 'm3', T(5)),
     ]);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ accepted: 3, duplicates: 0, rejected: [], warnings: [] });
+    expect(await res.json()).toEqual({
+      accepted: 3,
+      duplicates: 0,
+      rejected: [],
+      filtered: [],
+      warnings: [],
+    });
     await settle(site);
 
     const r = await report(site, '2025-03-03', '2025-03-04');
@@ -65,6 +71,7 @@ describe('ingest to report', () => {
           message: 'track events need a non-empty event name',
         },
       ],
+      filtered: [],
       warnings: [],
     });
     const retry = await ingest(site, batch);

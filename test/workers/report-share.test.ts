@@ -3,7 +3,7 @@
  * real Cache API and local D1.
  */
 import { SELF } from 'cloudflare:test';
-import { ADMIN, importBatch, seedSite, settle, track, type TestSite } from './helpers';
+import { ADMIN, importBatch, seedSite, settle, track, waitReady, type TestSite } from './helpers';
 
 const BASE = 'https://goalstep.test';
 const url = (token: string, goalId: string, extra = '') =>
@@ -115,6 +115,7 @@ describe('escaping', () => {
       name: hostile,
       steps: [{ event: 'view', name: formula }],
     });
+    await waitReady(site.siteId, 'goal', 2);
 
     const html = await (await SELF.fetch(url(site.shareToken, 'goal'))).text();
     expect(html).not.toContain('<script>alert(1)</script>');

@@ -1,0 +1,35 @@
+/**
+ * Per-site retention: the cron purges raw events, rejected and filtered events and applied
+ * batch records older than the site's `retention_days`. Progress rows stay, so reports of purged
+ * periods keep their numbers, but those periods can no longer be rebuilt for a new goal version.
+ */
+import { logger } from '../lib/logger';
+
+const DAY_MS = 86_400_000;
+
+/** Purges what each site's retention period has expired; returns the rows deleted. */
+export async function purgeExpired(db: D1Database, now: number): Promise<number> {
+  const { results: sites } = await db
+    .prepare('SELECT id, retention_days FROM sites WHERE retention_days IS NOT NULL')
+    .all<{ id: string; retention_days: number }>();
+  let deleted = 0;
+  for (const site of sites) {
+    const cutoff = now - site.retention_days * DAY_MS;
+    const results = await db.batch([
+      db.prepare('DELETE FROM events WHERE site_id = ? AND ts < ?').bind(site.id, cutoff),
+      db
+        .prepare('DELETE FROM rejected_events WHERE site_id = ? AND received_at < ?')
+        .bind(site.id, cutoff),
+      // A pending batch is kept whatever its age: the reconciler still owes it an apply.
+      db
+        .prepare(
+          'DELETE FROM batches WHERE site_id = ? AND received_at < ? AND applied_at IS NOT NULL',
+        )
+        .bind(site.id, cutoff),
+    ]);
+    const count = results.reduce((sum, result) => sum + (result.meta.changes ?? 0), 0);
+    if (count > 0) logger.info('retention.purged', { site: site.id, rows: count });
+    deleted += count;
+  }
+  return deleted;
+}

@@ -1,0 +1,73 @@
+/**
+ * The one fault-injecting wrapper of the suite: the real D1 and SiteState bindings, with chosen
+ * calls made to fail. Everything else in the suite uses the bindings as they are.
+ */
+import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
+import type { Env } from '../../src/env';
+import worker from '../../src/index';
+
+export interface FaultPlan {
+  /** The next N `DB.batch()` calls fail before anything is written. */
+  failBatchesBefore?: number;
+  /** The next N `DB.batch()` calls write, then fail as a timeout would (the write stands). */
+  failBatchesAfter?: number;
+  /** Every `SiteState.apply()` fails (the Durable Object update after the D1 write). */
+  failApply?: boolean;
+}
+
+/** Calls the real binding's method with the binding itself as `this`. */
+function passThrough<T extends object>(target: T, prop: string | symbol): unknown {
+  const value: unknown = Reflect.get(target, prop, target);
+  return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+}
+
+function faultyDb(db: D1Database, plan: FaultPlan): D1Database {
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop !== 'batch') return passThrough(target, prop);
+      return async (statements: D1PreparedStatement[]) => {
+        if ((plan.failBatchesBefore ?? 0) > 0) {
+          plan.failBatchesBefore = (plan.failBatchesBefore ?? 0) - 1;
+          throw new Error('D1_ERROR: injected failure before the write');
+        }
+        const results = await target.batch(statements);
+        if ((plan.failBatchesAfter ?? 0) > 0) {
+          plan.failBatchesAfter = (plan.failBatchesAfter ?? 0) - 1;
+          throw new Error('D1_ERROR: injected timeout after the write committed');
+        }
+        return results;
+      };
+    },
+  });
+}
+
+function faultySiteState(namespace: Env['SITE_STATE'], plan: FaultPlan): Env['SITE_STATE'] {
+  return new Proxy(namespace, {
+    get(target, prop) {
+      if (prop !== 'get') return passThrough(target, prop);
+      return (id: DurableObjectId) => {
+        const stub = target.get(id);
+        if (!plan.failApply) return stub;
+        // An RPC stub answers any property as a remote method, so it is not wrapped: the
+        // failing stand-in offers `apply` only, the one method ingest calls.
+        return { apply: () => Promise.reject(new Error('injected SiteState failure')) };
+      };
+    },
+  });
+}
+
+/**
+ * Sends a request through the real Worker (src/index.ts) with the faulty bindings and waits for
+ * the work it left running after the response (`waitUntil`).
+ */
+export async function fetchWithFaults(request: Request, plan: FaultPlan): Promise<Response> {
+  const faultyEnv: Env = {
+    ...env,
+    DB: faultyDb(env.DB, plan),
+    SITE_STATE: faultySiteState(env.SITE_STATE, plan),
+  };
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(request, faultyEnv, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}

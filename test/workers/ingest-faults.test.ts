@@ -1,0 +1,116 @@
+/**
+ * Faults after the beacon arrives: D1 failing before or after its write (503, then a retry that
+ * stores everything exactly once) and the Durable Object update failing after the D1 write (the
+ * batch stays pending and the cron's reconciler completes it).
+ */
+import { env, SELF } from 'cloudflare:test';
+import { reconcilePending, RECONCILE_AFTER_MS } from '../../src/ingest/reconcile';
+import { fetchWithFaults } from './faults';
+import { ADMIN, counts, report, seedSite, settle, track, type TestSite } from './helpers';
+
+const T = (seconds: number) => new Date(Date.now() - 60_000 + seconds * 1000).toISOString();
+
+function beacon(site: TestSite, body: unknown): Request {
+  return new Request('https://goalstep.test/v1/batch', {
+    method: 'POST',
+    headers: {
+      Authorization: `Basic ${btoa(`${site.writeKey}:`)}`,
+      'Content-Type': 'application/json',
+    },
+    body: JSON.stringify(body),
+  });
+}
+
+async function storedCount(siteId: string): Promise<number> {
+  const row = await env.DB.prepare('SELECT COUNT(*) AS n FROM events WHERE site_id = ?')
+    .bind(siteId)
+    .first<{ n: number }>();
+  return row?.n ?? 0;
+}
+
+async function pendingBatches(siteId: string): Promise<number> {
+  const res = await SELF.fetch(`https://goalstep.test/admin/sites/${siteId}/status`, {
+    headers: ADMIN,
+  });
+  return ((await res.json()) as { pendingBatches: number }).pendingBatches;
+}
+
+const today = () => new Date().toISOString().slice(0, 10);
+const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+
+describe('D1 failing on insert', () => {
+  it('answers a retryable 503 and stores nothing when the write fails', async () => {
+    const site = await seedSite('fault-before', ['view', 'cart']);
+    const body = {
+      batch: [
+        track('view', { anonymousId: 'fb1' }, 'fb-m1', T(0)),
+        track('cart', { anonymousId: 'fb1' }, 'fb-m2', T(1)),
+      ],
+    };
+
+    const failed = await fetchWithFaults(beacon(site, body), { failBatchesBefore: 1 });
+    expect(failed.status).toBe(503);
+    expect(failed.headers.get('Retry-After')).toBe('5');
+    expect(await failed.json()).toMatchObject({ code: 'storage_unavailable' });
+    expect(await storedCount(site.siteId)).toBe(0);
+
+    const retried = await fetchWithFaults(beacon(site, body), {});
+    expect(await retried.json()).toMatchObject({ accepted: 2, duplicates: 0 });
+    expect(await storedCount(site.siteId)).toBe(2);
+  });
+
+  it('stores a batch once when D1 wrote it but the call timed out and the client retried', async () => {
+    const site = await seedSite('fault-after', ['view', 'cart']);
+    const body = {
+      batch: [
+        track('view', { anonymousId: 'fa1' }, 'fa-m1', T(0)),
+        track('cart', { anonymousId: 'fa1' }, 'fa-m2', T(1)),
+      ],
+    };
+
+    const failed = await fetchWithFaults(beacon(site, body), { failBatchesAfter: 1 });
+    expect(failed.status).toBe(503);
+
+    const retried = await fetchWithFaults(beacon(site, body), {});
+    expect(retried.status).toBe(200);
+    expect(await retried.json()).toMatchObject({ accepted: 0, duplicates: 2 });
+    expect(await storedCount(site.siteId)).toBe(2);
+    // The write that was never acknowledged is pending: the reconciler owes it an apply.
+    expect(await pendingBatches(site.siteId)).toBe(1);
+    await reconcilePending(env, Date.now() + RECONCILE_AFTER_MS + 1_000);
+    expect(await pendingBatches(site.siteId)).toBe(0);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
+  });
+});
+
+describe('the Durable Object update failing after the D1 write', () => {
+  it('leaves the batch pending until the reconciler applies it, then reports it once', async () => {
+    const site = await seedSite('fault-apply', ['view', 'cart']);
+    const body = {
+      batch: [
+        track('view', { anonymousId: 'rc1' }, 'rc-m1', T(0)),
+        track('cart', { anonymousId: 'rc1' }, 'rc-m2', T(1)),
+        track('view', { anonymousId: 'rc2' }, 'rc-m3', T(2)),
+      ],
+    };
+
+    const res = await fetchWithFaults(beacon(site, body), { failApply: true });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ accepted: 3 });
+    expect(await pendingBatches(site.siteId)).toBe(1);
+    // Nothing reached the progress rows yet.
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([0, 0]);
+
+    // A young batch may still be in flight: the reconciler leaves it alone.
+    await reconcilePending(env, Date.now());
+    expect(await pendingBatches(site.siteId)).toBe(1);
+    expect(await reconcilePending(env, Date.now() + RECONCILE_AFTER_MS + 1_000)).toBeGreaterThan(0);
+    expect(await pendingBatches(site.siteId)).toBe(0);
+    // rc1 viewed then added to cart; rc2 only viewed.
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([2, 1]);
+
+    // Running it again finds nothing and changes nothing.
+    await reconcilePending(env, Date.now() + RECONCILE_AFTER_MS + 1_000);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([2, 1]);
+  });
+});
