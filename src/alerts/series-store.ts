@@ -90,6 +90,7 @@ export async function loadSiteSeries(
          WHERE site_id = ? AND ts >= ? AND ts < ? GROUP BY hour`,
       )
       .bind(siteId, recentFrom, to),
+    // Filtered traffic (bots, prerender, opt-outs) is not a tracking fault: only rejects count.
     // A reject cannot be received before its event happened (give a day for clock skew); no
     // upper bound, so rejects of an import (received long after) land on their event hour.
     db
@@ -99,7 +100,8 @@ export async function loadSiteSeries(
              CASE WHEN json_valid(raw) AND json_type(raw, '$.timestamp') = 'text'
                THEN CAST(strftime('%s', json_extract(raw, '$.timestamp')) AS INTEGER) * 1000 END,
              received_at) / ${HOUR_MS}) * ${HOUR_MS} AS hour
-           FROM rejected_events WHERE site_id = ?1 AND received_at >= ?2 - 86400000)
+           FROM rejected_events
+           WHERE site_id = ?1 AND received_at >= ?2 - 86400000 AND disposition = 'rejected')
          WHERE hour >= ?2 AND hour < ?3 GROUP BY hour`,
       )
       .bind(siteId, recentFrom, to),

@@ -6,28 +6,12 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { freePort, repoRoot } from '../../scripts/lib/stack.mjs';
-
-/** Flags for Debian's Chromium in a container, nothing contacting other hosts. */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-component-update',
-  '--disable-sync',
-];
+import { DESKTOP_USER_AGENT, launchBrowser } from './lib/browser';
 
 /** Starts Debian's Chromium headless. */
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: CHROMIUM_ARGS,
-  });
-}
+export const launchChromium = launchBrowser;
 
 /**
  * A browser context as a visitor's device. The user agent is a desktop Chrome's rather than
@@ -38,9 +22,7 @@ export function newDevice(
   options: { locale?: string; timezoneId?: string } = {},
 ) {
   return browser.newContext({
-    userAgent:
-      'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) ' +
-      'Chrome/156.0.0.0 Safari/537.36',
+    userAgent: DESKTOP_USER_AGENT,
     viewport: { width: 1280, height: 800 },
     ...options,
   });
@@ -275,7 +257,7 @@ const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
 export async function waitFor<T>(
-  what: string,
+  what: string | (() => string),
   check: () => T | undefined | Promise<T | undefined>,
   timeoutMs = 30_000,
 ): Promise<T> {
@@ -283,7 +265,9 @@ export async function waitFor<T>(
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+    }
     await sleep(100);
   }
 }
@@ -349,9 +333,11 @@ export function waitForStored(
   site: TestSite,
   events: number,
 ) {
-  return waitFor(`${events} stored events of ${site.siteId}`, async () => {
+  let last: unknown;
+  return waitFor(() => `${events} stored events of ${site.siteId} (last status ${JSON.stringify(last)})`, async () => {
     const path = `/admin/sites/${site.siteId}/status`;
     const status = await admin(stack.baseUrl, stack.adminToken, 'GET', path);
+    last = status;
     if (typeof status.events === 'number' && status.events > events) {
       throw new Error(`${status.events} events stored, expected ${events}`);
     }
