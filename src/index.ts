@@ -6,6 +6,7 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { adminRoutes } from './admin/admin-routes';
+import { peopleRoutes } from './admin/people-routes';
 import { recordStepVolumes } from './alerts/step-volumes';
 import type { Env } from './env';
 import { ingestRoutes } from './ingest/ingest-routes';
@@ -43,6 +44,7 @@ app.get('/openapi.json', (c) => c.json((openApi ??= buildOpenApi())));
 
 app.route('/', ingestRoutes);
 app.route('/', adminRoutes);
+app.route('/', peopleRoutes);
 app.route('/', reportRoutes);
 
 app.notFound((c) => c.json({ code: 'not_found', message: 'no such route' }, 404));
