@@ -115,6 +115,8 @@ export const events = sqliteTable(
   (t) => [
     primaryKey({ columns: [t.siteId, t.messageId] }),
     index('events_site_ts').on(t.siteId, t.ts),
+    // The ingest alias guardrail looks users up by id.
+    index('events_site_user').on(t.siteId, t.userId),
   ],
 );
 

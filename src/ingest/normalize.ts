@@ -3,6 +3,7 @@
  * Pure: the receipt time, the batch's `sentAt` and the request's fallbacks are parameters.
  */
 import { isJunkId } from '../identity/junk-ids';
+import { numericIdText } from './lossless-ids';
 import { rawEventSchema, type EventType, type Rejection, type Warning } from './schema';
 import { parseTimestamp, resolveEventTime } from './timestamps';
 
@@ -54,11 +55,11 @@ function readId(
   value: unknown,
   field: string,
   warnings: Array<Omit<Warning, 'index'>>,
+  holder: unknown,
 ): string | null {
   if (value === undefined || value === null) return null;
-  // TODO(soon): ids beyond 2^53 arrive already rounded by JSON.parse; issue 3 reads id fields
-  // from the request text losslessly.
-  const text = typeof value === 'number' ? String(value) : String(value).trim();
+  // Numbers come as the text the request wrote (ids beyond 2^53 stay exact).
+  const text = typeof value === 'number' ? numericIdText(holder, field, value) : String(value).trim();
   if (isJunkId(text)) {
     warnings.push({
       code: 'junk_id_dropped',
@@ -95,11 +96,17 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
   const raw = parsed.data;
   const warnings: Array<Omit<Warning, 'index'>> = [];
 
-  const anonymousId = readId(raw.anonymousId, 'anonymousId', warnings);
-  const userId = readId(raw.userId, 'userId', warnings);
-  const previousId = readId(raw.previousId, 'previousId', warnings);
+  const anonymousId = readId(raw.anonymousId, 'anonymousId', warnings, input);
+  const userId = readId(raw.userId, 'userId', warnings, input);
+  const previousId = readId(raw.previousId, 'previousId', warnings, input);
   if (raw.type === 'alias' && (previousId === null || userId === null)) {
     return reject('missing_alias_ids', 'previousId', 'alias needs both previousId and userId');
+  }
+  if (raw.type === 'identify' && raw.userId == null) {
+    warnings.push({
+      code: 'identify_without_user_id',
+      message: 'identify carried no usable userId; it links nothing',
+    });
   }
   if (anonymousId === null && userId === null) {
     return reject('missing_identity', 'anonymousId', 'event has neither anonymousId nor userId');

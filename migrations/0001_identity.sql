@@ -1,0 +1,1 @@
+CREATE INDEX `events_site_user` ON `events` (`site_id`,`user_id`);
