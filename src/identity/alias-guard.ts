@@ -8,7 +8,10 @@ import { logger } from '../lib/logger';
 import type { StoredEvent } from '../ingest/normalize';
 import type { Warning } from '../ingest/schema';
 
-type Checked = { index: number; event: Pick<StoredEvent, 'type' | 'userId' | 'previousId'> };
+type Checked = {
+  index: number;
+  event: Pick<StoredEvent, 'type' | 'userId' | 'previousId' | 'anonymousId' | 'ts'>;
+};
 
 /** Warnings for the aliases of a request that join two identified users. */
 export async function refusedAliasWarnings(
@@ -50,5 +53,55 @@ export async function refusedAliasWarnings(
       message:
         'previousId and userId are both identified users; they were not merged (an admin merge ' +
         'is the only way to join two known users)',
+    }));
+}
+
+/**
+ * Informational warnings for identify calls that point a device already linked to another user
+ * at a new user: the shared-device rule applies (the device counts for the new user from this
+ * event on) and the two users are not merged. Only identify calls are checked, so ordinary
+ * logged-in traffic costs no extra query.
+ */
+export async function deviceReassignedWarnings(
+  db: D1Database,
+  siteId: string,
+  events: readonly Checked[],
+): Promise<Warning[]> {
+  const identifies = events.filter(
+    (e) => e.event.type === 'identify' && e.event.anonymousId !== null && e.event.userId !== null,
+  );
+  if (identifies.length === 0) return [];
+
+  const usersOf = new Map<string, Set<string>>();
+  const note = (device: string, user: string) => {
+    let users = usersOf.get(device);
+    if (!users) usersOf.set(device, (users = new Set()));
+    users.add(user);
+  };
+  for (const { event } of events) {
+    if (event.anonymousId !== null && event.userId !== null) note(event.anonymousId, event.userId);
+  }
+  const devices = [...new Set(identifies.map((e) => e.event.anonymousId as string))];
+  try {
+    const { results } = await db
+      .prepare(
+        `SELECT DISTINCT anonymous_id, user_id FROM events WHERE site_id = ? AND user_id IS NOT NULL
+         AND anonymous_id IN (SELECT value FROM json_each(?))`,
+      )
+      .bind(siteId, JSON.stringify(devices))
+      .all<{ anonymous_id: string; user_id: string }>();
+    for (const row of results) note(row.anonymous_id, row.user_id);
+  } catch (error) {
+    logger.warn('ingest.device_check_failed', { site: siteId, cause: error });
+  }
+
+  return identifies
+    .filter((e) => (usersOf.get(e.event.anonymousId as string)?.size ?? 0) > 1)
+    .map((e) => ({
+      index: e.index,
+      code: 'device_shared',
+      message:
+        'this anonymousId is also linked to another userId; each user keeps their own events ' +
+        'by event time and the users were not merged',
     }));
 }

@@ -2,7 +2,7 @@
  * The ingest shell: from a parsed body and a resolved site to stored events and the response
  * contract of docs/API.md. Routes authenticate and read the body; this does the rest.
  */
-import { refusedAliasWarnings } from '../identity/alias-guard';
+import { deviceReassignedWarnings, refusedAliasWarnings } from '../identity/alias-guard';
 import { sha256Hex } from '../lib/crypto';
 import { logger } from '../lib/logger';
 import { ApiError } from '../lib/http-error';
@@ -101,7 +101,10 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
     valid.push({ ...result.event, messageId });
     checked.push({ index, event: result.event });
   }
-  warnings.push(...(await refusedAliasWarnings(input.db, input.siteId, checked)));
+  warnings.push(
+    ...(await refusedAliasWarnings(input.db, input.siteId, checked)),
+    ...(await deviceReassignedWarnings(input.db, input.siteId, checked)),
+  );
 
   const batchId = crypto.randomUUID();
   let stored: Array<StoredEvent & { messageId: string }>;
