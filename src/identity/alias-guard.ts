@@ -72,31 +72,41 @@ export async function deviceReassignedWarnings(
   );
   if (identifies.length === 0) return [];
 
-  const usersOf = new Map<string, Set<string>>();
-  const note = (device: string, user: string) => {
-    let users = usersOf.get(device);
-    if (!users) usersOf.set(device, (users = new Set()));
-    users.add(user);
+  // Per device, each linked user's earliest link time.
+  const firstLink = new Map<string, Map<string, number>>();
+  const note = (device: string, user: string, ts: number) => {
+    let users = firstLink.get(device);
+    if (!users) firstLink.set(device, (users = new Map()));
+    users.set(user, Math.min(ts, users.get(user) ?? ts));
   };
   for (const { event } of events) {
-    if (event.anonymousId !== null && event.userId !== null) note(event.anonymousId, event.userId);
+    if (event.anonymousId !== null && event.userId !== null) {
+      note(event.anonymousId, event.userId, event.ts);
+    }
   }
   const devices = [...new Set(identifies.map((e) => e.event.anonymousId as string))];
   try {
     const { results } = await db
       .prepare(
-        `SELECT DISTINCT anonymous_id, user_id FROM events WHERE site_id = ? AND user_id IS NOT NULL
-         AND anonymous_id IN (SELECT value FROM json_each(?))`,
+        `SELECT anonymous_id, user_id, MIN(ts) AS ts FROM events
+         WHERE site_id = ? AND user_id IS NOT NULL
+           AND anonymous_id IN (SELECT value FROM json_each(?))
+         GROUP BY anonymous_id, user_id`,
       )
       .bind(siteId, JSON.stringify(devices))
-      .all<{ anonymous_id: string; user_id: string }>();
-    for (const row of results) note(row.anonymous_id, row.user_id);
+      .all<{ anonymous_id: string; user_id: string; ts: number }>();
+    for (const row of results) note(row.anonymous_id, row.user_id, row.ts);
   } catch (error) {
     logger.warn('ingest.device_check_failed', { site: siteId, cause: error });
   }
 
+  // Warn when another user held the device at or before this identify.
+  const shared = (e: Checked) =>
+    [...(firstLink.get(e.event.anonymousId as string) ?? [])].some(
+      ([user, ts]) => user !== e.event.userId && ts <= e.event.ts,
+    );
   return identifies
-    .filter((e) => (usersOf.get(e.event.anonymousId as string)?.size ?? 0) > 1)
+    .filter(shared)
     .map((e) => ({
       index: e.index,
       code: 'device_shared',
