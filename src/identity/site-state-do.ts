@@ -128,6 +128,8 @@ export class SiteState extends DurableObject<Env> {
     users: number;
     devices: number;
     linkedDevices: number;
+    /** People (canonical users) holding at least one linked device. */
+    peopleWithDevices: number;
     userMerges: number;
     refusedAliases: number;
   }> {
@@ -145,6 +147,11 @@ export class SiteState extends DurableObject<Env> {
       users: this.identity.load().users.size,
       devices,
       linkedDevices: resolution.deviceLinks.size,
+      peopleWithDevices: new Set(
+        [...resolution.deviceLinks.values()].flatMap((links) =>
+          links.map((l) => resolution.canonicalOf(l.userId)),
+        ),
+      ).size,
       userMerges: resolution.merges.length,
       refusedAliases: resolution.refused.length,
     };
