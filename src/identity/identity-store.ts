@@ -180,7 +180,11 @@ export class IdentityStore {
     return this.sql.exec<ActionRow>('SELECT * FROM actions ORDER BY id').toArray();
   }
 
-  /** Records an admin action and returns its id. */
+  /**
+   * Records an admin action and returns its id.
+   * TODO(someday): actions live only in this object's storage; mirroring them to D1 would let a
+   * rebuild from D1's raw events keep them too.
+   */
   addAction(
     action: { kind: 'merge'; userIds: [string, string] } | {
       kind: 'split';

@@ -238,7 +238,11 @@ export class SiteState extends DurableObject<Env> {
     return this.resolution;
   }
 
-  /** Re-resolves the graph and marks every person whose events may have moved. */
+  /**
+   * Re-resolves the graph and marks every person whose events may have moved.
+   * TODO(someday): both steps are linear in the site's users and links per changing batch
+   * (milliseconds at the Puffy scale); a site with millions of users needs an incremental graph.
+   */
   private regraph(before: Resolution): void {
     this.resolution = null;
     const after = this.resolve();
