@@ -1,6 +1,7 @@
 /** The OpenAPI 3.1 document, generated from the same zod schemas the routes validate with. */
 import { z } from 'zod';
 import { shareInputSchema, siteInputSchema } from './admin/admin-routes';
+import { mergeInputSchema, splitInputSchema } from './admin/people-routes';
 import { goalInputSchema } from './funnel/definition';
 import { batchBodySchema, ingestResponseSchema, rawEventSchema } from './ingest/schema';
 
@@ -37,6 +38,11 @@ export function buildOpenApi(): Record<string, unknown> {
     '/admin/sites/{siteId}': { put: { summary: 'Create or update a site', security: [{ admin: [] }], requestBody: jsonBody('SiteInput'), responses: { '200': { description: 'Saved' } } } },
     '/admin/sites/{siteId}/goals/{goalId}': { put: { summary: 'Create a goal or a new version of it', security: [{ admin: [] }], requestBody: jsonBody('GoalInput'), responses: { '200': { description: 'Saved' } } } },
     '/admin/sites/{siteId}/shares': { post: { summary: 'Create a read-only share', security: [{ admin: [] }], requestBody: jsonBody('ShareInput'), responses: { '201': { description: 'Created' } } } },
+    '/admin/sites/{siteId}/people': { get: { summary: 'Explain the person of ?userId= or ?anonymousId=: its ids and why', security: [{ admin: [] }], responses: { '200': { description: 'Explanation' }, '404': { description: 'No event carries that id' } } } },
+    '/admin/sites/{siteId}/people/merge': { post: { summary: 'Merge two known users (recorded, reversible)', security: [{ admin: [] }], requestBody: jsonBody('MergeInput'), responses: { '201': { description: 'Merged' }, '409': { description: 'Already one person' } } } },
+    '/admin/sites/{siteId}/people/split': { post: { summary: 'Take a wrongly merged user or device id back out', security: [{ admin: [] }], requestBody: jsonBody('SplitInput'), responses: { '201': { description: 'Split' }, '409': { description: 'Nothing to split' } } } },
+    '/admin/sites/{siteId}/people/actions/{actionId}': { delete: { summary: 'Revert a merge or split', security: [{ admin: [] }], responses: { '200': { description: 'Reverted' }, '404': { description: 'No such active action' } } } },
+    '/admin/sites/{siteId}/identity': { get: { summary: 'Identity counts of the site', security: [{ admin: [] }], responses: { '200': { description: 'Counts' } } } },
     '/r/{token}/{goalId}': { get: { summary: 'Funnel report (html, json or csv)', responses: { '200': { description: 'Report' }, '304': { description: 'Not modified' }, '404': { description: 'Unknown, revoked or expired token' } } } },
   };
   for (const route of singleRoutes) {
@@ -58,6 +64,8 @@ export function buildOpenApi(): Record<string, unknown> {
         GoalInput: schema(goalInputSchema),
         SiteInput: schema(siteInputSchema),
         ShareInput: schema(shareInputSchema),
+        MergeInput: schema(mergeInputSchema),
+        SplitInput: schema(splitInputSchema),
       },
     },
   };

@@ -92,7 +92,10 @@ peopleRoutes.post('/admin/sites/:siteId/people/split', async (c) => {
   const { siteId, by } = await siteOf(c);
   const input = await bodyOf(c, splitInputSchema);
   const who = { by, at: nowMs(c.env), note: input.note ?? null };
-  const query = input.userId !== undefined ? { userId: input.userId } : { anonymousId: input.anonymousId as string };
+  const query =
+    input.userId !== undefined
+      ? { userId: input.userId }
+      : { anonymousId: input.anonymousId as string };
   return answer(c, await stateOf(c, siteId).split(siteId, query, who), 201);
 });
 
@@ -102,5 +105,8 @@ peopleRoutes.delete('/admin/sites/:siteId/people/actions/:actionId', async (c) =
   if (!Number.isSafeInteger(actionId) || actionId < 1) {
     throw new ApiError(400, 'invalid_action_id', 'action ids are positive integers');
   }
-  return answer(c, await stateOf(c, siteId).revert(siteId, actionId, { by, at: nowMs(c.env), note: null }));
+  return answer(
+    c,
+    await stateOf(c, siteId).revert(siteId, actionId, { by, at: nowMs(c.env), note: null }),
+  );
 });

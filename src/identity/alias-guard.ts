@@ -20,7 +20,10 @@ export async function refusedAliasWarnings(
   events: readonly Checked[],
 ): Promise<Warning[]> {
   const aliases = events.filter(
-    (e) => e.event.type === 'alias' && e.event.previousId !== null && e.event.userId !== null &&
+    (e) =>
+      e.event.type === 'alias' &&
+      e.event.previousId !== null &&
+      e.event.userId !== null &&
       e.event.previousId !== e.event.userId,
   );
   if (aliases.length === 0) return [];
@@ -46,7 +49,10 @@ export async function refusedAliasWarnings(
   }
 
   return aliases
-    .filter((a) => identified.has(a.event.previousId as string) && identified.has(a.event.userId as string))
+    .filter(
+      (a) =>
+        identified.has(a.event.previousId as string) && identified.has(a.event.userId as string),
+    )
     .map((a) => ({
       index: a.index,
       code: 'alias_refused_identified_users',
@@ -105,13 +111,11 @@ export async function deviceReassignedWarnings(
     [...(firstLink.get(e.event.anonymousId as string) ?? [])].some(
       ([user, ts]) => user !== e.event.userId && ts <= e.event.ts,
     );
-  return identifies
-    .filter(shared)
-    .map((e) => ({
-      index: e.index,
-      code: 'device_shared',
-      message:
-        'this anonymousId is also linked to another userId; each user keeps their own events ' +
-        'by event time and the users were not merged',
-    }));
+  return identifies.filter(shared).map((e) => ({
+    index: e.index,
+    code: 'device_shared',
+    message:
+      'this anonymousId is also linked to another userId; each user keeps their own events ' +
+      'by event time and the users were not merged',
+  }));
 }

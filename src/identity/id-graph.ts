@@ -58,7 +58,12 @@ export interface Resolution {
   refused: ReadonlyArray<{ messageId: string; reason: 'alias_refused_identified_users' }>;
   ignored: ReadonlyArray<{ messageId: string; reason: 'person_id_limit' | 'severed_by_split' }>;
   /** The person key (`u:…` or `a:…`) an event counts for. */
-  personOf(event: { ts: number; messageId: string; anonymousId: string | null; userId: string | null }): string;
+  personOf(event: {
+    ts: number;
+    messageId: string;
+    anonymousId: string | null;
+    userId: string | null;
+  }): string;
 }
 
 export const userKey = (userId: string) => `u:${userId}`;
@@ -70,7 +75,8 @@ class Groups {
 
   find(id: string): string {
     let root = id;
-    while (this.parent.has(root) && this.parent.get(root) !== root) root = this.parent.get(root) as string;
+    while (this.parent.has(root) && this.parent.get(root) !== root)
+      root = this.parent.get(root) as string;
     // Path compression keeps later finds flat.
     let node = id;
     while (node !== root) {
@@ -163,7 +169,10 @@ export function resolveIdentity(
   }
   const canonicalByRoot = new Map<string, string>();
   for (const [root, ids] of members) {
-    canonicalByRoot.set(root, ids.reduce((best, id) => (rankUser(facts, id, best) < 0 ? id : best)));
+    canonicalByRoot.set(
+      root,
+      ids.reduce((best, id) => (rankUser(facts, id, best) < 0 ? id : best)),
+    );
   }
   const canonicalOf = (userId: string) => canonicalByRoot.get(groups.find(userId)) ?? userId;
   const usersByCanonical = new Map<string, string[]>();
@@ -222,7 +231,8 @@ function rankUser(facts: IdentityFacts, a: string, b: string): number {
   const fb = facts.users.get(b) as UserFact;
   if (fa.identified !== fb.identified) return fa.identified ? -1 : 1;
   if (fa.firstTs !== fb.firstTs) return fa.firstTs - fb.firstTs;
-  if (fa.firstMessageId !== fb.firstMessageId) return fa.firstMessageId < fb.firstMessageId ? -1 : 1;
+  if (fa.firstMessageId !== fb.firstMessageId)
+    return fa.firstMessageId < fb.firstMessageId ? -1 : 1;
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
@@ -247,12 +257,18 @@ export function changedPeople(
   }
   const devices = new Set([...before.deviceLinks.keys(), ...after.deviceLinks.keys()]);
   for (const device of devices) {
-    const was = (before.deviceLinks.get(device) ?? []).map((l) => `${l.messageId}>${before.canonicalOf(l.userId)}`);
-    const now = (after.deviceLinks.get(device) ?? []).map((l) => `${l.messageId}>${after.canonicalOf(l.userId)}`);
+    const was = (before.deviceLinks.get(device) ?? []).map(
+      (l) => `${l.messageId}>${before.canonicalOf(l.userId)}`,
+    );
+    const now = (after.deviceLinks.get(device) ?? []).map(
+      (l) => `${l.messageId}>${after.canonicalOf(l.userId)}`,
+    );
     if (was.join('\n') === now.join('\n')) continue;
     changed.add(anonymousKey(device));
-    for (const l of before.deviceLinks.get(device) ?? []) changed.add(userKey(before.canonicalOf(l.userId)));
-    for (const l of after.deviceLinks.get(device) ?? []) changed.add(userKey(after.canonicalOf(l.userId)));
+    for (const l of before.deviceLinks.get(device) ?? [])
+      changed.add(userKey(before.canonicalOf(l.userId)));
+    for (const l of after.deviceLinks.get(device) ?? [])
+      changed.add(userKey(after.canonicalOf(l.userId)));
   }
   return changed;
 }

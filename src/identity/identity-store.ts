@@ -66,9 +66,13 @@ export class IdentityStore {
       SELECT message_id, anon, user, ts FROM events
       WHERE type = 'alias' AND anon IS NOT NULL AND user IS NOT NULL`);
     this.sql.exec("UPDATE events SET anon = NULL WHERE type = 'alias'");
-    const rows = this.sql.exec<{ message_id: string; anon: string | null; user: string | null; ts: number; type: string }>(
-      'SELECT message_id, anon, user, ts, type FROM events WHERE user IS NOT NULL',
-    );
+    const rows = this.sql.exec<{
+      message_id: string;
+      anon: string | null;
+      user: string | null;
+      ts: number;
+      type: string;
+    }>('SELECT message_id, anon, user, ts, type FROM events WHERE user IS NOT NULL');
     for (const row of rows) {
       this.record({
         messageId: row.message_id,
@@ -95,20 +99,24 @@ export class IdentityStore {
     if (event.userId !== null) {
       const identified = event.type === 'alias' ? 0 : 1;
       const before = this.sql
-        .exec<{ first_ts: number; first_mid: string; identified: number }>(
-          'SELECT first_ts, first_mid, identified FROM users WHERE user = ?',
-          event.userId,
-        )
+        .exec<{
+          first_ts: number;
+          first_mid: string;
+          identified: number;
+        }>('SELECT first_ts, first_mid, identified FROM users WHERE user = ?', event.userId)
         .toArray()[0];
       const earlier =
         !before ||
         event.ts < before.first_ts ||
         (event.ts === before.first_ts && event.messageId < before.first_mid);
       if (earlier || (identified && !before?.identified)) {
-        const first = earlier ? { ts: event.ts, mid: event.messageId } : { ts: before.first_ts, mid: before.first_mid };
+        const first = earlier
+          ? { ts: event.ts, mid: event.messageId }
+          : { ts: before.first_ts, mid: before.first_mid };
         const flag = Math.max(identified, before?.identified ?? 0);
         this.sql.exec(
-          'INSERT OR REPLACE INTO users (user, first_ts, first_mid, identified) VALUES (?, ?, ?, ?)',
+          `INSERT OR REPLACE INTO users (user, first_ts, first_mid, identified)
+           VALUES (?, ?, ?, ?)`,
           event.userId,
           first.ts,
           first.mid,
@@ -150,11 +158,18 @@ export class IdentityStore {
   load(): IdentityFacts {
     if (this.facts) return this.facts;
     const users = new Map<string, UserFact>();
-    const userRows = this.sql.exec<{ user: string; first_ts: number; first_mid: string; identified: number }>(
-      'SELECT * FROM users',
-    );
+    const userRows = this.sql.exec<{
+      user: string;
+      first_ts: number;
+      first_mid: string;
+      identified: number;
+    }>('SELECT * FROM users');
     for (const r of userRows) {
-      users.set(r.user, { firstTs: r.first_ts, firstMessageId: r.first_mid, identified: r.identified === 1 });
+      users.set(r.user, {
+        firstTs: r.first_ts,
+        firstMessageId: r.first_mid,
+        identified: r.identified === 1,
+      });
     }
     const pairs = this.sql
       .exec<{ message_id: string; anon: string; user: string; ts: number }>('SELECT * FROM links')
@@ -186,11 +201,13 @@ export class IdentityStore {
    * rebuild from D1's raw events keep them too.
    */
   addAction(
-    action: { kind: 'merge'; userIds: [string, string] } | {
-      kind: 'split';
-      severedMessageIds: string[];
-      severedActionIds: number[];
-    },
+    action:
+      | { kind: 'merge'; userIds: [string, string] }
+      | {
+          kind: 'split';
+          severedMessageIds: string[];
+          severedActionIds: number[];
+        },
     who: { by: string; at: number; note: string | null },
   ): number {
     const { kind, ...body } = action;

@@ -29,7 +29,8 @@ function eventsOf(sql: SqlStorage, resolution: Resolution, key: string) {
     ? sql
         .exec<EventRow>(
           `SELECT * FROM events WHERE user IN (SELECT value FROM json_each(?1))
-           UNION SELECT * FROM events WHERE user IS NULL AND anon IN (SELECT value FROM json_each(?2))`,
+           UNION SELECT * FROM events
+           WHERE user IS NULL AND anon IN (SELECT value FROM json_each(?2))`,
           JSON.stringify(resolution.usersOf(id)),
           JSON.stringify([...resolution.devicesOf(id)]),
         )
@@ -38,8 +39,12 @@ function eventsOf(sql: SqlStorage, resolution: Resolution, key: string) {
   const mine = rows
     .filter(
       (row) =>
-        resolution.personOf({ messageId: row.message_id, ts: row.ts, anonymousId: row.anon, userId: row.user }) ===
-        key,
+        resolution.personOf({
+          messageId: row.message_id,
+          ts: row.ts,
+          anonymousId: row.anon,
+          userId: row.user,
+        }) === key,
     )
     .map((row) => ({ ...row, messageId: row.message_id }))
     .sort(byLinkTime);
@@ -79,13 +84,27 @@ export interface ExplainAnswer {
   userIds: string[];
   anonymousIds: string[];
   /** Device links that count for this person, with the event that made each. */
-  links: Array<{ anonymousId: string; userId: string; messageId: string; type: string | null; ts: string }>;
+  links: Array<{
+    anonymousId: string;
+    userId: string;
+    messageId: string;
+    type: string | null;
+    ts: string;
+  }>;
   merges: Array<{ userIds: [string, string]; messageId?: string; actionId?: number }>;
   refused: Array<{ messageId: string; reason: string; previousId: string; userId: string }>;
   ignored: Array<{ messageId: string; reason: string }>;
   /** For a device query: every person the device's events count for, by time. */
   deviceHistory?: Array<{ from: string; person: string; messageId: string }>;
-  actions: Array<{ id: number; kind: string; body: unknown; note: string | null; by: string; at: string; revertedAt: string | null }>;
+  actions: Array<{
+    id: number;
+    kind: string;
+    body: unknown;
+    note: string | null;
+    by: string;
+    at: string;
+    revertedAt: string | null;
+  }>;
   events: number;
   eventsUsed: number;
 }
@@ -108,8 +127,10 @@ export function explainPerson(
   } else if (query.anonymousId !== undefined) {
     const device = query.anonymousId;
     const links = resolution.deviceLinks.get(device) ?? [];
-    const seen = sql.exec('SELECT 1 FROM events WHERE anon = ? LIMIT 1', device).toArray().length > 0;
-    if (!seen && links.length === 0 && !facts.aliases.some((a) => a.previousId === device)) return null;
+    const seen =
+      sql.exec('SELECT 1 FROM events WHERE anon = ? LIMIT 1', device).toArray().length > 0;
+    if (!seen && links.length === 0 && !facts.aliases.some((a) => a.previousId === device))
+      return null;
     deviceHistory = links.map((l) => ({
       from: iso(l.ts),
       person: userKey(resolution.canonicalOf(l.userId)),
@@ -125,15 +146,22 @@ export function explainPerson(
   const anonymousIds = canonical ? [...resolution.devicesOf(canonical)].sort() : [person.slice(2)];
   const mine = new Set(userIds);
   const typeOf = (messageId: string) =>
-    sql.exec<{ type: string }>('SELECT type FROM events WHERE message_id = ?', messageId).toArray()[0]?.type ?? null;
+    sql
+      .exec<{ type: string }>('SELECT type FROM events WHERE message_id = ?', messageId)
+      .toArray()[0]?.type ?? null;
   const links = anonymousIds.flatMap((device) =>
     (resolution.deviceLinks.get(device) ?? [])
       .filter((l) => mine.has(l.userId))
       .map((l) => ({ ...l, type: typeOf(l.messageId), ts: iso(l.ts) })),
   );
-  const involved = (ids: readonly string[]) => ids.some((id) => mine.has(id) || anonymousIds.includes(id));
+  const involved = (ids: readonly string[]) =>
+    ids.some((id) => mine.has(id) || anonymousIds.includes(id));
   const aliasById = new Map(facts.aliases.map((a) => [a.messageId, a]));
-  const linkIds = new Set([...facts.pairs, ...facts.aliases].filter((l) => involved([l.userId, 'anonymousId' in l ? l.anonymousId : l.previousId])).map((l) => l.messageId));
+  const linkIds = new Set(
+    [...facts.pairs, ...facts.aliases]
+      .filter((l) => involved([l.userId, 'anonymousId' in l ? l.anonymousId : l.previousId]))
+      .map((l) => l.messageId),
+  );
   const { total, used } = eventsOf(sql, resolution, person);
   return {
     person,
@@ -150,15 +178,22 @@ export function explainPerson(
     }),
     ignored: resolution.ignored.filter((i) => linkIds.has(i.messageId)),
     deviceHistory,
-    actions: identity.listActions().map((a) => ({
-      id: a.id,
-      kind: a.kind,
-      body: JSON.parse(a.body) as unknown,
-      note: a.note,
-      by: a.by,
-      at: iso(a.at),
-      revertedAt: a.reverted_at === null ? null : iso(a.reverted_at),
-    })).filter((a) => JSON.stringify(a.body).split('"').some((part) => mine.has(part) || anonymousIds.includes(part) || linkIds.has(part))),
+    actions: identity
+      .listActions()
+      .map((a) => ({
+        id: a.id,
+        kind: a.kind,
+        body: JSON.parse(a.body) as unknown,
+        note: a.note,
+        by: a.by,
+        at: iso(a.at),
+        revertedAt: a.reverted_at === null ? null : iso(a.reverted_at),
+      }))
+      .filter((a) =>
+        JSON.stringify(a.body)
+          .split('"')
+          .some((part) => mine.has(part) || anonymousIds.includes(part) || linkIds.has(part)),
+      ),
     events: total,
     eventsUsed: used.length,
   };

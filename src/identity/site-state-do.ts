@@ -22,7 +22,9 @@ import { computePerson, explainPerson, type ExplainAnswer } from './person-view'
 const GOALS_TTL_MS = 30_000;
 
 /** An admin call's outcome: data, or a refusal the route maps to an HTTP error. */
-export type AdminOutcome<T> = { ok: true; value: T } | { ok: false; status: 400 | 404 | 409; code: string; message: string };
+export type AdminOutcome<T> =
+  | { ok: true; value: T }
+  | { ok: false; status: 400 | 404 | 409; code: string; message: string };
 
 export interface AdminWho {
   by: string;
@@ -76,7 +78,12 @@ export class SiteState extends DurableObject<Env> {
     // Everything up to the flush is synchronous: no other request interleaves with it.
     const before = this.resolve();
     let graphChanged = false;
-    const touched: Array<{ ts: number; messageId: string; anonymousId: string | null; userId: string | null }> = [];
+    const touched: Array<{
+      ts: number;
+      messageId: string;
+      anonymousId: string | null;
+      userId: string | null;
+    }> = [];
     for (const event of events) {
       if (!event.messageId) continue;
       const alias = event.type === 'alias';
@@ -94,7 +101,12 @@ export class SiteState extends DurableObject<Env> {
         JSON.stringify(segmentOf(event.context)),
       );
       if (cursor.rowsWritten > 0) {
-        const facts = { ...event, messageId: event.messageId, anonymousId, previousId: alias ? event.previousId : null };
+        const facts = {
+          ...event,
+          messageId: event.messageId,
+          anonymousId,
+          previousId: alias ? event.previousId : null,
+        };
         graphChanged = this.identity.record(facts) || graphChanged;
       }
       touched.push({ ts: event.ts, messageId: event.messageId, anonymousId, userId: event.userId });
@@ -158,26 +170,54 @@ export class SiteState extends DurableObject<Env> {
   }
 
   /** Which ids make up the person of a user or device id, and why. */
-  async explain(query: { userId?: string; anonymousId?: string }): Promise<AdminOutcome<ExplainAnswer>> {
+  async explain(query: {
+    userId?: string;
+    anonymousId?: string;
+  }): Promise<AdminOutcome<ExplainAnswer>> {
     const answer = explainPerson(this.sql, this.identity, this.resolve(), query);
-    if (!answer) return { ok: false, status: 404, code: 'person_not_found', message: 'no event carries that id' };
+    if (!answer)
+      return {
+        ok: false,
+        status: 404,
+        code: 'person_not_found',
+        message: 'no event carries that id',
+      };
     return { ok: true, value: answer };
   }
 
   /** Merges two known users explicitly (the only way to join two identified users). */
-  async merge(siteId: string, userIds: [string, string], who: AdminWho): Promise<AdminOutcome<{ actionId: number; person: string }>> {
+  async merge(
+    siteId: string,
+    userIds: [string, string],
+    who: AdminWho,
+  ): Promise<AdminOutcome<{ actionId: number; person: string }>> {
     this.rememberSite(siteId);
     const facts = this.identity.load();
     const unknown = userIds.find((id) => !facts.users.has(id));
     if (unknown !== undefined) {
-      return { ok: false, status: 404, code: 'user_not_found', message: `no event carries userId ${unknown}` };
+      return {
+        ok: false,
+        status: 404,
+        code: 'user_not_found',
+        message: `no event carries userId ${unknown}`,
+      };
     }
     if (userIds[0] === userIds[1]) {
-      return { ok: false, status: 400, code: 'same_user', message: 'a user cannot be merged with itself' };
+      return {
+        ok: false,
+        status: 400,
+        code: 'same_user',
+        message: 'a user cannot be merged with itself',
+      };
     }
     const before = this.resolve();
     if (before.canonicalOf(userIds[0]) === before.canonicalOf(userIds[1])) {
-      return { ok: false, status: 409, code: 'already_merged', message: 'the two users are already one person' };
+      return {
+        ok: false,
+        status: 409,
+        code: 'already_merged',
+        message: 'the two users are already one person',
+      };
     }
     const actionId = this.identity.addAction({ kind: 'merge', userIds }, who);
     this.regraph(before);
@@ -190,7 +230,11 @@ export class SiteState extends DurableObject<Env> {
    * Takes an id back out of its person: for a device, severs every link of it stored now; for
    * a user, severs every user merge (alias or admin merge) that involves it.
    */
-  async split(siteId: string, query: { userId?: string; anonymousId?: string }, who: AdminWho): Promise<AdminOutcome<{ actionId: number; severed: number }>> {
+  async split(
+    siteId: string,
+    query: { userId?: string; anonymousId?: string },
+    who: AdminWho,
+  ): Promise<AdminOutcome<{ actionId: number; severed: number }>> {
     this.rememberSite(siteId);
     const facts = this.identity.load();
     const before = this.resolve();
@@ -212,21 +256,41 @@ export class SiteState extends DurableObject<Env> {
         .map((m) => (m.by as { actionId: number }).actionId);
     }
     if (severedMessageIds.length + severedActionIds.length === 0) {
-      return { ok: false, status: 409, code: 'nothing_to_split', message: 'the id is not merged with anything' };
+      return {
+        ok: false,
+        status: 409,
+        code: 'nothing_to_split',
+        message: 'the id is not merged with anything',
+      };
     }
-    const actionId = this.identity.addAction({ kind: 'split', severedMessageIds, severedActionIds }, who);
+    const actionId = this.identity.addAction(
+      { kind: 'split', severedMessageIds, severedActionIds },
+      who,
+    );
     this.regraph(before);
     await this.flush(siteId);
     logger.info('identity.split', { site: siteId, action: actionId, by: who.by });
-    return { ok: true, value: { actionId, severed: severedMessageIds.length + severedActionIds.length } };
+    return {
+      ok: true,
+      value: { actionId, severed: severedMessageIds.length + severedActionIds.length },
+    };
   }
 
   /** Reverts an admin merge or split. */
-  async revert(siteId: string, actionId: number, who: AdminWho): Promise<AdminOutcome<{ reverted: number }>> {
+  async revert(
+    siteId: string,
+    actionId: number,
+    who: AdminWho,
+  ): Promise<AdminOutcome<{ reverted: number }>> {
     this.rememberSite(siteId);
     const before = this.resolve();
     if (!this.identity.revertAction(actionId, who)) {
-      return { ok: false, status: 404, code: 'action_not_found', message: 'no active admin action with that id' };
+      return {
+        ok: false,
+        status: 404,
+        code: 'action_not_found',
+        message: 'no active admin action with that id',
+      };
     }
     this.regraph(before);
     await this.flush(siteId);
@@ -255,7 +319,8 @@ export class SiteState extends DurableObject<Env> {
   private people(): Set<string> {
     const resolution = this.resolve();
     const people = new Set<string>();
-    for (const userId of this.identity.load().users.keys()) people.add(`u:${resolution.canonicalOf(userId)}`);
+    for (const userId of this.identity.load().users.keys())
+      people.add(`u:${resolution.canonicalOf(userId)}`);
     const lone = this.sql.exec<{ anon: string }>(
       'SELECT DISTINCT anon FROM events WHERE user IS NULL AND anon IS NOT NULL',
     );
@@ -264,7 +329,9 @@ export class SiteState extends DurableObject<Env> {
   }
 
   private knownSite(): string | null {
-    const row = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'site'").toArray()[0];
+    const row = this.sql
+      .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'site'")
+      .toArray()[0];
     return row?.value ?? null;
   }
 
@@ -308,7 +375,11 @@ export class SiteState extends DurableObject<Env> {
         await writeProgress(this.env.DB, siteId, goals, people);
       } catch (error) {
         for (const [key, seq] of taken) if (!this.dirty.has(key)) this.dirty.set(key, seq);
-        logger.error('site_state.flush_failed', { site: siteId, people: taken.length, cause: error });
+        logger.error('site_state.flush_failed', {
+          site: siteId,
+          people: taken.length,
+          cause: error,
+        });
         throw error;
       }
       for (const [key, seq] of taken) {

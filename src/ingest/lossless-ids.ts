@@ -18,7 +18,8 @@ export function idReviver(
   context?: { source?: string },
 ): unknown {
   if (typeof value !== 'number' || !ID_FIELDS.has(key)) return value;
-  if (typeof this !== 'object' || this === null || typeof context?.source !== 'string') return value;
+  if (typeof this !== 'object' || this === null || typeof context?.source !== 'string')
+    return value;
   let fields = written.get(this);
   if (!fields) written.set(this, (fields = new Map()));
   fields.set(key, context.source);
@@ -30,6 +31,7 @@ export function idReviver(
  * for anything else (`4.0` → `"4"`).
  */
 export function numericIdText(holder: unknown, field: string, value: number): string {
-  const source = typeof holder === 'object' && holder !== null ? written.get(holder)?.get(field) : undefined;
+  const source =
+    typeof holder === 'object' && holder !== null ? written.get(holder)?.get(field) : undefined;
   return source !== undefined && INTEGER_TEXT.test(source) ? source : String(value);
 }

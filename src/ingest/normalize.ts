@@ -59,7 +59,8 @@ function readId(
 ): string | null {
   if (value === undefined || value === null) return null;
   // Numbers come as the text the request wrote (ids beyond 2^53 stay exact).
-  const text = typeof value === 'number' ? numericIdText(holder, field, value) : String(value).trim();
+  const text =
+    typeof value === 'number' ? numericIdText(holder, field, value) : String(value).trim();
   if (isJunkId(text)) {
     warnings.push({
       code: 'junk_id_dropped',

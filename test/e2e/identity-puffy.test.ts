@@ -20,7 +20,12 @@ const RANGE = { from: '2025-02-23', to: '2025-03-02' };
 
 const stack = useTestStack('identity');
 
-async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
   const res = await fetch(`${stack().baseUrl}${path}`, {
     method,
     headers: {
@@ -60,7 +65,11 @@ describe('identity on the Puffy week and merge latency', () => {
     console.info(
       JSON.stringify({
         goalstep,
-        oracle: { ...oracle, stitched: counts(oracle.stitched), unstitched: counts(oracle.unstitched) },
+        oracle: {
+          ...oracle,
+          stitched: counts(oracle.stitched),
+          unstitched: counts(oracle.unstitched),
+        },
         report: counts(report),
       }),
     );
@@ -87,7 +96,10 @@ describe('identity on the Puffy week and merge latency', () => {
     const beacon = (path: string, body: unknown) =>
       fetch(`${stack().baseUrl}${path}`, {
         method: 'POST',
-        headers: { authorization: `Basic ${btoa(`${writeKey}:`)}`, 'content-type': 'application/json' },
+        headers: {
+          authorization: `Basic ${btoa(`${writeKey}:`)}`,
+          'content-type': 'application/json',
+        },
         body: JSON.stringify(body),
       });
     const today = new Date().toISOString().slice(0, 10);
@@ -104,10 +116,20 @@ describe('identity on the Puffy week and merge latency', () => {
     for (let n = 1; n <= 10; n += 1) {
       // A phone views anonymously; a laptop, logged in, buys. Two people until the phone logs in.
       const now = Date.now();
-      await beacon('/v1/track', { event: 'lat_view', anonymousId: `phone-${n}`, timestamp: new Date(now - 2000).toISOString() });
-      await beacon('/v1/track', { event: 'lat_buy', userId: `buyer-${n}`, anonymousId: `laptop-${n}`, timestamp: new Date(now - 1000).toISOString() });
+      await beacon('/v1/track', {
+        event: 'lat_view',
+        anonymousId: `phone-${n}`,
+        timestamp: new Date(now - 2000).toISOString(),
+      });
+      await beacon('/v1/track', {
+        event: 'lat_buy',
+        userId: `buyer-${n}`,
+        anonymousId: `laptop-${n}`,
+        timestamp: new Date(now - 1000).toISOString(),
+      });
       const deadline = Date.now() + 30_000;
-      while ((await reportNow())[0] !== n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while ((await reportNow())[0] !== n && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
 
       const sent = Date.now();
       const res = await beacon('/v1/identify', { anonymousId: `phone-${n}`, userId: `buyer-${n}` });
@@ -115,13 +137,23 @@ describe('identity on the Puffy week and merge latency', () => {
       for (;;) {
         const [entered, bought] = await reportNow();
         if (entered === n && bought === n) break;
-        if (Date.now() - sent > 30_000) throw new Error('the merge did not reach the report in 30 s');
+        if (Date.now() - sent > 30_000)
+          throw new Error('the merge did not reach the report in 30 s');
         await new Promise((r) => setTimeout(r, 10));
       }
       latencies.push(Date.now() - sent);
     }
     latencies.sort((a, b) => a - b);
-    console.info(JSON.stringify({ mergeLatencyMs: { min: latencies[0], median: latencies[5], max: latencies[9], all: latencies } }));
+    console.info(
+      JSON.stringify({
+        mergeLatencyMs: {
+          min: latencies[0],
+          median: latencies[5],
+          max: latencies[9],
+          all: latencies,
+        },
+      }),
+    );
     expect(latencies[9]).toBeLessThan(5_000);
   });
 });

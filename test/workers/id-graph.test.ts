@@ -4,7 +4,11 @@
  */
 import { resolveIdentity, type IdentityFacts } from '../../src/identity/id-graph';
 
-const user = (ts: number, identified = true) => ({ firstTs: ts, firstMessageId: `f${ts}`, identified });
+const user = (ts: number, identified = true) => ({
+  firstTs: ts,
+  firstMessageId: `f${ts}`,
+  identified,
+});
 const link = (anonymousId: string, userId: string, ts: number) => ({
   anonymousId,
   userId,
@@ -25,12 +29,17 @@ describe('identity graph', () => {
     // u plus d1 and d2 fill the three places; d3 is refused; d1's second link is not a new id.
     expect([...resolution.devicesOf('u')].sort()).toEqual(['d1', 'd2']);
     expect(resolution.ignored).toEqual([{ messageId: 'l-d3-30', reason: 'person_id_limit' }]);
-    expect(resolution.personOf({ ts: 35, messageId: 'e', anonymousId: 'd3', userId: null })).toBe('a:d3');
+    expect(resolution.personOf({ ts: 35, messageId: 'e', anonymousId: 'd3', userId: null })).toBe(
+      'a:d3',
+    );
   });
 
   it('severs the links and merges a split names, and restores them when the split is gone', () => {
     const base: IdentityFacts = {
-      users: new Map([['a', user(0)], ['b', user(1)]]),
+      users: new Map([
+        ['a', user(0)],
+        ['b', user(1)],
+      ]),
       pairs: [link('phone', 'a', 5)],
       aliases: [],
       actions: [{ id: 1, kind: 'merge', userIds: ['a', 'b'] }],
@@ -44,6 +53,8 @@ describe('identity graph', () => {
       ],
     });
     expect(split.canonicalOf('b')).toBe('b');
-    expect(split.personOf({ ts: 9, messageId: 'e', anonymousId: 'phone', userId: null })).toBe('a:phone');
+    expect(split.personOf({ ts: 9, messageId: 'e', anonymousId: 'phone', userId: null })).toBe(
+      'a:phone',
+    );
   });
 });

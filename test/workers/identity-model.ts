@@ -22,7 +22,17 @@ export interface ModelReport {
   people: number;
 }
 
-const PLACEHOLDERS = ['', 'null', 'undefined', 'nan', 'anonymous', 'guest', '0', '-1', '[object object]'];
+const PLACEHOLDERS = [
+  '',
+  'null',
+  'undefined',
+  'nan',
+  'anonymous',
+  'guest',
+  '0',
+  '-1',
+  '[object object]',
+];
 const isPlaceholder = (id: string) => PLACEHOLDERS.includes(id.trim().toLowerCase());
 
 /** Event-time order: time, then message id. */
@@ -46,7 +56,9 @@ function keptEvents(sent: readonly SentEvent[]): SentEvent[] {
 }
 
 /** Which person each kept event counts for, by the rules of docs/IDENTITY.md. */
-export function modelPeople(sent: readonly SentEvent[]): Array<{ event: SentEvent; person: string }> {
+export function modelPeople(
+  sent: readonly SentEvent[],
+): Array<{ event: SentEvent; person: string }> {
   const events = keptEvents(sent);
 
   // Users, identified users and each user's first event.
@@ -142,7 +154,11 @@ export function modelReport(
         times.push(next.ts);
       }
       if (entry.ts < range.from || entry.ts >= range.to) continue;
-      if (!best || times.length > best.length || (times.length === best.length && times[0]! < best[0]!)) {
+      if (
+        !best ||
+        times.length > best.length ||
+        (times.length === best.length && times[0]! < best[0]!)
+      ) {
         best = times;
       }
     }

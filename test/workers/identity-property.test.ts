@@ -114,7 +114,10 @@ describe('identity property', () => {
                 site,
                 events
                   .filter((e) => e.request === r.index)
-                  .map(({ request: _r, ts, ...e }) => ({ ...e, timestamp: new Date(ts).toISOString() })),
+                  .map(({ request: _r, ts, ...e }) => ({
+                    ...e,
+                    timestamp: new Date(ts).toISOString(),
+                  })),
               ),
             );
           const answers = await Promise.all(sends);
@@ -122,10 +125,14 @@ describe('identity property', () => {
         }
         await settle(site);
 
-        const expected = modelReport(events, { steps: STEPS, windowMs: WINDOW_MS }, {
-          from: Date.UTC(2025, 2, 3),
-          to: Date.UTC(2025, 2, 4),
-        });
+        const expected = modelReport(
+          events,
+          { steps: STEPS, windowMs: WINDOW_MS },
+          {
+            from: Date.UTC(2025, 2, 3),
+            to: Date.UTC(2025, 2, 4),
+          },
+        );
         const actual = await report(site, '2025-03-03', '2025-03-04');
         expect(actual.steps.map((s) => s.count)).toEqual(expected.counts);
         expect(actual.steps.map((s) => s.medianSecondsFromPrevious)).toEqual(expected.medians);
