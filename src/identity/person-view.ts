@@ -162,6 +162,16 @@ export function explainPerson(
       .filter((l) => involved([l.userId, 'anonymousId' in l ? l.anonymousId : l.previousId]))
       .map((l) => l.messageId),
   );
+  // Admin actions that concern these ids: merges of their users, splits of their links or merges.
+  type Body = { userIds?: string[]; severedMessageIds?: string[]; severedActionIds?: number[] };
+  const actions = identity.listActions().map((a) => ({ ...a, body: JSON.parse(a.body) as Body }));
+  const mergesHere = new Set(
+    actions.filter((a) => a.kind === 'merge' && involved(a.body.userIds ?? [])).map((a) => a.id),
+  );
+  const concerns = (a: (typeof actions)[number]) =>
+    mergesHere.has(a.id) ||
+    (a.body.severedMessageIds ?? []).some((id) => linkIds.has(id)) ||
+    (a.body.severedActionIds ?? []).some((id) => mergesHere.has(id));
   const { total, used } = eventsOf(sql, resolution, person);
   return {
     person,
@@ -178,22 +188,15 @@ export function explainPerson(
     }),
     ignored: resolution.ignored.filter((i) => linkIds.has(i.messageId)),
     deviceHistory,
-    actions: identity
-      .listActions()
-      .map((a) => ({
-        id: a.id,
-        kind: a.kind,
-        body: JSON.parse(a.body) as unknown,
-        note: a.note,
-        by: a.by,
-        at: iso(a.at),
-        revertedAt: a.reverted_at === null ? null : iso(a.reverted_at),
-      }))
-      .filter((a) =>
-        JSON.stringify(a.body)
-          .split('"')
-          .some((part) => mine.has(part) || anonymousIds.includes(part) || linkIds.has(part)),
-      ),
+    actions: actions.filter(concerns).map((a) => ({
+      id: a.id,
+      kind: a.kind,
+      body: a.body,
+      note: a.note,
+      by: a.by,
+      at: iso(a.at),
+      revertedAt: a.reverted_at === null ? null : iso(a.reverted_at),
+    })),
     events: total,
     eventsUsed: used.length,
   };

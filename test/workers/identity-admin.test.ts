@@ -76,7 +76,13 @@ describe('admin merge, split and revert', () => {
     };
     expect(severed).toBe(1);
     expect(counts(await report(site, ...DAY))).toEqual([1, 0]);
-    expect((await explain(site, { userId: 'ada-work' })).person).toBe('u:ada-work');
+    const alone = await explain(site, { userId: 'ada-work' });
+    expect(alone.person).toBe('u:ada-work');
+    // Both admin actions stay on the record of the split-out user.
+    expect(alone.actions.map((a) => [a.id, a.kind])).toEqual([
+      [mergeId, 'merge'],
+      [splitId, 'split'],
+    ]);
 
     expect((await revertAction(site, splitId)).status).toBe(200);
     expect(counts(await report(site, ...DAY))).toEqual([1, 1]);
