@@ -103,10 +103,11 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
   if (raw.type === 'alias' && (previousId === null || userId === null)) {
     return reject('missing_alias_ids', 'previousId', 'alias needs both previousId and userId');
   }
-  if (raw.type === 'identify' && raw.userId == null) {
+  // An explicit null is a front-end bug (C13); an absent userId is an anonymous identify.
+  if (raw.type === 'identify' && raw.userId === null) {
     warnings.push({
       code: 'identify_without_user_id',
-      message: 'identify carried no usable userId; it links nothing',
+      message: 'identify sent userId null; it links nothing',
     });
   }
   if (anonymousId === null && userId === null) {
