@@ -18,8 +18,9 @@ export function idReviver(
   context?: { source?: string },
 ): unknown {
   if (typeof value !== 'number' || !ID_FIELDS.has(key)) return value;
-  if (typeof this !== 'object' || this === null || typeof context?.source !== 'string')
+  if (typeof this !== 'object' || this === null || typeof context?.source !== 'string') {
     return value;
+  }
   let fields = written.get(this);
   if (!fields) written.set(this, (fields = new Map()));
   fields.set(key, context.source);

@@ -8,6 +8,7 @@ import {
   createExecutionContext,
   createScheduledController,
   env,
+  evictDurableObject,
   SELF,
   waitOnExecutionContext,
 } from 'cloudflare:test';
@@ -91,6 +92,28 @@ describe('admin merge, split and revert', () => {
     expect((await revertAction(site, mergeId)).status).toBe(404);
     // ada-work never entered (no step_1), so only ada has progress rows.
     expect(await peopleWithRows(site)).toEqual(['u:ada']);
+  });
+
+  it('keeps merges and links after the site object is evicted', async () => {
+    const site = await seedSite('evict', ['step_1', 'step_2']);
+    await importBatch(site, [
+      track('step_1', { anonymousId: 'tablet' }, 'ev-1', at(0)),
+      identify('tablet', 'eve', 'ev-2', at(1)),
+      track('step_1', { userId: 'eve-2' }, 'ev-3', at(2)),
+    ]);
+    await settle(site);
+    const merged = await peopleAction(site, 'merge', { userIds: ['eve', 'eve-2'] });
+    expect(merged.status).toBe(201);
+
+    await evictDurableObject(env.SITE_STATE.get(env.SITE_STATE.idFromName(site.siteId)));
+    // The rebuilt object reads its facts and actions back from its SQLite storage.
+    await importBatch(site, [track('step_2', { anonymousId: 'tablet' }, 'ev-4', at(3))]);
+    await settle(site);
+    expect(counts(await report(site, ...DAY))).toEqual([1, 1]);
+    const person = await explain(site, { anonymousId: 'tablet' });
+    expect(person.person).toBe('u:eve');
+    expect(person.userIds).toEqual(['eve', 'eve-2']);
+    expect(person.events).toBe(4);
   });
 
   it('splits a wrongly linked device back into a person of its own', async () => {
