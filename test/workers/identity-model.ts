@@ -55,9 +55,13 @@ function keptEvents(sent: readonly SentEvent[]): SentEvent[] {
   return kept;
 }
 
-/** Which person each kept event counts for, by the rules of docs/IDENTITY.md. */
+/**
+ * Which person each kept event counts for, by the rules of docs/IDENTITY.md. `adminMerges` are
+ * the recorded admin merges of two users; they apply before any alias.
+ */
 export function modelPeople(
   sent: readonly SentEvent[],
+  adminMerges: ReadonlyArray<readonly [string, string]> = [],
 ): Array<{ event: SentEvent; person: string }> {
   const events = keptEvents(sent);
 
@@ -74,6 +78,12 @@ export function modelPeople(
   // Groups of users as plain arrays; aliases in event-time order.
   let groups: string[][] = [...first.keys()].map((u) => [u]);
   const groupOf = (u: string) => groups.find((g) => g.includes(u)) as string[];
+  for (const [a, b] of adminMerges) {
+    if (!first.has(a) || !first.has(b) || groupOf(a) === groupOf(b)) continue;
+    const ga = groupOf(a);
+    const gb = groupOf(b);
+    groups = [...groups.filter((g) => g !== ga && g !== gb), [...ga, ...gb]];
+  }
   const deviceLinks: Array<{ device: string; user: string; ts: number; messageId: string }> = [];
   for (const e of [...events].sort(before)) {
     if (e.type === 'alias') {
@@ -122,8 +132,9 @@ export function modelReport(
   sent: readonly SentEvent[],
   goal: { steps: string[]; windowMs: number },
   range: { from: number; to: number },
+  adminMerges: ReadonlyArray<readonly [string, string]> = [],
 ): ModelReport {
-  const assigned = modelPeople(sent);
+  const assigned = modelPeople(sent, adminMerges);
   const byPerson = new Map<string, SentEvent[]>();
   for (const { event, person } of assigned) {
     byPerson.set(person, [...(byPerson.get(person) ?? []), event]);

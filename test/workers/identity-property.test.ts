@@ -11,7 +11,7 @@
 import { env } from 'cloudflare:test';
 import fc from 'fast-check';
 import { importBatch, report, seedSite, settle } from './helpers';
-import { explain, identityStats } from './identity-helpers';
+import { explain, identityStats, peopleAction } from './identity-helpers';
 import { modelPeople, modelReport, type SentEvent } from './identity-model';
 
 const STEPS = ['s1', 's2', 's3'];
@@ -80,6 +80,14 @@ const scenario = fc
         fc.record({ order: fc.nat(), wave: fc.integer({ min: 0, max: 2 }), retry: fc.boolean() }),
         { minLength: 6, maxLength: 6 },
       ),
+      // Sometimes an admin merges two users while a wave of events is in flight.
+      merge: fc.option(
+        fc.record({
+          userIds: fc.constantFrom<[string, string]>(['u1', 'u2'], ['u2', 'u3'], ['u1', 'u3']),
+          wave: fc.integer({ min: 0, max: 2 }),
+        }),
+        { nil: null },
+      ),
     }),
   );
 
@@ -88,7 +96,7 @@ let run = 0;
 describe('identity property', () => {
   it(`reports what the independent model computes (${RUNS} runs, seed ${SEED})`, async () => {
     await fc.assert(
-      fc.asyncProperty(scenario, async ({ items, delivery }) => {
+      fc.asyncProperty(scenario, async ({ items, delivery, merge }) => {
         run += 1;
         const site = await seedSite(`prop-${run}`, STEPS, '1h');
         const events: Array<SentEvent & { request: number }> = items.map((item, i) => ({
@@ -105,7 +113,14 @@ describe('identity property', () => {
           .map((d, index) => ({ ...d, index }))
           .filter((r) => events.some((e) => e.request === r.index))
           .sort((a, b) => a.wave - b.wave || a.order - b.order);
+        const mergeAnswers: number[] = [];
+        const mergeNow = async () => {
+          if (!merge) return;
+          const res = await peopleAction(site, 'merge', { userIds: merge.userIds });
+          mergeAnswers.push(res.status);
+        };
         for (const wave of [0, 1, 2]) {
+          const merging = merge?.wave === wave ? mergeNow() : Promise.resolve();
           const sends = requests
             .filter((r) => r.wave === wave)
             .flatMap((r) => (r.retry ? [r, r] : [r]))
@@ -121,9 +136,15 @@ describe('identity property', () => {
               ),
             );
           const answers = await Promise.all(sends);
+          await merging;
           for (const res of answers) expect(res.status).toBe(200);
         }
         await settle(site);
+        // Asked again once everything is in: a 404 (a user not seen yet) or a 409 (already one
+        // person, perhaps by an alias later refused) mid-flight must not decide the outcome.
+        await mergeNow();
+        for (const status of mergeAnswers) expect([201, 404, 409]).toContain(status);
+        const adminMerges = merge && mergeAnswers.includes(201) ? [merge.userIds] : [];
 
         const expected = modelReport(
           events,
@@ -132,6 +153,7 @@ describe('identity property', () => {
             from: Date.UTC(2025, 2, 3),
             to: Date.UTC(2025, 2, 4),
           },
+          adminMerges,
         );
         const actual = await report(site, '2025-03-03', '2025-03-04');
         expect(actual.steps.map((s) => s.count)).toEqual(expected.counts);
@@ -139,7 +161,7 @@ describe('identity property', () => {
         expect((await identityStats(site)).people).toBe(expected.people);
 
         // Person by person: every user id names the model's person, with the model's events.
-        const assigned = modelPeople(events);
+        const assigned = modelPeople(events, adminMerges);
         const sizes = new Map<string, number>();
         for (const { person } of assigned) sizes.set(person, (sizes.get(person) ?? 0) + 1);
         for (const { event, person } of assigned) {
