@@ -3,7 +3,7 @@
  * funnel engine) and the explanation of which ids make them up, and why.
  */
 import { computeAttempts } from '../funnel/engine';
-import type { StoredGoal } from '../funnel/goal-store';
+import type { Goal } from '../funnel/definition';
 import type { PersonProgress } from '../funnel/progress-store';
 import type { Segment } from '../funnel/segment';
 import { byLinkTime } from './assign';
@@ -56,7 +56,7 @@ export function computePerson(
   sql: SqlStorage,
   resolution: Resolution,
   key: string,
-  goals: readonly StoredGoal[],
+  goals: readonly Goal[],
 ): { progress: PersonProgress; events: number; eventsUsed: number } {
   const { total, used } = eventsOf(sql, resolution, key);
   const events = used.map((row) => ({
