@@ -22,6 +22,9 @@ export default defineConfig({
               bindings: {
                 ADMIN_TOKEN: 'test-admin-token-0000000001',
                 TEST_MIGRATIONS: migrations,
+                // Property-test knobs (test/workers/identity-property.test.ts), empty by default.
+                FC_RUNS: process.env.FC_RUNS ?? '',
+                FC_SEED: process.env.FC_SEED ?? '',
               },
             },
           }),

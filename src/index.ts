@@ -10,6 +10,7 @@ import { alertRoutes } from './admin/alert-routes';
 import { funnelAdminRoutes } from './admin/funnel-admin-routes';
 import { runAlerts } from './alerts/cron';
 import { ingestAdminRoutes } from './admin/ingest-admin-routes';
+import { peopleRoutes } from './admin/people-routes';
 import { recordStepVolumes } from './alerts/step-volumes';
 import type { Env } from './env';
 import { resumeRebuilds } from './funnel/rebuild';
@@ -54,6 +55,7 @@ app.route('/', adminRoutes);
 app.route('/', alertRoutes);
 app.route('/', funnelAdminRoutes);
 app.route('/', ingestAdminRoutes);
+app.route('/', peopleRoutes);
 app.route('/', reportRoutes);
 app.route('/', trackerRoutes);
 

@@ -11,6 +11,7 @@ import {
   resubmitSchema,
   rotateKeySchema,
 } from './admin/ingest-admin-routes';
+import { mergeInputSchema, splitInputSchema } from './admin/people-routes';
 import { alertConfigInputSchema } from './alerts/config';
 import './funnel/definition';
 import './ingest/schema';
@@ -24,6 +25,8 @@ const NAMED_SCHEMAS: Record<string, z.ZodType> = {
   Resubmit: resubmitSchema,
   RotateWriteKey: rotateKeySchema,
   AdminTokenInput: adminTokenSchema,
+  MergeInput: mergeInputSchema,
+  SplitInput: splitInputSchema,
 };
 for (const [id, schema] of Object.entries(NAMED_SCHEMAS)) {
   if (!z.globalRegistry.has(schema)) z.globalRegistry.add(schema, { id });
@@ -114,6 +117,19 @@ function ingestAdminPaths(): Record<string, unknown> {
     '/admin/tokens': { post: op('/admin/tokens', 'Create a named admin token', 'AdminTokenInput') },
     '/admin/tokens/{name}': { delete: op('/admin/tokens/{name}', 'Revoke an admin token') },
     '/admin/audit': { get: op('/admin/audit', 'Audit log of admin changes (?site, ?limit)') },
+  };
+}
+
+/** Explain, merge, split and revert people (docs/IDENTITY.md). */
+function peoplePaths(): Record<string, unknown> {
+  const people = '/admin/sites/{siteId}/people';
+  const op = adminOperation;
+  return {
+    [people]: { get: op(people, 'Explain the person of ?userId= or ?anonymousId=: ids and why') },
+    [`${people}/merge`]: { post: op(`${people}/merge`, 'Merge two known users (recorded, reversible)', 'MergeInput') },
+    [`${people}/split`]: { post: op(`${people}/split`, 'Take a wrongly merged id back out', 'SplitInput') },
+    [`${people}/actions/{actionId}`]: { delete: op(`${people}/actions/{actionId}`, 'Revert a merge or split') },
+    '/admin/sites/{siteId}/identity': { get: op('/admin/sites/{siteId}/identity', 'Identity counts of the site') },
   };
 }
 
@@ -258,6 +274,7 @@ export function buildOpenApi(): Record<string, unknown> {
     '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'OK' } } } },
     ...funnelAdminPaths(),
     ...ingestAdminPaths(),
+    ...peoplePaths(),
     ...alertPaths(),
   };
   for (const route of ['track', 'identify', 'page', 'screen', 'group', 'alias']) {

@@ -316,6 +316,7 @@ export async function stitchStats({ dir, files, steps, windowSeconds, from, to }
          )::INTEGER AS "rowsWithoutId",
          (SELECT count(DISTINCT aid) FROM csv_rows)::INTEGER AS "browserIds",
          (SELECT count(DISTINCT aid) FROM links)::INTEGER AS "linkedBrowserIds",
+         (SELECT count(DISTINCT email) FROM links)::INTEGER AS "linkedUsers",
          (SELECT count(DISTINCT email) FROM csv_rows)::INTEGER AS "users",
          (SELECT count(*) FROM (SELECT aid FROM links GROUP BY aid HAVING count(*) > 1)
          )::INTEGER AS "browserIdsWithSeveralUsers",

@@ -136,6 +136,9 @@ export const events = sqliteTable(
   (t) => [
     primaryKey({ columns: [t.siteId, t.messageId] }),
     index('events_site_ts').on(t.siteId, t.ts),
+    // The ingest alias guardrail looks users up by id.
+    index('events_site_user').on(t.siteId, t.userId),
+    index('events_site_anonymous').on(t.siteId, t.anonymousId),
   ],
 );
 

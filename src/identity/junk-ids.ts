@@ -25,6 +25,10 @@ const JUNK_IDS = new Set([
   'false',
   '""',
   "''",
+  '<nil>',
+  'n/a',
+  '[]',
+  '{}',
 ]);
 
 const ALL_ZERO_UUID = /^0{8}-?0{4}-?0{4}-?0{4}-?0{12}$/;

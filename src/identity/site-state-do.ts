@@ -1,7 +1,8 @@
 /**
  * SiteState: the Durable Object that holds one site's people. It keeps every event of the site
- * in its own SQLite storage (who did what, when), stitches devices to users, recomputes each
- * touched person's attempts from event time and writes them to D1.
+ * in its own SQLite storage (who did what, when), resolves the site's identity graph
+ * (docs/IDENTITY.md), recomputes each touched person's attempts from event time and writes them
+ * to D1.
  *
  * One object per site, on purpose (docs/ARCHITECTURE.md): a merge is then a local transaction,
  * and an ingest request costs one object call whatever the number of people in it.
@@ -10,38 +11,37 @@ import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../env';
 import type { StoredEvent } from '../ingest/normalize';
 import type { Goal } from '../funnel/definition';
-import { computeAttempts } from '../funnel/engine';
 import { listLiveGoals, markReady, type StoredGoal } from '../funnel/goal-store';
-import {
-  attemptRow,
-  goalKey,
-  writeProgress,
-  type AttemptRow,
-  type PersonProgress,
-} from '../funnel/progress-store';
-import { segmentOf, type Segment } from '../funnel/segment';
+import { attemptRow, goalKey, writeProgress, type AttemptRow } from '../funnel/progress-store';
+import { segmentOf } from '../funnel/segment';
 import { logger } from '../lib/logger';
-import { anonymousKey, byLinkTime, personOf, userKey, type Link } from './assign';
-
-interface EventRow extends Record<string, SqlStorageValue> {
-  message_id: string;
-  anon: string | null;
-  user: string | null;
-  ts: number;
-  type: string;
-  name: string | null;
-  props: string | null;
-  seg: string;
-}
+import { changedPeople, resolveIdentity, type Resolution } from './id-graph';
+import { IdentityStore } from './identity-store';
+import { computePerson, explainPerson, type ExplainAnswer } from './person-view';
 
 const propsJson = (value: Record<string, unknown> | null) => (value ? JSON.stringify(value) : null);
 
 /** Goal definitions are re-read from D1 at most this often, and at once on `goalsChanged`. */
 const GOALS_TTL_MS = 30_000;
 
+/** An admin call's outcome: data, or a refusal the route maps to an HTTP error. */
+export type AdminOutcome<T> =
+  | { ok: true; value: T }
+  | { ok: false; status: 400 | 404 | 409; code: string; message: string };
+
+export interface AdminWho {
+  by: string;
+  at: number;
+  note: string | null;
+}
+
 export class SiteState extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  private readonly dirty = new Set<string>();
+  private readonly identity: IdentityStore;
+  /** Dirty person keys with the sequence number of their latest marking (also in `dirty`). */
+  private readonly dirty = new Map<string, number>();
+  private sequence = 0;
+  private resolution: Resolution | null = null;
   private flushing: Promise<void> | null = null;
   private goals: { siteId: string; loadedAt: number; list: StoredGoal[] } | null = null;
 
@@ -54,6 +54,20 @@ export class SiteState extends DurableObject<Env> {
     this.sql.exec('CREATE INDEX IF NOT EXISTS events_anon ON events (anon)');
     this.sql.exec('CREATE INDEX IF NOT EXISTS events_user ON events (user)');
     this.sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)');
+    // Dirty people survive an eviction: a recompute that was promised is still owed.
+    this.sql.exec('CREATE TABLE IF NOT EXISTS dirty (key TEXT PRIMARY KEY, seq INTEGER NOT NULL)');
+    this.identity = new IdentityStore(this.sql);
+    for (const row of this.sql.exec<{ key: string; seq: number }>('SELECT key, seq FROM dirty')) {
+      this.dirty.set(row.key, row.seq);
+      this.sequence = Math.max(this.sequence, row.seq);
+    }
+    if (this.dirty.size > 0) void ctx.storage.setAlarm(Date.now() + 1_000);
+  }
+
+  /** Finishes a recompute left owed by an eviction or a failed D1 write. */
+  override async alarm(): Promise<void> {
+    const siteId = this.knownSite();
+    if (siteId && this.dirty.size > 0) await this.flush(siteId);
   }
 
   /**
@@ -64,15 +78,24 @@ export class SiteState extends DurableObject<Env> {
    */
   async apply(siteId: string, batchId: string | null, events: StoredEvent[]): Promise<void> {
     this.rememberSite(siteId);
-    // Storage writes and dirty marking are synchronous: no other request interleaves here.
+    // Everything up to the flush is synchronous: no other request interleaves with it.
+    const before = this.resolve();
+    let graphChanged = false;
+    const touched: Array<{
+      ts: number;
+      messageId: string;
+      anonymousId: string | null;
+      userId: string | null;
+    }> = [];
     for (const event of events) {
       if (!event.messageId) continue;
-      const anon = event.anonymousId ?? (event.type === 'alias' ? event.previousId : null);
-      this.sql.exec(
+      const alias = event.type === 'alias';
+      const anonymousId = alias ? null : event.anonymousId;
+      const cursor = this.sql.exec(
         `INSERT OR IGNORE INTO events (message_id, anon, user, ts, type, name, props, seg)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
         event.messageId,
-        anon,
+        anonymousId,
         event.userId,
         event.ts,
         event.type,
@@ -81,8 +104,21 @@ export class SiteState extends DurableObject<Env> {
         propsJson(event.type === 'identify' ? event.traits : event.properties),
         JSON.stringify(segmentOf(event.context)),
       );
-      this.markDirty(anon, event.userId);
+      if (cursor.rowsWritten > 0) {
+        const facts = {
+          ...event,
+          messageId: event.messageId,
+          anonymousId,
+          previousId: alias ? event.previousId : null,
+        };
+        graphChanged = this.identity.record(facts) || graphChanged;
+      }
+      touched.push({ ts: event.ts, messageId: event.messageId, anonymousId, userId: event.userId });
     }
+    if (graphChanged) this.regraph(before);
+    const after = this.resolve();
+    for (const event of touched) this.markDirty(after.personOf(event));
+
     await this.flush(siteId);
     if (batchId) {
       await this.env.DB.prepare('UPDATE batches SET applied_at = ? WHERE id = ?')
@@ -91,25 +127,21 @@ export class SiteState extends DurableObject<Env> {
     }
   }
 
-  /** Reloads goal definitions and rebuilds every person's progress for them. */
+  /**
+   * Reloads goal definitions, rebuilds every person's progress for them, then marks the versions
+   * it covered ready, so reports switch to them only once they are complete.
+   */
   async goalsChanged(siteId: string): Promise<{ people: number }> {
     this.rememberSite(siteId);
     this.goals = null;
     // The versions this rebuild covers; a version saved meanwhile triggers its own rebuild.
     const building = (await this.loadGoals(siteId)).map((g) => ({ id: g.id, version: g.version }));
-    const users = this.sql.exec<{ user: string }>(
-      'SELECT DISTINCT user FROM events WHERE user IS NOT NULL',
-    );
-    for (const { user } of users) this.dirty.add(userKey(user));
-    const anons = this.sql.exec<{ anon: string }>(
-      'SELECT DISTINCT anon FROM events WHERE anon IS NOT NULL',
-    );
-    for (const { anon } of anons) this.dirty.add(anonymousKey(anon));
-    const people = this.dirty.size;
+    const people = this.people();
+    for (const key of people) this.markDirty(key);
     await this.flush(siteId);
     await markReady(this.env.DB, siteId, building);
     this.goals = null;
-    return { people };
+    return { people: people.size };
   }
 
   /**
@@ -125,20 +157,11 @@ export class SiteState extends DurableObject<Env> {
     columns: readonly string[],
   ): Promise<AttemptRow[]> {
     this.rememberSite(siteId);
-    const keys = new Set<string>();
-    for (const { user } of this.sql.exec<{ user: string }>(
-      'SELECT DISTINCT user FROM events WHERE user IS NOT NULL',
-    )) {
-      keys.add(userKey(user));
-    }
-    for (const { anon } of this.sql.exec<{ anon: string }>(
-      'SELECT DISTINCT anon FROM events WHERE anon IS NOT NULL',
-    )) {
-      keys.add(anonymousKey(anon));
-    }
+    const resolution = this.resolve();
     const rows: AttemptRow[] = [];
-    for (const key of keys) {
-      const found = this.computePerson(key, [goal]).attempts.get(goalKey(goal)) ?? [];
+    for (const key of this.people()) {
+      const { progress } = computePerson(this.sql, resolution, key, [goal]);
+      const found = progress.attempts.get(goalKey(goal)) ?? [];
       let best: (typeof found)[number] | undefined;
       for (const attempt of found) {
         const t1 = attempt.times[0] as number;
@@ -157,7 +180,8 @@ export class SiteState extends DurableObject<Env> {
 
   /**
    * One person's events in this object's storage, by any of their ids (an admin export), and
-   * with `erase` deleted too (right to erasure). Their progress rows in D1 are the caller's.
+   * with `erase` deleted too (right to erasure), identity facts included. Their progress rows
+   * in D1 are the caller's.
    */
   async personEvents(
     ids: { anonymousIds: string[]; userIds: string[] },
@@ -168,52 +192,238 @@ export class SiteState extends DurableObject<Env> {
     const anons = JSON.stringify(ids.anonymousIds);
     const users = JSON.stringify(ids.userIds);
     const rows = this.sql.exec(`SELECT * FROM events WHERE ${where}`, anons, users).toArray();
-    if (erase) this.sql.exec(`DELETE FROM events WHERE ${where}`, anons, users);
+    if (erase) {
+      const before = this.resolve();
+      this.sql.exec(`DELETE FROM events WHERE ${where}`, anons, users);
+      this.identity.forget(ids);
+      this.regraph(before);
+    }
     return rows;
   }
 
-  /** Counts kept in this object, for the admin status endpoint and tests. */
-  async stats(): Promise<{ events: number; people: number }> {
+  /** Counts kept in this object, for the admin identity summary and tests. */
+  async stats(): Promise<{
+    events: number;
+    people: number;
+    users: number;
+    devices: number;
+    linkedDevices: number;
+    /** People (canonical users) holding at least one linked device. */
+    peopleWithDevices: number;
+    userMerges: number;
+    refusedAliases: number;
+  }> {
+    const resolution = this.resolve();
     const events = this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM events').one().n;
-    const users = this.sql
-      .exec<{ n: number }>('SELECT COUNT(DISTINCT user) AS n FROM events WHERE user IS NOT NULL')
-      .one().n;
-    const lone = this.sql
+    const devices = this.sql
       .exec<{ n: number }>(
-        `SELECT COUNT(DISTINCT anon) AS n FROM events e WHERE user IS NULL AND NOT EXISTS
-           (SELECT 1 FROM events l WHERE l.anon = e.anon AND l.user IS NOT NULL)`,
+        `SELECT COUNT(*) AS n FROM (SELECT anon FROM events WHERE anon IS NOT NULL
+           UNION SELECT prev FROM aliases WHERE prev NOT IN (SELECT user FROM users))`,
       )
       .one().n;
-    return { events, people: users + lone };
+    return {
+      events,
+      people: this.people().size,
+      users: this.identity.load().users.size,
+      devices,
+      linkedDevices: resolution.deviceLinks.size,
+      peopleWithDevices: new Set(
+        [...resolution.deviceLinks.values()].flatMap((links) =>
+          links.map((l) => resolution.canonicalOf(l.userId)),
+        ),
+      ).size,
+      userMerges: resolution.merges.length,
+      refusedAliases: resolution.refused.length,
+    };
+  }
+
+  /** Which ids make up the person of a user or device id, and why. */
+  async explain(query: {
+    userId?: string;
+    anonymousId?: string;
+  }): Promise<AdminOutcome<ExplainAnswer>> {
+    const answer = explainPerson(this.sql, this.identity, this.resolve(), query);
+    if (!answer)
+      return {
+        ok: false,
+        status: 404,
+        code: 'person_not_found',
+        message: 'no event carries that id',
+      };
+    return { ok: true, value: answer };
+  }
+
+  /** Merges two known users explicitly (the only way to join two identified users). */
+  async merge(
+    siteId: string,
+    userIds: [string, string],
+    who: AdminWho,
+  ): Promise<AdminOutcome<{ actionId: number; person: string }>> {
+    this.rememberSite(siteId);
+    const facts = this.identity.load();
+    const unknown = userIds.find((id) => !facts.users.has(id));
+    if (unknown !== undefined) {
+      return {
+        ok: false,
+        status: 404,
+        code: 'user_not_found',
+        message: `no event carries userId ${unknown}`,
+      };
+    }
+    if (userIds[0] === userIds[1]) {
+      return {
+        ok: false,
+        status: 400,
+        code: 'same_user',
+        message: 'a user cannot be merged with itself',
+      };
+    }
+    const before = this.resolve();
+    if (before.canonicalOf(userIds[0]) === before.canonicalOf(userIds[1])) {
+      return {
+        ok: false,
+        status: 409,
+        code: 'already_merged',
+        message: 'the two users are already one person',
+      };
+    }
+    const actionId = this.identity.addAction({ kind: 'merge', userIds }, who);
+    this.regraph(before);
+    await this.flush(siteId);
+    logger.info('identity.merged', { site: siteId, action: actionId, by: who.by });
+    return { ok: true, value: { actionId, person: `u:${this.resolve().canonicalOf(userIds[0])}` } };
+  }
+
+  /**
+   * Takes an id back out of its person: for a device, severs every link of it stored now; for
+   * a user, severs every user merge (alias or admin merge) that involves it.
+   */
+  async split(
+    siteId: string,
+    query: { userId?: string; anonymousId?: string },
+    who: AdminWho,
+  ): Promise<AdminOutcome<{ actionId: number; severed: number }>> {
+    this.rememberSite(siteId);
+    const facts = this.identity.load();
+    const before = this.resolve();
+    let severedMessageIds: string[] = [];
+    let severedActionIds: number[] = [];
+    if (query.anonymousId !== undefined) {
+      const device = query.anonymousId;
+      severedMessageIds = [
+        ...facts.pairs.filter((l) => l.anonymousId === device).map((l) => l.messageId),
+        ...facts.aliases.filter((a) => a.previousId === device).map((a) => a.messageId),
+      ];
+    } else if (query.userId !== undefined) {
+      const user = query.userId;
+      severedMessageIds = before.merges
+        .filter((m) => m.userIds.includes(user) && 'messageId' in m.by)
+        .map((m) => (m.by as { messageId: string }).messageId);
+      severedActionIds = before.merges
+        .filter((m) => m.userIds.includes(user) && 'actionId' in m.by)
+        .map((m) => (m.by as { actionId: number }).actionId);
+    }
+    if (severedMessageIds.length + severedActionIds.length === 0) {
+      return {
+        ok: false,
+        status: 409,
+        code: 'nothing_to_split',
+        message: 'the id is not merged with anything',
+      };
+    }
+    const actionId = this.identity.addAction(
+      { kind: 'split', severedMessageIds, severedActionIds },
+      who,
+    );
+    this.regraph(before);
+    await this.flush(siteId);
+    logger.info('identity.split', { site: siteId, action: actionId, by: who.by });
+    return {
+      ok: true,
+      value: { actionId, severed: severedMessageIds.length + severedActionIds.length },
+    };
+  }
+
+  /** Reverts an admin merge or split. */
+  async revert(
+    siteId: string,
+    actionId: number,
+    who: AdminWho,
+  ): Promise<AdminOutcome<{ reverted: number }>> {
+    this.rememberSite(siteId);
+    const before = this.resolve();
+    if (!this.identity.revertAction(actionId, who)) {
+      return {
+        ok: false,
+        status: 404,
+        code: 'action_not_found',
+        message: 'no active admin action with that id',
+      };
+    }
+    this.regraph(before);
+    await this.flush(siteId);
+    return { ok: true, value: { reverted: actionId } };
+  }
+
+  private resolve(): Resolution {
+    this.resolution ??= resolveIdentity(this.identity.load());
+    return this.resolution;
+  }
+
+  /**
+   * Re-resolves the graph and marks every person whose events may have moved.
+   * TODO(someday): both steps are linear in the site's users and links per changing batch
+   * (milliseconds at the Puffy scale); a site with millions of users needs an incremental graph.
+   */
+  private regraph(before: Resolution): void {
+    this.resolution = null;
+    const after = this.resolve();
+    for (const key of changedPeople(before, after, this.identity.load().users.keys())) {
+      this.markDirty(key);
+    }
+  }
+
+  /** Every person key that has at least one event. */
+  private people(): Set<string> {
+    const resolution = this.resolve();
+    const people = new Set<string>();
+    for (const userId of this.identity.load().users.keys())
+      people.add(`u:${resolution.canonicalOf(userId)}`);
+    const lone = this.sql.exec<{ anon: string }>(
+      'SELECT DISTINCT anon FROM events WHERE user IS NULL AND anon IS NOT NULL',
+    );
+    for (const { anon } of lone) if (!resolution.deviceLinks.has(anon)) people.add(`a:${anon}`);
+    return people;
+  }
+
+  private knownSite(): string | null {
+    const row = this.sql
+      .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'site'")
+      .toArray()[0];
+    return row?.value ?? null;
   }
 
   private rememberSite(siteId: string): void {
-    const known = this.sql
-      .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'site'")
-      .toArray()[0];
-    if (known && known.value !== siteId) {
-      throw new Error(`SiteState for ${known.value} was called for site ${siteId}`);
+    const known = this.knownSite();
+    if (known && known !== siteId) {
+      throw new Error(`SiteState for ${known} was called for site ${siteId}`);
     }
     if (!known) this.sql.exec("INSERT INTO meta (key, value) VALUES ('site', ?)", siteId);
   }
 
-  /** Marks the people an event can affect: its user, its device, and every user of the device. */
-  private markDirty(anon: string | null, user: string | null): void {
-    if (user !== null) this.dirty.add(userKey(user));
-    if (anon === null) return;
-    this.dirty.add(anonymousKey(anon));
-    const linked = this.sql.exec<{ user: string }>(
-      'SELECT DISTINCT user FROM events WHERE anon = ? AND user IS NOT NULL',
-      anon,
-    );
-    for (const row of linked) this.dirty.add(userKey(row.user));
+  private markDirty(key: string): void {
+    this.sequence += 1;
+    this.dirty.set(key, this.sequence);
+    this.sql.exec('INSERT OR REPLACE INTO dirty (key, seq) VALUES (?, ?)', key, this.sequence);
   }
 
   /**
    * Writes the progress of every dirty person to D1. One flush runs at a time: a caller that
    * arrives while one runs waits for it, and the loop keeps going until nothing is dirty, so
    * every write is computed from storage as it is at that moment and later writes land later.
-   * This is what keeps awaited D1 I/O from interleaving stale progress over fresh (C33).
+   * This is what keeps awaited D1 I/O from interleaving stale progress over fresh (C33): an
+   * event or a merge that lands during the await marks its people dirty again, and the loop
+   * writes them once more from the new state.
    */
   private flush(siteId: string): Promise<void> {
     this.flushing ??= this.runFlush(siteId).finally(() => {
@@ -225,15 +435,23 @@ export class SiteState extends DurableObject<Env> {
   private async runFlush(siteId: string): Promise<void> {
     while (this.dirty.size > 0) {
       const goals = await this.loadGoals(siteId);
-      const keys = [...this.dirty].slice(0, 500);
-      for (const key of keys) this.dirty.delete(key);
-      const people = keys.map((key) => this.computePerson(key, goals));
+      const taken = [...this.dirty].slice(0, 500);
+      for (const [key] of taken) this.dirty.delete(key);
+      const resolution = this.resolve();
+      const people = taken.map(([key]) => computePerson(this.sql, resolution, key, goals).progress);
       try {
         await writeProgress(this.env.DB, siteId, goals, people);
       } catch (error) {
-        for (const key of keys) this.dirty.add(key);
-        logger.error('site_state.flush_failed', { site: siteId, people: keys.length, cause: error });
+        for (const [key, seq] of taken) if (!this.dirty.has(key)) this.dirty.set(key, seq);
+        logger.error('site_state.flush_failed', {
+          site: siteId,
+          people: taken.length,
+          cause: error,
+        });
         throw error;
+      }
+      for (const [key, seq] of taken) {
+        this.sql.exec('DELETE FROM dirty WHERE key = ? AND seq = ?', key, seq);
       }
     }
   }
@@ -244,61 +462,5 @@ export class SiteState extends DurableObject<Env> {
       this.goals = { siteId, loadedAt: now, list: await listLiveGoals(this.env.DB, siteId) };
     }
     return this.goals.list;
-  }
-
-  /** Gathers a person's events by the identity rules and runs every goal over them. */
-  private computePerson(key: string, goals: readonly Goal[]): PersonProgress {
-    const id = key.slice(2);
-    const rows =
-      key.startsWith('u:')
-        ? this.sql
-            .exec<EventRow>(
-              `SELECT * FROM events WHERE user = ?1
-               UNION SELECT * FROM events WHERE user IS NULL AND anon IN
-                 (SELECT anon FROM events WHERE user = ?1 AND anon IS NOT NULL)`,
-              id,
-            )
-            .toArray()
-        : this.sql.exec<EventRow>('SELECT * FROM events WHERE anon = ? AND user IS NULL', id).toArray();
-
-    const linksByAnon = new Map<string, Link[]>();
-    const linksOf = (anon: string): Link[] => {
-      let links = linksByAnon.get(anon);
-      if (!links) {
-        links = this.sql
-          .exec<{ user: string; ts: number; message_id: string }>(
-            'SELECT user, ts, message_id FROM events WHERE anon = ? AND user IS NOT NULL',
-            anon,
-          )
-          .toArray()
-          .map((r) => ({ anonymousId: anon, userId: r.user, ts: r.ts, messageId: r.message_id }))
-          .sort(byLinkTime);
-        linksByAnon.set(anon, links);
-      }
-      return links;
-    };
-
-    const mine = rows.filter((row) => {
-      const event = { messageId: row.message_id, ts: row.ts, anonymousId: row.anon, userId: row.user };
-      return personOf(event, row.user === null && row.anon ? linksOf(row.anon) : []) === key;
-    });
-    const events = mine.map((row) => ({
-      messageId: row.message_id,
-      ts: row.ts,
-      type: row.type,
-      event: row.name,
-      properties: row.props ? (JSON.parse(row.props) as Record<string, unknown>) : null,
-      segment: JSON.parse(row.seg) as Segment,
-    }));
-
-    const attempts: PersonProgress['attempts'] = new Map();
-    for (const goal of goals) {
-      const found = computeAttempts(events, goal).map((attempt) => ({
-        ...attempt,
-        segment: (attempt.entry as (typeof events)[number]).segment,
-      }));
-      if (found.length > 0) attempts.set(goalKey(goal), found);
-    }
-    return { personId: key, attempts };
   }
 }

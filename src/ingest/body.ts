@@ -3,6 +3,7 @@
  * or gzip-encoded. Throws `ApiError` with a stable code when the body is unusable.
  */
 import { ApiError } from '../lib/http-error';
+import { idReviver } from './lossless-ids';
 
 /** Segment's batch limit. */
 export const MAX_BODY_BYTES = 500 * 1024;
@@ -60,8 +61,18 @@ export async function readJsonBody(request: Request): Promise<unknown> {
   // Broken UTF-8 becomes U+FFFD rather than an exception: the JSON may still be usable.
   const text = new TextDecoder('utf-8').decode(bytes);
   try {
-    return JSON.parse(text);
+    return JSON.parse(text, idReviver);
   } catch (error) {
+    // A reviver walks the parsed value recursively: extreme nesting overflows its stack while a
+    // plain parse succeeds. Such a body keeps its events (deep values are capped later), and only
+    // big numeric ids in it lose their exact text.
+    if (error instanceof RangeError) {
+      try {
+        return JSON.parse(text);
+      } catch {
+        // Not JSON after all: answered below.
+      }
+    }
     throw new ApiError(400, 'invalid_json', 'request body is not valid JSON', { cause: error });
   }
 }

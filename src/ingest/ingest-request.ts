@@ -2,6 +2,7 @@
  * The ingest shell: from a parsed body and a resolved site to stored events and the response
  * contract of docs/API.md. Routes authenticate and read the body; this does the rest.
  */
+import { deviceReassignedWarnings, refusedAliasWarnings } from '../identity/alias-guard';
 import { sha256Hex } from '../lib/crypto';
 import { logger } from '../lib/logger';
 import { ApiError } from '../lib/http-error';
@@ -124,6 +125,7 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
   const filtered: Array<Filtered & { raw: unknown; messageId: string }> = [];
   const warnings: Warning[] = [];
   const seen = new Set<string>();
+  const checked: Array<{ index: number; event: StoredEvent }> = [];
   let duplicates = 0;
   for (const [index, message] of messages.entries()) {
     const result = normalizeEvent(message, options);
@@ -157,7 +159,12 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
       continue;
     }
     valid.push({ ...result.event, messageId });
+    checked.push({ index, event: result.event });
   }
+  warnings.push(
+    ...(await refusedAliasWarnings(input.db, input.siteId, checked)),
+    ...(await deviceReassignedWarnings(input.db, input.siteId, checked)),
+  );
 
   const batchId = crypto.randomUUID();
   let stored: Array<StoredEvent & { messageId: string }>;

@@ -4,6 +4,7 @@
  */
 import { isJunkId } from '../identity/junk-ids';
 import { guardPayload, MAX_NAME_BYTES, truncateText } from './guards';
+import { numericIdText } from './lossless-ids';
 import { EVENT_TYPES, rawEventSchema, type EventType, type Rejection, type Warning } from './schema';
 import { MAX_FUTURE_MS, parseTimestamp, resolveEventTime } from './timestamps';
 
@@ -55,11 +56,12 @@ function readId(
   value: unknown,
   field: string,
   warnings: Array<Omit<Warning, 'index'>>,
+  holder: unknown,
 ): string | null {
   if (value === undefined || value === null) return null;
-  // TODO(soon): ids beyond 2^53 arrive already rounded by JSON.parse; issue 3 reads id fields
-  // from the request text losslessly.
-  const text = typeof value === 'number' ? String(value) : String(value).trim();
+  // Numbers come as the text the request wrote (ids beyond 2^53 stay exact).
+  const text =
+    typeof value === 'number' ? numericIdText(holder, field, value) : String(value).trim();
   if (isJunkId(text)) {
     warnings.push({
       code: 'junk_id_dropped',
@@ -148,14 +150,21 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
   const raw = parsed.data;
   const warnings: Array<Omit<Warning, 'index'>> = [...guarded.warnings];
 
-  const anonymousId = readId(raw.anonymousId, 'anonymousId', warnings);
-  const userId = readId(raw.userId, 'userId', warnings);
-  const previousId = readId(raw.previousId, 'previousId', warnings);
+  const anonymousId = readId(raw.anonymousId, 'anonymousId', warnings, input);
+  const userId = readId(raw.userId, 'userId', warnings, input);
+  const previousId = readId(raw.previousId, 'previousId', warnings, input);
   if (raw.type === 'alias' && (previousId === null || userId === null)) {
     return reject('missing_alias_ids', 'previousId', 'alias needs both previousId and userId');
   }
   if (raw.type === 'group' && (raw.groupId === undefined || raw.groupId === null)) {
     return reject('missing_group_id', 'groupId', 'group calls need a groupId');
+  }
+  // An explicit null is a front-end bug (C13); an absent userId is an anonymous identify.
+  if (raw.type === 'identify' && raw.userId === null) {
+    warnings.push({
+      code: 'identify_without_user_id',
+      message: 'identify sent userId null; it links nothing',
+    });
   }
   if (anonymousId === null && userId === null) {
     const dropped = warnings.length > 0 ? ' (its ids were placeholders or too long)' : '';

@@ -7,6 +7,9 @@ declare global {
     interface Env {
       /** The migrations of migrations/, read at config time and applied by apply-migrations.ts. */
       TEST_MIGRATIONS: D1Migration[];
+      /** Property-test run count and seed, from the shell (empty: the fixed CI defaults). */
+      FC_RUNS: string;
+      FC_SEED: string;
     }
   }
 }

@@ -1,0 +1,274 @@
+/**
+ * The identity graph of one site (docs/IDENTITY.md). Pure: the site's identity facts in (user
+ * ids, device links, aliases, admin actions), a resolution out that says which person every
+ * event counts for and why. Nothing here depends on arrival order: every choice is made in
+ * event-time order, ties by message id.
+ */
+import { byLinkTime, type Link } from './assign';
+
+/** Device ids plus user ids one person may hold; links past it are ignored (docs/IDENTITY.md). */
+export const MAX_IDS_PER_PERSON = 1_000;
+/** The newest events of one person that its progress is computed from. */
+export const MAX_EVENTS_PER_PERSON = 20_000;
+
+/** What the site knows about one user id: its first event and whether it is identified. */
+export interface UserFact {
+  firstTs: number;
+  firstMessageId: string;
+  /** True when a stored event other than an alias carries this user id. */
+  identified: boolean;
+}
+
+export interface AliasFact {
+  messageId: string;
+  ts: number;
+  previousId: string;
+  userId: string;
+}
+
+/** An admin action: a merge of two users, or a split that severs links and merges. */
+export type AdminAction =
+  | { id: number; kind: 'merge'; userIds: [string, string] }
+  | { id: number; kind: 'split'; severedMessageIds: string[]; severedActionIds: number[] };
+
+export interface IdentityFacts {
+  users: ReadonlyMap<string, UserFact>;
+  /** Every stored event carrying both ids, as a device link. */
+  pairs: readonly Link[];
+  aliases: readonly AliasFact[];
+  /** Active (not reverted) admin actions. */
+  actions: readonly AdminAction[];
+}
+
+export interface UserMerge {
+  userIds: [string, string];
+  by: { messageId: string } | { actionId: number };
+}
+
+export interface Resolution {
+  /** The canonical user id of a user id's group (itself when ungrouped). */
+  canonicalOf(userId: string): string;
+  /** The user ids of a canonical user's group. */
+  usersOf(canonical: string): readonly string[];
+  /** The device ids linked to a canonical user's group. */
+  devicesOf(canonical: string): ReadonlySet<string>;
+  /** Accepted device links per device, in event-time order. */
+  deviceLinks: ReadonlyMap<string, readonly Link[]>;
+  merges: readonly UserMerge[];
+  refused: ReadonlyArray<{ messageId: string; reason: 'alias_refused_identified_users' }>;
+  ignored: ReadonlyArray<{ messageId: string; reason: 'person_id_limit' | 'severed_by_split' }>;
+  /** The person key (`u:…` or `a:…`) an event counts for. */
+  personOf(event: {
+    ts: number;
+    messageId: string;
+    anonymousId: string | null;
+    userId: string | null;
+  }): string;
+}
+
+export const userKey = (userId: string) => `u:${userId}`;
+export const anonymousKey = (anonymousId: string) => `a:${anonymousId}`;
+
+/** Union-find over user ids; the root carries no meaning until `canonical` picks a name. */
+class Groups {
+  private readonly parent = new Map<string, string>();
+
+  find(id: string): string {
+    let root = id;
+    while (this.parent.has(root) && this.parent.get(root) !== root)
+      root = this.parent.get(root) as string;
+    // Path compression keeps later finds flat.
+    let node = id;
+    while (node !== root) {
+      const next = this.parent.get(node) as string;
+      this.parent.set(node, root);
+      node = next;
+    }
+    return root;
+  }
+
+  union(a: string, b: string): void {
+    const ra = this.find(a);
+    const rb = this.find(b);
+    if (ra !== rb) this.parent.set(ra, rb);
+  }
+}
+
+/** Resolves the site's facts into people. */
+export function resolveIdentity(
+  facts: IdentityFacts,
+  limits: { maxIdsPerPerson: number } = { maxIdsPerPerson: MAX_IDS_PER_PERSON },
+): Resolution {
+  const severedMessages = new Set<string>();
+  const severedActions = new Set<number>();
+  for (const action of facts.actions) {
+    if (action.kind !== 'split') continue;
+    for (const id of action.severedMessageIds) severedMessages.add(id);
+    for (const id of action.severedActionIds) severedActions.add(id);
+  }
+
+  // Groups of users: admin merges first (explicit, no guardrail), then user-to-user aliases in
+  // event-time order, each refused if its union would hold two identified users.
+  const groups = new Groups();
+  const identifiedIn = new Map<string, number>();
+  const identifiedCount = (root: string) => identifiedIn.get(root) ?? 0;
+  for (const [userId, fact] of facts.users) if (fact.identified) identifiedIn.set(userId, 1);
+  const join = (a: string, b: string) => {
+    const ra = groups.find(a);
+    const rb = groups.find(b);
+    if (ra === rb) return;
+    const total = identifiedCount(ra) + identifiedCount(rb);
+    groups.union(ra, rb);
+    identifiedIn.set(groups.find(ra), total);
+  };
+
+  const merges: UserMerge[] = [];
+  const refused: Array<{ messageId: string; reason: 'alias_refused_identified_users' }> = [];
+  const ignored: Array<{ messageId: string; reason: 'person_id_limit' | 'severed_by_split' }> = [];
+  for (const action of facts.actions) {
+    if (action.kind !== 'merge' || severedActions.has(action.id)) continue;
+    join(action.userIds[0], action.userIds[1]);
+    merges.push({ userIds: action.userIds, by: { actionId: action.id } });
+  }
+
+  const deviceAliases: Link[] = [];
+  const aliases = [...facts.aliases].sort(byLinkTime);
+  for (const alias of aliases) {
+    if (alias.previousId === alias.userId) continue;
+    if (!facts.users.has(alias.previousId)) {
+      deviceAliases.push({
+        anonymousId: alias.previousId,
+        userId: alias.userId,
+        ts: alias.ts,
+        messageId: alias.messageId,
+      });
+      continue;
+    }
+    if (severedMessages.has(alias.messageId)) {
+      ignored.push({ messageId: alias.messageId, reason: 'severed_by_split' });
+      continue;
+    }
+    const ra = groups.find(alias.previousId);
+    const rb = groups.find(alias.userId);
+    if (ra !== rb && identifiedCount(ra) > 0 && identifiedCount(rb) > 0) {
+      refused.push({ messageId: alias.messageId, reason: 'alias_refused_identified_users' });
+      continue;
+    }
+    join(alias.previousId, alias.userId);
+    merges.push({ userIds: [alias.previousId, alias.userId], by: { messageId: alias.messageId } });
+  }
+
+  // Canonical name per group: the identified user with the earliest first event, else the user
+  // with the earliest first event; ties by the id's text.
+  const members = new Map<string, string[]>();
+  for (const userId of facts.users.keys()) {
+    const root = groups.find(userId);
+    const list = members.get(root);
+    if (list) list.push(userId);
+    else members.set(root, [userId]);
+  }
+  const canonicalByRoot = new Map<string, string>();
+  for (const [root, ids] of members) {
+    canonicalByRoot.set(
+      root,
+      ids.reduce((best, id) => (rankUser(facts, id, best) < 0 ? id : best)),
+    );
+  }
+  const canonicalOf = (userId: string) => canonicalByRoot.get(groups.find(userId)) ?? userId;
+  const usersByCanonical = new Map<string, string[]>();
+  for (const [root, ids] of members) usersByCanonical.set(canonicalByRoot.get(root) as string, ids);
+
+  // Device links in event-time order, within the per-person id limit.
+  const devicesByCanonical = new Map<string, Set<string>>();
+  const deviceLinks = new Map<string, Link[]>();
+  for (const link of [...facts.pairs, ...deviceAliases].sort(byLinkTime)) {
+    if (severedMessages.has(link.messageId)) {
+      ignored.push({ messageId: link.messageId, reason: 'severed_by_split' });
+      continue;
+    }
+    const canonical = canonicalOf(link.userId);
+    let devices = devicesByCanonical.get(canonical);
+    if (!devices) devicesByCanonical.set(canonical, (devices = new Set()));
+    const size = (usersByCanonical.get(canonical)?.length ?? 1) + devices.size;
+    if (!devices.has(link.anonymousId) && size >= limits.maxIdsPerPerson) {
+      ignored.push({ messageId: link.messageId, reason: 'person_id_limit' });
+      continue;
+    }
+    devices.add(link.anonymousId);
+    const list = deviceLinks.get(link.anonymousId);
+    if (list) list.push(link);
+    else deviceLinks.set(link.anonymousId, [link]);
+  }
+
+  const none = new Set<string>();
+  return {
+    canonicalOf,
+    usersOf: (canonical) => usersByCanonical.get(canonical) ?? [canonical],
+    devicesOf: (canonical) => devicesByCanonical.get(canonical) ?? none,
+    deviceLinks,
+    merges,
+    refused,
+    ignored,
+    personOf(event) {
+      if (event.userId !== null) return userKey(canonicalOf(event.userId));
+      if (event.anonymousId === null) throw new Error('event without any id reached identity');
+      const links = deviceLinks.get(event.anonymousId);
+      const first = links?.[0];
+      if (!links || !first) return anonymousKey(event.anonymousId);
+      let current = first;
+      for (const link of links) {
+        if (byLinkTime(link, event) > 0) break;
+        current = link;
+      }
+      return userKey(canonicalOf(current.userId));
+    },
+  };
+}
+
+/** Negative when user `a` names a group before user `b`. */
+function rankUser(facts: IdentityFacts, a: string, b: string): number {
+  const fa = facts.users.get(a) as UserFact;
+  const fb = facts.users.get(b) as UserFact;
+  if (fa.identified !== fb.identified) return fa.identified ? -1 : 1;
+  if (fa.firstTs !== fb.firstTs) return fa.firstTs - fb.firstTs;
+  if (fa.firstMessageId !== fb.firstMessageId)
+    return fa.firstMessageId < fb.firstMessageId ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The people whose events may have moved between two resolutions: for every device whose
+ * links now point elsewhere, its own key and every person of its old and new links; for every
+ * user whose canonical changed, its old and new person.
+ */
+export function changedPeople(
+  before: Resolution,
+  after: Resolution,
+  userIds: Iterable<string>,
+): Set<string> {
+  const changed = new Set<string>();
+  for (const userId of userIds) {
+    const was = before.canonicalOf(userId);
+    const now = after.canonicalOf(userId);
+    if (was !== now) {
+      changed.add(userKey(was));
+      changed.add(userKey(now));
+    }
+  }
+  const devices = new Set([...before.deviceLinks.keys(), ...after.deviceLinks.keys()]);
+  for (const device of devices) {
+    const was = (before.deviceLinks.get(device) ?? []).map(
+      (l) => `${l.messageId}>${before.canonicalOf(l.userId)}`,
+    );
+    const now = (after.deviceLinks.get(device) ?? []).map(
+      (l) => `${l.messageId}>${after.canonicalOf(l.userId)}`,
+    );
+    if (was.join('\n') === now.join('\n')) continue;
+    changed.add(anonymousKey(device));
+    for (const l of before.deviceLinks.get(device) ?? [])
+      changed.add(userKey(before.canonicalOf(l.userId)));
+    for (const l of after.deviceLinks.get(device) ?? [])
+      changed.add(userKey(after.canonicalOf(l.userId)));
+  }
+  return changed;
+}

@@ -1,0 +1,251 @@
+/**
+ * The identity facts of a site inside its Durable Object's SQLite: user ids, device links,
+ * aliases and admin actions, kept beside the events they come from so that the graph can be
+ * rebuilt without scanning every event. Synchronous on purpose: every write here happens
+ * between two awaits, so no other request of the object can interleave with it.
+ */
+import type { Link } from './assign';
+import type { AdminAction, AliasFact, IdentityFacts, UserFact } from './id-graph';
+
+/** The identity part of a stored event. */
+export interface IdentityEvent {
+  messageId: string;
+  ts: number;
+  type: string;
+  /** Null for an alias: its previous id goes to `previousId`. */
+  anonymousId: string | null;
+  userId: string | null;
+  previousId: string | null;
+}
+
+export interface ActionRow extends Record<string, SqlStorageValue> {
+  id: number;
+  kind: string;
+  body: string;
+  note: string | null;
+  by: string;
+  at: number;
+  reverted_at: number | null;
+  reverted_by: string | null;
+}
+
+const SCHEMA_VERSION = '2';
+
+export class IdentityStore {
+  private facts: {
+    users: Map<string, UserFact>;
+    pairs: Link[];
+    aliases: AliasFact[];
+    actions: AdminAction[];
+  } | null = null;
+
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS users (
+      user TEXT PRIMARY KEY, first_ts INTEGER NOT NULL, first_mid TEXT NOT NULL,
+      identified INTEGER NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS links (
+      message_id TEXT PRIMARY KEY, anon TEXT NOT NULL, user TEXT NOT NULL, ts INTEGER NOT NULL)`);
+    sql.exec('CREATE INDEX IF NOT EXISTS links_anon ON links (anon)');
+    sql.exec(`CREATE TABLE IF NOT EXISTS aliases (
+      message_id TEXT PRIMARY KEY, prev TEXT NOT NULL, user TEXT NOT NULL, ts INTEGER NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS actions (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL, note TEXT,
+      by TEXT NOT NULL, at INTEGER NOT NULL, reverted_at INTEGER, reverted_by TEXT)`);
+    const version = sql
+      .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'identity_schema'")
+      .toArray()[0];
+    if (version?.value !== SCHEMA_VERSION) this.rebuildFromEvents();
+  }
+
+  /**
+   * Version 1 kept an alias's previous id in the events' `anon` column and had no fact tables:
+   * move it and derive the facts once from the stored events.
+   */
+  private rebuildFromEvents(): void {
+    this.sql.exec(`INSERT OR IGNORE INTO aliases (message_id, prev, user, ts)
+      SELECT message_id, anon, user, ts FROM events
+      WHERE type = 'alias' AND anon IS NOT NULL AND user IS NOT NULL`);
+    this.sql.exec("UPDATE events SET anon = NULL WHERE type = 'alias'");
+    const rows = this.sql.exec<{
+      message_id: string;
+      anon: string | null;
+      user: string | null;
+      ts: number;
+      type: string;
+    }>('SELECT message_id, anon, user, ts, type FROM events WHERE user IS NOT NULL');
+    for (const row of rows) {
+      this.record({
+        messageId: row.message_id,
+        ts: row.ts,
+        type: row.type,
+        anonymousId: row.anon,
+        userId: row.user,
+        previousId: null,
+      });
+    }
+    this.sql.exec(
+      "INSERT OR REPLACE INTO meta (key, value) VALUES ('identity_schema', ?)",
+      SCHEMA_VERSION,
+    );
+    this.facts = null;
+  }
+
+  /**
+   * Records the identity facts of a newly stored event. Returns true when the graph may have
+   * changed (a new link, alias or user, an earlier first event, a user becoming identified).
+   */
+  record(event: IdentityEvent): boolean {
+    let changed = false;
+    if (event.userId !== null) {
+      const identified = event.type === 'alias' ? 0 : 1;
+      const before = this.sql
+        .exec<{
+          first_ts: number;
+          first_mid: string;
+          identified: number;
+        }>('SELECT first_ts, first_mid, identified FROM users WHERE user = ?', event.userId)
+        .toArray()[0];
+      const earlier =
+        !before ||
+        event.ts < before.first_ts ||
+        (event.ts === before.first_ts && event.messageId < before.first_mid);
+      if (earlier || (identified && !before?.identified)) {
+        const first = earlier
+          ? { ts: event.ts, mid: event.messageId }
+          : { ts: before.first_ts, mid: before.first_mid };
+        const flag = Math.max(identified, before?.identified ?? 0);
+        this.sql.exec(
+          `INSERT OR REPLACE INTO users (user, first_ts, first_mid, identified)
+           VALUES (?, ?, ?, ?)`,
+          event.userId,
+          first.ts,
+          first.mid,
+          flag,
+        );
+        this.facts?.users.set(event.userId, {
+          firstTs: first.ts,
+          firstMessageId: first.mid,
+          identified: flag === 1,
+        });
+        changed = true;
+      }
+    }
+    if (event.type === 'alias' && event.previousId !== null && event.userId !== null) {
+      this.sql.exec(
+        'INSERT OR IGNORE INTO aliases (message_id, prev, user, ts) VALUES (?, ?, ?, ?)',
+        event.messageId,
+        event.previousId,
+        event.userId,
+        event.ts,
+      );
+      this.facts?.aliases.push({ ...event, previousId: event.previousId, userId: event.userId });
+      changed = true;
+    } else if (event.anonymousId !== null && event.userId !== null) {
+      this.sql.exec(
+        'INSERT OR IGNORE INTO links (message_id, anon, user, ts) VALUES (?, ?, ?, ?)',
+        event.messageId,
+        event.anonymousId,
+        event.userId,
+        event.ts,
+      );
+      this.facts?.pairs.push({ ...event, anonymousId: event.anonymousId, userId: event.userId });
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** The facts the graph is resolved from, loaded once and then kept up to date in memory. */
+  /** Deletes every identity fact about these ids (right to erasure). */
+  forget(ids: { anonymousIds: string[]; userIds: string[] }): void {
+    const anons = JSON.stringify(ids.anonymousIds);
+    const users = JSON.stringify(ids.userIds);
+    const inAnons = 'IN (SELECT value FROM json_each(?1))';
+    const inUsers = 'IN (SELECT value FROM json_each(?2))';
+    this.sql.exec(`DELETE FROM links WHERE anon ${inAnons} OR user ${inUsers}`, anons, users);
+    this.sql.exec(`DELETE FROM aliases WHERE prev ${inAnons} OR prev ${inUsers} OR user ${inUsers}`, anons, users);
+    this.sql.exec(`DELETE FROM users WHERE user ${inUsers}`, anons, users);
+    this.facts = null;
+  }
+
+  load(): IdentityFacts {
+    if (this.facts) return this.facts;
+    const users = new Map<string, UserFact>();
+    const userRows = this.sql.exec<{
+      user: string;
+      first_ts: number;
+      first_mid: string;
+      identified: number;
+    }>('SELECT * FROM users');
+    for (const r of userRows) {
+      users.set(r.user, {
+        firstTs: r.first_ts,
+        firstMessageId: r.first_mid,
+        identified: r.identified === 1,
+      });
+    }
+    const pairs = this.sql
+      .exec<{ message_id: string; anon: string; user: string; ts: number }>('SELECT * FROM links')
+      .toArray()
+      .map((r) => ({ messageId: r.message_id, anonymousId: r.anon, userId: r.user, ts: r.ts }));
+    const aliases = this.sql
+      .exec<{ message_id: string; prev: string; user: string; ts: number }>('SELECT * FROM aliases')
+      .toArray()
+      .map((r) => ({ messageId: r.message_id, previousId: r.prev, userId: r.user, ts: r.ts }));
+    this.facts = { users, pairs, aliases, actions: this.activeActions() };
+    return this.facts;
+  }
+
+  private activeActions(): AdminAction[] {
+    return this.sql
+      .exec<ActionRow>('SELECT * FROM actions WHERE reverted_at IS NULL ORDER BY id')
+      .toArray()
+      .map((row) => ({ id: row.id, kind: row.kind, ...JSON.parse(row.body) }) as AdminAction);
+  }
+
+  /** Every admin action, reverted ones included, for the explain answer. */
+  listActions(): ActionRow[] {
+    return this.sql.exec<ActionRow>('SELECT * FROM actions ORDER BY id').toArray();
+  }
+
+  /**
+   * Records an admin action and returns its id.
+   * TODO(someday): actions live only in this object's storage; mirroring them to D1 would let a
+   * rebuild from D1's raw events keep them too.
+   */
+  addAction(
+    action:
+      | { kind: 'merge'; userIds: [string, string] }
+      | {
+          kind: 'split';
+          severedMessageIds: string[];
+          severedActionIds: number[];
+        },
+    who: { by: string; at: number; note: string | null },
+  ): number {
+    const { kind, ...body } = action;
+    const id = this.sql
+      .exec<{ id: number }>(
+        'INSERT INTO actions (kind, body, note, by, at) VALUES (?, ?, ?, ?, ?) RETURNING id',
+        kind,
+        JSON.stringify(body),
+        who.note,
+        who.by,
+        who.at,
+      )
+      .one().id;
+    if (this.facts) this.facts.actions = this.activeActions();
+    return id;
+  }
+
+  /** Reverts an active action; false when there is no such active action. */
+  revertAction(id: number, who: { by: string; at: number }): boolean {
+    const cursor = this.sql.exec(
+      'UPDATE actions SET reverted_at = ?, reverted_by = ? WHERE id = ? AND reverted_at IS NULL',
+      who.at,
+      who.by,
+      id,
+    );
+    if (this.facts) this.facts.actions = this.activeActions();
+    return cursor.rowsWritten > 0;
+  }
+}

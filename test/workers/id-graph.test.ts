@@ -1,0 +1,60 @@
+/**
+ * The pure identity graph's limits and split bookkeeping (docs/IDENTITY.md), with hand-built
+ * facts; the Worker-level rules are covered by identity-cases and identity-property.
+ */
+import { resolveIdentity, type IdentityFacts } from '../../src/identity/id-graph';
+
+const user = (ts: number, identified = true) => ({
+  firstTs: ts,
+  firstMessageId: `f${ts}`,
+  identified,
+});
+const link = (anonymousId: string, userId: string, ts: number) => ({
+  anonymousId,
+  userId,
+  ts,
+  messageId: `l-${anonymousId}-${ts}`,
+});
+
+describe('identity graph', () => {
+  it('ignores device links past the per-person id limit, in event-time order', () => {
+    const facts: IdentityFacts = {
+      users: new Map([['u', user(0)]]),
+      // Given out of order: the limit must follow event time, not list order.
+      pairs: [link('d3', 'u', 30), link('d1', 'u', 10), link('d2', 'u', 20), link('d1', 'u', 40)],
+      aliases: [],
+      actions: [],
+    };
+    const resolution = resolveIdentity(facts, { maxIdsPerPerson: 3 });
+    // u plus d1 and d2 fill the three places; d3 is refused; d1's second link is not a new id.
+    expect([...resolution.devicesOf('u')].sort()).toEqual(['d1', 'd2']);
+    expect(resolution.ignored).toEqual([{ messageId: 'l-d3-30', reason: 'person_id_limit' }]);
+    expect(resolution.personOf({ ts: 35, messageId: 'e', anonymousId: 'd3', userId: null })).toBe(
+      'a:d3',
+    );
+  });
+
+  it('severs the links and merges a split names, and restores them when the split is gone', () => {
+    const base: IdentityFacts = {
+      users: new Map([
+        ['a', user(0)],
+        ['b', user(1)],
+      ]),
+      pairs: [link('phone', 'a', 5)],
+      aliases: [],
+      actions: [{ id: 1, kind: 'merge', userIds: ['a', 'b'] }],
+    };
+    expect(resolveIdentity(base).canonicalOf('b')).toBe('a');
+    const split = resolveIdentity({
+      ...base,
+      actions: [
+        ...base.actions,
+        { id: 2, kind: 'split', severedMessageIds: ['l-phone-5'], severedActionIds: [1] },
+      ],
+    });
+    expect(split.canonicalOf('b')).toBe('b');
+    expect(split.personOf({ ts: 9, messageId: 'e', anonymousId: 'phone', userId: null })).toBe(
+      'a:phone',
+    );
+  });
+});
