@@ -163,7 +163,7 @@ export async function seedDemo(baseUrl, adminToken) {
 export function reportUrl(baseUrl, query = {}) {
   const demo = readDemo();
   const params = new URLSearchParams();
-  for (const key of ['from', 'to', 'tz', 'format']) {
+  for (const key of ['from', 'to', 'tz', 'format', 'breakdown', 'mode', 'window']) {
     if (query[key]) params.set(key, query[key]);
   }
   const search = params.size > 0 ? `?${params}` : '';

@@ -7,6 +7,7 @@ import type { Env } from '../env';
 import { nowMs } from '../lib/clock';
 import { randomToken } from '../lib/crypto';
 import { ApiError } from '../lib/http-error';
+import { listAlertHistory } from '../alerts/alert-store';
 import { requireAdmin } from './admin-auth';
 import { parseJson, requireSite, SITE_ID, siteParam } from './admin-routes';
 
@@ -168,22 +169,7 @@ alertRoutes.get('/admin/sites/:siteId/alerts/history', async (c) => {
   await requireAdmin(c, siteId);
   const goal = c.req.query('goal') ?? null;
   const limit = Math.min(Number(c.req.query('limit') ?? 100) || 100, 1000);
-  const { results } = await c.env.DB.prepare(
-    `SELECT id, incident_id AS incidentId, key, action, reason, kind, severity, step, goals, at,
-       window_start AS windowStart, window_end AS windowEnd, observed, expected, detail
-     FROM alert_history WHERE site_id = ?1
-       AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(goals) WHERE value = ?2))
-     ORDER BY at DESC, id DESC LIMIT ?3`,
-  )
-    .bind(siteId, goal, limit)
-    .all<{ goals: string; detail: string }>();
-  return c.json({
-    history: results.map((row) => ({
-      ...row,
-      goals: JSON.parse(row.goals) as string[],
-      detail: JSON.parse(row.detail) as unknown,
-    })),
-  });
+  return c.json({ history: await listAlertHistory(c.env.DB, siteId, goal, limit) });
 });
 
 alertRoutes.get('/admin/sites/:siteId/alerts/deliveries', async (c) => {

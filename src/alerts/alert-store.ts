@@ -191,3 +191,45 @@ export async function claimSlot(db: D1Database, siteId: string, slot: number, no
     .run();
   return result.meta.changes > 0;
 }
+
+export interface AlertHistoryEntry {
+  id: number;
+  incidentId: string;
+  key: string;
+  action: 'open' | 'repeat' | 'resolve';
+  reason: string | null;
+  kind: string;
+  severity: string;
+  step: string | null;
+  goals: string[];
+  at: number;
+  windowStart: number;
+  windowEnd: number;
+  observed: number;
+  expected: number;
+  detail: unknown;
+}
+
+/** Alert actions of a site, newest first; with `goalId`, those about that goal's steps. */
+export async function listAlertHistory(
+  db: D1Database,
+  siteId: string,
+  goalId: string | null,
+  limit: number,
+): Promise<AlertHistoryEntry[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT id, incident_id AS incidentId, key, action, reason, kind, severity, step, goals, at,
+         window_start AS windowStart, window_end AS windowEnd, observed, expected, detail
+       FROM alert_history WHERE site_id = ?1
+         AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(goals) WHERE value = ?2))
+       ORDER BY at DESC, id DESC LIMIT ?3`,
+    )
+    .bind(siteId, goalId, limit)
+    .all<Omit<AlertHistoryEntry, 'goals' | 'detail'> & { goals: string; detail: string }>();
+  return results.map((row) => ({
+    ...row,
+    goals: JSON.parse(row.goals) as string[],
+    detail: JSON.parse(row.detail) as unknown,
+  }));
+}

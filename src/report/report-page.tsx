@@ -4,61 +4,15 @@
  */
 import { raw } from 'hono/html';
 import type { FC } from 'hono/jsx';
+import type { AlertHistoryEntry } from '../alerts/alert-store';
 import type { FunnelReport } from './build-report';
-
-const percent = (value: number | null) =>
-  value === null ? '–' : `${(value * 100).toFixed(1).replace(/\.0$/, '')}%`;
-
-/** Seconds as a short human duration. */
-export function formatDuration(seconds: number | null): string {
-  if (seconds === null) return '–';
-  if (seconds < 60) return `${Math.round(seconds)} s`;
-  if (seconds < 3600) return `${(seconds / 60).toFixed(1)} min`;
-  if (seconds < 86_400) return `${(seconds / 3600).toFixed(1)} h`;
-  return `${(seconds / 86_400).toFixed(1)} d`;
-}
-
-const FunnelChart: FC<{ report: FunnelReport }> = ({ report }) => {
-  const width = 720;
-  const barHeight = 34;
-  const gap = 30;
-  const label = 200;
-  const max = Math.max(1, ...report.steps.map((s) => s.count));
-  const height = report.steps.length * (barHeight + gap);
-  return (
-    <svg
-      viewBox={`0 0 ${width} ${height}`}
-      role="img"
-      aria-labelledby="funnel-title"
-      class="chart"
-    >
-      <title id="funnel-title">
-        People per step:{' '}
-        {report.steps.map((s) => `${s.name} ${s.count}`).join(', ')}
-      </title>
-      {report.steps.map((step, i) => {
-        const y = i * (barHeight + gap);
-        const w = Math.max(2, ((width - label - 90) * step.count) / max);
-        return (
-          <g>
-            <text x={0} y={y + barHeight / 2 + 5} class="bar-label">
-              {step.index}. {step.name}
-            </text>
-            <rect x={label} y={y} width={w} height={barHeight} rx={3} class="bar" />
-            <text x={label + w + 8} y={y + barHeight / 2 + 5} class="bar-value">
-              {step.count.toLocaleString('en-US')}
-            </text>
-            {i > 0 ? (
-              <text x={label} y={y - 8} class="bar-note">
-                {percent(step.conversionFromPrevious)} from previous · {step.dropOff} dropped
-              </text>
-            ) : null}
-          </g>
-        );
-      })}
-    </svg>
-  );
-};
+import {
+  formatDuration,
+  FunnelChart,
+  OverTimeChart,
+  percent,
+  TimeToStepChart,
+} from './report-charts';
 
 const STYLE = `
 :root { color-scheme: light; --ink: #1b1f24; --muted: #57606a; --bar: #2f6feb; --line: #d0d7de; }
@@ -76,7 +30,12 @@ button { background: var(--bar); color: #fff; border: 0; border-radius: 4px; pad
 .kpis { display: flex; gap: 24px; margin: 16px 0; }
 .kpi strong { display: block; font-size: 22px; }
 .chart { width: 100%; height: auto; }
-.bar { fill: var(--bar); } .bar-label, .bar-value { font-size: 14px; fill: var(--ink); }
+.bar { fill: var(--bar); } .track { fill: #dbe6fb; } .p90 { fill: #9bb8f0; }
+.line { fill: none; stroke: #1a7f37; stroke-width: 2; } .dot { fill: #1a7f37; }
+.axis { stroke: var(--line); } .rate { fill: #1a7f37; } .axis-label, .legend text { font-size: 12px; fill: var(--muted); }
+.bar-label, .bar-value { font-size: 14px; fill: var(--ink); }
+.health li { margin: 4px 0; } .sev-critical, .sev-warning { font-weight: 600; }
+.sev-critical { color: #a40e26; } .sev-warning { color: #7d4e00; }
 .bar-note { font-size: 12px; fill: var(--muted); }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: right; padding: 6px 8px; border-bottom: 1px solid var(--line); }
@@ -88,6 +47,8 @@ dt { color: var(--muted); }
 
 export interface ReportPageProps {
   report: FunnelReport;
+  /** Recent step-health alert actions about this goal, newest first. */
+  health: AlertHistoryEntry[];
   /** Query values as the user gave them, to refill the form. */
   query: { from: string; to: string; tz: string };
   /** Links to the same view as JSON and CSV. */
@@ -97,7 +58,7 @@ export interface ReportPageProps {
 const MODE_LABEL = { ordered: 'ordered steps', strict: 'strict order', any: 'any order' } as const;
 
 /** The whole report page. */
-export const ReportPage: FC<ReportPageProps> = ({ report, query, links }) => (
+export const ReportPage: FC<ReportPageProps> = ({ report, health, query, links }) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
@@ -230,13 +191,18 @@ export const ReportPage: FC<ReportPageProps> = ({ report, query, links }) => (
             </table>
           </>
         ) : null}
-        <h2>Entries over time ({report.interval})</h2>
+        <h2>Time between steps</h2>
+        <TimeToStepChart report={report} />
+        <h2>Conversion over time (by {report.interval} of entry)</h2>
+        <p class="sub">Bars: people entering (left scale). Line: share who completed (right).</p>
+        <OverTimeChart report={report} />
         <table>
           <thead>
             <tr>
               <th scope="col">{report.interval === 'week' ? 'Week of' : 'Day'}</th>
               <th scope="col">Entered</th>
               <th scope="col">Completed</th>
+              <th scope="col">Completion</th>
             </tr>
           </thead>
           <tbody>
@@ -245,10 +211,12 @@ export const ReportPage: FC<ReportPageProps> = ({ report, query, links }) => (
                 <td>{b.bucket}</td>
                 <td>{b.entered}</td>
                 <td>{b.completed}</td>
+                <td>{percent(b.entered === 0 ? null : b.completed / b.entered)}</td>
               </tr>
             ))}
           </tbody>
         </table>
+        <StepHealth health={health} />
         <h2>What this counts</h2>
         <dl>
           {report.steps.map((s) => (
@@ -282,6 +250,37 @@ export const ReportPage: FC<ReportPageProps> = ({ report, query, links }) => (
     </body>
   </html>
 );
+
+const ACTION_LABEL = { open: 'opened', repeat: 'still open', resolve: 'resolved' } as const;
+
+/** Step-health alerts about this goal: what is open now, and the recent history. */
+const StepHealth: FC<{ health: AlertHistoryEntry[] }> = ({ health }) => {
+  const latest = new Map<string, AlertHistoryEntry>();
+  for (const entry of health) if (!latest.has(entry.incidentId)) latest.set(entry.incidentId, entry);
+  const open = [...latest.values()].filter((entry) => entry.action !== 'resolve');
+  return (
+    <section class="health" aria-labelledby="health-title">
+      <h2 id="health-title">Step health</h2>
+      <p>
+        {open.length === 0
+          ? 'No open alert about these steps.'
+          : `${open.length} open alert${open.length === 1 ? '' : 's'} about these steps.`}
+      </p>
+      {health.length > 0 ? (
+        <ul>
+          {health.map((entry) => (
+            <li>
+              <span class={`sev-${entry.severity}`}>{entry.severity}</span>{' '}
+              {entry.kind.replaceAll('_', ' ')} on <code>{entry.step ?? 'the site'}</code>{' '}
+              {ACTION_LABEL[entry.action]} {new Date(entry.at).toISOString().slice(0, 16)} UTC:{' '}
+              {Number(entry.observed.toFixed(3))} seen, {Number(entry.expected.toFixed(3))} expected
+            </li>
+          ))}
+        </ul>
+      ) : null}
+    </section>
+  );
+};
 
 /** A plain page for a report link that does not work (unknown or revoked share, bad range). */
 export const ErrorPage: FC<{ status: number; message: string }> = ({ status, message }) => (

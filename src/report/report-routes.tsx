@@ -4,6 +4,7 @@
  */
 import { Hono, type Context } from 'hono';
 import { isAdmin } from '../admin/admin-auth';
+import { listAlertHistory, type AlertHistoryEntry } from '../alerts/alert-store';
 import type { Env } from '../env';
 import { MODES, parseWindow, type Mode } from '../funnel/definition';
 import { getGoalVersion } from '../funnel/goal-store';
@@ -137,7 +138,10 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
       range,
       now,
     });
-    const body = renderReport(format, report, c.req.url, query);
+    // Step health is for the page; the numbers of the funnel are the same in every format.
+    const health =
+      format === 'html' ? await listAlertHistory(c.env.DB, share.siteId, goal.id, 10) : [];
+    const body = renderReport(format, report, health, c.req.url, query);
     // The tag covers the numbers and the view, not the moment they were computed: a recompute
     // with unchanged data keeps its tag, so revalidation stays a 304.
     const basis = `${format}:${c.req.url}:${JSON.stringify({ ...report, generatedAt: null })}`;
@@ -226,6 +230,7 @@ function parseView(query: Record<string, string>, mode: Mode, window: string): R
 function renderReport(
   format: Format,
   report: ReturnType<typeof buildReport>,
+  health: AlertHistoryEntry[],
   url: string,
   query: { from?: string; to?: string; tz?: string },
 ): string {
@@ -240,6 +245,7 @@ function renderReport(
   const page = (
     <ReportPage
       report={report}
+      health={health}
       query={{
         from: query.from ?? report.range.from.slice(0, 10),
         to: query.to ?? report.range.to.slice(0, 10),

@@ -67,6 +67,25 @@ describe('report page in Chromium', () => {
     expect(narrow.entered).toBeLessThan(wide.entered);
     expect(await pageCounts(page)).toEqual(narrow.steps.map((s) => s.count));
 
+    // Break the same view down by device with the segment picker.
+    await page.getByLabel('Break down by').selectOption('device');
+    await Promise.all([
+      page.waitForURL(/breakdown=device/),
+      page.getByRole('button', { name: 'Show' }).click(),
+    ]);
+    const byDevice = (await fetchReport(
+      baseUrl,
+      { from: '2025-02-23', to: '2025-02-24', breakdown: 'device' },
+      adminToken,
+    )) as JsonReport & { breakdown: { groups: Array<{ value: string; steps: Array<{ count: number }> }> } };
+    expect(byDevice.breakdown.groups.length).toBeGreaterThan(1);
+    for (const group of byDevice.breakdown.groups) {
+      const cells = await page.locator(`tr[data-group="${group.value}"] td`).allTextContents();
+      expect(cells.slice(1, 1 + group.steps.length).map(Number)).toEqual(
+        group.steps.map((s) => s.count),
+      );
+    }
+
     mkdirSync(join(repoRoot, 'test-results'), { recursive: true });
     await page.setViewportSize({ width: 1100, height: 1400 });
     await page.screenshot({ path: join(repoRoot, 'test-results', 'report.png'), fullPage: true });
