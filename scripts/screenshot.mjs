@@ -8,11 +8,22 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { launchBrowser } from './lib/browser.mjs';
 import { replay } from './lib/replay-core.mjs';
-import { freePort, readDemo, repoRoot, reportUrl, startStack, waitForSettled } from './lib/stack.mjs';
+import {
+  freePort,
+  readDemo,
+  repoRoot,
+  reportUrl,
+  startStack,
+  waitForSettled,
+} from './lib/stack.mjs';
 
 const adminToken = 'adm_screenshot_token_0000000001';
 const persistTo = mkdtempSync(join(tmpdir(), 'goalstep-screenshot-'));
-const stack = await startStack({ port: await freePort(), persistTo, vars: { ADMIN_TOKEN: adminToken } });
+const stack = await startStack({
+  port: await freePort(),
+  persistTo,
+  vars: { ADMIN_TOKEN: adminToken },
+});
 const browser = await launchBrowser();
 try {
   const dir = resolve(repoRoot, '..', 'shared', 'data', 'puffy');

@@ -73,7 +73,11 @@ app.onError((error, c) => {
   if (error instanceof HTTPException) {
     return c.json({ code: 'http_error', message: error.message }, error.status);
   }
-  logger.error('request.failed', { path: redactPath(c.req.path), method: c.req.method, cause: error });
+  logger.error('request.failed', {
+    path: redactPath(c.req.path),
+    method: c.req.method,
+    cause: error,
+  });
   return c.json({ code: 'internal_error', message: 'something went wrong; retry later' }, 500);
 });
 

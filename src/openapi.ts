@@ -39,7 +39,10 @@ const json = (schema: unknown) => ({ 'application/json': { schema } });
 const error = (description: string) => ({ description, content: json(ref('Error')) });
 
 const ingestResponses = {
-  '200': { description: 'The body was usable; per-event results', content: json(ref('IngestResponse')) },
+  '200': {
+    description: 'The body was usable; per-event results',
+    content: json(ref('IngestResponse')),
+  },
   '400': error('Nothing in the body was usable'),
   '401': error('Missing or unknown write key or token'),
   '403': error('Origin not allowed for this site'),
@@ -82,24 +85,36 @@ function funnelAdminPaths(): Record<string, unknown> {
   const people = adminOperation(`${goal}/people`, 'People who reached a step but not the next');
   people.parameters.push({ ...siteParam, name: 'step', in: 'query' });
   return {
-    [`${goal}/versions`]: { get: adminOperation(`${goal}/versions`, 'Every version of a goal, with notes') },
+    [`${goal}/versions`]: {
+      get: adminOperation(`${goal}/versions`, 'Every version of a goal, with notes'),
+    },
     [`${goal}/people`]: { get: people },
     '/admin/sites/{siteId}/rebuild': {
-      post: adminOperation('/admin/sites/{siteId}/rebuild', "Rebuild every goal's progress from stored events"),
+      post: adminOperation(
+        '/admin/sites/{siteId}/rebuild',
+        "Rebuild every goal's progress from stored events",
+      ),
     },
     '/admin/sites/{siteId}/catalogue': {
-      get: adminOperation('/admin/sites/{siteId}/catalogue', 'Event names, page paths and property keys seen'),
+      get: adminOperation(
+        '/admin/sites/{siteId}/catalogue',
+        'Event names, page paths and property keys seen',
+      ),
     },
   };
 }
 
-/** Rejected events, ingest settings, write keys, admin tokens, audit, person data (docs/INGEST.md). */
+/** Rejected events, ingest settings, write keys, admin tokens, audit, person data. */
 function ingestAdminPaths(): Record<string, unknown> {
   const site = '/admin/sites/{siteId}';
   const op = adminOperation;
   return {
     [`${site}/rejected/resubmit`]: {
-      post: op(`${site}/rejected/resubmit`, 'Re-submit rejected events, as stored or corrected', 'Resubmit'),
+      post: op(
+        `${site}/rejected/resubmit`,
+        'Re-submit rejected events, as stored or corrected',
+        'Resubmit',
+      ),
     },
     [`${site}/ingest-settings`]: {
       get: op(`${site}/ingest-settings`, 'Ingest settings of a site'),
@@ -107,9 +122,15 @@ function ingestAdminPaths(): Record<string, unknown> {
     },
     [`${site}/write-keys`]: { get: op(`${site}/write-keys`, 'Write keys (ids only)') },
     [`${site}/write-keys/rotate`]: {
-      post: op(`${site}/write-keys/rotate`, 'New write key; old keys expire after a grace period', 'RotateWriteKey'),
+      post: op(
+        `${site}/write-keys/rotate`,
+        'New write key; old keys expire after a grace period',
+        'RotateWriteKey',
+      ),
     },
-    [`${site}/write-keys/{keyId}`]: { delete: op(`${site}/write-keys/{keyId}`, 'Revoke a write key') },
+    [`${site}/write-keys/{keyId}`]: {
+      delete: op(`${site}/write-keys/{keyId}`, 'Revoke a write key'),
+    },
     [`${site}/people/{id}`]: {
       get: op(`${site}/people/{id}`, "Export one person's data by any of their ids"),
       delete: op(`${site}/people/{id}`, "Erase one person's data from every store"),
@@ -126,10 +147,18 @@ function peoplePaths(): Record<string, unknown> {
   const op = adminOperation;
   return {
     [people]: { get: op(people, 'Explain the person of ?userId= or ?anonymousId=: ids and why') },
-    [`${people}/merge`]: { post: op(`${people}/merge`, 'Merge two known users (recorded, reversible)', 'MergeInput') },
-    [`${people}/split`]: { post: op(`${people}/split`, 'Take a wrongly merged id back out', 'SplitInput') },
-    [`${people}/actions/{actionId}`]: { delete: op(`${people}/actions/{actionId}`, 'Revert a merge or split') },
-    '/admin/sites/{siteId}/identity': { get: op('/admin/sites/{siteId}/identity', 'Identity counts of the site') },
+    [`${people}/merge`]: {
+      post: op(`${people}/merge`, 'Merge two known users (recorded, reversible)', 'MergeInput'),
+    },
+    [`${people}/split`]: {
+      post: op(`${people}/split`, 'Take a wrongly merged id back out', 'SplitInput'),
+    },
+    [`${people}/actions/{actionId}`]: {
+      delete: op(`${people}/actions/{actionId}`, 'Revert a merge or split'),
+    },
+    '/admin/sites/{siteId}/identity': {
+      get: op('/admin/sites/{siteId}/identity', 'Identity counts of the site'),
+    },
   };
 }
 
@@ -147,18 +176,28 @@ function alertPaths(): Record<string, unknown> {
     },
     [`${alerts}/channels`]: {
       get: adminOperation(`${alerts}/channels`, 'List alert channels (no secrets)'),
-      post: adminOperation(`${alerts}/channels`, 'Add a webhook, Slack or PagerDuty channel', 'AlertChannelInput'),
+      post: adminOperation(
+        `${alerts}/channels`,
+        'Add a webhook, Slack or PagerDuty channel',
+        'AlertChannelInput',
+      ),
     },
     [`${alerts}/channels/{channelId}`]: {
       delete: adminOperation(`${alerts}/channels/{channelId}`, 'Disable a channel'),
     },
     [alerts]: { get: adminOperation(alerts, 'Open alerts') },
-    [`${alerts}/history`]: { get: adminOperation(`${alerts}/history`, 'Alert history (filter by goal)') },
+    [`${alerts}/history`]: {
+      get: adminOperation(`${alerts}/history`, 'Alert history (filter by goal)'),
+    },
     [`${alerts}/deliveries`]: {
       get: adminOperation(`${alerts}/deliveries`, 'Outbox deliveries and their attempts'),
     },
     [`${alerts}/backtest`]: {
-      post: adminOperation(`${alerts}/backtest`, 'Dry-run the checks over stored events', 'AlertBacktestInput'),
+      post: adminOperation(
+        `${alerts}/backtest`,
+        'Dry-run the checks over stored events',
+        'AlertBacktestInput',
+      ),
     },
   };
 }
@@ -186,7 +225,7 @@ export function buildOpenApi(): Record<string, unknown> {
     },
     '/v1/import': {
       post: {
-        summary: 'Historical import: any event time, admin token',
+        summary: 'Historical import (every event time accepted), admin token',
         security: [{ admin: [] }],
         parameters: [{ name: 'site', in: 'query', required: true, schema: { type: 'string' } }],
         requestBody: body('Batch'),
@@ -261,7 +300,11 @@ export function buildOpenApi(): Record<string, unknown> {
           { name: 'from', in: 'query', schema: { type: 'string' } },
           { name: 'to', in: 'query', schema: { type: 'string' } },
           { name: 'tz', in: 'query', schema: { type: 'string' } },
-          { name: 'format', in: 'query', schema: { type: 'string', enum: ['html', 'json', 'csv'] } },
+          {
+            name: 'format',
+            in: 'query',
+            schema: { type: 'string', enum: ['html', 'json', 'csv'] },
+          },
         ],
         responses: {
           '200': { description: 'The report' },
@@ -290,7 +333,11 @@ export function buildOpenApi(): Record<string, unknown> {
 
   return {
     openapi: '3.0.3',
-    info: { title: 'goalstep', version: '0.1.0', description: 'Goal-step funnel tracking; see docs/API.md.' },
+    info: {
+      title: 'goalstep',
+      version: '0.1.0',
+      description: 'Goal-step funnel tracking; see docs/API.md.',
+    },
     paths,
     components: {
       securitySchemes: {

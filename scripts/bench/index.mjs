@@ -20,7 +20,9 @@ const quick = args.includes('--quick');
 const wants = (section) => !only || only.includes(section);
 const adminToken = 'adm_bench_token_000000000000001';
 const demo = readDemo();
-const writeKeyAuth = { authorization: `Basic ${Buffer.from(`${demo.writeKey}:`).toString('base64')}` };
+const writeKeyAuth = {
+  authorization: `Basic ${Buffer.from(`${demo.writeKey}:`).toString('base64')}`,
+};
 const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' };
 const fresh = { authorization: `Bearer ${adminToken}`, 'cache-control': 'no-cache' };
 const results = {};
@@ -50,69 +52,141 @@ function table(title, header, rows) {
 }
 
 const SHAPES = quick
-  ? [{ batchSize: 1, requests: 300 }, { batchSize: 20, requests: 100 }, { batchSize: 100, requests: 40 }]
-  : [{ batchSize: 1, requests: 2000 }, { batchSize: 20, requests: 500 }, { batchSize: 100, requests: 200 }];
+  ? [
+      { batchSize: 1, requests: 300 },
+      { batchSize: 20, requests: 100 },
+      { batchSize: 100, requests: 40 },
+    ]
+  : [
+      { batchSize: 1, requests: 2000 },
+      { batchSize: 20, requests: 500 },
+      { batchSize: 100, requests: 200 },
+    ];
 const CONNECTIONS = 8;
 
 if (wants('ingest')) {
   const bare = await withStack(
-    { configPath: join(repoRoot, 'scripts/bench/bare-worker/wrangler.toml'), seed: false, vars: undefined },
+    {
+      configPath: join(repoRoot, 'scripts/bench/bare-worker/wrangler.toml'),
+      seed: false,
+      vars: undefined,
+    },
     async ({ baseUrl, pid }) => {
       const rows = [];
-      for (const shape of SHAPES) rows.push(await loadTest({ url: `${baseUrl}/`, connections: CONNECTIONS, ...shape }));
+      for (const shape of SHAPES)
+        rows.push(await loadTest({ url: `${baseUrl}/`, connections: CONNECTIONS, ...shape }));
       return { rows, memory: peakWorkerdMemory(pid) };
     },
   );
   const goalstep = await withStack({}, async ({ baseUrl, pid }) => {
     const rows = [];
     for (const shape of SHAPES) {
-      rows.push(await loadTest({ url: `${baseUrl}/v1/batch`, headers: writeKeyAuth, connections: CONNECTIONS, ...shape }));
+      rows.push(
+        await loadTest({
+          url: `${baseUrl}/v1/batch`,
+          headers: writeKeyAuth,
+          connections: CONNECTIONS,
+          ...shape,
+        }),
+      );
     }
     await waitForSettled(baseUrl, adminToken);
     return { rows, memory: peakWorkerdMemory(pid) };
   });
   const floors = [];
   for (const { batchSize } of SHAPES) {
-    floors.push(await sqliteFloor({ migrationsDir: join(repoRoot, 'migrations'), batchSize, batches: Math.ceil(20_000 / batchSize) }));
+    floors.push(
+      await sqliteFloor({
+        migrationsDir: join(repoRoot, 'migrations'),
+        batchSize,
+        batches: Math.ceil(20_000 / batchSize),
+      }),
+    );
   }
   table(
     `Ingest: ${CONNECTIONS} connections, events/s and latency (ms)`,
-    ['batch', 'goalstep ev/s', 'bare Worker ev/s', 'SQLite ev/s', 'goalstep ÷ bare', 'goalstep ÷ SQLite', 'goalstep p50 / p99', 'bare p50 / p99', 'non-2xx'],
+    [
+      'batch',
+      'goalstep ev/s',
+      'bare Worker ev/s',
+      'SQLite ev/s',
+      'goalstep ÷ bare',
+      'goalstep ÷ SQLite',
+      'goalstep p50 / p99',
+      'bare p50 / p99',
+      'non-2xx',
+    ],
     SHAPES.map((shape, i) => {
       const g = goalstep.rows[i];
       const b = bare.rows[i];
       const f = floors[i];
-      return [shape.batchSize, g.eventsPerSecond, b.eventsPerSecond, f.eventsPerSecond,
-        (g.eventsPerSecond / b.eventsPerSecond).toFixed(2), (g.eventsPerSecond / f.eventsPerSecond).toFixed(3),
-        `${g.p50} / ${g.p99}`, `${b.p50} / ${b.p99}`, g.non2xx + b.non2xx];
+      return [
+        shape.batchSize,
+        g.eventsPerSecond,
+        b.eventsPerSecond,
+        f.eventsPerSecond,
+        (g.eventsPerSecond / b.eventsPerSecond).toFixed(2),
+        (g.eventsPerSecond / f.eventsPerSecond).toFixed(3),
+        `${g.p50} / ${g.p99}`,
+        `${b.p50} / ${b.p99}`,
+        g.non2xx + b.non2xx,
+      ];
     }),
   );
-  console.log(`\nPeak workerd memory: goalstep ${goalstep.memory} MiB, bare Worker ${bare.memory} MiB.`);
+  console.log(
+    `\nPeak workerd memory: goalstep ${goalstep.memory} MiB, bare Worker ${bare.memory} MiB.`,
+  );
   results.ingest = { goalstep, bare, floors };
 }
 
 if (wants('processing')) {
   const rows = [];
   for (const eventsPerPerson of [1, 10]) {
-    rows.push(await withStack({}, async ({ baseUrl, pid }) => {
-      const batches = quick ? 30 : 150;
-      const started = performance.now();
-      const load = await loadTest({
-        url: `${baseUrl}/v1/batch`, headers: writeKeyAuth, connections: 4, batchSize: 100, requests: batches, eventsPerPerson,
-      });
-      const acked = performance.now();
-      await waitForSettled(baseUrl, adminToken, { timeoutMs: 600_000 });
-      const settled = performance.now();
-      return {
-        eventsPerPerson, events: batches * 100, ingestEventsPerSecond: load.eventsPerSecond,
-        processedEventsPerSecond: Math.round((batches * 100) / ((settled - started) / 1000)),
-        lagAfterLastAckSeconds: +((settled - acked) / 1000).toFixed(1), memory: peakWorkerdMemory(pid),
-      };
-    }));
+    rows.push(
+      await withStack({}, async ({ baseUrl, pid }) => {
+        const batches = quick ? 30 : 150;
+        const started = performance.now();
+        const load = await loadTest({
+          url: `${baseUrl}/v1/batch`,
+          headers: writeKeyAuth,
+          connections: 4,
+          batchSize: 100,
+          requests: batches,
+          eventsPerPerson,
+        });
+        const acked = performance.now();
+        await waitForSettled(baseUrl, adminToken, { timeoutMs: 600_000 });
+        const settled = performance.now();
+        return {
+          eventsPerPerson,
+          events: batches * 100,
+          ingestEventsPerSecond: load.eventsPerSecond,
+          processedEventsPerSecond: Math.round((batches * 100) / ((settled - started) / 1000)),
+          lagAfterLastAckSeconds: +((settled - acked) / 1000).toFixed(1),
+          memory: peakWorkerdMemory(pid),
+        };
+      }),
+    );
   }
-  table('Processing: until the progress rows reflect every event (batches of 100, 4 connections)',
-    ['events per person', 'events', 'ingest ev/s', 'processed ev/s', 'lag after last 2xx (s)', 'peak workerd MiB'],
-    rows.map((r) => [r.eventsPerPerson, r.events, r.ingestEventsPerSecond, r.processedEventsPerSecond, r.lagAfterLastAckSeconds, r.memory]));
+  table(
+    'Processing: until the progress rows reflect every event (batches of 100, 4 connections)',
+    [
+      'events per person',
+      'events',
+      'ingest ev/s',
+      'processed ev/s',
+      'lag after last 2xx (s)',
+      'peak workerd MiB',
+    ],
+    rows.map((r) => [
+      r.eventsPerPerson,
+      r.events,
+      r.ingestEventsPerSecond,
+      r.processedEventsPerSecond,
+      r.lagAfterLastAckSeconds,
+      r.memory,
+    ]),
+  );
   results.processing = rows;
 }
 
@@ -120,12 +194,26 @@ if (wants('replay')) {
   results.replay = await withStack({}, async ({ baseUrl }) => {
     const dir = resolve(repoRoot, '..', 'shared', 'data', 'puffy');
     const started = performance.now();
-    const summary = await replay({ dir, url: baseUrl, adminToken, siteId: demo.siteId, batchSize: 100, concurrency: 4 });
+    const summary = await replay({
+      dir,
+      url: baseUrl,
+      adminToken,
+      siteId: demo.siteId,
+      batchSize: 100,
+      concurrency: 4,
+    });
     await waitForSettled(baseUrl, adminToken);
-    return { events: summary.sent, eventsPerSecond: summary.eventsPerSecond, settledSeconds: +((performance.now() - started) / 1000).toFixed(1) };
+    return {
+      events: summary.sent,
+      eventsPerSecond: summary.eventsPerSecond,
+      settledSeconds: +((performance.now() - started) / 1000).toFixed(1),
+    };
   });
-  table('Replay of the Puffy week (import path, batches of 100, 4 in flight)', ['events', 'events/s while sending', 'until reports reflect all (s)'],
-    [[results.replay.events, results.replay.eventsPerSecond, results.replay.settledSeconds]]);
+  table(
+    'Replay of the Puffy week (import path, batches of 100, 4 in flight)',
+    ['events', 'events/s while sending', 'until reports reflect all (s)'],
+    [[results.replay.events, results.replay.eventsPerSecond, results.replay.settledSeconds]],
+  );
 }
 
 /** Times `runs` GETs of a URL; resolves with p50 and p90 in ms. */
@@ -149,11 +237,29 @@ if (wants('reports')) {
     const out = [];
     for (const people of sizes) {
       const siteId = `size${people}`;
-      const put = (path, body, method = 'PUT') => fetch(`${baseUrl}${path}`, { method, headers: admin, body: JSON.stringify(body) });
-      await put(`/admin/sites/${siteId}`, { name: siteId, writeKey: `wk_${siteId}_bench_key_0001` });
-      await put(`/admin/sites/${siteId}/goals/checkout`, { name: 'Checkout', window: '7d', steps: demo.goal.steps });
-      await put(`/admin/sites/${siteId}/shares`, { token: `sh_${siteId}_bench_share_0001` }, 'POST');
-      const { duck, loadSeconds } = await loadPeople({ persistDir: persistTo, siteId, goalId: 'checkout', version: 1, people });
+      const put = (path, body, method = 'PUT') =>
+        fetch(`${baseUrl}${path}`, { method, headers: admin, body: JSON.stringify(body) });
+      await put(`/admin/sites/${siteId}`, {
+        name: siteId,
+        writeKey: `wk_${siteId}_bench_key_0001`,
+      });
+      await put(`/admin/sites/${siteId}/goals/checkout`, {
+        name: 'Checkout',
+        window: '7d',
+        steps: demo.goal.steps,
+      });
+      await put(
+        `/admin/sites/${siteId}/shares`,
+        { token: `sh_${siteId}_bench_share_0001` },
+        'POST',
+      );
+      const { duck, loadSeconds } = await loadPeople({
+        persistDir: persistTo,
+        siteId,
+        goalId: 'checkout',
+        version: 1,
+        people,
+      });
       const url = `${baseUrl}/r/sh_${siteId}_bench_share_0001/checkout?from=2025-02-23&to=2025-03-03&format=json`;
       const report = await (await fetch(url, { headers: fresh })).json();
       const duckdb = await duckdbFunnel(duck);
@@ -161,14 +267,36 @@ if (wants('reports')) {
       const uncached = await timeGets(url, fresh, people >= 1_000_000 ? 5 : 10);
       await fetch(url).then((r) => r.text());
       const cached = await timeGets(url, {}, 20);
-      out.push({ people, counts, duckdbCounts: duckdb.counts, agree: JSON.stringify(counts) === JSON.stringify(duckdb.counts),
-        uncached, cached, duckdbMs: +duckdb.ms.toFixed(1), loadSeconds: +loadSeconds.toFixed(1) });
+      out.push({
+        people,
+        counts,
+        duckdbCounts: duckdb.counts,
+        agree: JSON.stringify(counts) === JSON.stringify(duckdb.counts),
+        uncached,
+        cached,
+        duckdbMs: +duckdb.ms.toFixed(1),
+        loadSeconds: +loadSeconds.toFixed(1),
+      });
     }
     return out;
   });
-  table('Reports: the demo funnel over a week of generated people (ms)',
-    ['people', 'uncached p50 / p90', 'cached p50 / p90', 'DuckDB from raw events', 'counts (goalstep = DuckDB?)'],
-    rows.map((r) => [r.people.toLocaleString('en-US'), `${r.uncached.p50} / ${r.uncached.p90}`, `${r.cached.p50} / ${r.cached.p90}`, r.duckdbMs, `${r.counts.join('/')} (${r.agree ? 'yes' : `no: ${r.duckdbCounts.join('/')}`})`]));
+  table(
+    'Reports: the demo funnel over a week of generated people (ms)',
+    [
+      'people',
+      'uncached p50 / p90',
+      'cached p50 / p90',
+      'DuckDB from raw events',
+      'counts (goalstep = DuckDB?)',
+    ],
+    rows.map((r) => [
+      r.people.toLocaleString('en-US'),
+      `${r.uncached.p50} / ${r.uncached.p90}`,
+      `${r.cached.p50} / ${r.cached.p90}`,
+      r.duckdbMs,
+      `${r.counts.join('/')} (${r.agree ? 'yes' : `no: ${r.duckdbCounts.join('/')}`})`,
+    ]),
+  );
   results.reports = rows;
 }
 
@@ -179,20 +307,35 @@ if (wants('merge')) {
       const anon = `merge-anon-${i}`;
       const user = `merge-user-${i}`;
       const now = Date.now();
-      const event = (type, fields, offset) => ({ type, messageId: `merge-${i}-${type}-${offset}`, timestamp: new Date(now - 60_000 + offset).toISOString(), ...fields });
+      const event = (type, fields, offset) => ({
+        type,
+        messageId: `merge-${i}-${type}-${offset}`,
+        timestamp: new Date(now - 60_000 + offset).toISOString(),
+        ...fields,
+      });
       // The anonymous phone views and adds to cart; the logged-in laptop starts checkout.
-      await fetch(`${baseUrl}/v1/batch`, { method: 'POST', headers: { ...writeKeyAuth, 'content-type': 'application/json' }, body: JSON.stringify({ batch: [
-        event('track', { event: 'page_viewed', anonymousId: anon }, 0),
-        event('track', { event: 'product_added_to_cart', anonymousId: anon }, 1000),
-        event('track', { event: 'checkout_started', userId: user }, 2000),
-      ] }) });
+      await fetch(`${baseUrl}/v1/batch`, {
+        method: 'POST',
+        headers: { ...writeKeyAuth, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          batch: [
+            event('track', { event: 'page_viewed', anonymousId: anon }, 0),
+            event('track', { event: 'product_added_to_cart', anonymousId: anon }, 1000),
+            event('track', { event: 'checkout_started', userId: user }, 2000),
+          ],
+        }),
+      });
       await waitForSettled(baseUrl, adminToken);
       const day = new Date(now).toISOString().slice(0, 10);
       const next = new Date(now + 86_400_000).toISOString().slice(0, 10);
       const url = `${baseUrl}/r/${demo.shareToken}/${demo.goal.id}?from=${day}&to=${next}&format=json`;
       const before = (await (await fetch(url, { headers: fresh })).json()).steps[2].count;
       const sent = performance.now();
-      await fetch(`${baseUrl}/v1/identify`, { method: 'POST', headers: { ...writeKeyAuth, 'content-type': 'application/json' }, body: JSON.stringify(event('identify', { anonymousId: anon, userId: user }, 3000)) });
+      await fetch(`${baseUrl}/v1/identify`, {
+        method: 'POST',
+        headers: { ...writeKeyAuth, 'content-type': 'application/json' },
+        body: JSON.stringify(event('identify', { anonymousId: anon, userId: user }, 3000)),
+      });
       for (;;) {
         const count = (await (await fetch(url, { headers: fresh })).json()).steps[2].count;
         if (count > before) break;
@@ -201,11 +344,17 @@ if (wants('merge')) {
       samples.push(performance.now() - sent);
     }
     samples.sort((a, b) => a - b);
-    return { samples: samples.length, p50: +samples[Math.floor(samples.length / 2)].toFixed(1), max: +samples.at(-1).toFixed(1) };
+    return {
+      samples: samples.length,
+      p50: +samples[Math.floor(samples.length / 2)].toFixed(1),
+      max: +samples.at(-1).toFixed(1),
+    };
   });
-  table('Merge latency: identify sent → report (cache bypassed) counts the merged person (ms)', ['samples', 'p50', 'max'],
-    [[results.merge.samples, results.merge.p50, results.merge.max]]);
+  table(
+    'Merge latency: identify sent → report (cache bypassed) counts the merged person (ms)',
+    ['samples', 'p50', 'max'],
+    [[results.merge.samples, results.merge.p50, results.merge.max]],
+  );
 }
 
 console.log(`\n${JSON.stringify({ date: new Date().toISOString(), quick, ...results })}`);
-

@@ -49,14 +49,26 @@ function personEvents(next, person) {
   let t = START + Math.floor(next() * WEEK_MS);
   const views = 1 + Math.floor(next() * next() * 3);
   for (let i = 0; i < views; i += 1) {
-    events.push({ messageId: `${person}-v${i}`, ts: t, type: 'track', event: STEPS[0], properties: null });
+    events.push({
+      messageId: `${person}-v${i}`,
+      ts: t,
+      type: 'track',
+      event: STEPS[0],
+      properties: null,
+    });
     t += Math.floor(next() * 600_000);
   }
   const odds = [0.02, 0.21, 0.72];
   for (let k = 1; k < STEPS.length; k += 1) {
     if (next() >= (odds[k - 1] ?? 0)) break;
     t += Math.floor(next() * 900_000);
-    events.push({ messageId: `${person}-s${k}`, ts: t, type: 'track', event: STEPS[k], properties: null });
+    events.push({
+      messageId: `${person}-s${k}`,
+      ts: t,
+      type: 'track',
+      event: STEPS[k],
+      properties: null,
+    });
   }
   return events;
 }
@@ -81,7 +93,13 @@ export async function loadPeople({ persistDir, siteId, goalId, version, people }
   await duck.run('CREATE TABLE events (person VARCHAR, ts BIGINT, event VARCHAR)');
   const appender = await duck.createAppender('events');
 
-  const goal = { id: goalId, version, name: 'bench', steps: STEPS.map((event) => ({ event })), windowMs: WEEK_MS };
+  const goal = {
+    id: goalId,
+    version,
+    name: 'bench',
+    steps: STEPS.map((event) => ({ event })),
+    windowMs: WEEK_MS,
+  };
   const next = random(people);
   const started = performance.now();
   d1.exec('BEGIN');

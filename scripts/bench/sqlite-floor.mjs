@@ -17,8 +17,12 @@ export async function sqliteFloor({ migrationsDir, batchSize, batches }) {
   const db = new DatabaseSync(join(dir, 'floor.sqlite'));
   try {
     db.exec('PRAGMA journal_mode = WAL');
-    for (const file of readdirSync(migrationsDir).filter((f) => f.endsWith('.sql')).sort()) {
-      db.exec(readFileSync(join(migrationsDir, file), 'utf8').replaceAll('--> statement-breakpoint', ''));
+    for (const file of readdirSync(migrationsDir)
+      .filter((f) => f.endsWith('.sql'))
+      .sort()) {
+      db.exec(
+        readFileSync(join(migrationsDir, file), 'utf8').replaceAll('--> statement-breakpoint', ''),
+      );
     }
     const insertBatch = db.prepare(
       'INSERT INTO batches (id, site_id, received_at, message_ids) VALUES (?, ?, ?, ?)',
@@ -36,9 +40,22 @@ export async function sqliteFloor({ migrationsDir, batchSize, batches }) {
       db.exec('BEGIN');
       insertBatch.run(batchId, 'floor', now, JSON.stringify(batch.map((e) => e.messageId)));
       for (const e of batch) {
-        insertEvent.run('floor', e.messageId, e.type, e.event, e.anonymousId, null, null,
-          Date.parse(e.timestamp), e.timestamp, now, JSON.stringify(e.properties), null,
-          JSON.stringify(e.context), batchId);
+        insertEvent.run(
+          'floor',
+          e.messageId,
+          e.type,
+          e.event,
+          e.anonymousId,
+          null,
+          null,
+          Date.parse(e.timestamp),
+          e.timestamp,
+          now,
+          JSON.stringify(e.properties),
+          null,
+          JSON.stringify(e.context),
+          batchId,
+        );
       }
       db.exec('COMMIT');
     }

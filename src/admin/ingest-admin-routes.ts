@@ -150,7 +150,7 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
     }
   });
 
-  // Re-submitted by an admin: any event time is accepted (as on the import path) and the
+  // Re-submitted by an admin: every event time is accepted (as on the import path) and the
   // traffic filters are skipped, since the admin has judged these events.
   const now = nowMs(c.env);
   const outcome = await ingestRequest({

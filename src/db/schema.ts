@@ -110,7 +110,11 @@ export const batches = sqliteTable(
     messageIds: text('message_ids').notNull(),
     appliedAt: integer('applied_at'),
   },
-  (t) => [index('batches_pending').on(t.receivedAt).where(sql`applied_at IS NULL`)],
+  (t) => [
+    index('batches_pending')
+      .on(t.receivedAt)
+      .where(sql`applied_at IS NULL`),
+  ],
 );
 
 export const events = sqliteTable(
@@ -214,7 +218,9 @@ export const attempts = sqliteTable(
     browser: text('browser'),
     os: text('os'),
     country: text('country'),
-    /** JSON array per step: `[value, orderKey, messageId]` of the goal's value property, or null. */
+    /**
+     * JSON array per step: `[value, orderKey, messageId]` of the goal's value property, or null.
+     */
     stepValues: text('step_values'),
     /**
      * JSON of the entry event's properties (`property:<key>`) and the person's traits then

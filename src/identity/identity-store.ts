@@ -162,7 +162,11 @@ export class IdentityStore {
     const inAnons = 'IN (SELECT value FROM json_each(?1))';
     const inUsers = 'IN (SELECT value FROM json_each(?2))';
     this.sql.exec(`DELETE FROM links WHERE anon ${inAnons} OR user ${inUsers}`, anons, users);
-    this.sql.exec(`DELETE FROM aliases WHERE prev ${inAnons} OR prev ${inUsers} OR user ${inUsers}`, anons, users);
+    this.sql.exec(
+      `DELETE FROM aliases WHERE prev ${inAnons} OR prev ${inUsers} OR user ${inUsers}`,
+      anons,
+      users,
+    );
     this.sql.exec(`DELETE FROM users WHERE user ${inUsers}`, anons, users);
     this.facts = null;
   }
@@ -224,7 +228,9 @@ export class IdentityStore {
   ): number {
     const { kind, ...body } = action;
     const id = this.sql
-      .exec<{ id: number }>(
+      .exec<{
+        id: number;
+      }>(
         'INSERT INTO actions (kind, body, note, by, at) VALUES (?, ?, ?, ?, ?) RETURNING id',
         kind,
         JSON.stringify(body),

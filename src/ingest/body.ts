@@ -44,7 +44,11 @@ export async function readJsonBody(request: Request): Promise<unknown> {
   if (encoding === 'gzip') {
     stream = request.body.pipeThrough(new DecompressionStream('gzip'));
   } else if (encoding && encoding !== 'identity') {
-    throw new ApiError(415, 'unsupported_encoding', `content-encoding ${encoding} is not supported`);
+    throw new ApiError(
+      415,
+      'unsupported_encoding',
+      `content-encoding ${encoding} is not supported`,
+    );
   }
 
   let bytes: Uint8Array;

@@ -60,7 +60,8 @@ export async function storeBatch(
     statements.push(
       db
         .prepare(
-          'INSERT OR IGNORE INTO batches (id, site_id, received_at, message_ids) VALUES (?, ?, ?, ?)',
+          `INSERT OR IGNORE INTO batches (id, site_id, received_at, message_ids)
+           VALUES (?, ?, ?, ?)`,
         )
         .bind(
           input.batchId,

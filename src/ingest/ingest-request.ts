@@ -54,7 +54,11 @@ function unpack(body: unknown, impliedType: EventType | null) {
   if (!envelope) throw new ApiError(400, 'invalid_body', 'request body must be a JSON object');
   if (impliedType !== null) {
     if (Array.isArray(envelope.batch)) {
-      throw new ApiError(400, 'batch_on_single_route', 'this route takes one event; send batches to /v1/batch');
+      throw new ApiError(
+        400,
+        'batch_on_single_route',
+        'this route takes one event; send batches to /v1/batch',
+      );
     }
     return { messages: [body], sentAt: undefined, context: null };
   }

@@ -5,7 +5,13 @@
 import { isJunkId } from '../identity/junk-ids';
 import { guardPayload, MAX_NAME_BYTES, truncateText } from './guards';
 import { numericIdText } from './lossless-ids';
-import { EVENT_TYPES, rawEventSchema, type EventType, type Rejection, type Warning } from './schema';
+import {
+  EVENT_TYPES,
+  rawEventSchema,
+  type EventType,
+  type Rejection,
+  type Warning,
+} from './schema';
 import { MAX_FUTURE_MS, parseTimestamp, resolveEventTime } from './timestamps';
 
 /** Segment's per-event limit. */
@@ -51,7 +57,9 @@ function reject(code: string, path: string, message: string): NormalizeResult {
   return { ok: false, rejection: { code, path, message } };
 }
 
-/** Reads an id field: numbers become their decimal text, placeholders are dropped with a warning. */
+/**
+ * Reads an id field: numbers become their decimal text, placeholders are dropped with a warning.
+ */
 function readId(
   value: unknown,
   field: string,
@@ -145,7 +153,11 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
     if (path === 'type') {
       return reject('invalid_type', 'type', `type must be one of ${EVENT_TYPES.join(', ')}`);
     }
-    return reject('invalid_field', path, issue ? `${path || 'event'}: ${issue.message}` : 'invalid event');
+    return reject(
+      'invalid_field',
+      path,
+      issue ? `${path || 'event'}: ${issue.message}` : 'invalid event',
+    );
   }
   const raw = parsed.data;
   const warnings: Array<Omit<Warning, 'index'>> = [...guarded.warnings];

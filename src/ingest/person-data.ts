@@ -92,7 +92,7 @@ function statements(db: D1Database, siteId: string, ids: PersonIds, verb: 'SELEC
            OR previous_id IN (SELECT value FROM json_each(?2)))`,
       )
       .bind(siteId, all),
-    // Rejected payloads may be truncated JSON, so they are matched as text: any row that
+    // Rejected payloads may be truncated JSON, so they are matched as text; a row that
     // mentions one of the ids as a JSON string holds this person's data.
     db
       .prepare(

@@ -24,7 +24,8 @@ interface EventRow {
   context: string | null;
 }
 
-const parse = (text: string | null) => (text ? (JSON.parse(text) as Record<string, unknown>) : null);
+const parse = (text: string | null) =>
+  text ? (JSON.parse(text) as Record<string, unknown>) : null;
 
 /**
  * Re-applies pending batches older than the grace period; returns how many were applied. Picks
@@ -66,7 +67,11 @@ export async function reconcilePending(env: Env, now: number): Promise<number> {
       await state.apply(batch.site_id, batch.id, events);
       applied += 1;
     } catch (error) {
-      logger.error('reconcile.apply_failed', { site: batch.site_id, batch: batch.id, cause: error });
+      logger.error('reconcile.apply_failed', {
+        site: batch.site_id,
+        batch: batch.id,
+        cause: error,
+      });
     }
   }
   if (pending.length > 0) logger.info('reconcile.done', { pending: pending.length, applied });

@@ -50,7 +50,14 @@ function offsetAt(tz: string, utcMs: number): number {
     second: '2-digit',
   }).formatToParts(new Date(utcMs));
   const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
-  const wallAsUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
+  const wallAsUtc = Date.UTC(
+    get('year'),
+    get('month') - 1,
+    get('day'),
+    get('hour'),
+    get('minute'),
+    get('second'),
+  );
   return wallAsUtc - Math.floor(utcMs / 1000) * 1000;
 }
 
@@ -71,7 +78,10 @@ export function zonedWallToUtc(wallMs: number, tz: string): number {
 function parseBound(value: string, tz: string, name: string): number {
   const text = value.trim();
   if (!isRealDate(text) || Number(text.slice(0, 4)) < 1970) {
-    throw new RangeError400('invalid_range', `${name} must be a real date from 1970 on, got ${value}`);
+    throw new RangeError400(
+      'invalid_range',
+      `${name} must be a real date from 1970 on, got ${value}`,
+    );
   }
   if (WITH_OFFSET.test(text)) return Date.parse(text);
   const date = DATE.exec(text);
@@ -79,10 +89,21 @@ function parseBound(value: string, tz: string, name: string): number {
   const local = LOCAL_DATE_TIME.exec(text);
   if (local) {
     const [, y, mo, d, h, mi, s, ms] = local;
-    const wall = Date.UTC(+y!, +mo! - 1, +d!, +h!, +mi!, +(s ?? 0), +(ms ?? 0).toString().padEnd(3, '0'));
+    const wall = Date.UTC(
+      +y!,
+      +mo! - 1,
+      +d!,
+      +h!,
+      +mi!,
+      +(s ?? 0),
+      +(ms ?? 0).toString().padEnd(3, '0'),
+    );
     return zonedWallToUtc(wall, tz);
   }
-  throw new RangeError400('invalid_range', `${name} must be an ISO date or date-time, got ${value}`);
+  throw new RangeError400(
+    'invalid_range',
+    `${name} must be an ISO date or date-time, got ${value}`,
+  );
 }
 
 /** Resolves the query's range; without `to` it ends at the next midnight in `tz`. */

@@ -91,9 +91,13 @@ export const TimeToStepChart: FC<{ report: FunnelReport }> = ({ report }) => {
       </title>
       <g class="legend">
         <rect x={LABEL} y={2} width={12} height={12} class="p90" />
-        <text x={LABEL + 18} y={12}>90th percentile</text>
+        <text x={LABEL + 18} y={12}>
+          90th percentile
+        </text>
         <rect x={LABEL + 140} y={2} width={12} height={12} class="bar" />
-        <text x={LABEL + 158} y={12}>median</text>
+        <text x={LABEL + 158} y={12}>
+          median
+        </text>
       </g>
       {steps.map((step, i) => {
         const y = 24 + i * rowHeight;
@@ -177,7 +181,9 @@ export const OverTimeChart: FC<{ report: FunnelReport }> = ({ report }) => {
         </g>
       ))}
       <polyline points={line} class="line" />
-      {rates.map((r, i) => (r === null ? null : <circle cx={x(i)} cy={y(r / maxRate)} r={3} class="dot" />))}
+      {rates.map((r, i) =>
+        r === null ? null : <circle cx={x(i)} cy={y(r / maxRate)} r={3} class="dot" />,
+      )}
     </svg>
   );
 };

@@ -32,7 +32,8 @@ button { background: var(--bar); color: #fff; border: 0; border-radius: 4px; pad
 .chart { width: 100%; height: auto; }
 .bar { fill: var(--bar); } .track { fill: #dbe6fb; } .p90 { fill: #9bb8f0; }
 .line { fill: none; stroke: #1a7f37; stroke-width: 2; } .dot { fill: #1a7f37; }
-.axis { stroke: var(--line); } .rate { fill: #1a7f37; } .axis-label, .legend text { font-size: 12px; fill: var(--muted); }
+.axis { stroke: var(--line); } .rate { fill: #1a7f37; }
+.axis-label, .legend text { font-size: 12px; fill: var(--muted); }
 .bar-label, .bar-value { font-size: 14px; fill: var(--ink); }
 .health li { margin: 4px 0; } .sev-critical, .sev-warning { font-weight: 600; }
 .sev-critical { color: #a40e26; } .sev-warning { color: #7d4e00; }
@@ -77,7 +78,8 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, query, links }
         </p>
         {report.rebuilding ? (
           <p class="notice" role="status">
-            Version {report.latestVersion} is being rebuilt from stored events; this shows version{' '}
+            Version {report.latestVersion} is being rebuilt from stored events; this shows
+            version{' '}
             {report.version} until it is complete.
           </p>
         ) : null}
@@ -107,13 +109,21 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, query, links }
           <label>
             Break down by
             <select name="breakdown">
-              {['', 'utm_source', 'utm_medium', 'utm_campaign', 'referrer_domain', 'device', 'browser', 'os', 'country'].map(
-                (b) => (
-                  <option value={b} selected={b === (report.breakdown?.by ?? '')}>
-                    {b || 'nothing'}
-                  </option>
-                ),
-              )}
+              {[
+                '',
+                'utm_source',
+                'utm_medium',
+                'utm_campaign',
+                'referrer_domain',
+                'device',
+                'browser',
+                'os',
+                'country',
+              ].map((b) => (
+                <option value={b} selected={b === (report.breakdown?.by ?? '')}>
+                  {b || 'nothing'}
+                </option>
+              ))}
             </select>
           </label>
           <button type="submit">Show</button>
@@ -233,9 +243,9 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, query, links }
           <dt>Counting rule</dt>
           <dd>
             A person enters at a step-1 event in the range and reaches later steps (
-            {MODE_LABEL[report.mode]}) within {report.window} of it; of several attempts the furthest
-            counts. Each person counts once, after devices are stitched to users. People whose window
-            is still open are shown as in progress, not as dropped.
+            {MODE_LABEL[report.mode]}) within {report.window} of it; of several attempts the
+            furthest counts. Each person counts once, after devices are stitched to users. People
+            whose window is still open are shown as in progress, not as dropped.
           </dd>
           <dt>Goal version</dt>
           <dd>
@@ -256,7 +266,8 @@ const ACTION_LABEL = { open: 'opened', repeat: 'still open', resolve: 'resolved'
 /** Step-health alerts about this goal: what is open now, and the recent history. */
 const StepHealth: FC<{ health: AlertHistoryEntry[] }> = ({ health }) => {
   const latest = new Map<string, AlertHistoryEntry>();
-  for (const entry of health) if (!latest.has(entry.incidentId)) latest.set(entry.incidentId, entry);
+  for (const entry of health)
+    if (!latest.has(entry.incidentId)) latest.set(entry.incidentId, entry);
   const open = [...latest.values()].filter((entry) => entry.action !== 'resolve');
   return (
     <section class="health" aria-labelledby="health-title">

@@ -64,7 +64,8 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
     throw new ApiError(400, 'invalid_format', 'format must be html, json or csv');
   }
   const state = await c.env.DB.prepare(
-    'SELECT current_version AS current, ready_version AS ready FROM goals WHERE site_id = ? AND id = ?',
+    `SELECT current_version AS current, ready_version AS ready FROM goals
+     WHERE site_id = ? AND id = ?`,
   )
     .bind(share.siteId, goalId)
     .first<{ current: number; ready: number | null }>();
@@ -87,7 +88,8 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
     throw error;
   }
   const live = goal.version === state.current || goal.version === state.ready;
-  const overridden = view.mode !== (goal.mode ?? 'ordered') || parseWindow(view.window) !== goal.windowMs;
+  const overridden =
+    view.mode !== (goal.mode ?? 'ordered') || parseWindow(view.window) !== goal.windowMs;
   const source = live && !overridden ? 'progress' : 'events';
 
   // The cache key holds everything that changes the answer, and never the token.
@@ -95,7 +97,8 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
     `https://report-cache.goalstep.invalid/${encodeURIComponent(share.siteId)}/` +
       `${encodeURIComponent(goal.id)}/v${goal.version}-${state.current}-${state.ready}/` +
       `${range.from}-${range.to}/${encodeURIComponent(range.tz)}/${format}/` +
-      `${view.mode}-${view.window}-${encodeURIComponent(view.breakdown ?? '')}-${view.top}-${view.interval}`,
+      `${view.mode}-${view.window}-${encodeURIComponent(view.breakdown ?? '')}-` +
+      `${view.top}-${view.interval}`,
   );
   const cache = caches.default;
   // An admin may ask for a fresh answer (measuring merge latency, tests); nobody else can.
@@ -213,7 +216,8 @@ function parseView(query: Record<string, string>, mode: Mode, window: string): R
     throw new ApiError(
       400,
       'invalid_breakdown',
-      `breakdown must be one of ${Object.keys(SEGMENT_COLUMNS).join(', ')} or property:<name> or trait:<name>`,
+      `breakdown must be one of ${Object.keys(SEGMENT_COLUMNS).join(', ')}, ` +
+        'property:<name> or trait:<name>',
     );
   }
   const top = query.top === undefined ? 5 : Number(query.top);

@@ -8,14 +8,23 @@ import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { replay } from '../../scripts/lib/replay-core.mjs';
-import { fetchReport, readDemo, repoRoot, reportUrl, waitForSettled } from '../../scripts/lib/stack.mjs';
+import {
+  fetchReport,
+  readDemo,
+  repoRoot,
+  reportUrl,
+  waitForSettled,
+} from '../../scripts/lib/stack.mjs';
 import { launchBrowser } from './lib/browser';
 import { useTestStack } from './test-stack';
 
 const stack = useTestStack('report-browser');
 const DATA_DIR = process.env.GOALSTEP_PUFFY_DIR ?? resolve(repoRoot, '../shared/data/puffy');
 const FILES = ['events_20250223.csv', 'events_20250224.csv'];
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const AXE_SOURCE = readFileSync(
+  createRequire(import.meta.url).resolve('axe-core/axe.min.js'),
+  'utf8',
+);
 
 interface JsonReport {
   entered: number;
@@ -26,7 +35,13 @@ let browser: Browser;
 
 beforeAll(async () => {
   const { baseUrl, adminToken } = stack();
-  await replay({ dir: DATA_DIR, url: baseUrl, adminToken, siteId: readDemo().siteId, files: FILES });
+  await replay({
+    dir: DATA_DIR,
+    url: baseUrl,
+    adminToken,
+    siteId: readDemo().siteId,
+    files: FILES,
+  });
   await waitForSettled(baseUrl, adminToken);
   browser = await launchBrowser();
 });
@@ -58,7 +73,10 @@ describe('report page in Chromium', () => {
 
     // Narrow the range to the first day with the page's own controls.
     await page.getByLabel('To (exclusive)').fill('2025-02-24');
-    await Promise.all([page.waitForURL(/to=2025-02-24/), page.getByRole('button', { name: 'Show' }).click()]);
+    await Promise.all([
+      page.waitForURL(/to=2025-02-24/),
+      page.getByRole('button', { name: 'Show' }).click(),
+    ]);
     const narrow = (await fetchReport(
       baseUrl,
       { from: '2025-02-23', to: '2025-02-24' },
@@ -77,7 +95,9 @@ describe('report page in Chromium', () => {
       baseUrl,
       { from: '2025-02-23', to: '2025-02-24', breakdown: 'device' },
       adminToken,
-    )) as JsonReport & { breakdown: { groups: Array<{ value: string; steps: Array<{ count: number }> }> } };
+    )) as JsonReport & {
+      breakdown: { groups: Array<{ value: string; steps: Array<{ count: number }> }> };
+    };
     expect(byDevice.breakdown.groups.length).toBeGreaterThan(1);
     for (const group of byDevice.breakdown.groups) {
       const cells = await page.locator(`tr[data-group="${group.value}"] td`).allTextContents();
@@ -97,7 +117,13 @@ describe('report page in Chromium', () => {
     await page.goto(reportUrl(stack().baseUrl, { from: '2025-02-23', to: '2025-02-25' }));
     await page.addScriptTag({ content: AXE_SOURCE });
     const violations = await page.evaluate(async () => {
-      const axe = (window as unknown as { axe: { run(): Promise<{ violations: Array<{ id: string; impact: string; nodes: unknown[] }> }> } }).axe;
+      const axe = (
+        window as unknown as {
+          axe: {
+            run(): Promise<{ violations: Array<{ id: string; impact: string; nodes: unknown[] }> }>;
+          };
+        }
+      ).axe;
       const result = await axe.run();
       return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
     });

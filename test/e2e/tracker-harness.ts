@@ -89,8 +89,10 @@ export async function startWebSite(pages: Record<string, string>): Promise<Closa
 
 /** The HTML page of a test site. */
 export function html(title: string, head: string, body = ''): string {
-  return `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title>${head}</head>` +
-    `<body>${body}</body></html>`;
+  return (
+    `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title>${head}</head>` +
+    `<body>${body}</body></html>`
+  );
 }
 
 /** One request the proxy saw, with what it answered. */
@@ -334,15 +336,18 @@ export function waitForStored(
   events: number,
 ) {
   let last: unknown;
-  return waitFor(() => `${events} stored events of ${site.siteId} (last status ${JSON.stringify(last)})`, async () => {
-    const path = `/admin/sites/${site.siteId}/status`;
-    const status = await admin(stack.baseUrl, stack.adminToken, 'GET', path);
-    last = status;
-    if (typeof status.events === 'number' && status.events > events) {
-      throw new Error(`${status.events} events stored, expected ${events}`);
-    }
-    return status.events === events && status.pendingBatches === 0 ? status : undefined;
-  });
+  return waitFor(
+    () => `${events} stored events of ${site.siteId} (last status ${JSON.stringify(last)})`,
+    async () => {
+      const path = `/admin/sites/${site.siteId}/status`;
+      const status = await admin(stack.baseUrl, stack.adminToken, 'GET', path);
+      last = status;
+      if (typeof status.events === 'number' && status.events > events) {
+        throw new Error(`${status.events} events stored, expected ${events}`);
+      }
+      return status.events === events && status.pendingBatches === 0 ? status : undefined;
+    },
+  );
 }
 
 export interface Report {

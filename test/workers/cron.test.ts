@@ -15,7 +15,11 @@ const HOUR = 3_600_000;
 
 async function runCron(scheduledTime: number): Promise<void> {
   const ctx = createExecutionContext();
-  await worker.scheduled(createScheduledController({ scheduledTime, cron: '*/15 * * * *' }), env, ctx);
+  await worker.scheduled(
+    createScheduledController({ scheduledTime, cron: '*/15 * * * *' }),
+    env,
+    ctx,
+  );
   await waitOnExecutionContext(ctx);
 }
 

@@ -12,11 +12,7 @@ export interface TestSite {
 }
 
 /** Creates a site with a write key, a goal and a share through the admin API. */
-export async function seedSite(
-  siteId: string,
-  steps: string[],
-  window = '7d',
-): Promise<TestSite> {
+export async function seedSite(siteId: string, steps: string[], window = '7d'): Promise<TestSite> {
   const site = {
     siteId,
     writeKey: `wk_${siteId}_test_key_000000001`,
@@ -29,7 +25,9 @@ export async function seedSite(
       headers: { ...ADMIN, 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
     });
-  expect((await put(`/admin/sites/${siteId}`, { name: siteId, writeKey: site.writeKey })).ok).toBe(true);
+  expect((await put(`/admin/sites/${siteId}`, { name: siteId, writeKey: site.writeKey })).ok).toBe(
+    true,
+  );
   const goal = await put(`/admin/sites/${siteId}/goals/goal`, {
     name: 'Test goal',
     window,

@@ -53,7 +53,12 @@ describe('ingest to report', () => {
     const now = Date.now();
     const batch = {
       batch: [
-        track('pricing_viewed', { anonymousId: 'anon-c06' }, 'c06-m1', new Date(now - 2000).toISOString()),
+        track(
+          'pricing_viewed',
+          { anonymousId: 'anon-c06' },
+          'c06-m1',
+          new Date(now - 2000).toISOString(),
+        ),
         track('', { anonymousId: 'anon-c06' }, 'c06-m2', new Date(now - 1000).toISOString()),
         track('plan_selected', { anonymousId: 'anon-c06' }, 'c06-m3', new Date(now).toISOString()),
       ],

@@ -72,7 +72,12 @@ describe('normalizeEvent', () => {
 
   it('rejects an event older than the back-fill window on a write key (C10)', () => {
     const result = normalizeEvent(
-      { type: 'track', event: 'app_opened', anonymousId: 'anon-c10c', timestamp: '2019-06-01T00:00:00.000Z' },
+      {
+        type: 'track',
+        event: 'app_opened',
+        anonymousId: 'anon-c10c',
+        timestamp: '2019-06-01T00:00:00.000Z',
+      },
       options,
     );
     expect(result).toMatchObject({ ok: false, rejection: { code: 'timestamp_too_old' } });
@@ -175,16 +180,25 @@ describe('hostile shapes (review findings)', () => {
 
 describe('wall times across clock changes', () => {
   it('reads a time skipped by spring-forward as just after the gap', () => {
-    const range = resolveRange({ from: '2025-03-09T02:30', to: '2025-03-10', tz: 'America/New_York' }, 0);
+    const range = resolveRange(
+      { from: '2025-03-09T02:30', to: '2025-03-10', tz: 'America/New_York' },
+      0,
+    );
     // 02:30 does not exist; with the pre-change offset (UTC-5) it is 07:30Z = 03:30 EDT.
     expect(new Date(range.from).toISOString()).toBe('2025-03-09T07:30:00.000Z');
   });
 
   it('reads a time that occurs twice as its earlier instant', () => {
-    const ny = resolveRange({ from: '2025-11-02T01:30', to: '2025-11-03', tz: 'America/New_York' }, 0);
+    const ny = resolveRange(
+      { from: '2025-11-02T01:30', to: '2025-11-03', tz: 'America/New_York' },
+      0,
+    );
     // 01:30 happens in EDT (05:30Z) and again in EST (06:30Z): the first one counts.
     expect(new Date(ny.from).toISOString()).toBe('2025-11-02T05:30:00.000Z');
-    const berlin = resolveRange({ from: '2025-10-26T02:30', to: '2025-10-27', tz: 'Europe/Berlin' }, 0);
+    const berlin = resolveRange(
+      { from: '2025-10-26T02:30', to: '2025-10-27', tz: 'Europe/Berlin' },
+      0,
+    );
     // 02:30 happens in CEST (00:30Z) and again in CET (01:30Z).
     expect(new Date(berlin.from).toISOString()).toBe('2025-10-26T00:30:00.000Z');
   });

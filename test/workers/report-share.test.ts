@@ -125,7 +125,9 @@ describe('escaping', () => {
     const row = csv.split('\r\n')[1] ?? '';
     expect(row).toContain(`"'=HYPERLINK(""http://evil.invalid"",""x"")"`);
 
-    const json = (await (await SELF.fetch(url(site.shareToken, 'goal', '&format=json'))).json()) as {
+    const json = (await (
+      await SELF.fetch(url(site.shareToken, 'goal', '&format=json'))
+    ).json()) as {
       goal: { name: string };
       steps: Array<{ name: string }>;
     };
@@ -146,9 +148,13 @@ describe('revalidation', () => {
   it('keeps the ETag when unchanged data is recomputed and matches weak and listed tags', async () => {
     const site = await seedSite('etag-stable', ['view']);
     const fresh = { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } };
-    const a = (await SELF.fetch(url(site.shareToken, 'goal', '&format=json'), fresh)).headers.get('ETag') ?? '';
+    const a =
+      (await SELF.fetch(url(site.shareToken, 'goal', '&format=json'), fresh)).headers.get('ETag') ??
+      '';
     await new Promise((resolve) => setTimeout(resolve, 5));
-    const b = (await SELF.fetch(url(site.shareToken, 'goal', '&format=json'), fresh)).headers.get('ETag');
+    const b = (await SELF.fetch(url(site.shareToken, 'goal', '&format=json'), fresh)).headers.get(
+      'ETag',
+    );
     expect(b).toBe(a);
 
     const opaque = a.replace(/^W\//, '');
