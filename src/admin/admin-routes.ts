@@ -48,6 +48,16 @@ export async function parseJson<T extends z.ZodType>(
   return parsed.data;
 }
 
+/** A `limit` query parameter: a whole number from 1 to `max`, `fallback` when absent; else 400. */
+export function limitParam(value: string | undefined, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  const limit = Number(value);
+  if (!/^\d+$/.test(value) || limit < 1 || limit > max) {
+    throw new ApiError(400, 'invalid_limit', `limit must be a whole number from 1 to ${max}`);
+  }
+  return limit;
+}
+
 export function siteParam(siteId: string): string {
   if (!SITE_ID.test(siteId)) throw new ApiError(400, 'invalid_site_id', 'site ids are [a-z0-9_-]');
   return siteId;

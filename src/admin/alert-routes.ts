@@ -9,7 +9,7 @@ import { randomToken } from '../lib/crypto';
 import { ApiError } from '../lib/http-error';
 import { listAlertHistory } from '../alerts/alert-store';
 import { requireAdmin } from './admin-auth';
-import { parseJson, requireSite, SITE_ID, siteParam } from './admin-routes';
+import { limitParam, parseJson, requireSite, SITE_ID, siteParam } from './admin-routes';
 
 const httpUrl = z.url({ protocol: /^https?$/ }).max(2000);
 
@@ -168,7 +168,7 @@ alertRoutes.get('/admin/sites/:siteId/alerts/history', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
   const goal = c.req.query('goal') ?? null;
-  const limit = Math.min(Number(c.req.query('limit') ?? 100) || 100, 1000);
+  const limit = limitParam(c.req.query('limit'), 100, 1000);
   return c.json({ history: await listAlertHistory(c.env.DB, siteId, goal, limit) });
 });
 

@@ -10,7 +10,7 @@ import { ApiError } from '../lib/http-error';
 import { queryCountedAttempts } from '../report/funnel-query';
 import { resolveRange, RangeError400 } from '../report/range';
 import { requireAdmin } from './admin-auth';
-import { siteParam } from './admin-routes';
+import { limitParam, siteParam } from './admin-routes';
 
 export const funnelAdminRoutes = new Hono<{ Bindings: Env }>();
 
@@ -122,7 +122,7 @@ funnelAdminRoutes.get('/admin/sites/:siteId/goals/:goalId/people', async (c) => 
       `step must be a whole number from 1 to ${goal.steps.length}`,
     );
   }
-  const limit = Math.min(Math.max(Number(c.req.query('limit') ?? 1000) || 1000, 1), 10_000);
+  const limit = limitParam(c.req.query('limit'), 1000, 10_000);
   let range;
   try {
     range = resolveRange(

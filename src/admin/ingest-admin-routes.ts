@@ -6,6 +6,7 @@
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import type { Env } from '../env';
+import { forward } from '../ingest/ingest-routes';
 import { ingestRequest } from '../ingest/ingest-request';
 import { erasePerson, exportPerson, findPersonIds } from '../ingest/person-data';
 import { clearWriteKeyCache } from '../ingest/site-keys';
@@ -13,7 +14,7 @@ import { nowMs } from '../lib/clock';
 import { randomToken, sha256Hex } from '../lib/crypto';
 import { ApiError } from '../lib/http-error';
 import { auditStatement, requireAdmin, type Admin } from './admin-auth';
-import { parseJson, requireSite, SITE_ID, siteParam } from './admin-routes';
+import { limitParam, parseJson, requireSite, SITE_ID, siteParam } from './admin-routes';
 
 type AppContext = Context<{ Bindings: Env }>;
 
@@ -101,8 +102,11 @@ export const ingestAdminRoutes = new Hono<{ Bindings: Env }>();
 ingestAdminRoutes.get('/admin/sites/:siteId/rejected', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
-  const limit = Math.min(Number(c.req.query('limit') ?? 100) || 100, 1000);
+  const limit = limitParam(c.req.query('limit'), 100, 1000);
   const disposition = c.req.query('disposition') ?? null;
+  if (disposition !== null && disposition !== 'rejected' && disposition !== 'filtered') {
+    throw new ApiError(400, 'invalid_disposition', 'disposition must be rejected or filtered');
+  }
   const code = c.req.query('code') ?? null;
   const { results } = await c.env.DB.prepare(
     `SELECT id, received_at AS receivedAt, disposition, code, path, message, rule,
@@ -179,13 +183,7 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
       detail: { ids: input.items.map((item) => item.id), accepted: outcome.body.accepted },
     },
   );
-  if (outcome.stored.length > 0) {
-    const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
-    // A failure leaves the batch pending; the cron's reconciler applies it.
-    c.executionCtx.waitUntil(
-      state.apply(siteId, outcome.batchId, outcome.stored).catch(() => undefined),
-    );
-  }
+  forward(c, siteId, outcome);
   return c.json(outcome.body, outcome.status);
 });
 
@@ -386,7 +384,7 @@ ingestAdminRoutes.delete('/admin/tokens/:name', async (c) => {
 ingestAdminRoutes.get('/admin/audit', async (c) => {
   const admin = await requireAdmin(c);
   const siteId = admin.siteId ?? c.req.query('site') ?? null;
-  const limit = Math.min(Number(c.req.query('limit') ?? 100) || 100, 1000);
+  const limit = limitParam(c.req.query('limit'), 100, 1000);
   const { results } = await c.env.DB.prepare(
     `SELECT id, at, actor, action, site_id AS siteId, detail FROM admin_audit
      WHERE (?1 IS NULL OR site_id = ?1) ORDER BY id DESC LIMIT ?2`,

@@ -97,14 +97,19 @@ export async function storeBatch(
       );
     }
   }
-  const insertRejected = db.prepare(
+  // A retried batch must not file its refused events twice: an event with a message id is
+  // filed only when that id is not filed yet with the same disposition and code. Events without
+  // one cannot be told apart from a retry and are filed each time.
+  const insertRefused = db.prepare(
     `INSERT INTO rejected_events
        (site_id, received_at, code, path, message, raw, disposition, rule, message_id)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+     WHERE ?9 IS NULL OR NOT EXISTS (SELECT 1 FROM rejected_events
+       WHERE site_id IS ?1 AND disposition = ?7 AND code = ?3 AND message_id = ?9)`,
   );
   for (const r of input.rejected) {
     statements.push(
-      insertRejected.bind(
+      insertRefused.bind(
         input.siteId,
         input.receivedAt,
         r.code,
@@ -117,26 +122,17 @@ export async function storeBatch(
       ),
     );
   }
-  // A retried batch must not file its filtered events twice: they have a message id, so a
-  // filtered row is written only when that id is not filed yet.
-  const insertFiltered = db.prepare(
-    `INSERT INTO rejected_events
-       (site_id, received_at, code, path, message, raw, disposition, rule, message_id)
-     SELECT ?, ?, ?, '', ?, ?, 'filtered', ?, ?
-     WHERE NOT EXISTS (SELECT 1 FROM rejected_events
-       WHERE site_id IS ? AND disposition = 'filtered' AND message_id = ?)`,
-  );
   for (const f of input.filtered) {
     statements.push(
-      insertFiltered.bind(
+      insertRefused.bind(
         input.siteId,
         input.receivedAt,
         f.code,
+        '',
         `filtered: ${f.code}`,
         f.raw === null ? null : capRaw(f.raw),
+        'filtered',
         f.rule,
-        f.messageId,
-        input.siteId,
         f.messageId,
       ),
     );

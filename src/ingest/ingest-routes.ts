@@ -95,8 +95,11 @@ async function checkRate(c: Context<{ Bindings: Env }>, site: SiteAccess, keyHas
   throw new RateLimitedError(verdict.retryAfterSeconds, verdict.refusedBy ?? 'key');
 }
 
-/** Sends the stored events to the site's Durable Object after the response. */
-function forward(c: Context<{ Bindings: Env }>, siteId: string, outcome: IngestOutcome): void {
+/**
+ * Sends the stored events to the site's Durable Object after the response (or marks a batch
+ * that stored nothing new as applied). Every path that stores events ends with this.
+ */
+export function forward(c: Context<{ Bindings: Env }>, siteId: string, outcome: IngestOutcome): void {
   const db = c.env.DB;
   const work =
     outcome.stored.length > 0
@@ -147,16 +150,19 @@ ingestRoutes.post('/v1/:kind', async (c) => {
 
   const body = await readJsonBody(c.req.raw);
   const writeKey = writeKeyOf(c, body);
-  if (!writeKey) throw new ApiError(
+  if (!writeKey) {
+    throw new ApiError(
       401,
       'missing_write_key',
       'send the write key by Basic auth (key as user name) or as writeKey in the body',
     );
+  }
   const now = nowMs(c.env);
   const site = await siteForWriteKey(c.env.DB, writeKey, now);
   if (!site) throw new ApiError(401, 'invalid_write_key', 'the write key is not valid');
-  await checkOrigin(c, site, body);
+  // The rate first: a refused origin writes a row, so refusals must be rate-limited too.
   await checkRate(c, site, await sha256Hex(writeKey));
+  await checkOrigin(c, site, body);
 
   const outcome = await ingestRequest({
     db: c.env.DB,

@@ -145,7 +145,8 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
 
   const guarded = guardPayload(input as Record<string, unknown>);
   const candidate = { ...guarded.value };
-  if (options.impliedType && candidate.type === undefined) candidate.type = options.impliedType;
+  // A typed route decides the type, as Segment's do: `/v1/track` takes track calls only.
+  if (options.impliedType) candidate.type = options.impliedType;
   const parsed = rawEventSchema.safeParse(candidate);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

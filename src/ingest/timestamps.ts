@@ -14,8 +14,12 @@ const EPOCH_MS_THRESHOLD = 1e11;
 const EARLIEST = Date.UTC(2000, 0, 1);
 const LATEST = Date.UTC(2100, 0, 1);
 
-/** A client clock ahead of the server by more than this is corrected using `sentAt`. */
-export const AHEAD_TOLERANCE_MS = 5_000;
+/**
+ * A client clock ahead of the server at all (`sentAt` after receipt cannot happen otherwise) is
+ * corrected using `sentAt`: the whole batch moves by one offset, so its order is kept and no
+ * event lands after receipt. Clamping instead would pile a batch onto one instant.
+ */
+export const AHEAD_TOLERANCE_MS = 0;
 /**
  * A client clock behind by more than this is corrected. Smaller gaps are network transit, which
  * must never be folded into event time (edge case C02).

@@ -104,9 +104,8 @@ describe('fuzzing the ingest schema through the Worker', () => {
         )
           .bind(prefix)
           .all<{ message_id: string; code: string }>();
-        const expected = invalid.flatMap(([i, code]) =>
-          Array.from({ length: sends }, () => `fz-${run}-${i}:${code}`),
-        );
+        // Each invalid event is kept once, however often the batch was retried.
+        const expected = invalid.map(([i, code]) => `fz-${run}-${i}:${code}`);
         expect(kept.results.map((r) => `${r.message_id}:${r.code}`).sort()).toEqual(
           expected.sort(),
         );

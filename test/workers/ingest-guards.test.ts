@@ -465,11 +465,9 @@ describe('batches and bodies (C06, C07, C32)', () => {
     await ingest(site, batch);
     await ingest(site, batch);
     expect((await rows(site.siteId)).map((r) => r.message_id)).toEqual(['c06-m1', 'c06-m3']);
+    // The retry files the rejected event once more only in its answer, not in the table.
     const kept = await rejectedRows(site.siteId);
-    expect(kept.map((r) => [r.code, r.message_id])).toEqual([
-      ['missing_event_name', 'c06-m2'],
-      ['missing_event_name', 'c06-m2'],
-    ]);
+    expect(kept.map((r) => [r.code, r.message_id])).toEqual([['missing_event_name', 'c06-m2']]);
   });
 
   it('parses a text/plain beacon, echoes the exact origin in the preflight (C07)', async () => {

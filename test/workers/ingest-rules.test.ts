@@ -203,3 +203,14 @@ describe('wall times across clock changes', () => {
     expect(new Date(berlin.from).toISOString()).toBe('2025-10-26T00:30:00.000Z');
   });
 });
+
+describe('a clock a few seconds ahead', () => {
+  it('moves the whole batch by one offset, keeping its order and spacing (review finding)', () => {
+    const receivedAt = ms('2025-03-03T10:00:00.000Z');
+    // The client clock runs 4 s ahead: it stamps and sends 3 events 1 s apart.
+    const sentAt = receivedAt + 4_000;
+    const stamps = [sentAt - 2_100, sentAt - 1_100, sentAt - 100];
+    const stored = stamps.map((timestamp) => resolveEventTime({ timestamp, sentAt, receivedAt }).ts);
+    expect(stored).toEqual([receivedAt - 2_100, receivedAt - 1_100, receivedAt - 100]);
+  });
+});
