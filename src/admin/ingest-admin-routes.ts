@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { Env } from '../env';
 import { forward } from '../ingest/ingest-routes';
 import { ingestRequest } from '../ingest/ingest-request';
-import { erasePerson, exportPerson, findPersonIds } from '../ingest/person-data';
+import { erasePerson, exportPerson } from '../ingest/person-data';
 import { clearWriteKeyCache } from '../ingest/site-keys';
 import { nowMs } from '../lib/clock';
 import { randomToken, sha256Hex } from '../lib/crypto';
@@ -402,15 +402,14 @@ ingestAdminRoutes.get('/admin/audit', async (c) => {
 ingestAdminRoutes.get('/admin/sites/:siteId/people/:id', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   const admin = await requireAdmin(c, siteId);
-  const ids = await findPersonIds(c.env.DB, siteId, c.req.param('id'));
-  const data = await exportPerson(c.env, siteId, ids);
+  const data = await exportPerson(c.env, siteId, c.req.param('id'));
   // Reading a person's data is recorded too: it is personal data leaving the system.
   await c.env.DB.batch([
     auditStatement(c.env.DB, admin, {
       action: 'person.export',
       siteId,
       at: nowMs(c.env),
-      detail: { ids: ids.anonymousIds.length + ids.userIds.length },
+      detail: { ids: data.anonymousIds.length + data.userIds.length },
     }),
   ]);
   return c.json(data);
@@ -419,8 +418,7 @@ ingestAdminRoutes.get('/admin/sites/:siteId/people/:id', async (c) => {
 ingestAdminRoutes.delete('/admin/sites/:siteId/people/:id', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   const admin = await requireAdmin(c, siteId);
-  const ids = await findPersonIds(c.env.DB, siteId, c.req.param('id'));
-  const deleted = await erasePerson(c.env, siteId, ids);
+  const deleted = await erasePerson(c.env, siteId, c.req.param('id'));
   // The audit keeps counts only: recording the erased ids would keep what was erased.
   await c.env.DB.batch([
     auditStatement(c.env.DB, admin, {

@@ -155,19 +155,27 @@ export class IdentityStore {
   }
 
   /** The facts the graph is resolved from, loaded once and then kept up to date in memory. */
-  /** Deletes every identity fact about these ids (right to erasure). */
-  forget(ids: { anonymousIds: string[]; userIds: string[] }): void {
-    const anons = JSON.stringify(ids.anonymousIds);
-    const users = JSON.stringify(ids.userIds);
-    const inAnons = 'IN (SELECT value FROM json_each(?1))';
-    const inUsers = 'IN (SELECT value FROM json_each(?2))';
-    this.sql.exec(`DELETE FROM links WHERE anon ${inAnons} OR user ${inUsers}`, anons, users);
+  /**
+   * Deletes a person's identity facts (right to erasure): their users, and the links and aliases
+   * made by their own events or naming their users. Links of a shared device made by another
+   * person's events stay: they are that person's.
+   */
+  forgetPerson(person: { userIds: string[]; messageIds: string[] }): void {
+    const users = JSON.stringify(person.userIds);
+    const messages = JSON.stringify(person.messageIds);
+    const inUsers = 'IN (SELECT value FROM json_each(?1))';
+    const inMessages = 'IN (SELECT value FROM json_each(?2))';
     this.sql.exec(
-      `DELETE FROM aliases WHERE prev ${inAnons} OR prev ${inUsers} OR user ${inUsers}`,
-      anons,
+      `DELETE FROM links WHERE user ${inUsers} OR message_id ${inMessages}`,
       users,
+      messages,
     );
-    this.sql.exec(`DELETE FROM users WHERE user ${inUsers}`, anons, users);
+    this.sql.exec(
+      `DELETE FROM aliases WHERE user ${inUsers} OR prev ${inUsers} OR message_id ${inMessages}`,
+      users,
+      messages,
+    );
+    this.sql.exec(`DELETE FROM users WHERE user ${inUsers}`, users);
     this.facts = null;
   }
 

@@ -10,7 +10,7 @@ import { byLinkTime } from './assign';
 import { anonymousKey, MAX_EVENTS_PER_PERSON, userKey, type Resolution } from './id-graph';
 import type { IdentityStore } from './identity-store';
 
-interface EventRow extends Record<string, SqlStorageValue> {
+export interface EventRow extends Record<string, SqlStorageValue> {
   message_id: string;
   anon: string | null;
   user: string | null;
@@ -19,6 +19,11 @@ interface EventRow extends Record<string, SqlStorageValue> {
   name: string | null;
   props: string | null;
   seg: string;
+}
+
+/** Every stored event that counts for a person key, by the identity rules, oldest first. */
+export function personRows(sql: SqlStorage, resolution: Resolution, key: string): EventRow[] {
+  return eventsOf(sql, resolution, key).all;
 }
 
 /** The stored events that count for a person key, oldest first, and how many exist. */
@@ -48,7 +53,7 @@ function eventsOf(sql: SqlStorage, resolution: Resolution, key: string) {
     )
     .map((row) => ({ ...row, messageId: row.message_id }))
     .sort(byLinkTime);
-  return { total: mine.length, used: mine.slice(-MAX_EVENTS_PER_PERSON) };
+  return { total: mine.length, used: mine.slice(-MAX_EVENTS_PER_PERSON), all: mine };
 }
 
 /** Gathers a person's events by the identity rules and runs every goal over them. */

@@ -17,7 +17,7 @@ import { segmentOf } from '../funnel/segment';
 import { logger } from '../lib/logger';
 import { changedPeople, resolveIdentity, type Resolution } from './id-graph';
 import { IdentityStore } from './identity-store';
-import { computePerson, explainPerson, type ExplainAnswer } from './person-view';
+import { computePerson, explainPerson, personRows, type ExplainAnswer } from './person-view';
 
 const propsJson = (value: Record<string, unknown> | null) => (value ? JSON.stringify(value) : null);
 
@@ -28,6 +28,15 @@ const GOALS_TTL_MS = 30_000;
 export type AdminOutcome<T> =
   | { ok: true; value: T }
   | { ok: false; status: 400 | 404 | 409; code: string; message: string };
+
+/** What the site object holds about one person (admin export and erasure). */
+export interface PersonRecord {
+  person: string;
+  userIds: string[];
+  anonymousIds: string[];
+  messageIds: string[];
+  stateEvents: Array<Record<string, SqlStorageValue>>;
+}
 
 export interface AdminWho {
   by: string;
@@ -179,26 +188,39 @@ export class SiteState extends DurableObject<Env> {
   }
 
   /**
-   * One person's events in this object's storage, by any of their ids (an admin export), and
-   * with `erase` deleted too (right to erasure), identity facts included. Their progress rows
-   * in D1 are the caller's.
+   * One person's data in this object's storage, found by one of their ids by the identity rules
+   * (a device id means the person the device belongs to now), and with `erase` deleted too
+   * (right to erasure): their events and their identity facts, never another person's. Null
+   * when no event carries the id.
    */
-  async personEvents(
-    ids: { anonymousIds: string[]; userIds: string[] },
+  async personRecord(
+    siteId: string,
+    query: { userId?: string; anonymousId?: string },
     erase: boolean,
-  ): Promise<Array<Record<string, SqlStorageValue>>> {
-    const where = `anon IN (SELECT value FROM json_each(?1))
-      OR user IN (SELECT value FROM json_each(?2))`;
-    const anons = JSON.stringify(ids.anonymousIds);
-    const users = JSON.stringify(ids.userIds);
-    const rows = this.sql.exec(`SELECT * FROM events WHERE ${where}`, anons, users).toArray();
+  ): Promise<PersonRecord | null> {
+    this.rememberSite(siteId);
+    const resolution = this.resolve();
+    const answer = explainPerson(this.sql, this.identity, resolution, query);
+    if (!answer) return null;
+    const rows = personRows(this.sql, resolution, answer.person);
+    const record: PersonRecord = {
+      person: answer.person,
+      userIds: answer.userIds,
+      anonymousIds: answer.anonymousIds,
+      messageIds: rows.map((row) => row.message_id),
+      stateEvents: rows,
+    };
     if (erase) {
-      const before = this.resolve();
-      this.sql.exec(`DELETE FROM events WHERE ${where}`, anons, users);
-      this.identity.forget(ids);
-      this.regraph(before);
+      const messages = JSON.stringify(record.messageIds);
+      this.sql.exec(
+        'DELETE FROM events WHERE message_id IN (SELECT value FROM json_each(?))',
+        messages,
+      );
+      this.identity.forgetPerson(record);
+      this.regraph(resolution);
+      await this.flush(siteId);
     }
-    return rows;
+    return record;
   }
 
   /** Counts kept in this object, for the admin identity summary and tests. */

@@ -154,18 +154,17 @@ describe("one person's data", () => {
     expect(await erased.json()).toMatchObject({
       deleted: { events: 3, rejected: 1, stateEvents: 3 },
     });
-    const after = (await (await admin('/admin/sites/erase/people/phone')).json()) as {
-      events: unknown[];
-      rejected: unknown[];
-      attempts: unknown[];
-      stateEvents: unknown[];
-    };
-    expect([after.events, after.rejected, after.attempts, after.stateEvents]).toEqual([
-      [],
-      [],
-      [],
-      [],
-    ]);
+    // Nothing of Ann is left anywhere: her ids no longer name anyone.
+    const after = await admin('/admin/sites/erase/people/phone');
+    expect(after.status).toBe(404);
+    expect(await count("SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = 'erase'")).toBe(
+      0,
+    );
+    expect(
+      await count(
+        "SELECT COUNT(*) AS n FROM attempts WHERE site_id = 'erase' AND person_id = 'u:ann'",
+      ),
+    ).toBe(0);
     // Bob is untouched; the report now counts him alone.
     expect(await count("SELECT COUNT(*) AS n FROM events WHERE site_id = 'erase'")).toBe(1);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 0]);
@@ -173,11 +172,48 @@ describe("one person's data", () => {
       entries: Array<{ action: string; detail: unknown }>;
     };
     expect(audit.entries.map((e) => e.action).filter((a) => a.startsWith('person.'))).toEqual([
-      'person.export',
       'person.erase',
       'person.export',
     ]);
     expect(JSON.stringify(audit.entries)).not.toContain('ann');
+  });
+
+  it('erases one customer of a shared device and keeps the other (review finding)', async () => {
+    const site = await seedSite('shared-erase', ['view', 'buy']);
+    await importBatch(site, [
+      // One computer: Ann logs in and views, then Bob logs in on it and buys.
+      {
+        type: 'identify',
+        anonymousId: 'family-pc',
+        userId: 'ann',
+        messageId: 'se-1',
+        timestamp: ago(50_000),
+      },
+      track('view', { anonymousId: 'family-pc' }, 'se-2', ago(45_000)),
+      {
+        type: 'identify',
+        anonymousId: 'family-pc',
+        userId: 'bob',
+        messageId: 'se-3',
+        timestamp: ago(40_000),
+      },
+      track('view', { anonymousId: 'family-pc' }, 'se-4', ago(35_000)),
+      track('buy', { userId: 'bob' }, 'se-5', ago(30_000)),
+    ]);
+    await settle(site);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([2, 1]);
+
+    const erased = await admin('/admin/sites/shared-erase/people/ann', 'DELETE');
+    expect(erased.status).toBe(200);
+    await settle(site);
+
+    // Only Ann's two events went; Bob's identify, view on the same computer and purchase stay.
+    const left = await env.DB.prepare(
+      "SELECT message_id FROM events WHERE site_id = 'shared-erase' ORDER BY message_id",
+    ).all<{ message_id: string }>();
+    expect(left.results.map((r) => r.message_id)).toEqual(['se-3', 'se-4', 'se-5']);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
+    expect((await admin('/admin/sites/shared-erase/people/bob')).status).toBe(200);
   });
 
   it('follows a person with 150 anonymous ids without hitting D1 parameter limits (C32)', async () => {
