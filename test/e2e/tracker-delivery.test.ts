@@ -119,7 +119,11 @@ describe('the tracker in Chromium', () => {
     const calledAt = await page.evaluate(() => (window as unknown as PageApi).calledAt);
 
     await waitForStored(stack(), sites.stub!, 3);
-    const events = eventsOf(sites.stub!);
+    // The proxy records a request once goalstep's answer is back: a moment after it is stored.
+    const events = await waitFor('the proxy to record the stub batches', () => {
+      const seen = eventsOf(sites.stub!);
+      return seen.length >= 3 ? seen : undefined;
+    });
     // The page view is dated from when the page started loading, so it comes first.
     expect(events.map(label)).toEqual(['page', 'identify', 'signup_started']);
     expect(events[2]).toMatchObject({ userId: 'user-stub', properties: { source: 'hero' } });
