@@ -68,21 +68,30 @@ export function classifyDrop(
   previousStepRatio: number | null,
   holdRatio: number,
 ): DropKind {
+  const previousFell = previousStepRatio !== null && previousStepRatio < holdRatio;
+  // A previous step that fell much harder than the rest of the site is broken itself: its own
+  // alert covers this step (one incident). It also drags the rest of the site down when it is a
+  // large share of it, which must not turn this step into a second, "traffic dip" incident.
+  if (previousFell && (restOfSiteRatio === null || previousStepRatio < restOfSiteRatio * holdRatio)) {
+    return 'upstream';
+  }
   if (restOfSiteRatio !== null && restOfSiteRatio < holdRatio) return 'traffic_dip';
-  if (previousStepRatio !== null && previousStepRatio < holdRatio) return 'upstream';
+  if (previousFell) return 'upstream';
   return 'tracking_break';
 }
 
 /**
  * A site's own rule. Absolute: fires below `below`, clears at `recoverAt` (default `below` ×
  * 1.2). Relative: fires at a drop of `dropPct` % under the baseline, clears at `recoverPct` %
- * (default half). A rule is not judged in an hour whose baseline could not clear its line anyway
- * (a quiet night), nor without a baseline for a relative rule.
+ * (default half). An absolute rule is not judged in an hour whose baseline is under its line
+ * anyway (a quiet night); a relative rule not without a baseline.
  */
 export function judgeRule(rule: AlertRule, observed: number, expected: number | null): Judgement {
   if ('below' in rule) {
     const recoverAt = rule.recoverAt ?? Math.ceil(rule.below * 1.2);
-    if (expected !== null && expected < recoverAt) return unknown(observed, expected);
+    // Only an hour whose usual volume is under the line itself is skipped (a quiet night): a
+    // step that usually runs between the line and the recovery level is still judged (C29 B).
+    if (expected !== null && expected < rule.below) return unknown(observed, expected);
     return {
       verdict: withHysteresis(observed < rule.below, observed >= recoverAt),
       observed,

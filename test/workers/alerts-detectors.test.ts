@@ -128,6 +128,21 @@ describe('volume detector', () => {
     expect(classifyDrop(0.4, 1.0, 0.8)).toBe('traffic_dip');
     expect(classifyDrop(0.95, 0.1, 0.8)).toBe('upstream');
   });
+
+  it('calls a step after a broken step upstream even when that break drags the site down', () => {
+    // The broken previous step was a fifth of the site: the rest fell to 0.78 (review finding).
+    expect(classifyDrop(0.78, 0, 0.8)).toBe('upstream');
+    // Everything fell together, the previous step no harder than the rest: a traffic dip.
+    expect(classifyDrop(0.3, 0.3, 0.8)).toBe('traffic_dip');
+  });
+
+  it('judges an absolute rule on a step that usually runs between its line and recovery', () => {
+    const rule = { id: 'floor', event: 'checkout_completed', below: 50, recoverAt: 60 };
+    // Usually 52 an hour: under the recovery level, over the line; 48 must fire (C29 B).
+    expect(judgeRule(rule, 48, 52).verdict).toBe('firing');
+    // A quiet night whose usual volume is under the line is not judged.
+    expect(judgeRule(rule, 10, 20).verdict).toBe('unknown');
+  });
 });
 
 describe('site rules with hysteresis', () => {
