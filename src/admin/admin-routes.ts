@@ -150,14 +150,19 @@ adminRoutes.post('/admin/sites/:siteId/shares', async (c) => {
   const tokenHash = await sha256Hex(token);
 
   const existing = await c.env.DB.prepare(
-    'SELECT id, site_id FROM shares WHERE token_hash = ? AND revoked_at IS NULL',
+    `SELECT id, site_id, goal_ids, expires_at FROM shares
+     WHERE token_hash = ? AND revoked_at IS NULL`,
   )
     .bind(tokenHash)
-    .first<{ id: string; site_id: string }>();
+    .first<{ id: string; site_id: string; goal_ids: string | null; expires_at: number | null }>();
   if (existing) {
-    if (existing.site_id !== siteId) {
-      throw new ApiError(409, 'share_token_taken', 'that token belongs to another site');
-    }
+    // A chosen token names one share: asking again with other restrictions is a conflict, not
+    // a silent no-op. (Seeding re-sends the same body, which stays idempotent.)
+    const same =
+      existing.site_id === siteId &&
+      existing.goal_ids === (input.goalIds ? JSON.stringify(input.goalIds) : null) &&
+      existing.expires_at === (input.expiresAt ? Date.parse(input.expiresAt) : null);
+    if (!same) throw new ApiError(409, 'share_token_taken', 'that token is already in use');
     return c.json({ id: existing.id, token: input.token ? undefined : token });
   }
   const id = crypto.randomUUID();
@@ -190,12 +195,17 @@ adminRoutes.delete('/admin/sites/:siteId/shares/:shareId', async (c) => {
     c.env.DB.prepare(
       'UPDATE shares SET revoked_at = ? WHERE id = ? AND site_id = ? AND revoked_at IS NULL',
     ).bind(nowMs(c.env), c.req.param('shareId'), siteId),
-    auditStatement(c.env.DB, admin, {
-      action: 'share.revoke',
-      siteId,
-      at: nowMs(c.env),
-      detail: { id: c.req.param('shareId') },
-    }, true),
+    auditStatement(
+      c.env.DB,
+      admin,
+      {
+        action: 'share.revoke',
+        siteId,
+        at: nowMs(c.env),
+        detail: { id: c.req.param('shareId') },
+      },
+      true,
+    ),
   ]);
   if (!result?.meta.changes) throw new ApiError(404, 'share_not_found', 'no such share');
   return c.json({ revoked: true });

@@ -10,7 +10,7 @@ import { ApiError } from '../lib/http-error';
 import { queryCountedAttempts } from '../report/funnel-query';
 import { resolveRange, RangeError400 } from '../report/range';
 import { requireAdmin } from './admin-auth';
-import { limitParam, siteParam } from './admin-routes';
+import { limitParam, requireSite, siteParam } from './admin-routes';
 
 export const funnelAdminRoutes = new Hono<{ Bindings: Env }>();
 
@@ -50,6 +50,7 @@ funnelAdminRoutes.post('/admin/sites/:siteId/rebuild', async (c) => {
 funnelAdminRoutes.get('/admin/sites/:siteId/catalogue', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
   const db = c.env.DB;
   const [events, pages, keys] = await db.batch<Record<string, string | number | null>>([
     db

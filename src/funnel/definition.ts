@@ -6,11 +6,25 @@ import { z } from 'zod';
 
 export const MAX_STEPS = 10;
 
-const filterSchema = z.object({
-  property: z.string().min(1).max(200),
-  op: z.enum(['eq', 'neq', 'contains', 'in', 'gt', 'lt', 'set']).default('eq'),
-  value: z.unknown().optional(),
-});
+const filterSchema = z
+  .object({
+    property: z.string().min(1).max(200),
+    op: z.enum(['eq', 'neq', 'contains', 'in', 'gt', 'lt', 'set']).default('eq'),
+    value: z.unknown().optional(),
+  })
+  // A filter that can never match is a definition error, not a silent zero.
+  .refine((f) => f.op !== 'in' || Array.isArray(f.value), {
+    message: '`in` needs a list value',
+    path: ['value'],
+  })
+  .refine((f) => (f.op !== 'gt' && f.op !== 'lt') || typeof f.value === 'number', {
+    message: '`gt` and `lt` need a number value',
+    path: ['value'],
+  })
+  .refine((f) => f.op === 'set' || f.value !== undefined, {
+    message: 'this filter needs a value',
+    path: ['value'],
+  });
 
 /** One event matcher: a name, a page/screen path or URL pattern, and property filters. */
 const matcherSchema = z.object({
@@ -22,7 +36,10 @@ const matcherSchema = z.object({
 });
 
 const WINDOW_PATTERN = /^(\d{1,5})\s*(m|h|d)$/;
-const windowSchema = z.string().regex(WINDOW_PATTERN, 'a window like "30m", "12h" or "7d"');
+const windowSchema = z
+  .string()
+  .regex(WINDOW_PATTERN, 'a window like "30m", "12h" or "7d"')
+  .refine((window) => !/^0+\s*[mhd]$/.test(window.trim()), 'a window must be longer than zero');
 
 const stepSchema = matcherSchema.extend({
   name: z.string().min(1).max(200).optional(),
@@ -132,6 +149,13 @@ export function checkDefinition(goal: GoalInput): DefinitionIssue[] {
       const issue = matcherIssue(step, path);
       if (issue) issues.push(issue);
     }
+    if (i === 0 && step.window) {
+      issues.push({
+        code: 'window_on_first_step',
+        path: `${path}.window`,
+        message: 'a step window runs from the previous step; step 1 has none',
+      });
+    }
     if (step.optional && (i === 0 || i === last)) {
       issues.push({
         code: 'optional_edge_step',
@@ -146,6 +170,21 @@ export function checkDefinition(goal: GoalInput): DefinitionIssue[] {
     const path = `exclusions.${i}`;
     const issue = matcherIssue(exclusion, path);
     if (issue) issues.push(issue);
+    const sameAsStep = goal.steps.some(
+      (step) =>
+        !exclusion.event &&
+        (exclusion.path ?? null) === (step.path ?? null) &&
+        (exclusion.url ?? null) === (step.url ?? null) &&
+        (exclusion.type ?? null) === (step.type ?? null) &&
+        (exclusion.path !== undefined || exclusion.url !== undefined),
+    );
+    if (sameAsStep) {
+      issues.push({
+        code: 'exclusion_is_step',
+        path,
+        message: 'this exclusion matches the same pages as a step of this goal',
+      });
+    }
     if (exclusion.event && stepNames.has(exclusion.event)) {
       issues.push({
         code: 'exclusion_is_step',

@@ -58,9 +58,10 @@ export function segmentOf(context: Record<string, unknown> | null): Segment {
   let os: string | null = null;
   if (userAgent) {
     const parsed = Bowser.parse(userAgent);
-    device = parsed.platform.type ?? null;
-    browser = parsed.browser.name ?? null;
-    os = parsed.os.name ?? null;
+    // Bowser answers "" for what it cannot name: that is no value, shown as "(none)".
+    device = parsed.platform.type || null;
+    browser = parsed.browser.name || null;
+    os = parsed.os.name || null;
   }
   return {
     utmSource: text(campaign.source) ?? text(fromUrl.source),

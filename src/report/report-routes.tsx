@@ -206,10 +206,15 @@ function parseView(query: Record<string, string>, mode: Mode, window: string): R
     throw new ApiError(400, 'invalid_mode', 'mode must be ordered, strict or any');
   }
   const wantedWindow = (query.window || window).trim();
+  let windowMs: number;
   try {
-    parseWindow(wantedWindow);
+    windowMs = parseWindow(wantedWindow);
   } catch {
     throw new ApiError(400, 'invalid_window', 'window must look like "30m", "12h" or "7d"');
+  }
+  // Nobody completes in a zero window, and a window past a year is a typo, not an analysis.
+  if (windowMs <= 0 || windowMs > 366 * 86_400_000) {
+    throw new ApiError(400, 'invalid_window', 'window must be longer than 0 and at most 366d');
   }
   const by = query.breakdown || null;
   if (by !== null && !(by in SEGMENT_COLUMNS) && !BREAKDOWN_PROPERTY.test(by)) {

@@ -190,3 +190,32 @@ describe('revalidation', () => {
     expect(await res.text()).toContain('unknown, revoked or expired');
   });
 });
+
+describe('share and view guards (review findings)', () => {
+  it('refuses to re-create a chosen token with other restrictions, and keeps a repeat idempotent', async () => {
+    const site = await seedSite('share-again', ['view']);
+    const first = await admin(`/admin/sites/${site.siteId}/shares`, 'POST', {
+      token: 'sh_chosen_token_abcdef01',
+    });
+    expect(first.status).toBe(201);
+    const repeat = await admin(`/admin/sites/${site.siteId}/shares`, 'POST', {
+      token: 'sh_chosen_token_abcdef01',
+    });
+    expect(repeat.status).toBe(200);
+    const narrowed = await admin(`/admin/sites/${site.siteId}/shares`, 'POST', {
+      token: 'sh_chosen_token_abcdef01',
+      goalIds: ['nothing'],
+    });
+    expect(narrowed.status).toBe(409);
+    expect(await narrowed.json()).toMatchObject({ code: 'share_token_taken' });
+  });
+
+  it('refuses a zero or year-long window override', async () => {
+    const site = await seedSite('window-guard', ['view']);
+    for (const window of ['0d', '0m', '99999d']) {
+      const res = await SELF.fetch(url(site.shareToken, 'goal', `&format=json&window=${window}`));
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'invalid_window' });
+    }
+  });
+});
