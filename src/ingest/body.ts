@@ -77,6 +77,16 @@ export async function readJsonBody(request: Request): Promise<unknown> {
         // Not JSON after all: answered below.
       }
     }
-    throw new ApiError(400, 'invalid_json', 'request body is not valid JSON', { cause: error });
+    throw new UnreadableBodyError(text, error);
+  }
+}
+
+/** A body that arrived whole but is not JSON; it keeps the text so it can be filed (C06, C07). */
+export class UnreadableBodyError extends ApiError {
+  constructor(
+    readonly text: string,
+    cause: unknown,
+  ) {
+    super(400, 'invalid_json', 'request body is not valid JSON', { cause });
   }
 }

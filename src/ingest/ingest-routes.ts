@@ -10,7 +10,7 @@ import { nowMs } from '../lib/clock';
 import { sha256Hex } from '../lib/crypto';
 import { ApiError, RateLimitedError } from '../lib/http-error';
 import { logger } from '../lib/logger';
-import { readJsonBody } from './body';
+import { readJsonBody, UnreadableBodyError } from './body';
 import { capRaw } from './event-store';
 import { ingestRequest, type IngestOutcome } from './ingest-request';
 import type { EventType } from './schema';
@@ -83,6 +83,24 @@ async function checkOrigin(c: Context<{ Bindings: Env }>, site: SiteAccess, body
   throw new ApiError(403, 'origin_not_allowed', `origin ${origin} may not send to this site`);
 }
 
+/**
+ * Files a body that is not JSON under the site its Basic-auth write key names (rate-limited
+ * like any request); with no usable key there is no site to file it under.
+ */
+async function fileUnreadable(c: Context<{ Bindings: Env }>, error: UnreadableBodyError) {
+  const writeKey = writeKeyOf(c, null);
+  if (!writeKey) return;
+  const site = await siteForWriteKey(c.env.DB, writeKey, nowMs(c.env));
+  if (!site) return;
+  await checkRate(c, site, await sha256Hex(writeKey));
+  await c.env.DB.prepare(
+    `INSERT INTO rejected_events (site_id, received_at, code, path, message, raw, disposition)
+     VALUES (?, ?, 'invalid_json', '', ?, ?, 'rejected')`,
+  )
+    .bind(site.siteId, nowMs(c.env), error.message, capRaw(error.text))
+    .run();
+}
+
 /** Counts the request against the site's per-key and per-address limits; 429 when over. */
 async function checkRate(c: Context<{ Bindings: Env }>, site: SiteAccess, keyHash: string) {
   if (site.ratePerKey === 0 && site.ratePerAddress === 0) return;
@@ -148,7 +166,15 @@ ingestRoutes.post('/v1/:kind', async (c) => {
   const impliedType = kind === 'batch' || kind === 'b' ? null : SINGLE_ROUTES[kind];
   if (impliedType === undefined) throw new ApiError(404, 'not_found', `no route /v1/${kind}`);
 
-  const body = await readJsonBody(c.req.raw);
+  let body: unknown;
+  try {
+    body = await readJsonBody(c.req.raw);
+  } catch (error) {
+    // A beacon's answer is never read: a body that is not JSON is kept with its reason, like
+    // any refused event, whenever its write key (Basic auth) names the site.
+    if (error instanceof UnreadableBodyError) await fileUnreadable(c, error);
+    throw error;
+  }
   const writeKey = writeKeyOf(c, body);
   if (!writeKey) {
     throw new ApiError(

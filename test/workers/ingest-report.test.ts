@@ -3,6 +3,7 @@
  * and the site's Durable Object, a report out. Expected numbers are worked out by hand from
  * docs/METRICS.md.
  */
+import { env } from 'cloudflare:test';
 import { counts, importBatch, ingest, report, seedSite, settle, track } from './helpers';
 
 const STEPS = ['view', 'cart', 'checkout'];
@@ -141,5 +142,22 @@ describe('request-level limits (review findings)', () => {
     await ingest(site, body, '/v1/track');
     const retry = await ingest(site, { ...body, sentAt: new Date().toISOString() }, '/v1/track');
     expect(await retry.json()).toMatchObject({ accepted: 0, duplicates: 1 });
+  });
+});
+
+describe('unreadable bodies (review finding)', () => {
+  it('answers 400 and keeps a body that is not JSON under the site of its write key', async () => {
+    const site = await seedSite('unreadable', ['view']);
+    const res = await ingest(site, '{"batch":[{"type":"track",', '/v1/batch', {
+      'Content-Type': 'text/plain',
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: 'invalid_json' });
+    const kept = await env.DB.prepare(
+      "SELECT code, raw FROM rejected_events WHERE site_id = 'unreadable'",
+    ).all<{ code: string; raw: string }>();
+    expect(kept.results).toEqual([
+      { code: 'invalid_json', raw: JSON.stringify('{"batch":[{"type":"track",') },
+    ]);
   });
 });
