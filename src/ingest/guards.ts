@@ -63,8 +63,11 @@ function flag(state: GuardState, code: string, message: string): void {
 function guardValue(value: unknown, depth: number, state: GuardState): unknown {
   if (typeof value === 'string') {
     const clean = wellFormed(value);
-    if (clean !== value)
+    // Broken UTF-8 bytes were already turned into U+FFFD when the body was decoded; a lone
+    // surrogate (half an emoji written as an escape) is replaced here. Both are flagged.
+    if (clean !== value || clean.includes('\uFFFD')) {
       flag(state, 'invalid_unicode_replaced', 'broken text was replaced by U+FFFD');
+    }
     const cut = truncateText(clean, MAX_STRING_BYTES);
     if (cut !== clean) {
       flag(state, 'string_truncated', `a string over ${MAX_STRING_BYTES} bytes was truncated`);

@@ -84,15 +84,14 @@ function unpack(body: unknown, impliedType: EventType | null) {
 }
 
 /**
- * An id for an event that came without one. With a client timestamp it is derived from the
- * content (minus `sentAt`, which a retry changes), so an identical retry still deduplicates;
- * without one, two genuine identical events could not be told apart from a retry, so the time
- * of receipt is mixed in and such events cannot be deduplicated (docs/API.md).
+ * An id for an event that came without one, derived from its content minus `sentAt` (which a
+ * retry changes), so an identical retry still deduplicates. Two genuine events with the same
+ * content and no `timestamp` therefore count once: a client that repeats identical events must
+ * send a `messageId` or a `timestamp` (docs/API.md).
  */
-async function derivedMessageId(raw: unknown, receivedAt: number): Promise<string> {
+async function derivedMessageId(raw: unknown): Promise<string> {
   const { sentAt: _ignored, ...rest } = raw as Record<string, unknown>;
-  const basis = rest.timestamp == null ? { ...rest, receivedAt } : rest;
-  return `gs-${(await sha256Hex(JSON.stringify(basis))).slice(0, 32)}`;
+  return `gs-${(await sha256Hex(JSON.stringify(rest))).slice(0, 32)}`;
 }
 
 /** The messageId a rejected event carried, if it is a usable string, to find it again. */
@@ -140,7 +139,7 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
     for (const warning of result.warnings) warnings.push({ index, ...warning });
     let messageId = result.event.messageId;
     if (messageId === null) {
-      messageId = await derivedMessageId(message, input.receivedAt);
+      messageId = await derivedMessageId(message);
       warnings.push({
         index,
         code: 'message_id_assigned',

@@ -199,6 +199,21 @@ describe('hostile keys and text (C27)', () => {
     >;
     expect(props.bytes).toBe('a\uFFFDb\uFFFD');
     expect(props.half).toBe('b\uFFFDc');
+
+    // Broken bytes alone, with no escaped half emoji, are flagged as well (review finding).
+    const onlyBytes = new Uint8Array([
+      ...new TextEncoder().encode(
+        `{"batch":[{"type":"track","event":"view","anonymousId":"u8","messageId":"u8-m2",` +
+          `"timestamp":"${ago(900)}","properties":{"bytes":"a`,
+      ),
+      0xf0,
+      0x9f,
+      0x98,
+      ...new TextEncoder().encode(`"}}]}`),
+    ]);
+    const second = await post(site, onlyBytes, { 'Content-Type': 'application/json' });
+    const warned = (await second.json()) as { warnings: Array<{ code: string }> };
+    expect(warned.warnings.map((w) => w.code)).toEqual(['invalid_unicode_replaced']);
   });
 
   it('truncates long text on code-point boundaries, never inside an emoji', async () => {
