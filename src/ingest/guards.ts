@@ -48,7 +48,6 @@ export function wellFormed(text: string): string {
   return text.replace(LONE_SURROGATE, '\uFFFD');
 }
 
-
 interface GuardState {
   warnings: GuardWarning[];
   flags: Set<string>;

@@ -117,7 +117,11 @@ async function checkRate(c: Context<{ Bindings: Env }>, site: SiteAccess, keyHas
  * Sends the stored events to the site's Durable Object after the response (or marks a batch
  * that stored nothing new as applied). Every path that stores events ends with this.
  */
-export function forward(c: Context<{ Bindings: Env }>, siteId: string, outcome: IngestOutcome): void {
+export function forward(
+  c: Context<{ Bindings: Env }>,
+  siteId: string,
+  outcome: IngestOutcome,
+): void {
   const db = c.env.DB;
   const work =
     outcome.stored.length > 0
@@ -126,7 +130,8 @@ export function forward(c: Context<{ Bindings: Env }>, siteId: string, outcome: 
           outcome.batchId,
           outcome.stored,
         )
-      : db.prepare('UPDATE batches SET applied_at = ? WHERE id = ?')
+      : db
+          .prepare('UPDATE batches SET applied_at = ? WHERE id = ?')
           .bind(nowMs(c.env), outcome.batchId)
           .run();
   // A failure leaves the batch pending in D1; the cron's reconciler applies it again.
