@@ -72,7 +72,10 @@ export function classifyDrop(
   // A previous step that fell much harder than the rest of the site is broken itself: its own
   // alert covers this step (one incident). It also drags the rest of the site down when it is a
   // large share of it, which must not turn this step into a second, "traffic dip" incident.
-  if (previousFell && (restOfSiteRatio === null || previousStepRatio < restOfSiteRatio * holdRatio)) {
+  if (
+    previousFell &&
+    (restOfSiteRatio === null || previousStepRatio < restOfSiteRatio * holdRatio)
+  ) {
     return 'upstream';
   }
   if (restOfSiteRatio !== null && restOfSiteRatio < holdRatio) return 'traffic_dip';

@@ -210,7 +210,9 @@ describe('a clock a few seconds ahead', () => {
     // The client clock runs 4 s ahead: it stamps and sends 3 events 1 s apart.
     const sentAt = receivedAt + 4_000;
     const stamps = [sentAt - 2_100, sentAt - 1_100, sentAt - 100];
-    const stored = stamps.map((timestamp) => resolveEventTime({ timestamp, sentAt, receivedAt }).ts);
+    const stored = stamps.map(
+      (timestamp) => resolveEventTime({ timestamp, sentAt, receivedAt }).ts,
+    );
     expect(stored).toEqual([receivedAt - 2_100, receivedAt - 1_100, receivedAt - 100]);
   });
 });
