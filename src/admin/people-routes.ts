@@ -9,7 +9,7 @@ import type { AdminOutcome } from '../identity/site-state-do';
 import { nowMs } from '../lib/clock';
 import { ApiError } from '../lib/http-error';
 import { requireAdmin } from './admin-auth';
-import { SITE_ID } from './admin-routes';
+import { parseJson, requireSite, siteParam } from './admin-routes';
 
 const idText = z.string().trim().min(1).max(200);
 
@@ -31,28 +31,10 @@ export const splitInputSchema = z
 type AppContext = Context<{ Bindings: Env }>;
 
 async function siteOf(c: AppContext): Promise<{ siteId: string; by: string }> {
-  const siteId = c.req.param('siteId') ?? '';
-  if (!SITE_ID.test(siteId)) throw new ApiError(400, 'invalid_site_id', 'site ids are [a-z0-9_-]');
+  const siteId = siteParam(c.req.param('siteId') ?? '');
   const admin = await requireAdmin(c, siteId);
-  const exists = await c.env.DB.prepare('SELECT 1 FROM sites WHERE id = ?').bind(siteId).first();
-  if (!exists) throw new ApiError(404, 'site_not_found', `no site ${siteId}`);
+  await requireSite(c.env.DB, siteId);
   return { siteId, by: admin.name };
-}
-
-async function bodyOf<T extends z.ZodType>(c: AppContext, schema: T): Promise<z.infer<T>> {
-  let body: unknown;
-  try {
-    body = await c.req.json();
-  } catch (error) {
-    throw new ApiError(400, 'invalid_json', 'request body is not valid JSON', { cause: error });
-  }
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const path = issue?.path.join('.') ?? '';
-    throw new ApiError(400, 'invalid_field', `${path || 'body'}: ${issue?.message ?? 'invalid'}`);
-  }
-  return parsed.data;
 }
 
 function answer<T>(c: AppContext, outcome: AdminOutcome<T>, status: 200 | 201 = 200) {
@@ -83,14 +65,14 @@ peopleRoutes.get('/admin/sites/:siteId/identity', async (c) => {
 
 peopleRoutes.post('/admin/sites/:siteId/people/merge', async (c) => {
   const { siteId, by } = await siteOf(c);
-  const input = await bodyOf(c, mergeInputSchema);
+  const input = await parseJson(c.req.raw, mergeInputSchema);
   const who = { by, at: nowMs(c.env), note: input.note ?? null };
   return answer(c, await stateOf(c, siteId).merge(siteId, input.userIds, who), 201);
 });
 
 peopleRoutes.post('/admin/sites/:siteId/people/split', async (c) => {
   const { siteId, by } = await siteOf(c);
-  const input = await bodyOf(c, splitInputSchema);
+  const input = await parseJson(c.req.raw, splitInputSchema);
   const who = { by, at: nowMs(c.env), note: input.note ?? null };
   const query =
     input.userId !== undefined

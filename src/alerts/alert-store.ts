@@ -8,6 +8,7 @@ import {
   type AlertConfig,
   type AlertConfigInput,
 } from './config';
+import type { AlertNotice } from './payloads';
 import type { Evaluation } from './evaluate';
 import {
   SEVERITY_RANK,
@@ -192,23 +193,14 @@ export async function claimSlot(db: D1Database, siteId: string, slot: number, no
   return result.meta.changes > 0;
 }
 
-export interface AlertHistoryEntry {
+/** One alert action as stored: what a channel is sent, less the delivery and site. */
+export type AlertHistoryEntry = Omit<
+  AlertNotice,
+  'deliveryId' | 'site' | 'reportUrl' | 'detail'
+> & {
   id: number;
-  incidentId: string;
-  key: string;
-  action: 'open' | 'repeat' | 'resolve';
-  reason: string | null;
-  kind: string;
-  severity: string;
-  step: string | null;
-  goals: string[];
-  at: number;
-  windowStart: number;
-  windowEnd: number;
-  observed: number;
-  expected: number;
   detail: unknown;
-}
+};
 
 /** Alert actions of a site, newest first; with `goalId`, those about that goal's steps. */
 export async function listAlertHistory(

@@ -6,6 +6,7 @@ import { raw } from 'hono/html';
 import type { FC } from 'hono/jsx';
 import type { AlertHistoryEntry } from '../alerts/alert-store';
 import type { FunnelReport } from './build-report';
+import { SEGMENT_COLUMNS } from './funnel-query';
 import {
   formatDuration,
   FunnelChart,
@@ -78,8 +79,7 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, query, links }
         </p>
         {report.rebuilding ? (
           <p class="notice" role="status">
-            Version {report.latestVersion} is being rebuilt from stored events; this shows
-            version{' '}
+            Version {report.latestVersion} is being rebuilt from stored events; this shows version{' '}
             {report.version} until it is complete.
           </p>
         ) : null}
@@ -109,17 +109,7 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, query, links }
           <label>
             Break down by
             <select name="breakdown">
-              {[
-                '',
-                'utm_source',
-                'utm_medium',
-                'utm_campaign',
-                'referrer_domain',
-                'device',
-                'browser',
-                'os',
-                'country',
-              ].map((b) => (
+              {['', ...Object.keys(SEGMENT_COLUMNS)].map((b) => (
                 <option value={b} selected={b === (report.breakdown?.by ?? '')}>
                   {b || 'nothing'}
                 </option>
