@@ -15,6 +15,8 @@ export interface Env {
    * "now" instead of the real clock. Unset in every real deployment.
    */
   GOALSTEP_NOW?: string;
+  /** "1" turns on the usage meter of the cost benchmark (src/lib/meter.ts); unset elsewhere. */
+  METER?: string;
 }
 
 type GoalstepEnv = Env;

@@ -8,6 +8,7 @@ import { HTTPException } from 'hono/http-exception';
 import { adminRoutes } from './admin/admin-routes';
 import { alertRoutes } from './admin/alert-routes';
 import { funnelAdminRoutes } from './admin/funnel-admin-routes';
+import { meterRoutes } from './admin/meter-routes';
 import { runAlerts } from './alerts/cron';
 import { ingestAdminRoutes } from './admin/ingest-admin-routes';
 import { peopleRoutes } from './admin/people-routes';
@@ -20,6 +21,7 @@ import { purgeExpired } from './ingest/retention';
 import { nowMs } from './lib/clock';
 import { ApiError, RateLimitedError } from './lib/http-error';
 import { logger } from './lib/logger';
+import { countInvocation, meterEnv } from './lib/meter';
 import { buildOpenApi } from './openapi';
 import { reportRoutes } from './report/report-routes';
 import { trackerRoutes } from './tracker/tracker-routes';
@@ -56,6 +58,7 @@ app.route('/', alertRoutes);
 app.route('/', funnelAdminRoutes);
 app.route('/', ingestAdminRoutes);
 app.route('/', peopleRoutes);
+app.route('/', meterRoutes);
 app.route('/', reportRoutes);
 app.route('/', trackerRoutes);
 
@@ -82,8 +85,12 @@ app.onError((error, c) => {
 });
 
 export default {
-  fetch: app.fetch,
-  async scheduled(controller, env, ctx) {
+  fetch(request: Request, env: Env, ctx: ExecutionContext) {
+    countInvocation(env, 'request');
+    return app.fetch(request, meterEnv(env), ctx);
+  },
+  async scheduled(controller, rawEnv, ctx) {
+    const env = meterEnv(rawEnv);
     const now = env.GOALSTEP_NOW ? nowMs(env) : controller.scheduledTime;
     const work = (async () => {
       const applied = await reconcilePending(env, now);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run bench [-- --only ingest,processing,replay,reports,merge] [--quick]`: goalstep measured
+ * `npm run bench [-- --only ingest,processing,replay,reports,merge,cost,cron] [--quick]`: goalstep measured
  * on this machine through the local stack, side by side with the floors underneath it. Prints
  * Markdown tables (for docs/BENCHMARKS.md) and a JSON line per section.
  */
@@ -10,6 +10,8 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { replay } from '../lib/replay-core.mjs';
 import { freePort, readDemo, repoRoot, startStack, waitForSettled } from '../lib/stack.mjs';
+import { measureCost, PRICES } from './cost.mjs';
+import { measureCron } from './cron.mjs';
 import { loadTest, peakWorkerdMemory } from './load.mjs';
 import { duckdbFunnel, loadPeople } from './report-sizes.mjs';
 import { sqliteFloor } from './sqlite-floor.mjs';
@@ -354,6 +356,84 @@ if (wants('merge')) {
     'Merge latency: identify sent → report (cache bypassed) counts the merged person (ms)',
     ['samples', 'p50', 'max'],
     [[results.merge.samples, results.merge.p50, results.merge.max]],
+  );
+}
+
+if (wants('cost')) {
+  const events = quick ? 600 : 3000;
+  const shapes = [
+    { label: 'browser, 1 event per request', batchSize: 1, eventsPerPerson: 2, events },
+    { label: 'browser queue, 5 per request', batchSize: 5, eventsPerPerson: 2, events },
+    { label: 'server batches of 100', batchSize: 100, eventsPerPerson: 2, events },
+  ];
+  results.cost = [];
+  for (const shape of shapes) {
+    results.cost.push(
+      await withStack({ vars: { ADMIN_TOKEN: adminToken, METER: '1' } }, async ({ baseUrl, pid }) =>
+        measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId: demo.siteId, shape }),
+      ),
+    );
+  }
+  const fmt = (n) => (n >= 100 ? Math.round(n).toLocaleString('en') : n.toFixed(2));
+  table(
+    'Cost: usage per 1,000 events (2 events per person) and $ per million events at list prices',
+    [
+      'traffic',
+      'Worker req',
+      'Worker CPU ms (≤)',
+      'DO req',
+      'DO GB-s (≤)',
+      'D1 rows read',
+      'D1 rows written',
+      'DO rows read',
+      'DO rows written',
+      '$ / M events',
+    ],
+    results.cost.map((r) => [
+      r.label,
+      fmt(r.usage.workerRequests),
+      fmt(r.usage.workerCpuMs),
+      fmt(r.usage.objectRequests),
+      fmt(r.usage.objectGbSeconds),
+      fmt(r.usage.d1RowsRead),
+      fmt(r.usage.d1RowsWritten),
+      fmt(r.usage.sqlRowsRead),
+      fmt(r.usage.sqlRowsWritten),
+      `$${r.totalPerMillion.toFixed(2)}`,
+    ]),
+  );
+  table(
+    'Cost: $ per million events by part',
+    ['traffic', ...Object.keys(results.cost[0].dollars)],
+    results.cost.map((r) => [r.label, ...Object.values(r.dollars).map((d) => `$${d.toFixed(3)}`)]),
+  );
+  console.log(`\nPrices used (USD per million units): ${JSON.stringify(PRICES)}`);
+}
+
+if (wants('cron')) {
+  results.cron = await withStack({}, async ({ baseUrl, pid, persistTo }) => ({
+    ...(await measureCron({
+      baseUrl,
+      persistDir: persistTo,
+      adminHeaders: admin,
+      siteId: demo.siteId,
+    })),
+    memory: peakWorkerdMemory(pid),
+  }));
+  const r = results.cron;
+  table(
+    'Cron: one scheduled run (all cron work) at 100 goals × 5 steps, 5 weeks of hourly volumes',
+    ['goals', 'steps checked', 'volume rows', 'run ms (3 slots)', 'alerts open', 'peak MiB'],
+    [
+      [
+        r.goals,
+        r.steps,
+        r.volumeRows.toLocaleString('en'),
+        r.runsMs.join(' / '),
+        r.openAlerts,
+        r.memory,
+      ],
+    ],
   );
 }
 

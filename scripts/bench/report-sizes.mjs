@@ -6,10 +6,9 @@
  */
 import { DuckDBInstance } from '@duckdb/node-api';
 import { build } from 'esbuild';
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { repoRoot } from '../lib/stack.mjs';
+import { openLocalD1, repoRoot } from '../lib/stack.mjs';
 
 const STEPS = ['page_viewed', 'product_added_to_cart', 'checkout_started', 'checkout_completed'];
 const WEEK_MS = 7 * 86_400_000;
@@ -79,11 +78,7 @@ function personEvents(next, person) {
  */
 export async function loadPeople({ persistDir, siteId, goalId, version, people }) {
   const { computeAttempts } = await loadEngine();
-  const { DatabaseSync } = await import('node:sqlite');
-  const d1Dir = join(persistDir, 'v3', 'd1', 'miniflare-D1DatabaseObject');
-  const file = readdirSync(d1Dir).find((f) => f.endsWith('.sqlite') && f !== 'metadata.sqlite');
-  const d1 = new DatabaseSync(join(d1Dir, file));
-  d1.exec('PRAGMA busy_timeout = 10000');
+  const d1 = await openLocalD1(persistDir);
   const insert = d1.prepare(
     `INSERT INTO attempts (site_id, goal_id, version, person_id, t1, reached, t2, t3, t4)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,

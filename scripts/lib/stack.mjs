@@ -3,7 +3,7 @@
 // build step.
 import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync } from 'node:fs';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -185,6 +185,19 @@ export async function fetchReport(baseUrl, query = {}, adminToken) {
   const text = await response.text();
   if (!response.ok) throw new Error(`GET ${url} → ${response.status} ${text.slice(0, 500)}`);
   return JSON.parse(text);
+}
+
+/**
+ * Opens a stack's local D1 database file (under its `persistTo`) with `node:sqlite`, for bulk
+ * loads a benchmark cannot afford through HTTP. The stack keeps running; writers wait their turn.
+ */
+export async function openLocalD1(persistDir) {
+  const { DatabaseSync } = await import('node:sqlite');
+  const d1Dir = join(persistDir, 'v3', 'd1', 'miniflare-D1DatabaseObject');
+  const file = readdirSync(d1Dir).find((f) => f.endsWith('.sqlite') && f !== 'metadata.sqlite');
+  const d1 = new DatabaseSync(join(d1Dir, file));
+  d1.exec('PRAGMA busy_timeout = 10000');
+  return d1;
 }
 
 /** Polls the demo site's status until `pendingBatches` is 0; resolves with the last status. */

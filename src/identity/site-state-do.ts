@@ -15,6 +15,14 @@ import { listLiveGoals, markReady, type StoredGoal } from '../funnel/goal-store'
 import { attemptRow, goalKey, writeProgress, type AttemptRow } from '../funnel/progress-store';
 import { segmentOf } from '../funnel/segment';
 import { logger } from '../lib/logger';
+import {
+  countInvocation,
+  meterEnv,
+  meterSql,
+  readTally,
+  resetTally,
+  type Tally,
+} from '../lib/meter';
 import { changedPeople, resolveIdentity, type Resolution } from './id-graph';
 import { IdentityStore } from './identity-store';
 import { computePerson, explainPerson, personRows, type ExplainAnswer } from './person-view';
@@ -55,13 +63,18 @@ export class SiteState extends DurableObject<Env> {
   private goals: { siteId: string; loadedAt: number; list: StoredGoal[] } | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.sql = ctx.storage.sql;
+    super(ctx, meterEnv(env));
+    this.sql = meterSql(ctx.storage.sql, env);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS events (
       message_id TEXT PRIMARY KEY, anon TEXT, user TEXT, ts INTEGER NOT NULL, type TEXT NOT NULL,
       name TEXT, props TEXT, seg TEXT NOT NULL)`);
     this.sql.exec('CREATE INDEX IF NOT EXISTS events_anon ON events (anon)');
-    this.sql.exec('CREATE INDEX IF NOT EXISTS events_user ON events (user)');
+    // Partial, as in D1: anonymous events (most of them) write no entry. Objects created before
+    // it had a full index, dropped here once.
+    this.sql.exec('DROP INDEX IF EXISTS events_user');
+    this.sql.exec(
+      'CREATE INDEX IF NOT EXISTS events_user_set ON events (user) WHERE user IS NOT NULL',
+    );
     this.sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)');
     // Dirty people survive an eviction: a recompute that was promised is still owed.
     this.sql.exec('CREATE TABLE IF NOT EXISTS dirty (key TEXT PRIMARY KEY, seq INTEGER NOT NULL)');
@@ -73,8 +86,16 @@ export class SiteState extends DurableObject<Env> {
     if (this.dirty.size > 0) void ctx.storage.setAlarm(Date.now() + 1_000);
   }
 
+  /** The usage meter's counters in this object's isolate (cost benchmark), reset if asked. */
+  async meterTally(reset: boolean): Promise<Tally> {
+    const tally = readTally();
+    if (reset) resetTally();
+    return tally;
+  }
+
   /** Finishes a recompute left owed by an eviction or a failed D1 write. */
   override async alarm(): Promise<void> {
+    countInvocation(this.env, 'alarm');
     const siteId = this.knownSite();
     if (siteId && this.dirty.size > 0) await this.flush(siteId);
   }

@@ -1,0 +1,127 @@
+/**
+ * The `cost` section of `npm run bench`: what goalstep's ingest path is billed for, counted on a
+ * stack started with `METER=1` (src/lib/meter.ts reads D1's own result `meta` and the objects'
+ * SQLite cursors), per 1,000 events, priced at Cloudflare's list prices.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { loadTest } from './load.mjs';
+
+/**
+ * Cloudflare list prices (USD) beyond the Workers Paid plan's included usage, as read on
+ * 2026-12-04 from developers.cloudflare.com: D1 pricing, Durable Objects pricing (SQLite
+ * storage backend), Workers Standard pricing.
+ */
+export const PRICES = {
+  workerRequestPerM: 0.3,
+  workerCpuMsPerM: 0.02,
+  objectRequestPerM: 0.15,
+  objectGbSecondPerM: 12.5,
+  d1RowReadPerM: 0.001,
+  d1RowWrittenPerM: 1.0,
+  sqlRowReadPerM: 0.001,
+  sqlRowWrittenPerM: 1.0,
+};
+
+/** An object's memory as billed: 128 MB per object, whatever it uses. */
+const OBJECT_GB = 0.128;
+
+/** CPU time (ms, user + system) of the workerd processes in a process group. */
+export function workerdCpuMs(pgid) {
+  const ticksPerSecond = 100;
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) !== pgid) continue;
+      if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('workerd')) continue;
+      // utime and stime are fields 14 and 15 of /proc/<pid>/stat (11 and 12 after the name).
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return (ticks * 1000) / ticksPerSecond;
+}
+
+async function meter(baseUrl, admin, siteId, reset) {
+  const path = reset ? '/admin/meter/reset' : '/admin/meter';
+  const response = await fetch(`${baseUrl}${path}?site=${encodeURIComponent(siteId)}`, {
+    method: reset ? 'POST' : 'GET',
+    headers: admin,
+  });
+  if (!response.ok) throw new Error(`${path} → ${response.status} ${await response.text()}`);
+  const { tallies } = await response.json();
+  const sum = {};
+  for (const tally of tallies) {
+    for (const [key, value] of Object.entries(tally)) {
+      if (typeof value === 'number') sum[key] = (sum[key] ?? 0) + value;
+    }
+  }
+  return sum;
+}
+
+async function pendingBatches(baseUrl, admin, siteId) {
+  const response = await fetch(`${baseUrl}/admin/sites/${siteId}/status`, { headers: admin });
+  return (await response.json()).pendingBatches;
+}
+
+/**
+ * Sends `events` web-shaped events in batches of `batchSize` (`eventsPerPerson` each), waits
+ * until the progress rows reflect them, and returns the metered usage per 1,000 events with its
+ * price per million events. The status polls and the meter reads are measured alone afterwards
+ * and taken out.
+ */
+export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, shape }) {
+  const { batchSize, events, eventsPerPerson } = shape;
+  const requests = Math.ceil(events / batchSize);
+  await meter(baseUrl, admin, siteId, true);
+  const cpuBefore = workerdCpuMs(pid);
+  await loadTest({
+    url: `${baseUrl}/v1/batch`,
+    headers: writeKeyAuth,
+    connections: 4,
+    batchSize,
+    requests,
+    eventsPerPerson,
+  });
+  let polls = 0;
+  while ((await pendingBatches(baseUrl, admin, siteId)) > 0) {
+    polls += 1;
+    await new Promise((done) => setTimeout(done, 250));
+  }
+  polls += 1;
+  const cpuMs = workerdCpuMs(pid) - cpuBefore;
+  const used = await meter(baseUrl, admin, siteId, false);
+  // The overhead: one meter read and `polls` status reads, measured on their own.
+  await meter(baseUrl, admin, siteId, true);
+  for (let i = 0; i < polls; i += 1) await pendingBatches(baseUrl, admin, siteId);
+  const overhead = await meter(baseUrl, admin, siteId, false);
+
+  const sent = requests * batchSize;
+  const per1k = (key) => Math.max(0, ((used[key] ?? 0) - (overhead[key] ?? 0)) * (1000 / sent));
+  const usage = {
+    workerRequests: (requests * 1000) / sent,
+    workerCpuMs: (cpuMs * 1000) / sent,
+    objectRequests: per1k('objectRequests') + per1k('objectAlarms'),
+    objectGbSeconds: (per1k('objectMs') / 1000) * OBJECT_GB,
+    d1RowsRead: per1k('d1RowsRead'),
+    d1RowsWritten: per1k('d1RowsWritten'),
+    sqlRowsRead: per1k('sqlRowsRead'),
+    sqlRowsWritten: per1k('sqlRowsWritten'),
+  };
+  // Per 1,000 events × 1,000 = per million events; prices are per million units.
+  const dollars = {
+    workerRequests: (usage.workerRequests * PRICES.workerRequestPerM) / 1000,
+    workerCpu: (usage.workerCpuMs * PRICES.workerCpuMsPerM) / 1000,
+    objectRequests: (usage.objectRequests * PRICES.objectRequestPerM) / 1000,
+    objectDuration: (usage.objectGbSeconds * PRICES.objectGbSecondPerM) / 1000,
+    d1RowsRead: (usage.d1RowsRead * PRICES.d1RowReadPerM) / 1000,
+    d1RowsWritten: (usage.d1RowsWritten * PRICES.d1RowWrittenPerM) / 1000,
+    sqlRowsRead: (usage.sqlRowsRead * PRICES.sqlRowReadPerM) / 1000,
+    sqlRowsWritten: (usage.sqlRowsWritten * PRICES.sqlRowWrittenPerM) / 1000,
+  };
+  const total = Object.values(dollars).reduce((a, b) => a + b, 0);
+  return { ...shape, sent, usage, dollars, totalPerMillion: total };
+}
