@@ -57,6 +57,8 @@ export class SiteState extends DurableObject<Env> {
   private readonly identity: IdentityStore;
   /** Dirty person keys with the sequence number of their latest marking (also in `dirty`). */
   private readonly dirty = new Map<string, number>();
+  /** The dirty keys that also have a row in `dirty` (an eviction must not lose them). */
+  private readonly persisted = new Set<string>();
   private sequence = 0;
   private resolution: Resolution | null = null;
   private flushing: Promise<void> | null = null;
@@ -81,6 +83,7 @@ export class SiteState extends DurableObject<Env> {
     this.identity = new IdentityStore(this.sql);
     for (const row of this.sql.exec<{ key: string; seq: number }>('SELECT key, seq FROM dirty')) {
       this.dirty.set(row.key, row.seq);
+      this.persisted.add(row.key);
       this.sequence = Math.max(this.sequence, row.seq);
     }
     if (this.dirty.size > 0) void ctx.storage.setAlarm(Date.now() + 1_000);
@@ -147,7 +150,11 @@ export class SiteState extends DurableObject<Env> {
     }
     if (graphChanged) this.regraph(before);
     const after = this.resolve();
-    for (const event of touched) this.markDirty(after.personOf(event));
+    // A batch's own people need no `dirty` row: its D1 record stays unapplied until the flush
+    // below has written them, and the reconciler hands it back after an eviction. That saves
+    // two billed rows written per person per batch (docs/BENCHMARKS.md, cost). People moved by
+    // a graph change (regraph above) are marked durably: a replay would not move them again.
+    for (const event of touched) this.markDirty(after.personOf(event), batchId === null);
 
     await this.flush(siteId);
     if (batchId) {
@@ -454,9 +461,11 @@ export class SiteState extends DurableObject<Env> {
     if (!known) this.sql.exec("INSERT INTO meta (key, value) VALUES ('site', ?)", siteId);
   }
 
-  private markDirty(key: string): void {
+  private markDirty(key: string, durable = true): void {
     this.sequence += 1;
     this.dirty.set(key, this.sequence);
+    if (!durable && !this.persisted.has(key)) return;
+    this.persisted.add(key);
     this.sql.exec('INSERT OR REPLACE INTO dirty (key, seq) VALUES (?, ?)', key, this.sequence);
   }
 
@@ -494,7 +503,9 @@ export class SiteState extends DurableObject<Env> {
         throw error;
       }
       for (const [key, seq] of taken) {
-        this.sql.exec('DELETE FROM dirty WHERE key = ? AND seq = ?', key, seq);
+        if (!this.persisted.has(key)) continue;
+        const done = this.sql.exec('DELETE FROM dirty WHERE key = ? AND seq = ?', key, seq);
+        if (done.rowsWritten > 0) this.persisted.delete(key);
       }
     }
   }
