@@ -35,10 +35,22 @@ export interface AliasFact {
   userId: string;
 }
 
-/** An admin action: a merge of two users, or a split that severs links and merges. */
+/** The id an admin split was asked to take out. */
+export type SplitTarget = { userId: string } | { anonymousId: string };
+
+/**
+ * An admin action: a merge of two users, or a split that severs links and merges (`target` is
+ * absent on splits recorded before it was kept).
+ */
 export type AdminAction =
   | { id: number; kind: 'merge'; userIds: [string, string] }
-  | { id: number; kind: 'split'; severedMessageIds: string[]; severedActionIds: number[] };
+  | {
+      id: number;
+      kind: 'split';
+      target?: SplitTarget;
+      severedMessageIds: string[];
+      severedActionIds: number[];
+    };
 
 export interface IdentityFacts {
   users: ReadonlyMap<string, UserFact>;

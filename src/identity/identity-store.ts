@@ -49,6 +49,13 @@ function userFact(row: UserRow): UserFact {
   };
 }
 
+/** `Omit` applied to each member of a union, so the members stay apart. */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+function actionOf(row: ActionRow): AdminAction {
+  return { id: row.id, kind: row.kind, ...JSON.parse(row.body) } as AdminAction;
+}
+
 const SCHEMA_VERSION = '3';
 
 export class IdentityStore {
@@ -221,7 +228,7 @@ export class IdentityStore {
     return this.sql
       .exec<ActionRow>('SELECT * FROM actions WHERE reverted_at IS NULL ORDER BY id')
       .toArray()
-      .map((row) => ({ id: row.id, kind: row.kind, ...JSON.parse(row.body) }) as AdminAction);
+      .map(actionOf);
   }
 
   /** Every admin action, reverted ones included, for the explain answer. */
@@ -235,13 +242,7 @@ export class IdentityStore {
    * rebuild from D1's raw events keep them too.
    */
   addAction(
-    action:
-      | { kind: 'merge'; userIds: [string, string] }
-      | {
-          kind: 'split';
-          severedMessageIds: string[];
-          severedActionIds: number[];
-        },
+    action: DistributiveOmit<AdminAction, 'id'>,
     who: { by: string; at: number; note: string | null },
   ): number {
     const { kind, ...body } = action;
@@ -261,15 +262,18 @@ export class IdentityStore {
     return id;
   }
 
-  /** Reverts an active action; false when there is no such active action. */
-  revertAction(id: number, who: { by: string; at: number }): boolean {
-    const cursor = this.sql.exec(
-      'UPDATE actions SET reverted_at = ?, reverted_by = ? WHERE id = ? AND reverted_at IS NULL',
-      who.at,
-      who.by,
-      id,
-    );
+  /** Reverts an active action and returns it; null when there is no such active action. */
+  revertAction(id: number, who: { by: string; at: number }): AdminAction | null {
+    const row = this.sql
+      .exec<ActionRow>(
+        `UPDATE actions SET reverted_at = ?, reverted_by = ? WHERE id = ? AND reverted_at IS NULL
+         RETURNING *`,
+        who.at,
+        who.by,
+        id,
+      )
+      .toArray()[0];
     if (this.facts) this.facts.actions = this.activeActions();
-    return cursor.rowsWritten > 0;
+    return row ? actionOf(row) : null;
   }
 }
