@@ -12,7 +12,12 @@ import { ApiError } from '../lib/http-error';
 import { auditStatement, requireAdmin, type Admin } from './admin-auth';
 import { parseJson, requireSite, siteParam } from './admin-routes';
 
-const idText = z.string().trim().min(1).max(200);
+const idText = z
+  .string()
+  .trim()
+  .min(1)
+  .max(200)
+  .meta({ description: 'a user or device id; a JSON number is read as the integer text written' });
 
 /**
  * Reads ids written as JSON numbers the way ingest does (docs/IDENTITY.md): the integer exactly

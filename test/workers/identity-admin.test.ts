@@ -305,6 +305,42 @@ describe('admin audit of people actions', () => {
   });
 });
 
+describe('admin audit after an erasure', () => {
+  it('keeps the entries of an erased person’s merges and splits without their ids', async () => {
+    const site = await seedSite('adm-erase', ['step_1']);
+    await importBatch(site, [
+      track('step_1', { userId: 'bea' }, 'er-1', at(0)),
+      track('step_1', { userId: 'bea-2' }, 'er-2', at(1)),
+      identify('bea-phone', 'bea', 'er-3', at(2)),
+      track('step_1', { userId: 'cid' }, 'er-4', at(3)),
+      identify('cid-phone', 'cid', 'er-5', at(4)),
+    ]);
+    await settle(site);
+    const merged = await peopleAction(site, 'merge', { userIds: ['bea-2', 'bea'] });
+    const { actionId: mergeId } = (await merged.json()) as { actionId: number };
+    const split = await peopleAction(site, 'split', { anonymousId: 'bea-phone' });
+    const { actionId: splitId } = (await split.json()) as { actionId: number };
+    // Another customer's split, which the erasure must leave alone.
+    const other = await peopleAction(site, 'split', { anonymousId: 'cid-phone' });
+    const { actionId: otherId } = (await other.json()) as { actionId: number };
+
+    const erased = await SELF.fetch(`https://goalstep.test/admin/sites/${site.siteId}/people/bea`, {
+      method: 'DELETE',
+      headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}` },
+    });
+    expect(erased.status).toBe(200);
+
+    const entries = await auditOf(site, 'person.');
+    expect(entries.map((e) => [e.action, e.detail])).toEqual([
+      ['person.erase', expect.objectContaining({ events: 3 })],
+      ['person.split', { actionId: otherId, anonymousId: 'cid-phone', severed: 1, note: null }],
+      ['person.split', { actionId: splitId, erased: true }],
+      ['person.merge', { actionId: mergeId, erased: true }],
+    ]);
+    expect(JSON.stringify(entries)).not.toContain('bea');
+  });
+});
+
 describe('concurrency (C33)', () => {
   it('loses no update when 50 tracks and an identify arrive at once, 20 times', async () => {
     for (let run = 0; run < 20; run += 1) {
@@ -334,6 +370,13 @@ describe('concurrency (C33)', () => {
       // 3 merged step_0 events, 50 step_1 events, the identify; the link recorded once.
       expect(person.events).toBe(54);
       expect(person.links.map((l) => l.messageId)).toEqual(['c33-id']);
+      // D1 keeps each of the 51 concurrent events once (plus the 3 earlier ones).
+      const stored = await env.DB.prepare(
+        "SELECT COUNT(*) AS n FROM events WHERE site_id = ? AND message_id LIKE 'c33-%'",
+      )
+        .bind(site.siteId)
+        .first<{ n: number }>();
+      expect(stored?.n).toBe(54);
       expect(counts(await report(site, ...DAY))).toEqual([1, 1]);
       expect(await peopleWithRows(site)).toEqual(['u:user-c33']);
     }

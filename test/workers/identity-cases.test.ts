@@ -212,6 +212,8 @@ describe('two identified users (C14)', () => {
     const bob = await explain(site, { userId: 'user-bob' });
     expect(bob.person).toBe('u:user-bob');
     expect(bob.userIds).toEqual(['user-bob']);
+    // Bob's identify (m2) and his project (m3); the alias (m4) and m5 carry alice's id.
+    expect(bob.events).toBe(2);
     expect(bob.refused).toEqual([
       expect.objectContaining({ messageId: 'c14-m4', reason: 'alias_refused_identified_users' }),
     ]);
@@ -219,6 +221,7 @@ describe('two identified users (C14)', () => {
     expect(alice.userIds).toEqual(['user-alice']);
     // anon-c14b counts for alice only from 10:11; bob's history stays bob's.
     expect(alice.anonymousIds).toEqual(['anon-c14a', 'anon-c14b']);
+    expect(alice.events).toBe(3);
     expect((await identityStats(site)).people).toBe(2);
   });
 
