@@ -458,3 +458,33 @@ describe('object reset (C34)', () => {
     expect((await explain(site, { userId: 'user-c34' })).events).toBe(4002);
   }, 120_000);
 });
+
+describe('per-person event limit', () => {
+  it('computes progress from the newest 20,000 events and still keeps every event', async () => {
+    const site = await seedSite('limit', ['step_1', 'step_2']);
+    await importBatch(site, [
+      track('step_1', { userId: 'heavy' }, 'lim-a', '2025-03-03T09:00:00.000Z'),
+      track('step_2', { userId: 'heavy' }, 'lim-z', '2025-03-03T12:00:00.000Z'),
+    ]);
+    await settle(site);
+    expect(counts(await report(site, ...DAY))).toEqual([1, 1]);
+
+    // 20,000 events between the two steps, in batches of 1,000 (the ingest batch limit).
+    for (let chunk = 0; chunk < 20; chunk += 1) {
+      const batch = Array.from({ length: 1000 }, (_, i) => {
+        const n = chunk * 1000 + i + 1;
+        const ts = new Date(Date.UTC(2025, 2, 3, 10, 0, 0, n)).toISOString();
+        return track('browse', { userId: 'heavy' }, `lim-${String(n).padStart(5, '0')}`, ts);
+      });
+      expect((await importBatch(site, batch)).status).toBe(200);
+    }
+    await settle(site);
+
+    // 20,002 events; the newest 20,000 leave out step_1 (09:00) and the first browse, so the
+    // person has no entry left in this goal (docs/IDENTITY.md, per-person limits).
+    const person = await explain(site, { userId: 'heavy' });
+    expect(person.events).toBe(20_002);
+    expect(person.eventsUsed).toBe(20_000);
+    expect(counts(await report(site, ...DAY))).toEqual([0, 0]);
+  }, 180_000);
+});
