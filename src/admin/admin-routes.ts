@@ -32,10 +32,12 @@ export const shareInputSchema = z
 export async function parseJson<T extends z.ZodType>(
   request: Request,
   schema: T,
+  /** A `JSON.parse` reviver, for bodies whose numbers must be read from their text. */
+  reviver?: Parameters<typeof JSON.parse>[1],
 ): Promise<z.infer<T>> {
   let body: unknown;
   try {
-    body = await request.json();
+    body = JSON.parse(await request.text(), reviver);
   } catch (error) {
     throw new ApiError(400, 'invalid_json', 'request body is not valid JSON', { cause: error });
   }

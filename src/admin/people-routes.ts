@@ -6,12 +6,34 @@ import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import type { Env } from '../env';
 import type { AdminOutcome } from '../identity/site-state-do';
+import { idTextOfNumber } from '../ingest/lossless-ids';
 import { nowMs } from '../lib/clock';
 import { ApiError } from '../lib/http-error';
-import { requireAdmin } from './admin-auth';
+import { auditStatement, requireAdmin, type Admin } from './admin-auth';
 import { parseJson, requireSite, siteParam } from './admin-routes';
 
-const idText = z.string().trim().min(1).max(200);
+const idText = z
+  .string()
+  .trim()
+  .min(1)
+  .max(200)
+  .meta({ description: 'a user or device id; a JSON number is read as the integer text written' });
+
+/**
+ * Reads ids written as JSON numbers the way ingest does (docs/IDENTITY.md): the integer exactly
+ * as written (`12345678901234567891` stays exact), else JavaScript's number text. Ids sit in the
+ * `userIds` array or the `userId` and `anonymousId` fields; any other number stays a number.
+ */
+function numericIdsAsText(
+  this: unknown,
+  key: string,
+  value: unknown,
+  context?: { source?: string },
+): unknown {
+  if (typeof value !== 'number') return value;
+  if (!Array.isArray(this) && key !== 'userId' && key !== 'anonymousId') return value;
+  return idTextOfNumber(value, context?.source);
+}
 
 export const mergeInputSchema = z
   .object({ userIds: z.tuple([idText, idText]), note: z.string().max(1000).optional() })
@@ -30,16 +52,34 @@ export const splitInputSchema = z
 
 type AppContext = Context<{ Bindings: Env }>;
 
-async function siteOf(c: AppContext): Promise<{ siteId: string; by: string }> {
+async function siteOf(c: AppContext): Promise<{ siteId: string; admin: Admin; by: string }> {
   const siteId = siteParam(c.req.param('siteId') ?? '');
   const admin = await requireAdmin(c, siteId);
   await requireSite(c.env.DB, siteId);
-  return { siteId, by: admin.name };
+  return { siteId, admin, by: admin.name };
 }
 
 function answer<T>(c: AppContext, outcome: AdminOutcome<T>, status: 200 | 201 = 200) {
   if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
   return c.json(outcome.value as object, status);
+}
+
+/**
+ * Writes the audit entry of a people action that took effect (a refused one changed nothing).
+ * The action already lives in the site object, which keeps its own record (who, when, note) for
+ * explain; this entry puts it in the site's audit log beside every other admin change.
+ */
+async function audit<T>(
+  c: AppContext,
+  admin: Admin,
+  siteId: string,
+  at: number,
+  outcome: AdminOutcome<T>,
+  entry: (value: T) => { action: string; detail: Record<string, unknown> },
+): Promise<void> {
+  if (!outcome.ok) return;
+  const { action, detail } = entry(outcome.value);
+  await c.env.DB.batch([auditStatement(c.env.DB, admin, { action, siteId, at, detail })]);
 }
 
 const stateOf = (c: AppContext, siteId: string) =>
@@ -64,31 +104,46 @@ peopleRoutes.get('/admin/sites/:siteId/identity', async (c) => {
 });
 
 peopleRoutes.post('/admin/sites/:siteId/people/merge', async (c) => {
-  const { siteId, by } = await siteOf(c);
-  const input = await parseJson(c.req.raw, mergeInputSchema);
+  const { siteId, admin, by } = await siteOf(c);
+  const input = await parseJson(c.req.raw, mergeInputSchema, numericIdsAsText);
   const who = { by, at: nowMs(c.env), note: input.note ?? null };
-  return answer(c, await stateOf(c, siteId).merge(siteId, input.userIds, who), 201);
+  const outcome = await stateOf(c, siteId).merge(siteId, input.userIds, who);
+  await audit(c, admin, siteId, who.at, outcome, ({ actionId, person }) => ({
+    action: 'person.merge',
+    detail: { actionId, userIds: input.userIds, person, note: who.note },
+  }));
+  return answer(c, outcome, 201);
 });
 
 peopleRoutes.post('/admin/sites/:siteId/people/split', async (c) => {
-  const { siteId, by } = await siteOf(c);
-  const input = await parseJson(c.req.raw, splitInputSchema);
+  const { siteId, admin, by } = await siteOf(c);
+  const input = await parseJson(c.req.raw, splitInputSchema, numericIdsAsText);
   const who = { by, at: nowMs(c.env), note: input.note ?? null };
   const query =
     input.userId !== undefined
       ? { userId: input.userId }
       : { anonymousId: input.anonymousId as string };
-  return answer(c, await stateOf(c, siteId).split(siteId, query, who), 201);
+  const outcome = await stateOf(c, siteId).split(siteId, query, who);
+  // The severed links are counted, not listed: a device's links are every event it sent while
+  // logged in. The action itself keeps them (explain).
+  await audit(c, admin, siteId, who.at, outcome, (value) => ({
+    action: 'person.split',
+    detail: { actionId: value.actionId, ...query, severed: value.severed, note: who.note },
+  }));
+  return answer(c, outcome, 201);
 });
 
 peopleRoutes.delete('/admin/sites/:siteId/people/actions/:actionId', async (c) => {
-  const { siteId, by } = await siteOf(c);
+  const { siteId, admin, by } = await siteOf(c);
   const actionId = Number(c.req.param('actionId'));
   if (!Number.isSafeInteger(actionId) || actionId < 1) {
     throw new ApiError(400, 'invalid_action_id', 'action ids are positive integers');
   }
-  return answer(
-    c,
-    await stateOf(c, siteId).revert(siteId, actionId, { by, at: nowMs(c.env), note: null }),
-  );
+  const at = nowMs(c.env);
+  const outcome = await stateOf(c, siteId).revert(siteId, actionId, { by, at, note: null });
+  await audit(c, admin, siteId, at, outcome, (value) => ({
+    action: 'person.revert',
+    detail: { actionId: value.reverted, kind: value.kind, ...value.ids },
+  }));
+  return answer(c, outcome);
 });

@@ -1,19 +1,24 @@
 /**
  * The part of the alias guardrail the ingest path can answer at once (docs/IDENTITY.md): an
- * alias between two users that D1 (or the same request) already shows as identified is refused,
- * and the client hears it as a per-event warning. The site object makes the final, retroactive
- * decision with every event; this check only reports what is already certain.
+ * alias between two users that D1 (or the same request) already shows as identified before the
+ * alias's event time is refused, and the client hears it as a per-event warning. The site
+ * object makes the final, retroactive decision with every event; this check only reports what
+ * is already certain.
  */
 import { logger } from '../lib/logger';
 import type { StoredEvent } from '../ingest/normalize';
 import type { Warning } from '../ingest/schema';
+import { byLinkTime } from './assign';
+import type { EventStamp } from './id-graph';
 
 type Checked = {
   index: number;
-  event: Pick<StoredEvent, 'type' | 'userId' | 'previousId' | 'anonymousId' | 'ts'>;
+  event: Pick<StoredEvent, 'type' | 'userId' | 'previousId' | 'anonymousId' | 'ts'> & {
+    messageId: string;
+  };
 };
 
-/** Warnings for the aliases of a request that join two identified users. */
+/** Warnings for the aliases of a request that join two users identified before the alias. */
 export async function refusedAliasWarnings(
   db: D1Database,
   siteId: string,
@@ -28,37 +33,50 @@ export async function refusedAliasWarnings(
   );
   if (aliases.length === 0) return [];
 
-  const identified = new Set<string>();
+  // Per user, the earliest identifying (non-alias) event known here, in event-time order.
+  const identifiedAt = new Map<string, EventStamp>();
+  const note = (userId: string, stamp: EventStamp) => {
+    const known = identifiedAt.get(userId);
+    if (!known || byLinkTime(stamp, known) < 0) identifiedAt.set(userId, stamp);
+  };
   for (const { event } of events) {
-    if (event.type !== 'alias' && event.userId !== null) identified.add(event.userId);
+    if (event.type !== 'alias' && event.userId !== null) note(event.userId, event);
   }
   const candidates = [...new Set(aliases.flatMap((a) => [a.event.previousId, a.event.userId]))];
   try {
     // The candidates travel as one JSON parameter (D1 binds at most 100 values per statement).
     const { results } = await db
       .prepare(
-        `SELECT DISTINCT user_id FROM events WHERE site_id = ? AND type <> 'alias'
-         AND user_id IN (SELECT value FROM json_each(?))`,
+        `SELECT user_id, ts, message_id FROM (
+           SELECT user_id, ts, message_id,
+             ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ts, message_id) AS n
+           FROM events WHERE site_id = ? AND type <> 'alias'
+             AND user_id IN (SELECT value FROM json_each(?)))
+         WHERE n = 1`,
       )
       .bind(siteId, JSON.stringify(candidates))
-      .all<{ user_id: string }>();
-    for (const row of results) identified.add(row.user_id);
+      .all<{ user_id: string; ts: number; message_id: string }>();
+    for (const row of results) note(row.user_id, { ts: row.ts, messageId: row.message_id });
   } catch (error) {
     // Only the warning is lost: the site object still refuses the alias.
     logger.warn('ingest.alias_check_failed', { site: siteId, cause: error });
   }
 
+  const before = (userId: string, alias: EventStamp) => {
+    const since = identifiedAt.get(userId);
+    return since !== undefined && byLinkTime(since, alias) < 0;
+  };
   return aliases
     .filter(
       (a) =>
-        identified.has(a.event.previousId as string) && identified.has(a.event.userId as string),
+        before(a.event.previousId as string, a.event) && before(a.event.userId as string, a.event),
     )
     .map((a) => ({
       index: a.index,
       code: 'alias_refused_identified_users',
       message:
-        'previousId and userId are both identified users; they were not merged (an admin merge ' +
-        'is the only way to join two known users)',
+        'previousId and userId were both identified users before this alias; they were not ' +
+        'merged (an admin merge is the only way to join two known users)',
     }));
 }
 

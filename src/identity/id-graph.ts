@@ -11,12 +11,21 @@ export const MAX_IDS_PER_PERSON = 1_000;
 /** The newest events of one person that its progress is computed from. */
 export const MAX_EVENTS_PER_PERSON = 20_000;
 
-/** What the site knows about one user id: its first event and whether it is identified. */
+/** An event's place in event-time order (ties by message id). */
+export interface EventStamp {
+  ts: number;
+  messageId: string;
+}
+
+/** What the site knows about one user id: its first event and since when it is identified. */
 export interface UserFact {
   firstTs: number;
   firstMessageId: string;
-  /** True when a stored event other than an alias carries this user id. */
-  identified: boolean;
+  /**
+   * The earliest stored event other than an alias that carries this user id, from which on the
+   * user is identified; null while only aliases name it.
+   */
+  identifiedAt: EventStamp | null;
 }
 
 export interface AliasFact {
@@ -26,10 +35,22 @@ export interface AliasFact {
   userId: string;
 }
 
-/** An admin action: a merge of two users, or a split that severs links and merges. */
+/** The id an admin split was asked to take out. */
+export type SplitTarget = { userId: string } | { anonymousId: string };
+
+/**
+ * An admin action: a merge of two users, or a split that severs links and merges (`target` is
+ * absent on splits recorded before it was kept).
+ */
 export type AdminAction =
   | { id: number; kind: 'merge'; userIds: [string, string] }
-  | { id: number; kind: 'split'; severedMessageIds: string[]; severedActionIds: number[] };
+  | {
+      id: number;
+      kind: 'split';
+      target?: SplitTarget;
+      severedMessageIds: string[];
+      severedActionIds: number[];
+    };
 
 export interface IdentityFacts {
   users: ReadonlyMap<string, UserFact>;
@@ -108,18 +129,26 @@ export function resolveIdentity(
   }
 
   // Groups of users: admin merges first (explicit, no guardrail), then user-to-user aliases in
-  // event-time order, each refused if its union would hold two identified users.
+  // event-time order, each refused if both groups already held an identified user at the
+  // alias's event time. A group is identified from its members' earliest identifying event.
   const groups = new Groups();
-  const identifiedIn = new Map<string, number>();
-  const identifiedCount = (root: string) => identifiedIn.get(root) ?? 0;
-  for (const [userId, fact] of facts.users) if (fact.identified) identifiedIn.set(userId, 1);
+  const identifiedSince = new Map<string, EventStamp>();
+  for (const [userId, fact] of facts.users) {
+    if (fact.identifiedAt) identifiedSince.set(userId, fact.identifiedAt);
+  }
+  const identifiedBefore = (root: string, at: EventStamp) => {
+    const since = identifiedSince.get(root);
+    return since !== undefined && byLinkTime(since, at) < 0;
+  };
   const join = (a: string, b: string) => {
     const ra = groups.find(a);
     const rb = groups.find(b);
     if (ra === rb) return;
-    const total = identifiedCount(ra) + identifiedCount(rb);
+    const sa = identifiedSince.get(ra);
+    const sb = identifiedSince.get(rb);
     groups.union(ra, rb);
-    identifiedIn.set(groups.find(ra), total);
+    const since = sa && sb ? (byLinkTime(sa, sb) <= 0 ? sa : sb) : (sa ?? sb);
+    if (since) identifiedSince.set(groups.find(ra), since);
   };
 
   const merges: UserMerge[] = [];
@@ -150,7 +179,7 @@ export function resolveIdentity(
     }
     const ra = groups.find(alias.previousId);
     const rb = groups.find(alias.userId);
-    if (ra !== rb && identifiedCount(ra) > 0 && identifiedCount(rb) > 0) {
+    if (ra !== rb && identifiedBefore(ra, alias) && identifiedBefore(rb, alias)) {
       refused.push({ messageId: alias.messageId, reason: 'alias_refused_identified_users' });
       continue;
     }
@@ -229,7 +258,9 @@ export function resolveIdentity(
 function rankUser(facts: IdentityFacts, a: string, b: string): number {
   const fa = facts.users.get(a) as UserFact;
   const fb = facts.users.get(b) as UserFact;
-  if (fa.identified !== fb.identified) return fa.identified ? -1 : 1;
+  const ia = fa.identifiedAt !== null;
+  const ib = fb.identifiedAt !== null;
+  if (ia !== ib) return ia ? -1 : 1;
   if (fa.firstTs !== fb.firstTs) return fa.firstTs - fb.firstTs;
   if (fa.firstMessageId !== fb.firstMessageId)
     return fa.firstMessageId < fb.firstMessageId ? -1 : 1;

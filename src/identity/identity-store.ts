@@ -4,7 +4,7 @@
  * rebuilt without scanning every event. Synchronous on purpose: every write here happens
  * between two awaits, so no other request of the object can interleave with it.
  */
-import type { Link } from './assign';
+import { byLinkTime, type Link } from './assign';
 import type { AdminAction, AliasFact, IdentityFacts, UserFact } from './id-graph';
 
 /** The identity part of a stored event. */
@@ -29,7 +29,34 @@ export interface ActionRow extends Record<string, SqlStorageValue> {
   reverted_by: string | null;
 }
 
-const SCHEMA_VERSION = '2';
+/** Version 3 keeps when each user became identified (version 2 kept only whether). */
+interface UserRow extends Record<string, SqlStorageValue> {
+  user: string;
+  first_ts: number;
+  first_mid: string;
+  ident_ts: number | null;
+  ident_mid: string | null;
+}
+
+function userFact(row: UserRow): UserFact {
+  return {
+    firstTs: row.first_ts,
+    firstMessageId: row.first_mid,
+    identifiedAt:
+      row.ident_ts === null || row.ident_mid === null
+        ? null
+        : { ts: row.ident_ts, messageId: row.ident_mid },
+  };
+}
+
+/** `Omit` applied to each member of a union, so the members stay apart. */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+function actionOf(row: ActionRow): AdminAction {
+  return { id: row.id, kind: row.kind, ...JSON.parse(row.body) } as AdminAction;
+}
+
+const SCHEMA_VERSION = '3';
 
 export class IdentityStore {
   private facts: {
@@ -40,9 +67,15 @@ export class IdentityStore {
   } | null = null;
 
   constructor(private readonly sql: SqlStorage) {
+    const version = sql
+      .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'identity_schema'")
+      .toArray()[0];
+    const current = version?.value === SCHEMA_VERSION;
+    // The users table is derived from the events: an older shape is dropped and rebuilt below.
+    if (!current) sql.exec('DROP TABLE IF EXISTS users');
     sql.exec(`CREATE TABLE IF NOT EXISTS users (
       user TEXT PRIMARY KEY, first_ts INTEGER NOT NULL, first_mid TEXT NOT NULL,
-      identified INTEGER NOT NULL)`);
+      ident_ts INTEGER, ident_mid TEXT)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS links (
       message_id TEXT PRIMARY KEY, anon TEXT NOT NULL, user TEXT NOT NULL, ts INTEGER NOT NULL)`);
     sql.exec('CREATE INDEX IF NOT EXISTS links_anon ON links (anon)');
@@ -51,15 +84,12 @@ export class IdentityStore {
     sql.exec(`CREATE TABLE IF NOT EXISTS actions (
       id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, body TEXT NOT NULL, note TEXT,
       by TEXT NOT NULL, at INTEGER NOT NULL, reverted_at INTEGER, reverted_by TEXT)`);
-    const version = sql
-      .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'identity_schema'")
-      .toArray()[0];
-    if (version?.value !== SCHEMA_VERSION) this.rebuildFromEvents();
+    if (!current) this.rebuildFromEvents();
   }
 
   /**
-   * Version 1 kept an alias's previous id in the events' `anon` column and had no fact tables:
-   * move it and derive the facts once from the stored events.
+   * Derives the facts once from the stored events. Version 1 also kept an alias's previous id in
+   * the events' `anon` column and had no fact tables: that id moves to the aliases table.
    */
   private rebuildFromEvents(): void {
     this.sql.exec(`INSERT OR IGNORE INTO aliases (message_id, prev, user, ts)
@@ -97,36 +127,33 @@ export class IdentityStore {
   record(event: IdentityEvent): boolean {
     let changed = false;
     if (event.userId !== null) {
-      const identified = event.type === 'alias' ? 0 : 1;
-      const before = this.sql
-        .exec<{
-          first_ts: number;
-          first_mid: string;
-          identified: number;
-        }>('SELECT first_ts, first_mid, identified FROM users WHERE user = ?', event.userId)
+      const row = this.sql
+        .exec<UserRow>('SELECT * FROM users WHERE user = ?', event.userId)
         .toArray()[0];
-      const earlier =
-        !before ||
-        event.ts < before.first_ts ||
-        (event.ts === before.first_ts && event.messageId < before.first_mid);
-      if (earlier || (identified && !before?.identified)) {
-        const first = earlier
-          ? { ts: event.ts, mid: event.messageId }
-          : { ts: before.first_ts, mid: before.first_mid };
-        const flag = Math.max(identified, before?.identified ?? 0);
+      const before = row ? userFact(row) : null;
+      const stamp = { ts: event.ts, messageId: event.messageId };
+      const earlierFirst =
+        !before || byLinkTime(stamp, { ts: before.firstTs, messageId: before.firstMessageId }) < 0;
+      // Any event but an alias identifies its user; the earliest one says from when.
+      const earlierIdentified =
+        event.type !== 'alias' &&
+        (!before?.identifiedAt || byLinkTime(stamp, before.identifiedAt) < 0);
+      if (earlierFirst || earlierIdentified) {
+        const fact: UserFact = {
+          firstTs: earlierFirst ? stamp.ts : (before as UserFact).firstTs,
+          firstMessageId: earlierFirst ? stamp.messageId : (before as UserFact).firstMessageId,
+          identifiedAt: earlierIdentified ? stamp : (before?.identifiedAt ?? null),
+        };
         this.sql.exec(
-          `INSERT OR REPLACE INTO users (user, first_ts, first_mid, identified)
-           VALUES (?, ?, ?, ?)`,
+          `INSERT OR REPLACE INTO users (user, first_ts, first_mid, ident_ts, ident_mid)
+           VALUES (?, ?, ?, ?, ?)`,
           event.userId,
-          first.ts,
-          first.mid,
-          flag,
+          fact.firstTs,
+          fact.firstMessageId,
+          fact.identifiedAt?.ts ?? null,
+          fact.identifiedAt?.messageId ?? null,
         );
-        this.facts?.users.set(event.userId, {
-          firstTs: first.ts,
-          firstMessageId: first.mid,
-          identified: flag === 1,
-        });
+        this.facts?.users.set(event.userId, fact);
         changed = true;
       }
     }
@@ -182,18 +209,8 @@ export class IdentityStore {
   load(): IdentityFacts {
     if (this.facts) return this.facts;
     const users = new Map<string, UserFact>();
-    const userRows = this.sql.exec<{
-      user: string;
-      first_ts: number;
-      first_mid: string;
-      identified: number;
-    }>('SELECT * FROM users');
-    for (const r of userRows) {
-      users.set(r.user, {
-        firstTs: r.first_ts,
-        firstMessageId: r.first_mid,
-        identified: r.identified === 1,
-      });
+    for (const row of this.sql.exec<UserRow>('SELECT * FROM users')) {
+      users.set(row.user, userFact(row));
     }
     const pairs = this.sql
       .exec<{ message_id: string; anon: string; user: string; ts: number }>('SELECT * FROM links')
@@ -211,7 +228,7 @@ export class IdentityStore {
     return this.sql
       .exec<ActionRow>('SELECT * FROM actions WHERE reverted_at IS NULL ORDER BY id')
       .toArray()
-      .map((row) => ({ id: row.id, kind: row.kind, ...JSON.parse(row.body) }) as AdminAction);
+      .map(actionOf);
   }
 
   /** Every admin action, reverted ones included, for the explain answer. */
@@ -225,13 +242,7 @@ export class IdentityStore {
    * rebuild from D1's raw events keep them too.
    */
   addAction(
-    action:
-      | { kind: 'merge'; userIds: [string, string] }
-      | {
-          kind: 'split';
-          severedMessageIds: string[];
-          severedActionIds: number[];
-        },
+    action: DistributiveOmit<AdminAction, 'id'>,
     who: { by: string; at: number; note: string | null },
   ): number {
     const { kind, ...body } = action;
@@ -251,15 +262,18 @@ export class IdentityStore {
     return id;
   }
 
-  /** Reverts an active action; false when there is no such active action. */
-  revertAction(id: number, who: { by: string; at: number }): boolean {
-    const cursor = this.sql.exec(
-      'UPDATE actions SET reverted_at = ?, reverted_by = ? WHERE id = ? AND reverted_at IS NULL',
-      who.at,
-      who.by,
-      id,
-    );
+  /** Reverts an active action and returns it; null when there is no such active action. */
+  revertAction(id: number, who: { by: string; at: number }): AdminAction | null {
+    const row = this.sql
+      .exec<ActionRow>(
+        `UPDATE actions SET reverted_at = ?, reverted_by = ? WHERE id = ? AND reverted_at IS NULL
+         RETURNING *`,
+        who.at,
+        who.by,
+        id,
+      )
+      .toArray()[0];
     if (this.facts) this.facts.actions = this.activeActions();
-    return cursor.rowsWritten > 0;
+    return row ? actionOf(row) : null;
   }
 }

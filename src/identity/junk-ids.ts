@@ -19,6 +19,8 @@ const JUNK_IDS = new Set([
   'email',
   'test',
   '0',
+  // JSON allows -0: a number id of -0 is read as the text "-0".
+  '-0',
   '-1',
   '[object object]',
   'true',
@@ -31,10 +33,25 @@ const JUNK_IDS = new Set([
   '{}',
 ]);
 
-const ALL_ZERO_UUID = /^0{8}-?0{4}-?0{4}-?0{4}-?0{12}$/;
+/** The nil UUID, with or without dashes, bare or in the braces of Microsoft's GUID text. */
+const ALL_ZERO_UUID = /^(?:0{8}-?0{4}-?0{4}-?0{4}-?0{12}|\{0{8}-?0{4}-?0{4}-?0{4}-?0{12}\})$/;
+
+/**
+ * A control character anywhere (C0, DEL, C1): `trim` keeps NUL, and an id that carries one is
+ * a buffer or encoding bug, not an identity.
+ */
+const CONTROL = /\p{Cc}/u;
+
+/** Nothing visible: whitespace and format characters (zero-width space, word joiner) only. */
+const INVISIBLE = /^[\s\p{Cf}]*$/u;
 
 /** True when an id is a known placeholder rather than an identity. */
 export function isJunkId(id: string): boolean {
   const folded = id.trim().toLowerCase();
-  return JUNK_IDS.has(folded) || ALL_ZERO_UUID.test(folded);
+  return (
+    JUNK_IDS.has(folded) ||
+    ALL_ZERO_UUID.test(folded) ||
+    CONTROL.test(folded) ||
+    INVISIBLE.test(folded)
+  );
 }

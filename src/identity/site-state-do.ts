@@ -23,7 +23,7 @@ import {
   resetTally,
   type Tally,
 } from '../lib/meter';
-import { changedPeople, resolveIdentity, type Resolution } from './id-graph';
+import { changedPeople, resolveIdentity, type AdminAction, type Resolution } from './id-graph';
 import { IdentityStore } from './identity-store';
 import { computePerson, explainPerson, personRows, type ExplainAnswer } from './person-view';
 
@@ -381,8 +381,14 @@ export class SiteState extends DurableObject<Env> {
         message: 'the id is not merged with anything',
       };
     }
+    const target = query.userId !== undefined ? { userId: query.userId } : null;
     const actionId = this.identity.addAction(
-      { kind: 'split', severedMessageIds, severedActionIds },
+      {
+        kind: 'split',
+        target: target ?? { anonymousId: query.anonymousId as string },
+        severedMessageIds,
+        severedActionIds,
+      },
       who,
     );
     this.regraph(before);
@@ -394,15 +400,22 @@ export class SiteState extends DurableObject<Env> {
     };
   }
 
-  /** Reverts an admin merge or split. */
+  /** Reverts an admin merge or split; answers which action it was and the ids it named. */
   async revert(
     siteId: string,
     actionId: number,
     who: AdminWho,
-  ): Promise<AdminOutcome<{ reverted: number }>> {
+  ): Promise<
+    AdminOutcome<{
+      reverted: number;
+      kind: AdminAction['kind'];
+      ids: { userIds?: [string, string]; userId?: string; anonymousId?: string };
+    }>
+  > {
     this.rememberSite(siteId);
     const before = this.resolve();
-    if (!this.identity.revertAction(actionId, who)) {
+    const action = this.identity.revertAction(actionId, who);
+    if (!action) {
       return {
         ok: false,
         status: 404,
@@ -412,7 +425,8 @@ export class SiteState extends DurableObject<Env> {
     }
     this.regraph(before);
     await this.flush(siteId);
-    return { ok: true, value: { reverted: actionId } };
+    const ids = action.kind === 'merge' ? { userIds: action.userIds } : { ...action.target };
+    return { ok: true, value: { reverted: actionId, kind: action.kind, ids } };
   }
 
   private resolve(): Resolution {

@@ -128,7 +128,7 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
   const filtered: Array<Filtered & { raw: unknown; messageId: string }> = [];
   const warnings: Warning[] = [];
   const seen = new Set<string>();
-  const checked: Array<{ index: number; event: StoredEvent }> = [];
+  const checked: Array<{ index: number; event: StoredEvent & { messageId: string } }> = [];
   let duplicates = 0;
   for (const [index, message] of messages.entries()) {
     const result = normalizeEvent(message, options);
@@ -162,7 +162,7 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
       continue;
     }
     valid.push({ ...result.event, messageId });
-    checked.push({ index, event: result.event });
+    checked.push({ index, event: { ...result.event, messageId } });
   }
   warnings.push(
     ...(await refusedAliasWarnings(input.db, input.siteId, checked)),

@@ -34,5 +34,10 @@ export function idReviver(
 export function numericIdText(holder: unknown, field: string, value: number): string {
   const source =
     typeof holder === 'object' && holder !== null ? written.get(holder)?.get(field) : undefined;
+  return idTextOfNumber(value, source);
+}
+
+/** The id text of a number given the JSON text it was written as, when known. */
+export function idTextOfNumber(value: number, source: string | undefined): string {
   return source !== undefined && INTEGER_TEXT.test(source) ? source : String(value);
 }

@@ -77,6 +77,16 @@ export async function exportPerson(env: Env, siteId: string, id: string): Promis
   };
 }
 
+/**
+ * Every id that names the person: their user and device ids, and the device ids on their own
+ * events (a device split away from them still appears on the events they sent while on it).
+ */
+function namedIds(record: PersonRecord): string[] {
+  const ids = new Set([...record.userIds, ...record.anonymousIds]);
+  for (const row of record.stateEvents) if (typeof row.anon === 'string') ids.add(row.anon);
+  return [...ids];
+}
+
 /** Deletes the person from every store; returns how many rows each store lost. */
 export async function erasePerson(
   env: Env,
@@ -85,9 +95,17 @@ export async function erasePerson(
 ): Promise<{ events: number; rejected: number; attempts: number; stateEvents: number }> {
   // The object first: once its rows are gone no later flush can rewrite the person's progress.
   const record = await personRecord(env, siteId, id, true);
-  const [events, rejected, attempts] = await env.DB.batch(
-    statements(env.DB, siteId, record, 'DELETE'),
-  );
+  const [events, rejected, attempts] = await env.DB.batch([
+    ...statements(env.DB, siteId, record, 'DELETE'),
+    // People actions in the audit log name the ids they merged or split: the entry stays (who,
+    // when, which action), its ids go. Matched as JSON text, like refused payloads above.
+    env.DB.prepare(
+      `UPDATE admin_audit SET detail =
+         json_object('actionId', json_extract(detail, '$.actionId'), 'erased', json('true'))
+       WHERE site_id = ?1 AND action IN ('person.merge', 'person.split', 'person.revert')
+         AND EXISTS (SELECT 1 FROM json_each(?2) j WHERE instr(detail, json_quote(j.value)) > 0)`,
+    ).bind(siteId, JSON.stringify(namedIds(record))),
+  ]);
   return {
     events: events?.meta.changes ?? 0,
     rejected: rejected?.meta.changes ?? 0,

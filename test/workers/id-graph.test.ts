@@ -4,10 +4,11 @@
  */
 import { resolveIdentity, type IdentityFacts } from '../../src/identity/id-graph';
 
+/** A user first seen at `ts`, identified from that event unless `identified` is false. */
 const user = (ts: number, identified = true) => ({
   firstTs: ts,
   firstMessageId: `f${ts}`,
-  identified,
+  identifiedAt: identified ? { ts, messageId: `f${ts}` } : null,
 });
 const link = (anonymousId: string, userId: string, ts: number) => ({
   anonymousId,
@@ -56,5 +57,37 @@ describe('identity graph', () => {
     expect(split.personOf({ ts: 9, messageId: 'e', anonymousId: 'phone', userId: null })).toBe(
       'a:phone',
     );
+  });
+
+  it('refuses a user alias only when both groups were identified before it', () => {
+    const alias = (previousId: string, userId: string, ts: number) => ({
+      previousId,
+      userId,
+      ts,
+      messageId: `a-${previousId}-${userId}`,
+    });
+    // p identified from 10, q from 30, r only ever named by aliases.
+    const facts: IdentityFacts = {
+      users: new Map([
+        ['p', user(10)],
+        ['q', user(30)],
+        ['r', { firstTs: 5, firstMessageId: 'f5', identifiedAt: null }],
+      ]),
+      pairs: [],
+      aliases: [alias('p', 'q', 20), alias('r', 'p', 40)],
+      actions: [],
+    };
+    // At 20 q was not identified yet: p and q merge. r never is: it joins at 40.
+    const later = resolveIdentity(facts);
+    expect(later.refused).toEqual([]);
+    expect(later.usersOf(later.canonicalOf('r'))).toHaveLength(3);
+
+    // Identified at 15 instead, q was known before the alias at 20: refused.
+    const users = new Map(facts.users).set('q', user(15));
+    const earlier = resolveIdentity({ ...facts, users });
+    expect(earlier.refused).toEqual([
+      { messageId: 'a-p-q', reason: 'alias_refused_identified_users' },
+    ]);
+    expect(earlier.canonicalOf('q')).toBe('q');
   });
 });

@@ -9,12 +9,20 @@ import {
   createScheduledController,
   env,
   evictDurableObject,
+  runInDurableObject,
   SELF,
   waitOnExecutionContext,
 } from 'cloudflare:test';
 import worker from '../../src/index';
 import { counts, importBatch, report, seedSite, settle, track, type TestSite } from './helpers';
-import { explain, identityStats, peopleAction, revertAction } from './identity-helpers';
+import {
+  auditOf,
+  explain,
+  identityStats,
+  importText,
+  peopleAction,
+  revertAction,
+} from './identity-helpers';
 
 const DAY = ['2025-03-03', '2025-03-04'] as const;
 const at = (minute: number, second = 0) =>
@@ -116,6 +124,35 @@ describe('admin merge, split and revert', () => {
     expect(person.events).toBe(4);
   });
 
+  it('rebuilds the users of an object stored by schema 2 from its events', async () => {
+    const site = await seedSite('schema2', ['step_1', 'step_2']);
+    await importBatch(site, [
+      track('step_1', { userId: 'old@x' }, 's2-1', at(0)),
+      { type: 'alias', previousId: 'old@x', userId: 'new@x', messageId: 's2-2', timestamp: at(10) },
+      track('step_2', { userId: 'new@x' }, 's2-3', at(5)),
+    ]);
+    await settle(site);
+
+    // Put the users table back in schema 2's shape (only a flag per user), then restart.
+    const stub = env.SITE_STATE.get(env.SITE_STATE.idFromName(site.siteId));
+    await runInDurableObject(stub, (_instance, state) => {
+      const sql = state.storage.sql;
+      sql.exec('DROP TABLE users');
+      sql.exec(`CREATE TABLE users (user TEXT PRIMARY KEY, first_ts INTEGER NOT NULL,
+        first_mid TEXT NOT NULL, identified INTEGER NOT NULL)`);
+      // A stale row set: new@x is missing, so only a rebuild from the events can know it.
+      sql.exec("INSERT INTO users VALUES ('old@x', 0, 's2-1', 1)");
+      sql.exec("UPDATE meta SET value = '2' WHERE key = 'identity_schema'");
+    });
+    await evictDurableObject(stub);
+
+    // Rebuilt from the events: new@x is identified from 10:05, before the alias at 10:10.
+    const person = await explain(site, { userId: 'new@x' });
+    expect(person.userIds).toEqual(['new@x']);
+    expect(person.refused.map((r) => r.messageId)).toEqual(['s2-2']);
+    expect((await identityStats(site)).users).toBe(2);
+  });
+
   it('splits a wrongly linked device back into a person of its own', async () => {
     const site = await seedSite('adm-dev', ['step_1', 'step_2']);
     await importBatch(site, [
@@ -139,6 +176,46 @@ describe('admin merge, split and revert', () => {
     expect((await peopleAction(site, 'split', { anonymousId: 'never-linked' })).status).toBe(409);
   });
 
+  it('accepts numeric ids in merge and split bodies, read as ingest reads them', async () => {
+    const site = await seedSite('adm-num', ['step_1', 'step_2']);
+    const stamp = (s: number) => `"timestamp":"${at(0, s)}","messageId":"num-${s}"`;
+    // The two big ids round to the same double: read lossily, they would be one id.
+    const res = await importText(
+      site,
+      `{"batch":[
+        {"type":"track","event":"step_1","userId":12345678901234567891,${stamp(1)}},
+        {"type":"track","event":"step_2","userId":42,${stamp(2)}},
+        {"type":"track","event":"step_2","userId":12345678901234567890,${stamp(3)}}
+      ]}`,
+    );
+    expect(res.status).toBe(200);
+    await settle(site);
+    expect(counts(await report(site, ...DAY))).toEqual([1, 0]);
+
+    const merged = await peopleAction(
+      site,
+      'merge',
+      '{"userIds":[42,12345678901234567891],"note":"numbers"}',
+    );
+    expect(merged.status).toBe(201);
+    expect(counts(await report(site, ...DAY))).toEqual([1, 1]);
+    expect((await explain(site, { userId: '42' })).userIds).toEqual([
+      '12345678901234567891',
+      '42',
+    ]);
+    expect((await explain(site, { userId: '12345678901234567890' })).userIds).toEqual([
+      '12345678901234567890',
+    ]);
+
+    const split = await peopleAction(site, 'split', '{"userId":42}');
+    expect(split.status).toBe(201);
+    expect(counts(await report(site, ...DAY))).toEqual([1, 0]);
+    // A number where an id cannot be (the note) is still refused with the usual code.
+    const bad = await peopleAction(site, 'merge', '{"userIds":[42,"x"],"note":7}');
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ code: 'invalid_field' });
+  });
+
   it('answers bad admin input with a stable code', async () => {
     const site = await seedSite('adm-bad', ['step_1']);
     const both = await peopleAction(site, 'split', { userId: 'a', anonymousId: 'b' });
@@ -152,6 +229,115 @@ describe('admin merge, split and revert', () => {
       `https://goalstep.test/admin/sites/${site.siteId}/people?userId=a`,
     );
     expect(anonymous.status).toBe(401);
+  });
+});
+
+describe('admin audit of people actions', () => {
+  it('records who merged, split and reverted which ids, and when, in the audit log', async () => {
+    const site = await seedSite('adm-audit', ['step_1']);
+    await importBatch(site, [
+      track('step_1', { userId: 'ann' }, 'aud-1', at(0)),
+      track('step_1', { userId: 'ann-2' }, 'aud-2', at(1)),
+      identify('ann-phone', 'ann', 'aud-3', at(2)),
+    ]);
+    await settle(site);
+    // A support agent's own token, scoped to this site: the audit must name it, not root.
+    const created = await SELF.fetch('https://goalstep.test/admin/tokens', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'support-jo', siteId: site.siteId }),
+    });
+    expect(created.status).toBe(201);
+    const jo = { Authorization: `Bearer ${((await created.json()) as { token: string }).token}` };
+
+    const startedAt = Date.now();
+    const merged = await peopleAction(
+      site,
+      'merge',
+      { userIds: ['ann-2', 'ann'], note: 'same customer' },
+      jo,
+    );
+    expect(merged.status).toBe(201);
+    const { actionId: mergeId } = (await merged.json()) as { actionId: number };
+    const split = await peopleAction(site, 'split', { anonymousId: 'ann-phone' }, jo);
+    expect(split.status).toBe(201);
+    const { actionId: splitId } = (await split.json()) as { actionId: number };
+    expect((await revertAction(site, mergeId, jo)).status).toBe(200);
+    expect((await revertAction(site, splitId, jo)).status).toBe(200);
+    // Refused actions change nothing, so they leave no entry.
+    expect((await peopleAction(site, 'merge', { userIds: ['ann', 'nobody'] }, jo)).status).toBe(
+      404,
+    );
+    expect((await revertAction(site, mergeId, jo)).status).toBe(404);
+    const finishedAt = Date.now();
+
+    const entries = await auditOf(site, 'person.');
+    expect(entries.map((e) => [e.actor, e.action, e.siteId, e.detail])).toEqual([
+      [
+        'support-jo',
+        'person.revert',
+        site.siteId,
+        { actionId: splitId, kind: 'split', anonymousId: 'ann-phone' },
+      ],
+      [
+        'support-jo',
+        'person.revert',
+        site.siteId,
+        { actionId: mergeId, kind: 'merge', userIds: ['ann-2', 'ann'] },
+      ],
+      [
+        'support-jo',
+        'person.split',
+        site.siteId,
+        { actionId: splitId, anonymousId: 'ann-phone', severed: 1, note: null },
+      ],
+      [
+        'support-jo',
+        'person.merge',
+        site.siteId,
+        { actionId: mergeId, userIds: ['ann-2', 'ann'], person: 'u:ann', note: 'same customer' },
+      ],
+    ]);
+    for (const entry of entries) {
+      expect(entry.at).toBeGreaterThanOrEqual(startedAt);
+      expect(entry.at).toBeLessThanOrEqual(finishedAt);
+    }
+  });
+});
+
+describe('admin audit after an erasure', () => {
+  it('keeps the entries of an erased person’s merges and splits without their ids', async () => {
+    const site = await seedSite('adm-erase', ['step_1']);
+    await importBatch(site, [
+      track('step_1', { userId: 'bea' }, 'er-1', at(0)),
+      track('step_1', { userId: 'bea-2' }, 'er-2', at(1)),
+      identify('bea-phone', 'bea', 'er-3', at(2)),
+      track('step_1', { userId: 'cid' }, 'er-4', at(3)),
+      identify('cid-phone', 'cid', 'er-5', at(4)),
+    ]);
+    await settle(site);
+    const merged = await peopleAction(site, 'merge', { userIds: ['bea-2', 'bea'] });
+    const { actionId: mergeId } = (await merged.json()) as { actionId: number };
+    const split = await peopleAction(site, 'split', { anonymousId: 'bea-phone' });
+    const { actionId: splitId } = (await split.json()) as { actionId: number };
+    // Another customer's split, which the erasure must leave alone.
+    const other = await peopleAction(site, 'split', { anonymousId: 'cid-phone' });
+    const { actionId: otherId } = (await other.json()) as { actionId: number };
+
+    const erased = await SELF.fetch(`https://goalstep.test/admin/sites/${site.siteId}/people/bea`, {
+      method: 'DELETE',
+      headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}` },
+    });
+    expect(erased.status).toBe(200);
+
+    const entries = await auditOf(site, 'person.');
+    expect(entries.map((e) => [e.action, e.detail])).toEqual([
+      ['person.erase', expect.objectContaining({ events: 3 })],
+      ['person.split', { actionId: otherId, anonymousId: 'cid-phone', severed: 1, note: null }],
+      ['person.split', { actionId: splitId, erased: true }],
+      ['person.merge', { actionId: mergeId, erased: true }],
+    ]);
+    expect(JSON.stringify(entries)).not.toContain('bea');
   });
 });
 
@@ -184,6 +370,13 @@ describe('concurrency (C33)', () => {
       // 3 merged step_0 events, 50 step_1 events, the identify; the link recorded once.
       expect(person.events).toBe(54);
       expect(person.links.map((l) => l.messageId)).toEqual(['c33-id']);
+      // D1 keeps each of the 51 concurrent events once (plus the 3 earlier ones).
+      const stored = await env.DB.prepare(
+        "SELECT COUNT(*) AS n FROM events WHERE site_id = ? AND message_id LIKE 'c33-%'",
+      )
+        .bind(site.siteId)
+        .first<{ n: number }>();
+      expect(stored?.n).toBe(54);
       expect(counts(await report(site, ...DAY))).toEqual([1, 1]);
       expect(await peopleWithRows(site)).toEqual(['u:user-c33']);
     }
@@ -264,4 +457,34 @@ describe('object reset (C34)', () => {
     expect(counts(await report(site, ...DAY))).toEqual([1, 1]);
     expect((await explain(site, { userId: 'user-c34' })).events).toBe(4002);
   }, 120_000);
+});
+
+describe('per-person event limit', () => {
+  it('computes progress from the newest 20,000 events and still keeps every event', async () => {
+    const site = await seedSite('limit', ['step_1', 'step_2']);
+    await importBatch(site, [
+      track('step_1', { userId: 'heavy' }, 'lim-a', '2025-03-03T09:00:00.000Z'),
+      track('step_2', { userId: 'heavy' }, 'lim-z', '2025-03-03T12:00:00.000Z'),
+    ]);
+    await settle(site);
+    expect(counts(await report(site, ...DAY))).toEqual([1, 1]);
+
+    // 20,000 events between the two steps, in batches of 1,000 (the ingest batch limit).
+    for (let chunk = 0; chunk < 20; chunk += 1) {
+      const batch = Array.from({ length: 1000 }, (_, i) => {
+        const n = chunk * 1000 + i + 1;
+        const ts = new Date(Date.UTC(2025, 2, 3, 10, 0, 0, n)).toISOString();
+        return track('browse', { userId: 'heavy' }, `lim-${String(n).padStart(5, '0')}`, ts);
+      });
+      expect((await importBatch(site, batch)).status).toBe(200);
+    }
+    await settle(site);
+
+    // 20,002 events; the newest 20,000 leave out step_1 (09:00) and the first browse, so the
+    // person has no entry left in this goal (docs/IDENTITY.md, per-person limits).
+    const person = await explain(site, { userId: 'heavy' });
+    expect(person.events).toBe(20_002);
+    expect(person.eventsUsed).toBe(20_000);
+    expect(counts(await report(site, ...DAY))).toEqual([0, 0]);
+  }, 180_000);
 });

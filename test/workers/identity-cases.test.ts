@@ -98,6 +98,99 @@ describe('placeholder ids (C13)', () => {
   });
 });
 
+describe('placeholder ids the list missed (C13)', () => {
+  it('drops braced zero UUIDs, ids with control characters, invisible ids and -0', async () => {
+    const site = await seedSite('c13-more', ['seen']);
+    // Each form as JSON text (escapes and -0 written by hand: JSON.stringify(-0) is "0").
+    const forms = [
+      '"{00000000-0000-0000-0000-000000000000}"',
+      '"{00000000000000000000000000000000}"',
+      '"\\u0000"',
+      '"user\\u0000"',
+      '"\\u0000\\u0000"',
+      '"ab\\u0007cd"',
+      '"\\u001b[0m"',
+      '"x\\u007f"',
+      '"\\u0085"',
+      '"\\u200b"',
+      '" \\u200b\\u2060 "',
+      '-0',
+      '"-0"',
+    ];
+    // Two devices send each form: kept as an id, it would join them into one person.
+    const events = forms.flatMap((form, i) =>
+      ['a', 'b'].map(
+        (device) =>
+          `{"type":"track","event":"seen","anonymousId":"dev-${i}-${device}","userId":${form},` +
+          `"messageId":"more-${i}-${device}","timestamp":"2025-03-03T10:00:00.000Z"}`,
+      ),
+    );
+    // A device id made of a NUL leaves the event with no id at all.
+    events.push(
+      '{"type":"track","event":"seen","anonymousId":"\\u0000","messageId":"more-nul",' +
+        '"timestamp":"2025-03-03T10:00:00.000Z"}',
+    );
+    const res = await importText(site, `{"batch":[${events.join(',')}]}`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      accepted: number;
+      warnings: Array<{ index: number; code: string }>;
+      rejected: Array<{ index: number; code: string }>;
+    };
+    expect(body.accepted).toBe(forms.length * 2);
+    expect(body.warnings.filter((w) => w.code === 'junk_id_dropped')).toHaveLength(
+      forms.length * 2,
+    );
+    expect(body.rejected.map((r) => [r.index, r.code])).toEqual([
+      [forms.length * 2, 'missing_identity'],
+    ]);
+    await settle(site);
+
+    expect(counts(await report(site, ...DAY))).toEqual([forms.length * 2]);
+    expect(await identityStats(site)).toMatchObject({ users: 0, people: forms.length * 2 });
+  });
+});
+
+describe('aliases decided by event time', () => {
+  // The worked case of docs/IDENTITY.md: old@x is identified from 10:00, the alias is made at
+  // 10:10, and new@x's first identifying event moves around the alias.
+  const cases = [
+    { site: 'alias-after', at: '2025-03-03T10:10:00.001Z', messageId: 'at-3', merged: true },
+    { site: 'alias-before', at: '2025-03-03T10:09:59.999Z', messageId: 'at-3', merged: false },
+    // Same millisecond: the message id decides ('at-1z' < 'at-2' < 'at-3').
+    { site: 'alias-tie-before', at: '2025-03-03T10:10:00.000Z', messageId: 'at-1z', merged: false },
+    { site: 'alias-tie-after', at: '2025-03-03T10:10:00.000Z', messageId: 'at-3', merged: true },
+  ];
+
+  it.each(cases)(
+    'merges only if new@x was not yet identified at the alias (identified at $at, $messageId)',
+    async ({ site: siteId, at, messageId, merged }) => {
+      const site = await seedSite(siteId, ['step_1', 'step_2']);
+      // new@x arrives first: D1 already holds its events when the alias comes in.
+      await importBatch(site, [
+        track('other', { userId: 'new@x' }, messageId, at),
+        track('step_2', { userId: 'new@x' }, 'at-4', '2025-03-03T10:20:00.000Z'),
+      ]);
+      const res = await importBatch(site, [
+        track('step_1', { userId: 'old@x' }, 'at-1', '2025-03-03T10:00:00.000Z'),
+        alias('old@x', 'new@x', 'at-2', '2025-03-03T10:10:00.000Z'),
+      ]);
+      const body = (await res.json()) as { warnings: Array<{ index: number; code: string }> };
+      expect(body.warnings.map((w) => [w.index, w.code])).toEqual(
+        merged ? [] : [[1, 'alias_refused_identified_users']],
+      );
+      await settle(site);
+
+      expect(counts(await report(site, ...DAY))).toEqual(merged ? [1, 1] : [1, 0]);
+      const person = await explain(site, { userId: 'new@x' });
+      expect(person.userIds).toEqual(merged ? ['new@x', 'old@x'] : ['new@x']);
+      expect(person.refused.map((r) => r.messageId)).toEqual(merged ? [] : ['at-2']);
+      // Both are identified users; old@x's first event (10:00) is the earlier one.
+      expect(person.person).toBe(merged ? 'u:old@x' : 'u:new@x');
+    },
+  );
+});
+
 describe('two identified users (C14)', () => {
   it('keeps alice and bob apart and refuses both implicit merges with a warning', async () => {
     const site = await seedSite('c14', ['project_created']);
@@ -119,6 +212,8 @@ describe('two identified users (C14)', () => {
     const bob = await explain(site, { userId: 'user-bob' });
     expect(bob.person).toBe('u:user-bob');
     expect(bob.userIds).toEqual(['user-bob']);
+    // Bob's identify (m2) and his project (m3); the alias (m4) and m5 carry alice's id.
+    expect(bob.events).toBe(2);
     expect(bob.refused).toEqual([
       expect.objectContaining({ messageId: 'c14-m4', reason: 'alias_refused_identified_users' }),
     ]);
@@ -126,6 +221,7 @@ describe('two identified users (C14)', () => {
     expect(alice.userIds).toEqual(['user-alice']);
     // anon-c14b counts for alice only from 10:11; bob's history stays bob's.
     expect(alice.anonymousIds).toEqual(['anon-c14a', 'anon-c14b']);
+    expect(alice.events).toBe(3);
     expect((await identityStats(site)).people).toBe(2);
   });
 
@@ -285,6 +381,8 @@ describe('chains, cycles and the D1 parameter cap (C32)', () => {
     const site = await seedSite('chain', ['step_1', 'step_2']);
     await importBatch(site, [
       track('step_1', { userId: 'x' }, 'ch-1', '2025-03-03T10:00:00.000Z'),
+      // w is identified at 09:59, before the alias that would join it to x's group.
+      track('other', { userId: 'w' }, 'ch-0', '2025-03-03T09:59:00.000Z'),
       track('step_2', { userId: 'w' }, 'ch-2', '2025-03-03T10:05:00.000Z'),
       alias('x', 'y', 'ch-3', '2025-03-03T10:01:00.000Z'),
       alias('y', 'w', 'ch-4', '2025-03-03T10:02:00.000Z'),
@@ -295,6 +393,24 @@ describe('chains, cycles and the D1 parameter cap (C32)', () => {
     const x = await explain(site, { userId: 'x' });
     expect(x.userIds).toEqual(['x', 'y']);
     expect(x.refused.map((r) => r.messageId)).toEqual(['ch-4']);
+  });
+
+  it('accepts a chain alias to a user identified only after it', async () => {
+    const site = await seedSite('chain-later', ['step_1', 'step_2']);
+    await importBatch(site, [
+      track('step_1', { userId: 'x' }, 'cl-1', '2025-03-03T10:00:00.000Z'),
+      // w's first identifying event (10:05) is after the alias y→w (10:02).
+      track('step_2', { userId: 'w' }, 'cl-2', '2025-03-03T10:05:00.000Z'),
+      alias('x', 'y', 'cl-3', '2025-03-03T10:01:00.000Z'),
+      alias('y', 'w', 'cl-4', '2025-03-03T10:02:00.000Z'),
+    ]);
+    await settle(site);
+
+    expect(counts(await report(site, ...DAY))).toEqual([1, 1]);
+    const x = await explain(site, { userId: 'w' });
+    expect(x.person).toBe('u:x');
+    expect(x.userIds).toEqual(['w', 'x', 'y']);
+    expect(x.refused).toEqual([]);
   });
 });
 

@@ -49,20 +49,49 @@ export async function identityStats(site: TestSite): Promise<IdentityStats> {
   return (await res.json()) as IdentityStats;
 }
 
-/** POSTs an admin people action (`merge` or `split`). */
-export function peopleAction(site: TestSite, action: 'merge' | 'split', body: unknown) {
+/**
+ * POSTs an admin people action (`merge` or `split`); a string body is sent as written (for
+ * numbers JSON.stringify would round). `auth` replaces the root token's header.
+ */
+export function peopleAction(
+  site: TestSite,
+  action: 'merge' | 'split',
+  body: unknown,
+  auth: Record<string, string> = ADMIN,
+) {
   return SELF.fetch(`${BASE}/admin/sites/${site.siteId}/people/${action}`, {
     method: 'POST',
-    headers: { ...ADMIN, 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
+    headers: { ...auth, 'Content-Type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
   });
 }
 
-export function revertAction(site: TestSite, actionId: number) {
+export function revertAction(
+  site: TestSite,
+  actionId: number,
+  auth: Record<string, string> = ADMIN,
+) {
   return SELF.fetch(`${BASE}/admin/sites/${site.siteId}/people/actions/${actionId}`, {
     method: 'DELETE',
-    headers: ADMIN,
+    headers: auth,
   });
+}
+
+export interface AuditEntry {
+  id: number;
+  at: number;
+  actor: string;
+  action: string;
+  siteId: string | null;
+  detail: unknown;
+}
+
+/** The site's audit entries whose action starts with `prefix`, newest first. */
+export async function auditOf(site: TestSite, prefix: string): Promise<AuditEntry[]> {
+  const res = await SELF.fetch(`${BASE}/admin/audit?site=${site.siteId}`, { headers: ADMIN });
+  expect(res.status).toBe(200);
+  const { entries } = (await res.json()) as { entries: AuditEntry[] };
+  return entries.filter((e) => e.action.startsWith(prefix));
 }
 
 /** Adds another goal to a seeded site and returns a site handle whose reports read it. */

@@ -65,15 +65,17 @@ export function modelPeople(
 ): Array<{ event: SentEvent; person: string }> {
   const events = keptEvents(sent);
 
-  // Users, identified users and each user's first event.
+  // Users, each user's first event, and the first event that identifies them (not an alias).
   const first = new Map<string, SentEvent>();
-  const identified = new Set<string>();
+  const identifying = new Map<string, SentEvent>();
   for (const e of events) {
     if (e.userId === undefined) continue;
     const seen = first.get(e.userId);
     if (!seen || before(e, seen) < 0) first.set(e.userId, e);
-    if (e.type !== 'alias') identified.add(e.userId);
+    const since = identifying.get(e.userId);
+    if (e.type !== 'alias' && (!since || before(e, since) < 0)) identifying.set(e.userId, e);
   }
+  const identified = new Set(identifying.keys());
 
   // Groups of users as plain arrays; aliases in event-time order.
   let groups: string[][] = [...first.keys()].map((u) => [u]);
@@ -97,7 +99,9 @@ export function modelPeople(
       const gp = groupOf(p);
       const gu = groupOf(u);
       if (gp === gu) continue;
-      const known = (g: string[]) => g.some((x) => identified.has(x));
+      // Refused when both sides already held a user identified before the alias.
+      const known = (g: string[]) =>
+        g.some((x) => identifying.has(x) && before(identifying.get(x) as SentEvent, e) < 0);
       if (known(gp) && known(gu)) continue;
       groups = [...groups.filter((g) => g !== gp && g !== gu), [...gp, ...gu]];
     } else if (e.anonymousId !== undefined && e.userId !== undefined) {
