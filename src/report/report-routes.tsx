@@ -129,6 +129,7 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
                 ...Array.from({ length: steps }, (_, i) => `t${i + 1}`),
                 ...extraColumns({ breakdown: view.breakdown, values: goal.value !== undefined }),
               ],
+              { fresh: bypass },
             )
           ).map((row) => toCounted(row, steps));
     const report = buildReport({
