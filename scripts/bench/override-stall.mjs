@@ -53,7 +53,8 @@ function appliedLatencies() {
     { cwd: repoRoot, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } },
   );
   const rows = JSON.parse(out.toString())[0].results;
-  return new Map(rows.map((row) => [JSON.parse(row.ids)[0].replace(/^stall-probe-\d+-/, ''), row.ms]));
+  const probeName = (ids) => JSON.parse(ids)[0].replace(/^stall-probe-\d+-/, '');
+  return new Map(rows.map((row) => [probeName(row.ids), row.ms]));
 }
 
 /** Imports one probe event and waits until the site object has applied its batch; ms. */
@@ -131,7 +132,8 @@ try {
     views.push(await view);
   }
   const latencies = appliedLatencies();
-  const pick = (kind) => [...latencies].filter(([name]) => name.startsWith(kind)).map(([, ms]) => ms);
+  const pick = (kind) =>
+    [...latencies].filter(([name]) => name.startsWith(kind)).map(([, ms]) => ms);
   const summary = (values) => ({
     median: Math.round(median(values)),
     all: values.map((v) => Math.round(v)),
