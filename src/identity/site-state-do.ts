@@ -31,6 +31,12 @@ const propsJson = (value: Record<string, unknown> | null) => (value ? JSON.strin
 
 /** Goal definitions are re-read from D1 at most this often, and at once on `goalsChanged`. */
 const GOALS_TTL_MS = 30_000;
+/** People computed between two yields of an override view (about 100 ms at the Puffy shape). */
+const VIEW_CHUNK = 250;
+/** How long an override view's answer is kept for repeats (below the report's 60 s freshness). */
+const VIEW_MEMO_MS = 30_000;
+/** How many override answers are kept at most. */
+const VIEW_MEMO_SIZE = 4;
 
 /** An admin call's outcome: data, or a refusal the route maps to an HTTP error. */
 export type AdminOutcome<T> =
@@ -63,6 +69,9 @@ export class SiteState extends DurableObject<Env> {
   private resolution: Resolution | null = null;
   private flushing: Promise<void> | null = null;
   private goals: { siteId: string; loadedAt: number; list: StoredGoal[] } | null = null;
+  private readonly viewsRunning = new Map<string, Promise<AttemptRow[]>>();
+  private readonly viewMemo = new Map<string, { at: number; rows: AttemptRow[] }>();
+  private readonly viewCounts = { computed: 0, shared: 0, remembered: 0 };
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, meterEnv(env));
@@ -185,6 +194,12 @@ export class SiteState extends DurableObject<Env> {
    * The report's slower path: every person's attempts on a goal that has no progress rows (a
    * mode or window override, an old version), as `attempts` rows, the counted one per person
    * entering in `[from, to)` (furthest required step, then earliest).
+   *
+   * It walks people in chunks and yields between them, so ingest and other calls into this
+   * object run while a large view computes (a whole week of a busy site takes seconds). Identical
+   * views asked at the same time share one computation, and an answer is kept for
+   * `VIEW_MEMO_MS`, so the page, its JSON and its CSV cost one walk; `fresh` (the admin bypass)
+   * skips the kept answer but still shares a walk already running.
    */
   async viewAttempts(
     siteId: string,
@@ -192,27 +207,91 @@ export class SiteState extends DurableObject<Env> {
     from: number,
     to: number,
     columns: readonly string[],
+    options: { fresh?: boolean } = {},
   ): Promise<AttemptRow[]> {
     this.rememberSite(siteId);
+    const key = JSON.stringify([goal, from, to, columns]);
+    const now = Date.now();
+    for (const [old, { at }] of this.viewMemo) {
+      if (now - at > VIEW_MEMO_MS) this.viewMemo.delete(old);
+    }
+    const kept = this.viewMemo.get(key);
+    if (kept && !options.fresh) {
+      this.viewCounts.remembered += 1;
+      return kept.rows;
+    }
+    const running = this.viewsRunning.get(key);
+    if (running) {
+      this.viewCounts.shared += 1;
+      return running;
+    }
+    this.viewCounts.computed += 1;
+    const walk = this.walkView(goal, from, to, columns)
+      .then((rows) => {
+        this.viewMemo.set(key, { at: Date.now(), rows });
+        // Rows of a busy week weigh megabytes: keep the few newest answers only.
+        for (const old of [...this.viewMemo.keys()].slice(0, -VIEW_MEMO_SIZE)) {
+          this.viewMemo.delete(old);
+        }
+        return rows;
+      })
+      .finally(() => this.viewsRunning.delete(key));
+    this.viewsRunning.set(key, walk);
+    return walk;
+  }
+
+  /** How often views were computed, shared with a running walk, or answered from memory. */
+  async viewStats(): Promise<{ computed: number; shared: number; remembered: number }> {
+    return { ...this.viewCounts };
+  }
+
+  private async walkView(
+    goal: Goal,
+    from: number,
+    to: number,
+    columns: readonly string[],
+  ): Promise<AttemptRow[]> {
+    // One identity snapshot for the whole walk: the people partition stays the one taken here
+    // even when a merge lands between chunks, so nobody is counted under two keys. Events that
+    // arrive meanwhile are read by the chunks that come after them.
     const resolution = this.resolve();
+    const people = [...this.people()];
     const rows: AttemptRow[] = [];
-    for (const key of this.people()) {
-      const { progress } = computePerson(this.sql, resolution, key, [goal]);
-      const found = progress.attempts.get(goalKey(goal)) ?? [];
-      let best: (typeof found)[number] | undefined;
-      for (const attempt of found) {
-        const t1 = attempt.times[0] as number;
-        if (t1 < from || t1 >= to) continue;
-        if (!best || attempt.reached > best.reached) best = attempt;
+    for (let start = 0; start < people.length; start += VIEW_CHUNK) {
+      // A timer lets other calls in: the input gate is open while no storage operation runs.
+      // 1 ms, not 0: a timer already due may run before the event loop polls for new calls
+      // (measured locally: with 0 an ingest still waited for nearly the whole walk).
+      if (start > 0) await scheduler.wait(1);
+      for (const key of people.slice(start, start + VIEW_CHUNK)) {
+        const row = this.viewRow(resolution, key, goal, from, to, columns);
+        if (row) rows.push(row);
       }
-      if (!best) continue;
-      // Only the columns the view reads cross the RPC boundary: rows are many.
-      const full = attemptRow(best);
-      const row: AttemptRow = { person_id: key };
-      for (const column of columns) row[column] = full[column] ?? null;
-      rows.push(row);
     }
     return rows;
+  }
+
+  private viewRow(
+    resolution: Resolution,
+    key: string,
+    goal: Goal,
+    from: number,
+    to: number,
+    columns: readonly string[],
+  ): AttemptRow | null {
+    const { progress } = computePerson(this.sql, resolution, key, [goal]);
+    const found = progress.attempts.get(goalKey(goal)) ?? [];
+    let best: (typeof found)[number] | undefined;
+    for (const attempt of found) {
+      const t1 = attempt.times[0] as number;
+      if (t1 < from || t1 >= to) continue;
+      if (!best || attempt.reached > best.reached) best = attempt;
+    }
+    if (!best) return null;
+    // Only the columns the view reads cross the RPC boundary: rows are many.
+    const full = attemptRow(best);
+    const row: AttemptRow = { person_id: key };
+    for (const column of columns) row[column] = full[column] ?? null;
+    return row;
   }
 
   /**

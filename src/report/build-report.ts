@@ -1,9 +1,16 @@
 /** Assembles a funnel report for one goal version and range from counted attempts. */
 import type { Goal, Mode } from '../funnel/definition';
+import { describeGoal, type GlossaryEntry } from './glossary';
 import type { CountedAttempt, FunnelSummary } from './metrics';
 import { summarize } from './metrics';
-import { isoInstant, type ReportRange } from './range';
-import { breakdown, overTime, type Interval } from './slices';
+import { formatRange, isoInstant, type ReportRange } from './range';
+import { breakdown, NONE, overTime, type Interval } from './slices';
+
+/** A restriction to people whose segment at entry has a value (`filter=<key>:<value>`). */
+export interface SegmentFilter {
+  key: string;
+  value: string;
+}
 
 export interface ReportView {
   mode: Mode;
@@ -11,6 +18,8 @@ export interface ReportView {
   breakdown: string | null;
   top: number;
   interval: Interval;
+  /** Sorted by key, then value; values of one key are alternatives, keys must all hold. */
+  filters: SegmentFilter[];
 }
 
 export interface FunnelReport extends FunnelSummary {
@@ -22,6 +31,9 @@ export interface FunnelReport extends FunnelSummary {
   /** True while the latest version's progress is rebuilt and an older version is shown. */
   rebuilding: boolean;
   range: { from: string; to: string; tz: string };
+  /** The range as dates in its zone, for people ("23 Feb – 1 Mar 2025 (Europe/Berlin)"). */
+  rangeLabel: string;
+  filters: SegmentFilter[];
   windowSeconds: number;
   window: string;
   mode: Mode;
@@ -29,13 +41,35 @@ export interface FunnelReport extends FunnelSummary {
   source: 'progress' | 'events';
   overTime: Array<{ bucket: string; entered: number; completed: number }>;
   interval: Interval;
+  /** How many breakdown values are shown before the rest is grouped as `other`. */
+  top: number;
   breakdown: { by: string; top: number; groups: Array<{ value: string } & FunnelSummary> } | null;
+  /** What each step and rule means, written out from the definition. */
+  glossary: GlossaryEntry[];
   generatedAt: string;
+}
+
+/**
+ * Keeps the people whose segment at entry passes every filter key (any of that key's values;
+ * `(none)` stands for a missing value, as in breakdowns).
+ */
+export function applyFilters(
+  rows: readonly CountedAttempt[],
+  filters: readonly SegmentFilter[],
+): readonly CountedAttempt[] {
+  if (filters.length === 0) return rows;
+  const wanted = new Map<string, Set<string>>();
+  for (const { key, value } of filters) wanted.set(key, (wanted.get(key) ?? new Set()).add(value));
+  return rows.filter((row) =>
+    [...wanted].every(([key, values]) => values.has(row.segment[key] ?? NONE)),
+  );
 }
 
 /** Shapes the answer every format renders. Pure: the counted attempts are passed in. */
 export function buildReport(input: {
   goal: Goal & { note: string | null };
+  /** The goal's own mode and window, when the view overrides them. */
+  defined: { mode: Mode; window: string };
   view: ReportView;
   rows: readonly CountedAttempt[];
   source: FunnelReport['source'];
@@ -44,7 +78,8 @@ export function buildReport(input: {
   range: ReportRange;
   now: number;
 }): FunnelReport {
-  const { goal, range, view, rows, now } = input;
+  const { goal, range, view, now } = input;
+  const rows = applyFilters(input.rows, view.filters);
   return {
     goal: { id: goal.id, name: goal.name },
     version: goal.version,
@@ -52,6 +87,8 @@ export function buildReport(input: {
     latestVersion: input.latestVersion,
     rebuilding: input.rebuilding,
     range: { from: isoInstant(range.from), to: isoInstant(range.to), tz: range.tz },
+    rangeLabel: formatRange(range),
+    filters: view.filters,
     windowSeconds: goal.windowMs / 1000,
     window: view.window,
     mode: view.mode,
@@ -59,6 +96,7 @@ export function buildReport(input: {
     generatedAt: isoInstant(now),
     ...summarize(goal, rows, now),
     interval: view.interval,
+    top: view.top,
     overTime: overTime(goal, rows, range.tz, view.interval),
     breakdown: view.breakdown
       ? {
@@ -67,5 +105,6 @@ export function buildReport(input: {
           groups: breakdown(goal, rows, view.breakdown, view.top, now),
         }
       : null,
+    glossary: describeGoal({ goal, view, defined: input.defined }),
   };
 }

@@ -35,14 +35,22 @@ function bestAttemptsSql(steps: number, extra: readonly string[]): string {
     GROUP BY person_id`;
 }
 
-/** The columns beyond step times a view reads: step values, its breakdown's column. */
-export function extraColumns(view: { breakdown?: string | null; values?: boolean }): string[] {
-  const extra: string[] = [];
-  if (view.values) extra.push('step_values');
-  const by = view.breakdown;
-  if (by && by in SEGMENT_COLUMNS) extra.push(SEGMENT_COLUMNS[by as SegmentKey]);
-  else if (by) extra.push('entry_props');
-  return extra;
+/**
+ * The columns beyond step times a view reads: step values, the columns of its breakdown and of
+ * its filters' keys.
+ */
+export function extraColumns(view: {
+  breakdown?: string | null;
+  values?: boolean;
+  filters?: readonly string[];
+}): string[] {
+  const extra = new Set<string>();
+  if (view.values) extra.add('step_values');
+  for (const by of [view.breakdown, ...(view.filters ?? [])]) {
+    if (by && by in SEGMENT_COLUMNS) extra.add(SEGMENT_COLUMNS[by as SegmentKey]);
+    else if (by) extra.add('entry_props');
+  }
+  return [...extra];
 }
 
 /** The counted attempt of every person entering one goal version in `[from, to)`. */
@@ -59,6 +67,8 @@ export async function queryCountedAttempts(
     breakdown?: string | null;
     /** Whether the goal has a value property (step values must be read). */
     values?: boolean;
+    /** The segment keys the view filters on. */
+    filters?: readonly string[];
   },
 ): Promise<CountedAttempt[]> {
   const { results } = await db

@@ -29,11 +29,18 @@ export class RangeError400 extends Error {
 
 /** Checks an IANA zone name by asking the runtime's time-zone database. */
 export function isValidTimeZone(tz: string): boolean {
+  return canonicalTimeZone(tz) !== null;
+}
+
+/**
+ * The runtime's own spelling of a zone (`europe/berlin` is `Europe/Berlin`), or null when the
+ * runtime does not know it: two spellings of one zone make one view.
+ */
+export function canonicalTimeZone(tz: string): string | null {
   try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
+    return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -111,8 +118,9 @@ export function resolveRange(
   query: { from?: string; to?: string; tz?: string },
   now: number,
 ): ReportRange {
-  const tz = query.tz?.trim() || 'UTC';
-  if (!isValidTimeZone(tz)) throw new RangeError400('invalid_tz', `unknown time zone ${tz}`);
+  const asked = query.tz?.trim() || 'UTC';
+  const tz = canonicalTimeZone(asked);
+  if (tz === null) throw new RangeError400('invalid_tz', `unknown time zone ${asked}`);
 
   let to: number;
   if (query.to) {
@@ -131,3 +139,52 @@ export function resolveRange(
 
 /** A range bound written back as an ISO instant. */
 export const isoInstant = (ms: number) => new Date(ms).toISOString();
+
+/** The wall clock in `tz` at an instant, encoded as if UTC (for date arithmetic). */
+const wallOf = (ms: number, tz: string) => ms + offsetAt(tz, ms);
+
+/**
+ * A range bound as the form and links write it: the local date when the bound is a local
+ * midnight, else the local date-time (seconds and milliseconds only when present).
+ */
+export function localBound(ms: number, tz: string): string {
+  const wall = new Date(wallOf(ms, tz)).toISOString();
+  if (wall.endsWith('T00:00:00.000Z')) return wall.slice(0, 10);
+  if (wall.endsWith(':00.000Z')) return wall.slice(0, 16);
+  if (wall.endsWith('.000Z')) return wall.slice(0, 19);
+  return wall.slice(0, 23);
+}
+
+const DAY_FORMAT = new Intl.DateTimeFormat('en-GB', {
+  timeZone: 'UTC',
+  day: 'numeric',
+  month: 'short',
+});
+const TIME_FORMAT = new Intl.DateTimeFormat('en-GB', {
+  timeZone: 'UTC',
+  hour: '2-digit',
+  minute: '2-digit',
+  hourCycle: 'h23',
+});
+
+/**
+ * The range as people read it, in its own zone: "23 Feb – 1 Mar 2025 (Europe/Berlin)" for whole
+ * days (the last day shown is the one before the exclusive end), with times when a bound is not
+ * a local midnight ("23 Feb 2025 10:30 – 24 Feb 2025 09:00 (UTC)").
+ */
+export function formatRange(range: ReportRange): string {
+  const from = wallOf(range.from, range.tz);
+  const to = wallOf(range.to, range.tz);
+  const year = (wall: number) => new Date(wall).getUTCFullYear();
+  const day = (wall: number) => DAY_FORMAT.format(new Date(wall));
+  const zone = `(${range.tz})`;
+  if (from % 86_400_000 === 0 && to % 86_400_000 === 0) {
+    const last = to - 86_400_000;
+    if (last <= from) return `${day(from)} ${year(from)} ${zone}`;
+    const start = year(from) === year(last) ? day(from) : `${day(from)} ${year(from)}`;
+    return `${start} – ${day(last)} ${year(last)} ${zone}`;
+  }
+  const stamp = (wall: number) =>
+    `${day(wall)} ${year(wall)} ${TIME_FORMAT.format(new Date(wall))}`;
+  return `${stamp(from)} – ${stamp(to)} ${zone}`;
+}

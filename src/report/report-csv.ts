@@ -1,5 +1,11 @@
-/** The report as CSV: one row per step, safe to open in a spreadsheet. */
+/**
+ * The report as CSV, safe to open in a spreadsheet: the same numbers as the page and the JSON,
+ * one table with a `section` column (steps, summary, completion_within, over_time); breakdown
+ * groups repeat the steps, summary and completion_within sections with `breakdown` and `group`
+ * filled in.
+ */
 import type { FunnelReport } from './build-report';
+import { ratio, type FunnelSummary } from './metrics';
 
 /**
  * Quotes a cell when needed and neutralises spreadsheet formulas: a cell that starts with `=`,
@@ -13,6 +19,9 @@ export function csvCell(value: string | number | null): string {
 }
 
 const HEADER = [
+  'section',
+  'breakdown',
+  'group',
   'step',
   'name',
   'event',
@@ -29,31 +38,77 @@ const HEADER = [
   'min_seconds_from_previous',
   'max_seconds_from_previous',
   'value',
-];
+  'entered',
+  'completed',
+  'completion_rate',
+  'within',
+  'eligible',
+  'bucket',
+] as const;
 
-/** Renders the report's steps as CSV with a header row. */
-export function reportCsv(report: FunnelReport): string {
-  const rows = report.steps.map((s) =>
-    [
-      s.index,
-      s.name,
-      s.event,
-      s.count,
-      s.conversionFromPrevious,
-      s.conversionFromFirst,
-      s.dropOff,
-      s.dropOffRate,
-      s.medianSecondsFromPrevious,
-      s.optional ? 'yes' : 'no',
-      s.inProgress,
-      s.secondsFromPrevious.p90,
-      s.secondsFromPrevious.mean,
-      s.secondsFromPrevious.min,
-      s.secondsFromPrevious.max,
-      s.value,
-    ]
-      .map(csvCell)
-      .join(','),
+type Column = (typeof HEADER)[number];
+type Row = Partial<Record<Column, string | number | null>>;
+
+/** The steps, summary and completion-within rows of one summary (everyone, or one group). */
+function summaryRows(summary: FunnelSummary, group: Row): Row[] {
+  const steps = summary.steps.map(
+    (s): Row => ({
+      section: 'steps',
+      ...group,
+      step: s.index,
+      name: s.name,
+      event: s.event,
+      count: s.count,
+      conversion_from_previous: s.conversionFromPrevious,
+      conversion_from_first: s.conversionFromFirst,
+      drop_off: s.dropOff,
+      drop_off_rate: s.dropOffRate,
+      median_seconds_from_previous: s.medianSecondsFromPrevious,
+      optional: s.optional ? 'yes' : 'no',
+      in_progress: s.inProgress,
+      p90_seconds_from_previous: s.secondsFromPrevious.p90,
+      mean_seconds_from_previous: s.secondsFromPrevious.mean,
+      min_seconds_from_previous: s.secondsFromPrevious.min,
+      max_seconds_from_previous: s.secondsFromPrevious.max,
+      value: s.value,
+    }),
   );
-  return `${[HEADER.join(','), ...rows].join('\r\n')}\r\n`;
+  const total: Row = {
+    section: 'summary',
+    ...group,
+    entered: summary.entered,
+    completed: summary.completed,
+    in_progress: summary.inProgress,
+    completion_rate: summary.completionRate,
+  };
+  const within = summary.completionWithin.map(
+    (w): Row => ({
+      section: 'completion_within',
+      ...group,
+      within: w.within,
+      completed: w.completed,
+      eligible: w.eligible,
+      completion_rate: w.rate,
+    }),
+  );
+  return [...steps, total, ...within];
+}
+
+/** Renders the whole report as CSV with a header row (CRLF line ends). */
+export function reportCsv(report: FunnelReport): string {
+  const rows: Row[] = summaryRows(report, {});
+  for (const group of report.breakdown?.groups ?? []) {
+    rows.push(...summaryRows(group, { breakdown: report.breakdown?.by, group: group.value }));
+  }
+  for (const bucket of report.overTime) {
+    rows.push({
+      section: 'over_time',
+      bucket: bucket.bucket,
+      entered: bucket.entered,
+      completed: bucket.completed,
+      completion_rate: ratio(bucket.completed, bucket.entered),
+    });
+  }
+  const lines = rows.map((row) => HEADER.map((column) => csvCell(row[column] ?? null)).join(','));
+  return `${[HEADER.join(','), ...lines].join('\r\n')}\r\n`;
 }

@@ -7,6 +7,7 @@ import type { FC } from 'hono/jsx';
 import type { AlertHistoryEntry } from '../alerts/alert-store';
 import type { FunnelReport } from './build-report';
 import { SEGMENT_COLUMNS } from './funnel-query';
+import { localBound } from './range';
 import {
   formatDuration,
   FunnelChart,
@@ -26,7 +27,10 @@ h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8p
 form { display: flex; flex-wrap: wrap; gap: 12px; align-items: end; padding: 12px;
   border: 1px solid var(--line); border-radius: 6px; }
 label { display: flex; flex-direction: column; font-size: 13px; color: var(--muted); }
-input, button { font: inherit; padding: 4px 8px; }
+input, select, button { font: inherit; padding: 4px 8px; }
+input[type="number"] { width: 5em; } input.window { width: 5em; }
+fieldset { border: 0; padding: 0; margin: 0; display: flex; gap: 12px; flex-wrap: wrap; }
+legend { font-size: 13px; color: var(--muted); padding: 0; }
 button { background: var(--bar); color: #fff; border: 0; border-radius: 4px; padding: 6px 14px; }
 .kpis { display: flex; gap: 24px; margin: 16px 0; }
 .kpi strong { display: block; font-size: 22px; }
@@ -47,12 +51,21 @@ dt { color: var(--muted); }
 @media print { form, .downloads { display: none; } body { padding: 0; } }
 `;
 
+/** Which goal version the page shows, and which it would show by default. */
+export interface VersionChoice {
+  shown: number;
+  /** True when the link asks for a version other than the default one. */
+  pinned: boolean;
+  /** The version shown when none is asked for: the newest whose progress is complete. */
+  newestReady: number;
+  latest: number;
+}
+
 export interface ReportPageProps {
   report: FunnelReport;
   /** Recent step-health alert actions about this goal, newest first. */
   health: AlertHistoryEntry[];
-  /** Query values as the user gave them, to refill the form. */
-  query: { from: string; to: string; tz: string };
+  versions: VersionChoice;
   /** Links to the same view as JSON and CSV. */
   links: { json: string; csv: string };
 }
@@ -60,7 +73,7 @@ export interface ReportPageProps {
 const MODE_LABEL = { ordered: 'ordered steps', strict: 'strict order', any: 'any order' } as const;
 
 /** The whole report page. */
-export const ReportPage: FC<ReportPageProps> = ({ report, health, query, links }) => (
+export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, links }) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
@@ -73,51 +86,18 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, query, links }
       <main>
         <h1>{report.goal.name}</h1>
         <p class="sub">
-          Version {report.version} · entries from {report.range.from} to {report.range.to} (
-          {report.range.tz}) · {report.window} window · {MODE_LABEL[report.mode]} ·{' '}
+          Version {report.version} · entries {report.rangeLabel} · {report.window} window ·{' '}
+          {MODE_LABEL[report.mode]} ·{' '}
           {report.source === 'events' ? 'computed from stored events' : 'from progress rows'}
+          {report.filters.length > 0 ? ` · only people with ${filterText(report.filters)}` : ''}
         </p>
         {report.rebuilding ? (
           <p class="notice" role="status">
-            Version {report.latestVersion} is being rebuilt from stored events; this shows version{' '}
-            {report.version} until it is complete.
+            Version {report.latestVersion} is being rebuilt from stored events; this shows
+            version {report.version} until it is complete.
           </p>
         ) : null}
-        <form method="get" aria-label="Report view">
-          <label>
-            From
-            <input type="date" name="from" value={query.from} />
-          </label>
-          <label>
-            To (exclusive)
-            <input type="date" name="to" value={query.to} />
-          </label>
-          <label>
-            Time zone
-            <input type="text" name="tz" value={query.tz} />
-          </label>
-          <label>
-            Order
-            <select name="mode">
-              {(['ordered', 'strict', 'any'] as const).map((m) => (
-                <option value={m} selected={m === report.mode}>
-                  {MODE_LABEL[m]}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            Break down by
-            <select name="breakdown">
-              {['', ...Object.keys(SEGMENT_COLUMNS)].map((b) => (
-                <option value={b} selected={b === (report.breakdown?.by ?? '')}>
-                  {b || 'nothing'}
-                </option>
-              ))}
-            </select>
-          </label>
-          <button type="submit">Show</button>
-        </form>
+        <ViewForm report={report} versions={versions} />
         <section class="kpis" aria-label="Summary">
           <div class="kpi">
             <strong>{report.entered.toLocaleString('en-US')}</strong> people entered
@@ -219,29 +199,12 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, query, links }
         <StepHealth health={health} />
         <h2>What this counts</h2>
         <dl>
-          {report.steps.map((s) => (
+          {report.glossary.map((entry) => (
             <>
-              <dt>
-                Step {s.index}: {s.name}
-              </dt>
-              <dd>
-                <code>{s.event}</code>
-                {s.optional ? ' (optional)' : ''}
-              </dd>
+              <dt>{entry.term}</dt>
+              <dd>{entry.meaning}</dd>
             </>
           ))}
-          <dt>Counting rule</dt>
-          <dd>
-            A person enters at a step-1 event in the range and reaches later steps (
-            {MODE_LABEL[report.mode]}) within {report.window} of it; of several attempts the
-            furthest counts. Each person counts once, after devices are stitched to users. People
-            whose window is still open are shown as in progress, not as dropped.
-          </dd>
-          <dt>Goal version</dt>
-          <dd>
-            {report.version}
-            {report.versionNote ? ` — ${report.versionNote}` : ''}
-          </dd>
         </dl>
         <p class="downloads">
           Download this view: <a href={links.csv}>CSV</a> · <a href={links.json}>JSON</a>
@@ -250,6 +213,122 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, query, links }
     </body>
   </html>
 );
+
+/** The view's filters in words: keys must all hold, a key's values are alternatives. */
+const filterText = (filters: FunnelReport['filters']) => {
+  const byKey = new Map<string, string[]>();
+  for (const f of filters) byKey.set(f.key, [...(byKey.get(f.key) ?? []), f.value]);
+  return [...byKey].map(([key, values]) => `${key} = ${values.join(' or ')}`).join(' and ');
+};
+
+/** A range bound as a form control: a date input, or a date-time one when it has a time. */
+const BoundInput: FC<{ name: string; value: string }> = ({ name, value }) => (
+  <input
+    type={value.length === 10 ? 'date' : 'datetime-local'}
+    step={value.length > 16 ? '0.001' : undefined}
+    name={name}
+    value={value}
+  />
+);
+
+/** Every view parameter as a plain GET control, filled with the view shown. */
+const ViewForm: FC<{ report: FunnelReport; versions: VersionChoice }> = ({
+  report,
+  versions,
+}) => {
+  const breakdowns = ['', ...Object.keys(SEGMENT_COLUMNS)];
+  const by = report.breakdown?.by ?? '';
+  const tz = report.range.tz;
+  if (!breakdowns.includes(by)) breakdowns.push(by);
+  return (
+    <form method="get" aria-label="Report view">
+      <label>
+        From
+        <BoundInput name="from" value={localBound(Date.parse(report.range.from), tz)} />
+      </label>
+      <label>
+        To (exclusive)
+        <BoundInput name="to" value={localBound(Date.parse(report.range.to), tz)} />
+      </label>
+      <label>
+        Time zone
+        <input type="text" name="tz" value={report.range.tz} />
+      </label>
+      <label>
+        Order
+        <select name="mode">
+          {(['ordered', 'strict', 'any'] as const).map((m) => (
+            <option value={m} selected={m === report.mode}>
+              {MODE_LABEL[m]}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Window
+        <input
+          class="window"
+          type="text"
+          name="window"
+          value={report.window}
+          pattern="\d{1,5}\s*[mhd]"
+          title="a number and m, h or d, such as 30m, 12h or 7d"
+        />
+      </label>
+      <label>
+        Break down by
+        <select name="breakdown">
+          {breakdowns.map((b) => (
+            <option value={b} selected={b === by}>
+              {b || 'nothing'}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Top values
+        <input type="number" name="top" min="1" max="50" value={String(report.top)} />
+      </label>
+      <label>
+        Trend by
+        <select name="interval">
+          {(['day', 'week'] as const).map((i) => (
+            <option value={i} selected={i === report.interval}>
+              {i}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Goal version
+        <select name="version">
+          <option value="" selected={!versions.pinned}>
+            {`newest complete (${versions.newestReady})`}
+          </option>
+          {Array.from({ length: versions.latest }, (_, i) => versions.latest - i).map((v) => (
+            <option value={String(v)} selected={versions.pinned && v === versions.shown}>
+              {String(v)}
+            </option>
+          ))}
+        </select>
+      </label>
+      <fieldset>
+        <legend>Only people whose segment at entry is (key:value, e.g. device:mobile)</legend>
+        {report.filters.map((f, i) => (
+          <label>
+            {`Filter ${i + 1}`}
+            <input type="text" name="filter" value={`${f.key}:${f.value}`} />
+          </label>
+        ))}
+        <label>
+          Add a filter
+          <input type="text" name="filter" value="" placeholder="utm_source:google" />
+        </label>
+      </fieldset>
+      <button type="submit">Show</button>
+    </form>
+  );
+};
 
 const ACTION_LABEL = { open: 'opened', repeat: 'still open', resolve: 'resolved' } as const;
 

@@ -11,11 +11,11 @@ import { getGoalVersion } from '../funnel/goal-store';
 import { sha256Hex } from '../lib/crypto';
 import { nowMs } from '../lib/clock';
 import { ApiError } from '../lib/http-error';
-import { buildReport, type ReportView } from './build-report';
+import { buildReport, type ReportView, type SegmentFilter } from './build-report';
 import { extraColumns, queryCountedAttempts, SEGMENT_COLUMNS, toCounted } from './funnel-query';
-import { resolveRange, RangeError400 } from './range';
+import { localBound, resolveRange, RangeError400, type ReportRange } from './range';
 import { reportCsv } from './report-csv';
-import { ErrorPage, ReportPage } from './report-page';
+import { ErrorPage, ReportPage, type VersionChoice } from './report-page';
 import { findShare } from './share-store';
 
 /** How long a computed answer is served from the edge cache as fresh. */
@@ -70,35 +70,48 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
     .bind(share.siteId, goalId)
     .first<{ current: number; ready: number | null }>();
   if (!state) throw notFound;
-  const asked = c.req.query('version');
+  // An empty parameter (a form's untouched control) means the default, as if absent.
+  const asked = c.req.query('version') || undefined;
   if (asked !== undefined && !/^[1-9]\d{0,5}$/.test(asked)) {
     throw new ApiError(400, 'invalid_version', 'version must be a positive whole number');
   }
   // Until a new version's progress is complete, the newest complete one is shown (and said so).
-  const shown = asked ? Number(asked) : (state.ready ?? state.current);
+  const newestReady = state.ready ?? state.current;
+  const shown = asked ? Number(asked) : newestReady;
   const goal = await getGoalVersion(c.env.DB, share.siteId, goalId, shown);
   if (!goal) throw new ApiError(404, 'version_not_found', `goal ${goalId} has no version ${shown}`);
-  const view = parseView(c.req.query(), goal.mode ?? 'ordered', goal.window);
-  const query = { from: c.req.query('from'), to: c.req.query('to'), tz: c.req.query('tz') };
+  const defined = { mode: goal.mode ?? 'ordered', window: formatWindow(goal.windowMs) };
+  const view = parseView(c.req.query(), c.req.queries('filter') ?? [], defined);
   let range;
   try {
+    const query = { from: c.req.query('from'), to: c.req.query('to'), tz: c.req.query('tz') };
     range = resolveRange(query, now);
   } catch (error) {
     if (error instanceof RangeError400) throw new ApiError(400, error.code, error.message);
     throw error;
   }
   const live = goal.version === state.current || goal.version === state.ready;
-  const overridden =
-    view.mode !== (goal.mode ?? 'ordered') || parseWindow(view.window) !== goal.windowMs;
+  const overridden = view.mode !== defined.mode || view.window !== defined.window;
   const source = live && !overridden ? 'progress' : 'events';
+  const rebuilding = state.ready !== state.current && goal.version === newestReady;
 
-  // The cache key holds everything that changes the answer, and never the token.
+  // The cache key is the view once normalised (range as instants, the zone's own spelling, the
+  // version shown, filters sorted), so two spellings of one view share one answer; never the
+  // token. `current` and `ready` are in it because they change what the answer says.
+  const normal = {
+    site: share.siteId,
+    goal: goal.id,
+    version: goal.version,
+    current: state.current,
+    ready: state.ready,
+    range,
+    view,
+    format,
+  };
+  const keyHash = await sha256Hex(JSON.stringify(normal));
   const cacheKey = new Request(
     `https://report-cache.goalstep.invalid/${encodeURIComponent(share.siteId)}/` +
-      `${encodeURIComponent(goal.id)}/v${goal.version}-${state.current}-${state.ready}/` +
-      `${range.from}-${range.to}/${encodeURIComponent(range.tz)}/${format}/` +
-      `${view.mode}-${view.window}-${encodeURIComponent(view.breakdown ?? '')}-` +
-      `${view.top}-${view.interval}`,
+      `${encodeURIComponent(goal.id)}/${keyHash}`,
   );
   const cache = caches.default;
   // An admin may ask for a fresh answer (measuring merge latency, tests); nobody else can.
@@ -106,6 +119,11 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
   const compute = async () => {
     const engineGoal = { ...goal, mode: view.mode, windowMs: parseWindow(view.window) };
     const steps = goal.steps.length;
+    const wanted = {
+      breakdown: view.breakdown,
+      values: goal.value !== undefined,
+      filters: view.filters.map((f) => f.key),
+    };
     const rows =
       source === 'progress'
         ? await queryCountedAttempts(c.env.DB, {
@@ -115,8 +133,7 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
             steps,
             from: range.from,
             to: range.to,
-            breakdown: view.breakdown,
-            values: goal.value !== undefined,
+            ...wanted,
           })
         : (
             await c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(share.siteId)).viewAttempts(
@@ -127,27 +144,36 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
               [
                 'reached',
                 ...Array.from({ length: steps }, (_, i) => `t${i + 1}`),
-                ...extraColumns({ breakdown: view.breakdown, values: goal.value !== undefined }),
+                ...extraColumns(wanted),
               ],
+              { fresh: bypass },
             )
           ).map((row) => toCounted(row, steps));
     const report = buildReport({
       goal: engineGoal,
+      defined,
       view,
       rows,
       source,
       latestVersion: state.current,
-      rebuilding: !asked && (goal.version !== state.current || state.ready === null),
+      rebuilding,
       range,
       now,
     });
     // Step health is for the page; the numbers of the funnel are the same in every format.
     const health =
       format === 'html' ? await listAlertHistory(c.env.DB, share.siteId, goal.id, 10) : [];
-    const body = renderReport(format, report, health, c.req.url, query);
-    // The tag covers the numbers and the view, not the moment they were computed: a recompute
-    // with unchanged data keeps its tag, so revalidation stays a 304.
-    const basis = `${format}:${c.req.url}:${JSON.stringify({ ...report, generatedAt: null })}`;
+    const search = (f: Format) =>
+      viewSearch({ view, range, defined, format: f, version: asked ? goal.version : null });
+    const body = renderReport(format, report, health, search, {
+      shown: goal.version,
+      pinned: asked !== undefined && goal.version !== newestReady,
+      newestReady,
+      latest: state.current,
+    });
+    // The tag covers the view, the numbers and the page's alerts, not the moment they were
+    // computed: a recompute with unchanged data keeps its tag, so revalidation stays a 304.
+    const basis = JSON.stringify([keyHash, { ...report, generatedAt: null }, health]);
     const response = new Response(body, {
       headers: {
         'Content-Type': CONTENT_TYPES[format],
@@ -198,17 +224,35 @@ export function matchesEtag(header: string | undefined, etag: string): boolean {
 }
 
 const BREAKDOWN_PROPERTY = /^(property|trait):[A-Za-z0-9_.$-]{1,100}$/;
+const FILTER = /^((?:property|trait):[A-Za-z0-9_.$-]{1,100}|[a-z_]{1,40}):(.{1,200})$/s;
+const MAX_FILTERS = 10;
 
-/** Reads the view parameters: mode and window overrides, breakdown, top N, interval. */
-function parseView(query: Record<string, string>, mode: Mode, window: string): ReportView {
-  const wantedMode = query.mode || mode;
+/** A segment key a breakdown or a filter may name. */
+const isSegmentKey = (key: string) => key in SEGMENT_COLUMNS || BREAKDOWN_PROPERTY.test(key);
+
+/** A window in its shortest whole unit: `168h` and `7d` are one view, written `7d`. */
+export function formatWindow(ms: number): string {
+  if (ms % 86_400_000 === 0) return `${ms / 86_400_000}d`;
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  return `${ms / 60_000}m`;
+}
+
+/**
+ * Reads and normalises the view parameters: mode and window overrides, breakdown, top N,
+ * interval and segment filters. An empty parameter means its default.
+ */
+function parseView(
+  query: Record<string, string>,
+  filters: readonly string[],
+  defined: { mode: Mode; window: string },
+): ReportView {
+  const wantedMode = query.mode || defined.mode;
   if (!(MODES as readonly string[]).includes(wantedMode)) {
     throw new ApiError(400, 'invalid_mode', 'mode must be ordered, strict or any');
   }
-  const wantedWindow = (query.window || window).trim();
   let windowMs: number;
   try {
-    windowMs = parseWindow(wantedWindow);
+    windowMs = parseWindow((query.window || defined.window).trim());
   } catch {
     throw new ApiError(400, 'invalid_window', 'window must look like "30m", "12h" or "7d"');
   }
@@ -217,7 +261,7 @@ function parseView(query: Record<string, string>, mode: Mode, window: string): R
     throw new ApiError(400, 'invalid_window', 'window must be longer than 0 and at most 366d');
   }
   const by = query.breakdown || null;
-  if (by !== null && !(by in SEGMENT_COLUMNS) && !BREAKDOWN_PROPERTY.test(by)) {
+  if (by !== null && !isSegmentKey(by)) {
     throw new ApiError(
       400,
       'invalid_breakdown',
@@ -225,42 +269,92 @@ function parseView(query: Record<string, string>, mode: Mode, window: string): R
         'property:<name> or trait:<name>',
     );
   }
-  const top = query.top === undefined ? 5 : Number(query.top);
+  const top = query.top ? Number(query.top) : 5;
   if (!Number.isInteger(top) || top < 1 || top > 50) {
     throw new ApiError(400, 'invalid_top', 'top must be a whole number from 1 to 50');
   }
-  const interval = query.interval ?? 'day';
+  const interval = query.interval || 'day';
   if (interval !== 'day' && interval !== 'week') {
     throw new ApiError(400, 'invalid_interval', 'interval must be day or week');
   }
-  return { mode: wantedMode as Mode, window: wantedWindow, breakdown: by, top, interval };
+  return {
+    mode: wantedMode as Mode,
+    window: formatWindow(windowMs),
+    breakdown: by,
+    top,
+    interval,
+    filters: parseFilters(filters),
+  };
+}
+
+/** `filter=<segment key>:<value>`, repeatable; empty ones (an unused form field) are skipped. */
+function parseFilters(raw: readonly string[]): SegmentFilter[] {
+  const given = raw.map((text) => text.trim()).filter((text) => text !== '');
+  if (given.length > MAX_FILTERS) {
+    throw new ApiError(400, 'invalid_filter', `at most ${MAX_FILTERS} filters`);
+  }
+  const filters = new Map<string, SegmentFilter>();
+  for (const text of given) {
+    const match = FILTER.exec(text);
+    if (!match || !isSegmentKey(match[1]!)) {
+      throw new ApiError(
+        400,
+        'invalid_filter',
+        'filter must be <key>:<value> with a key of ' +
+          `${Object.keys(SEGMENT_COLUMNS).join(', ')}, property:<name> or trait:<name>`,
+      );
+    }
+    filters.set(JSON.stringify([match[1], match[2]]), { key: match[1]!, value: match[2]! });
+  }
+  return [...filters.values()].sort((a, b) =>
+    a.key === b.key ? (a.value < b.value ? -1 : 1) : a.key < b.key ? -1 : 1,
+  );
+}
+
+/**
+ * The query string of a normalised view: what the page's links and form carry, so a cached page
+ * is the same whichever spelling of the view first filled the cache. Defaults are left out.
+ */
+function viewSearch(input: {
+  view: ReportView;
+  range: ReportRange;
+  defined: { mode: Mode; window: string };
+  format: Format;
+  version: number | null;
+}): string {
+  const { view, range, defined } = input;
+  const params = new URLSearchParams({
+    from: localBound(range.from, range.tz),
+    to: localBound(range.to, range.tz),
+    tz: range.tz,
+  });
+  if (view.mode !== defined.mode) params.set('mode', view.mode);
+  if (view.window !== defined.window) params.set('window', view.window);
+  if (view.breakdown) params.set('breakdown', view.breakdown);
+  if (view.top !== 5) params.set('top', String(view.top));
+  if (view.interval !== 'day') params.set('interval', view.interval);
+  for (const f of view.filters) params.append('filter', `${f.key}:${f.value}`);
+  if (input.version !== null) params.set('version', String(input.version));
+  if (input.format !== 'html') params.set('format', input.format);
+  return `?${params}`;
 }
 
 function renderReport(
   format: Format,
   report: ReturnType<typeof buildReport>,
   health: AlertHistoryEntry[],
-  url: string,
-  query: { from?: string; to?: string; tz?: string },
+  search: (format: Format) => string,
+  versions: VersionChoice,
 ): string {
   if (format === 'json') return JSON.stringify(report);
   if (format === 'csv') return reportCsv(report);
-  const link = (f: Format) => {
-    const target = new URL(url);
-    target.searchParams.set('format', f);
-    // Query-only links: the cached page must not carry the token it was first rendered for.
-    return target.search;
-  };
+  // Query-only links: the cached page must not carry the token it was first rendered for.
   const page = (
     <ReportPage
       report={report}
       health={health}
-      query={{
-        from: query.from ?? report.range.from.slice(0, 10),
-        to: query.to ?? report.range.to.slice(0, 10),
-        tz: query.tz ?? report.range.tz,
-      }}
-      links={{ json: link('json'), csv: link('csv') }}
+      versions={versions}
+      links={{ json: search('json'), csv: search('csv') }}
     />
   );
   return `<!doctype html>${page.toString()}`;

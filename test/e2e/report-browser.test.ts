@@ -57,7 +57,7 @@ async function pageCounts(page: Page): Promise<number[]> {
 }
 
 describe('report page in Chromium', () => {
-  it('shows the same numbers as the JSON and changes range through its own form', async () => {
+  it('shows the same numbers as the JSON and changes the view through its own form', async () => {
     const { baseUrl, adminToken } = stack();
     const page = await browser.newPage();
     const response = await page.goto(reportUrl(baseUrl, { from: '2025-02-23', to: '2025-02-25' }));
@@ -104,6 +104,54 @@ describe('report page in Chromium', () => {
       expect(cells.slice(1, 1 + group.steps.length).map(Number)).toEqual(
         group.steps.map((s) => s.count),
       );
+    }
+
+    // The remaining controls: trend by week, top 2, a window override (answered from stored
+    // events) and a filter on the largest device group; submitting keeps every one of them.
+    const device = byDevice.breakdown.groups[0]!.value;
+    await page.getByLabel('Trend by').selectOption('week');
+    await page.getByLabel('Top values').fill('2');
+    await page.getByLabel('Window', { exact: true }).fill('3d');
+    await page.getByLabel('Add a filter').fill(`device:${device}`);
+    await Promise.all([
+      page.waitForURL(/window=3d/),
+      page.getByRole('button', { name: 'Show' }).click(),
+    ]);
+    const url = new URL(page.url());
+    expect(url.searchParams.get('interval')).toBe('week');
+    expect(url.searchParams.get('top')).toBe('2');
+    expect(url.searchParams.getAll('filter')).toContain(`device:${device}`);
+    const view = new URLSearchParams({
+      from: '2025-02-23',
+      to: '2025-02-24',
+      tz: 'UTC',
+      breakdown: 'device',
+      top: '2',
+      interval: 'week',
+      window: '3d',
+      filter: `device:${device}`,
+      format: 'json',
+    });
+    const filtered = (await (
+      await fetch(`${reportUrl(baseUrl)}?${view}`, {
+        headers: { authorization: `Bearer ${adminToken}`, 'cache-control': 'no-cache' },
+      })
+    ).json()) as JsonReport & {
+      source: string;
+      overTime: Array<{ bucket: string; entered: number }>;
+      breakdown: { groups: Array<{ value: string }> };
+    };
+    expect(filtered.source).toBe('events');
+    expect(filtered.entered).toBeLessThan(narrow.entered);
+    expect(filtered.breakdown.groups.map((g) => g.value)).toEqual([device]);
+    expect(await pageCounts(page)).toEqual(filtered.steps.map((s) => s.count));
+    // The form holds the view it shows, the filter included.
+    expect(await page.getByLabel('Filter 1').inputValue()).toBe(`device:${device}`);
+    expect(await page.getByLabel('Trend by').inputValue()).toBe('week');
+    expect(await page.getByLabel('Window', { exact: true }).inputValue()).toBe('3d');
+    expect(await page.getByRole('columnheader', { name: 'Week of' }).count()).toBe(1);
+    for (const bucket of filtered.overTime) {
+      expect(await page.getByRole('cell', { name: bucket.bucket, exact: true }).count()).toBe(1);
     }
 
     mkdirSync(join(repoRoot, 'test-results'), { recursive: true });

@@ -1,0 +1,100 @@
+/**
+ * The report's override path (a mode or window that differs from the goal's) runs inside the
+ * site's Durable Object over every person. It must not hold the object for the whole
+ * computation: ingest keeps flowing, identical views share one computation, and a repeat within
+ * a short time is answered from memory.
+ */
+import { env } from 'cloudflare:test';
+import type { StoredEvent } from '../../src/ingest/normalize';
+import type { Goal } from '../../src/funnel/definition';
+import { seedSite } from './helpers';
+
+const DAY = Date.UTC(2025, 2, 3);
+const COLUMNS = ['reached', 't1', 't2'];
+
+function event(anonymousId: string, name: string, messageId: string, ts: number): StoredEvent {
+  return {
+    messageId,
+    type: 'track',
+    event: name,
+    anonymousId,
+    userId: null,
+    previousId: null,
+    ts,
+    clientTs: null,
+    properties: null,
+    traits: null,
+    context: {},
+  };
+}
+
+/** A site object holding `people` people who each did `a` and, every second one, `b`. */
+async function bigSite(siteId: string, people: number) {
+  await seedSite(siteId, ['a', 'b']);
+  const stub = env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId));
+  for (let start = 0; start < people; start += 1000) {
+    const events: StoredEvent[] = [];
+    for (let i = start; i < Math.min(people, start + 1000); i += 1) {
+      events.push(event(`p${i}`, 'a', `a${i}`, DAY + i * 1000));
+      if (i % 2 === 0) events.push(event(`p${i}`, 'b', `b${i}`, DAY + i * 1000 + 60_000));
+    }
+    await stub.apply(siteId, null, events);
+  }
+  const goal: Goal = {
+    id: 'goal',
+    version: 1,
+    name: 'Test goal',
+    steps: [{ event: 'a' }, { event: 'b' }],
+    windowMs: 3_600_000,
+    mode: 'strict',
+  };
+  return { stub, goal };
+}
+
+describe('override view in the site object', () => {
+  it('lets an ingest call finish while a large override view is still computing', async () => {
+    const { stub, goal } = await bigSite('override-stall', 3000);
+
+    const finished: string[] = [];
+    // Both calls go to the same object; the view arrives first.
+    const view = stub.viewAttempts('override-stall', goal, DAY, DAY + 86_400_000, COLUMNS);
+    const applied = stub.apply('override-stall', null, [
+      event('late', 'a', 'late-a', DAY + 5_000_000),
+    ]);
+    const rows = view.then((r) => {
+      finished.push('view');
+      return r;
+    });
+    await applied.then(() => finished.push('apply'));
+    const result = await rows;
+
+    expect(finished).toEqual(['apply', 'view']);
+    // Every one of the 3000 people entered; the half who did `b` a minute later converted.
+    const early = result.filter((row) => Number(row.t1) < DAY + 3000 * 1000);
+    expect(early.length).toBe(3000);
+    expect(result.filter((row) => row.t2 !== null).length).toBe(1500);
+  });
+
+  it('shares one walk between identical concurrent views and repeats it from memory', async () => {
+    const { stub, goal } = await bigSite('override-share', 1200);
+    const range = [DAY, DAY + 86_400_000] as const;
+
+    const [first, second] = await Promise.all([
+      stub.viewAttempts('override-share', goal, ...range, COLUMNS),
+      stub.viewAttempts('override-share', goal, ...range, COLUMNS),
+    ]);
+    expect(first.length).toBe(1200);
+    expect(second).toEqual(first);
+    const stats = await stub.viewStats();
+    expect(stats).toEqual({ computed: 1, shared: 1, remembered: 0 });
+
+    const again = await stub.viewAttempts('override-share', goal, ...range, COLUMNS);
+    expect(again).toEqual(first);
+    expect(await stub.viewStats()).toEqual({ computed: 1, shared: 1, remembered: 1 });
+
+    // A fresh view (admin bypass) computes again, and a different view is its own computation.
+    await stub.viewAttempts('override-share', goal, ...range, COLUMNS, { fresh: true });
+    await stub.viewAttempts('override-share', { ...goal, mode: 'any' }, ...range, COLUMNS);
+    expect(await stub.viewStats()).toEqual({ computed: 3, shared: 1, remembered: 1 });
+  });
+});
