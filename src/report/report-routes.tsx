@@ -90,7 +90,9 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
     if (error instanceof RangeError400) throw new ApiError(400, error.code, error.message);
     throw error;
   }
-  const live = goal.version === state.current || goal.version === state.ready;
+  // Only the newest complete version has complete progress rows; a version still rebuilding
+  // (asked for by number) or an older one is computed from stored events.
+  const live = goal.version === newestReady;
   const overridden = view.mode !== defined.mode || view.window !== defined.window;
   const source = live && !overridden ? 'progress' : 'events';
   const rebuilding = state.ready !== state.current && goal.version === newestReady;
