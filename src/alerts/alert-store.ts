@@ -4,7 +4,8 @@
  */
 import {
   resolveConfig,
-  alertConfigInputSchema,
+  storedGoalConfigSchema,
+  storedSiteConfigSchema,
   type AlertConfig,
   type AlertConfigInput,
 } from './config';
@@ -64,7 +65,10 @@ export async function loadAlertStates(
   );
 }
 
-/** The site's config and each goal's overrides, resolved over the defaults. */
+/**
+ * The site's config resolved over the defaults, and every stored layer as given (site under
+ * `''`, goals under their ids): layers are merged at read time, never copied into each other.
+ */
 export async function loadAlertConfigs(
   db: D1Database,
   siteId: string,
@@ -75,7 +79,8 @@ export async function loadAlertConfigs(
     .all<{ goal_id: string; config: string }>();
   const stored = new Map<string, AlertConfigInput>();
   for (const row of results) {
-    const parsed = alertConfigInputSchema.safeParse(JSON.parse(row.config));
+    const schema = row.goal_id === '' ? storedSiteConfigSchema : storedGoalConfigSchema;
+    const parsed = schema.safeParse(JSON.parse(row.config));
     // A row written by an older version that no longer validates falls back to the defaults.
     if (parsed.success) stored.set(row.goal_id, parsed.data);
   }

@@ -58,9 +58,15 @@ async function siteContext(db: D1Database, siteId: string): Promise<SiteContext>
   return { goals, config: configs.site, goalConfigs, fields: [...fields.values()] };
 }
 
-function ranges(config: AlertConfig, from: number, to: number) {
-  const volumesFrom = from - config.baselineWeeks * WEEK_MS - config.maxWindowHours * HOUR_MS;
-  const recentFrom = from - config.maxWindowHours * HOUR_MS - DAY_MS;
+/** The hours to load: enough history for the site's config and every goal's overrides. */
+function ranges(ctx: SiteContext, from: number, to: number) {
+  const configs = [ctx.config, ...ctx.goalConfigs.values()];
+  const historyMs = Math.max(
+    ...configs.map((c) => Math.max(c.baselineWeeks * WEEK_MS, c.fallbackDays * DAY_MS)),
+  );
+  const windowMs = Math.max(...configs.map((c) => c.maxWindowHours * HOUR_MS));
+  const volumesFrom = from - historyMs - windowMs;
+  const recentFrom = from - windowMs - DAY_MS;
   return { volumesFrom: Math.floor(volumesFrom / HOUR_MS) * HOUR_MS, recentFrom, to };
 }
 
@@ -72,7 +78,7 @@ async function loadFor(
   to: number,
   now: number,
 ): Promise<SiteSeries> {
-  const range = ranges(ctx.config, from, to);
+  const range = ranges(ctx, from, to);
   await ensureVolumes(db, siteId, range.volumesFrom, to, now);
   return loadSiteSeries(db, {
     siteId,
