@@ -208,9 +208,9 @@ alertRoutes.get('/admin/sites/:siteId/alerts', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
   const { results } = await c.env.DB.prepare(
-    `SELECT key, incident_id AS incidentId, status, kind, severity, opened_at AS openedAt,
-       last_notified_at AS lastNotifiedAt FROM alert_state WHERE site_id = ? AND status = 'open'
-     ORDER BY opened_at`,
+    `SELECT key, incident_id AS incidentId, status, kind, COALESCE(last_kind, kind) AS lastKind,
+       severity, opened_at AS openedAt, last_notified_at AS lastNotifiedAt
+     FROM alert_state WHERE site_id = ? AND status = 'open' ORDER BY opened_at`,
   )
     .bind(siteId)
     .all();

@@ -12,6 +12,7 @@ import {
 import type { AlertNotice } from './payloads';
 import type { Evaluation } from './evaluate';
 import {
+  record,
   SEVERITY_RANK,
   type AlertAction,
   type AlertState,
@@ -23,7 +24,6 @@ import { quietUntil } from './windows';
 export interface StoredAlert extends AlertState {
   key: string;
   incidentId: string;
-  kind: string;
   lastSlot: number;
 }
 
@@ -34,8 +34,8 @@ export async function loadAlertStates(
 ): Promise<Map<string, StoredAlert>> {
   const { results } = await db
     .prepare(
-      `SELECT key, incident_id, status, kind, severity, last_notified_at, last_magnitude, last_slot
-       FROM alert_state WHERE site_id = ?`,
+      `SELECT key, incident_id, status, kind, last_kind, severity, last_notified_at, last_magnitude,
+         last_slot FROM alert_state WHERE site_id = ?`,
     )
     .bind(siteId)
     .all<{
@@ -43,6 +43,7 @@ export async function loadAlertStates(
       incident_id: string;
       status: 'open' | 'resolved';
       kind: string;
+      last_kind: string | null;
       severity: Severity;
       last_notified_at: number;
       last_magnitude: number;
@@ -56,6 +57,7 @@ export async function loadAlertStates(
         incidentId: r.incident_id,
         status: r.status,
         kind: r.kind,
+        lastKind: r.last_kind ?? r.kind,
         severity: r.severity,
         lastNotifiedAt: r.last_notified_at,
         lastMagnitude: r.last_magnitude,
@@ -110,32 +112,41 @@ export async function recordAction(
   const incidentId = reopening
     ? crypto.randomUUID()
     : (previous?.incidentId ?? crypto.randomUUID());
-  const status = decision.action === 'resolve' ? 'resolved' : 'open';
-  // A resolve keeps the severity it was opened with, so the channels that had it get the notice.
-  const severity = decision.action === 'resolve' ? (previous?.severity ?? e.severity) : e.severity;
-  // A resolve names what was resolved: the kind the incident was last notified as.
-  const kind = decision.action === 'resolve' ? (previous?.kind ?? e.kind) : e.kind;
+  const recorded = record(previous?.status === 'open' ? previous : null, decision.action, e, now);
+  const { kind, severity } = recorded;
+  const next = recorded.state;
 
   const state = reopening
     ? db
         .prepare(
-          `INSERT INTO alert_state (site_id, key, incident_id, status, kind, severity, opened_at,
-             last_notified_at, last_magnitude, last_slot, action_id)
-           VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?6, ?7, ?8, ?9)
+          `INSERT INTO alert_state (site_id, key, incident_id, status, kind, last_kind, severity,
+             opened_at, last_notified_at, last_magnitude, last_slot, action_id)
+           VALUES (?1, ?2, ?3, 'open', ?4, ?4, ?5, ?6, ?6, ?7, ?8, ?9)
            ON CONFLICT (site_id, key) DO UPDATE SET incident_id = ?3, status = 'open', kind = ?4,
-             severity = ?5, opened_at = ?6, last_notified_at = ?6, last_magnitude = ?7,
-             last_slot = ?8, action_id = ?9
+             last_kind = ?4, severity = ?5, opened_at = ?6, last_notified_at = ?6,
+             last_magnitude = ?7, last_slot = ?8, action_id = ?9
            WHERE alert_state.status = 'resolved' AND alert_state.last_slot < ?8`,
         )
         .bind(siteId, e.key, incidentId, kind, severity, now, e.magnitude, slot, actionId)
     : db
         .prepare(
-          `UPDATE alert_state SET status = ?1, kind = ?2, severity = ?3, last_notified_at = ?4,
+          `UPDATE alert_state SET status = ?1, last_kind = ?2, severity = ?3, last_notified_at = ?4,
              last_magnitude = ?5, last_slot = ?6, action_id = ?7
            WHERE site_id = ?8 AND key = ?9 AND status = 'open' AND incident_id = ?10
              AND last_slot < ?6`,
         )
-        .bind(status, kind, severity, now, e.magnitude, slot, actionId, siteId, e.key, incidentId);
+        .bind(
+          next.status,
+          next.lastKind,
+          next.severity,
+          now,
+          e.magnitude,
+          slot,
+          actionId,
+          siteId,
+          e.key,
+          incidentId,
+        );
 
   const history = db
     .prepare(
@@ -160,7 +171,7 @@ export async function recordAction(
       e.windowEnd,
       e.observed,
       e.expected,
-      JSON.stringify(e.detail),
+      JSON.stringify({ ...e.detail, ...recorded.detail }),
       actionId,
     );
 

@@ -11,7 +11,7 @@ import { resolveConfig, type AlertConfig } from './config';
 import { addToSummaries, type CheckSummary } from './check-summary';
 import { namesOf } from '../funnel/definition';
 import { evaluateSite, type Evaluation, type GoalSteps, type SiteSeries } from './evaluate';
-import { decide, type AlertState } from './lifecycle';
+import { decide, record, type AlertState } from './lifecycle';
 import { ensureVolumes, loadSiteSeries } from './series-store';
 
 /** Cron slots are 15 minutes: the default trigger; a cron firing twice in one slot runs once. */
@@ -180,7 +180,6 @@ export async function backtestSite(
   const lastEnd = Math.floor(to / HOUR_MS) * HOUR_MS;
   const series = await loadFor(db, siteId, ctx, firstEnd, lastEnd, now);
   const states = new Map<string, AlertState>();
-  const kinds = new Map<string, string>();
   const actions: BacktestAction[] = [];
   let last: Evaluation[] = [];
   const lastDay = new Map<string, CheckSummary>();
@@ -202,16 +201,9 @@ export async function backtestSite(
       const previous = states.get(e.key) ?? null;
       const decision = decide(previous, e.verdict, e, at, ctx.config);
       if (!decision.action) continue;
-      const resolving = decision.action === 'resolve';
-      const severity = resolving ? (previous?.severity ?? e.severity) : e.severity;
-      const kind = resolving ? (kinds.get(e.key) ?? e.kind) : e.kind;
-      kinds.set(e.key, kind);
-      states.set(e.key, {
-        status: decision.action === 'resolve' ? 'resolved' : 'open',
-        severity,
-        lastNotifiedAt: at,
-        lastMagnitude: e.magnitude,
-      });
+      const recorded = record(previous, decision.action, e, at);
+      const { kind, severity } = recorded;
+      states.set(e.key, recorded.state);
       actions.push({
         at: new Date(at).toISOString(),
         site: siteId,
@@ -229,7 +221,7 @@ export async function backtestSite(
           start: new Date(e.windowStart).toISOString(),
           end: new Date(e.windowEnd).toISOString(),
         },
-        detail: e.detail,
+        detail: { ...e.detail, ...recorded.detail },
       });
     }
   }
