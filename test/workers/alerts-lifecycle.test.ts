@@ -229,3 +229,71 @@ describe('an incident whose kind changes', () => {
     expect(results.map((r) => r.action)).toEqual(['open', 'resolve']);
   });
 });
+
+describe('deliveries of a channel closed after they were queued', () => {
+  it('skips them with the reason instead of sending them, and records no attempt', async () => {
+    const site = await seedSite('alerts-closed', ['page', 'checkout']);
+    // Checkout stops 06:00–09:00; everything else holds.
+    await writeVolumes(site.siteId, (event, hour) =>
+      event === 'checkout' && hour >= T + 6 * H && hour < T + 9 * H ? 0 : 40,
+    );
+    const channel = async (name: string) => {
+      const res = await SELF.fetch(`${BASE}/admin/sites/${site.siteId}/alerts/channels`, {
+        method: 'POST',
+        headers: { ...ADMIN, 'Content-Type': 'application/json' },
+        // Nothing listens on port 9 of loopback: every attempt fails and stays pending.
+        body: JSON.stringify({ kind: 'webhook', name, url: 'http://127.0.0.1:9/hook' }),
+      });
+      return ((await res.json()) as { id: string }).id;
+    };
+    const disabled = await channel('disabled later');
+    const removed = await channel('removed later');
+    const kept = await channel('kept');
+    await runCron(T + 7 * H + 15 * 60_000);
+    const attemptsBefore = await env.DB.prepare(
+      `SELECT o.channel_id AS channel, COUNT(a.id) AS n FROM alert_outbox o
+       LEFT JOIN alert_attempts a ON a.outbox_id = o.id WHERE o.site_id = ? GROUP BY o.id`,
+    )
+      .bind(site.siteId)
+      .all<{ channel: string; n: number }>();
+    expect(attemptsBefore.results.map((r) => r.n)).toEqual([1, 1, 1]);
+
+    // One channel is disabled through the API, one row removed outside it (an operator's SQL).
+    const off = await SELF.fetch(`${BASE}/admin/sites/${site.siteId}/alerts/channels/${disabled}`, {
+      method: 'DELETE',
+      headers: ADMIN,
+    });
+    expect(off.status).toBe(200);
+    await env.DB.prepare('DELETE FROM alert_channels WHERE id = ?').bind(removed).run();
+    // 07:30: the first retry (one minute of backoff) is due for every row.
+    await runCron(T + 7 * H + 30 * 60_000);
+
+    const { results } = await env.DB.prepare(
+      `SELECT o.channel_id AS channel, o.status, o.attempts, o.last_error AS lastError,
+         (SELECT COUNT(*) FROM alert_attempts a WHERE a.outbox_id = o.id) AS tries
+       FROM alert_outbox o WHERE o.site_id = ?`,
+    )
+      .bind(site.siteId)
+      .all<{
+        channel: string;
+        status: string;
+        attempts: number;
+        lastError: string;
+        tries: number;
+      }>();
+    const byChannel = new Map(results.map((r) => [r.channel, r]));
+    expect(byChannel.get(disabled)).toMatchObject({
+      status: 'skipped',
+      attempts: 1,
+      tries: 1,
+      lastError: 'skipped: channel disabled after this notice was queued',
+    });
+    expect(byChannel.get(removed)).toMatchObject({
+      status: 'skipped',
+      attempts: 1,
+      tries: 1,
+      lastError: 'skipped: channel removed after this notice was queued',
+    });
+    expect(byChannel.get(kept)).toMatchObject({ status: 'pending', attempts: 2, tries: 2 });
+  });
+});
