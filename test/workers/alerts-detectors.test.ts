@@ -122,6 +122,25 @@ describe('volume detector', () => {
     expect(judgeVolume(80, 100, config).verdict).toBe('clear');
   });
 
+  it('opens once and resolves once while a step hovers around half its expected volume', () => {
+    // Expected 200 an hour: ratios 0.475, 0.525, 0.49, 0.55, 0.46, 0.70, then 0.80. Each value
+    // at or under 100 fires (P ≈ 1e-14), those between 100 and 150 hold, 160 clears.
+    const counts = [95, 105, 98, 110, 92, 140, 160];
+    const daily = { ...config, repeatHours: 24 };
+    let state: AlertState | null = null;
+    const actions: string[] = [];
+    counts.forEach((count, i) => {
+      const j = judgeVolume(count, 200, config);
+      const current = { kind: 'tracking_break', severity: 'critical' as const, ...j };
+      const d = decide(state, j.verdict, current, i * HOUR_MS, daily);
+      if (d.action) {
+        actions.push(d.action);
+        state = record(state, d.action, current, i * HOUR_MS).state;
+      }
+    });
+    expect(actions).toEqual(['open', 'resolve']);
+  });
+
   it('tells a tracking break from a traffic dip and an upstream break', () => {
     expect(classifyDrop(0.95, 1.0, 0.8)).toBe('tracking_break');
     expect(classifyDrop(null, null, 0.8)).toBe('tracking_break');
