@@ -24,6 +24,31 @@ function instant(text, name) {
   return new Date(Date.parse(value)).toISOString();
 }
 
+/** Why a request never got an answer, and what to do about it. */
+function unreachable(url, base, error) {
+  const cause = error.cause?.code ?? error.cause?.message ?? error.message;
+  const what =
+    error.name === 'TimeoutError'
+      ? 'no answer within 5 minutes (a shorter --from/--to range is faster)'
+      : `cannot reach the server (${cause})`;
+  return (
+    `POST ${url} failed: ${what}. Start goalstep with \`npm start\` (it listens on ` +
+    `http://localhost:8787), or pass --url with the address of a running server ` +
+    `(tried ${base}).`
+  );
+}
+
+/** An error answer, with a hint for the usual causes. */
+function refused(url, status, text) {
+  const hint =
+    status === 401 || status === 403
+      ? ' (set GOALSTEP_ADMIN_TOKEN to an admin token of that server, or use its .dev.vars)'
+      : status === 404
+        ? ' (is --site the id of a site on that server?)'
+        : '';
+  return `POST ${url} → ${status} ${text.slice(0, 500)}${hint}`;
+}
+
 const fmt = (n) => (Math.abs(n) < 10 ? n.toFixed(3) : String(Math.round(n)));
 
 async function main() {
@@ -45,17 +70,22 @@ async function main() {
   const site = values.site ?? readDemo().siteId;
   const base = values.url.replace(/\/+$/, '');
   const url = `${base}/admin/sites/${encodeURIComponent(site)}/alerts/backtest`;
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${process.env.GOALSTEP_ADMIN_TOKEN || readAdminToken()}`,
-      'content-type': 'application/json',
-    },
-    body: JSON.stringify({ from: instant(values.from, 'from'), to: instant(values.to, 'to') }),
-    signal: AbortSignal.timeout(300_000),
-  });
+  let response;
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${process.env.GOALSTEP_ADMIN_TOKEN || readAdminToken()}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ from: instant(values.from, 'from'), to: instant(values.to, 'to') }),
+      signal: AbortSignal.timeout(300_000),
+    });
+  } catch (error) {
+    throw new Error(unreachable(url, base, error));
+  }
   const text = await response.text();
-  if (!response.ok) throw new Error(`POST ${url} → ${response.status} ${text.slice(0, 500)}`);
+  if (!response.ok) throw new Error(refused(url, response.status, text));
   const result = JSON.parse(text);
 
   for (const a of result.actions) {

@@ -98,7 +98,7 @@ export default {
       const rebuilt = await resumeRebuilds(env);
       const purged = await purgeExpired(env.DB, now);
       // Alerts judge the interval ending at the scheduled time (backtests replay it the same way).
-      const alerts = await runAlerts(env.DB, now);
+      const alerts = await runAlerts(env.DB, now, () => nowMs(env));
       logger.info('cron.done', {
         cron: controller.cron,
         applied,

@@ -12,13 +12,14 @@ import {
   rotateKeySchema,
 } from './admin/ingest-admin-routes';
 import { mergeInputSchema, splitInputSchema } from './admin/people-routes';
-import { alertConfigInputSchema } from './alerts/config';
+import { alertConfigInputSchema, goalConfigInputSchema } from './alerts/config';
 import './funnel/definition';
 import './ingest/schema';
 
 /** Schemas that routes validate with but that carry no `.meta({ id })` of their own. */
 const NAMED_SCHEMAS: Record<string, z.ZodType> = {
   AlertConfigInput: alertConfigInputSchema,
+  AlertGoalConfigInput: goalConfigInputSchema,
   AlertChannelInput: channelInputSchema,
   AlertBacktestInput: backtestInputSchema,
   IngestSettings: ingestSettingsSchema,
@@ -168,11 +169,12 @@ function alertPaths(): Record<string, unknown> {
   const goalConfig = '/admin/sites/{siteId}/goals/{goalId}/alerts/config';
   return {
     [`${alerts}/config`]: {
-      get: adminOperation(`${alerts}/config`, 'The detector config: stored and resolved'),
+      get: adminOperation(`${alerts}/config`, 'The detector config: stored, resolved, per goal'),
       put: adminOperation(`${alerts}/config`, 'Set the detector config', 'AlertConfigInput'),
     },
     [goalConfig]: {
-      put: adminOperation(goalConfig, "Set a goal's detector overrides", 'AlertConfigInput'),
+      get: adminOperation(goalConfig, "A goal's overrides and the config its checks run with"),
+      put: adminOperation(goalConfig, "Set a goal's detector overrides", 'AlertGoalConfigInput'),
     },
     [`${alerts}/channels`]: {
       get: adminOperation(`${alerts}/channels`, 'List alert channels (no secrets)'),

@@ -1,13 +1,21 @@
 /** Step-health alert admin: config, channels, open alerts, history, deliveries, backtest. */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { alertConfigInputSchema, resolveConfig } from '../alerts/config';
+import {
+  alertConfigInputSchema,
+  configProblems,
+  goalConfigInputSchema,
+  resolveConfig,
+  type AlertConfig,
+  type AlertConfigInput,
+} from '../alerts/config';
 import { backtestSite } from '../alerts/run-checks';
 import type { Env } from '../env';
 import { nowMs } from '../lib/clock';
 import { randomToken } from '../lib/crypto';
 import { ApiError } from '../lib/http-error';
-import { listAlertHistory } from '../alerts/alert-store';
+import { listAlertHistory, loadAlertConfigs } from '../alerts/alert-store';
+import { getCurrentGoal } from '../funnel/goal-store';
 import { requireAdmin } from './admin-auth';
 import { limitParam, parseJson, requireSite, SITE_ID, siteParam } from './admin-routes';
 
@@ -48,16 +56,53 @@ const MAX_BACKTEST_MS = 31 * 86_400_000;
 
 export const alertRoutes = new Hono<{ Bindings: Env }>();
 
+async function requireGoal(db: D1Database, siteId: string, goalId: string): Promise<void> {
+  if (!SITE_ID.test(goalId)) throw new ApiError(400, 'invalid_goal_id', 'goal ids are [a-z0-9_-]');
+  if (!(await getCurrentGoal(db, siteId, goalId))) {
+    throw new ApiError(404, 'goal_not_found', `no goal ${goalId}`);
+  }
+}
+
+/** Refuses an effective config with a cross-key problem, naming the key (and the goal). */
+function refuseProblems(config: AlertConfig, goalId?: string): void {
+  const [problem] = configProblems(config);
+  if (!problem) return;
+  const where = goalId ? `goal ${goalId}: ` : '';
+  throw new ApiError(400, 'invalid_field', `${where}${problem.field}: ${problem.message}`);
+}
+
+/** Each goal's stored overrides and the config its checks run with (site keys under them). */
+function goalLayers(stored: Map<string, AlertConfigInput>) {
+  return [...stored]
+    .filter(([goalId]) => goalId !== '')
+    .map(([goalId, overrides]) => ({
+      goalId,
+      stored: overrides,
+      effective: resolveConfig(stored.get(''), overrides),
+    }));
+}
+
 alertRoutes.get('/admin/sites/:siteId/alerts/config', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
-  const row = await c.env.DB.prepare(
-    "SELECT config FROM alert_configs WHERE site_id = ? AND goal_id = ''",
-  )
-    .bind(siteId)
-    .first<{ config: string }>();
-  const stored = row ? (JSON.parse(row.config) as Record<string, unknown>) : {};
-  return c.json({ stored, resolved: resolveConfig(alertConfigInputSchema.parse(stored)) });
+  await requireSite(c.env.DB, siteId);
+  const { site, stored } = await loadAlertConfigs(c.env.DB, siteId);
+  return c.json({ stored: stored.get('') ?? {}, resolved: site, goals: goalLayers(stored) });
+});
+
+alertRoutes.get('/admin/sites/:siteId/goals/:goalId/alerts/config', async (c) => {
+  const siteId = siteParam(c.req.param('siteId'));
+  await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
+  const goalId = c.req.param('goalId');
+  await requireGoal(c.env.DB, siteId, goalId);
+  const { stored } = await loadAlertConfigs(c.env.DB, siteId);
+  return c.json({
+    goalId,
+    stored: stored.get(goalId) ?? {},
+    site: stored.get('') ?? {},
+    effective: resolveConfig(stored.get(''), stored.get(goalId)),
+  });
 });
 
 async function saveConfig(
@@ -79,29 +124,37 @@ async function saveConfig(
     .run();
 }
 
+// Stores exactly the keys given; the defaults fill the rest at read time.
 alertRoutes.put('/admin/sites/:siteId/alerts/config', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   const admin = await requireAdmin(c, siteId);
   await requireSite(c.env.DB, siteId);
   const input = await parseJson(c.req.raw, alertConfigInputSchema);
   const resolved = resolveConfig(input);
-  if (resolved.recoverRatio <= resolved.dropRatio) {
-    throw new ApiError(400, 'invalid_field', 'recoverRatio must be above dropRatio (hysteresis)');
+  refuseProblems(resolved);
+  // A goal's stored overrides must still make sense laid over the new site keys.
+  const { stored } = await loadAlertConfigs(c.env.DB, siteId);
+  for (const [goalId, overrides] of stored) {
+    if (goalId !== '') refuseProblems(resolveConfig(input, overrides), goalId);
   }
   await saveConfig(c.env.DB, siteId, '', input, admin.name, nowMs(c.env));
   return c.json({ stored: input, resolved });
 });
 
-// A goal's overrides apply to the checks that concern that goal alone (docs/ALERTS.md).
+// A goal's overrides apply to the checks that concern that goal alone (docs/ALERTS.md). Only
+// the keys given are stored: the site's keys keep applying under them.
 alertRoutes.put('/admin/sites/:siteId/goals/:goalId/alerts/config', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   const admin = await requireAdmin(c, siteId);
   await requireSite(c.env.DB, siteId);
   const goalId = c.req.param('goalId');
-  if (!SITE_ID.test(goalId)) throw new ApiError(400, 'invalid_goal_id', 'goal ids are [a-z0-9_-]');
-  const input = await parseJson(c.req.raw, alertConfigInputSchema);
+  await requireGoal(c.env.DB, siteId, goalId);
+  const input = await parseJson(c.req.raw, goalConfigInputSchema);
+  const { stored } = await loadAlertConfigs(c.env.DB, siteId);
+  const effective = resolveConfig(stored.get(''), input);
+  refuseProblems(effective, goalId);
   await saveConfig(c.env.DB, siteId, goalId, input, admin.name, nowMs(c.env));
-  return c.json({ stored: input });
+  return c.json({ goalId, stored: input, site: stored.get('') ?? {}, effective });
 });
 
 alertRoutes.post('/admin/sites/:siteId/alerts/channels', async (c) => {
@@ -155,9 +208,9 @@ alertRoutes.get('/admin/sites/:siteId/alerts', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
   const { results } = await c.env.DB.prepare(
-    `SELECT key, incident_id AS incidentId, status, kind, severity, opened_at AS openedAt,
-       last_notified_at AS lastNotifiedAt FROM alert_state WHERE site_id = ? AND status = 'open'
-     ORDER BY opened_at`,
+    `SELECT key, incident_id AS incidentId, status, kind, COALESCE(last_kind, kind) AS lastKind,
+       severity, opened_at AS openedAt, last_notified_at AS lastNotifiedAt
+     FROM alert_state WHERE site_id = ? AND status = 'open' ORDER BY opened_at`,
   )
     .bind(siteId)
     .all();

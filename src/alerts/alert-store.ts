@@ -4,13 +4,15 @@
  */
 import {
   resolveConfig,
-  alertConfigInputSchema,
+  storedGoalConfigSchema,
+  storedSiteConfigSchema,
   type AlertConfig,
   type AlertConfigInput,
 } from './config';
 import type { AlertNotice } from './payloads';
 import type { Evaluation } from './evaluate';
 import {
+  record,
   SEVERITY_RANK,
   type AlertAction,
   type AlertState,
@@ -22,7 +24,6 @@ import { quietUntil } from './windows';
 export interface StoredAlert extends AlertState {
   key: string;
   incidentId: string;
-  kind: string;
   lastSlot: number;
 }
 
@@ -33,8 +34,8 @@ export async function loadAlertStates(
 ): Promise<Map<string, StoredAlert>> {
   const { results } = await db
     .prepare(
-      `SELECT key, incident_id, status, kind, severity, last_notified_at, last_magnitude, last_slot
-       FROM alert_state WHERE site_id = ?`,
+      `SELECT key, incident_id, status, kind, last_kind, severity, last_notified_at, last_magnitude,
+         last_slot FROM alert_state WHERE site_id = ?`,
     )
     .bind(siteId)
     .all<{
@@ -42,6 +43,7 @@ export async function loadAlertStates(
       incident_id: string;
       status: 'open' | 'resolved';
       kind: string;
+      last_kind: string | null;
       severity: Severity;
       last_notified_at: number;
       last_magnitude: number;
@@ -55,6 +57,7 @@ export async function loadAlertStates(
         incidentId: r.incident_id,
         status: r.status,
         kind: r.kind,
+        lastKind: r.last_kind ?? r.kind,
         severity: r.severity,
         lastNotifiedAt: r.last_notified_at,
         lastMagnitude: r.last_magnitude,
@@ -64,7 +67,10 @@ export async function loadAlertStates(
   );
 }
 
-/** The site's config and each goal's overrides, resolved over the defaults. */
+/**
+ * The site's config resolved over the defaults, and every stored layer as given (site under
+ * `''`, goals under their ids): layers are merged at read time, never copied into each other.
+ */
 export async function loadAlertConfigs(
   db: D1Database,
   siteId: string,
@@ -75,7 +81,8 @@ export async function loadAlertConfigs(
     .all<{ goal_id: string; config: string }>();
   const stored = new Map<string, AlertConfigInput>();
   for (const row of results) {
-    const parsed = alertConfigInputSchema.safeParse(JSON.parse(row.config));
+    const schema = row.goal_id === '' ? storedSiteConfigSchema : storedGoalConfigSchema;
+    const parsed = schema.safeParse(JSON.parse(row.config));
     // A row written by an older version that no longer validates falls back to the defaults.
     if (parsed.success) stored.set(row.goal_id, parsed.data);
   }
@@ -105,32 +112,41 @@ export async function recordAction(
   const incidentId = reopening
     ? crypto.randomUUID()
     : (previous?.incidentId ?? crypto.randomUUID());
-  const status = decision.action === 'resolve' ? 'resolved' : 'open';
-  // A resolve keeps the severity it was opened with, so the channels that had it get the notice.
-  const severity = decision.action === 'resolve' ? (previous?.severity ?? e.severity) : e.severity;
-  // A resolve names what was resolved: the kind the incident was last notified as.
-  const kind = decision.action === 'resolve' ? (previous?.kind ?? e.kind) : e.kind;
+  const recorded = record(previous?.status === 'open' ? previous : null, decision.action, e, now);
+  const { kind, severity } = recorded;
+  const next = recorded.state;
 
   const state = reopening
     ? db
         .prepare(
-          `INSERT INTO alert_state (site_id, key, incident_id, status, kind, severity, opened_at,
-             last_notified_at, last_magnitude, last_slot, action_id)
-           VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?6, ?7, ?8, ?9)
+          `INSERT INTO alert_state (site_id, key, incident_id, status, kind, last_kind, severity,
+             opened_at, last_notified_at, last_magnitude, last_slot, action_id)
+           VALUES (?1, ?2, ?3, 'open', ?4, ?4, ?5, ?6, ?6, ?7, ?8, ?9)
            ON CONFLICT (site_id, key) DO UPDATE SET incident_id = ?3, status = 'open', kind = ?4,
-             severity = ?5, opened_at = ?6, last_notified_at = ?6, last_magnitude = ?7,
-             last_slot = ?8, action_id = ?9
+             last_kind = ?4, severity = ?5, opened_at = ?6, last_notified_at = ?6,
+             last_magnitude = ?7, last_slot = ?8, action_id = ?9
            WHERE alert_state.status = 'resolved' AND alert_state.last_slot < ?8`,
         )
         .bind(siteId, e.key, incidentId, kind, severity, now, e.magnitude, slot, actionId)
     : db
         .prepare(
-          `UPDATE alert_state SET status = ?1, kind = ?2, severity = ?3, last_notified_at = ?4,
+          `UPDATE alert_state SET status = ?1, last_kind = ?2, severity = ?3, last_notified_at = ?4,
              last_magnitude = ?5, last_slot = ?6, action_id = ?7
            WHERE site_id = ?8 AND key = ?9 AND status = 'open' AND incident_id = ?10
              AND last_slot < ?6`,
         )
-        .bind(status, kind, severity, now, e.magnitude, slot, actionId, siteId, e.key, incidentId);
+        .bind(
+          next.status,
+          next.lastKind,
+          next.severity,
+          now,
+          e.magnitude,
+          slot,
+          actionId,
+          siteId,
+          e.key,
+          incidentId,
+        );
 
   const history = db
     .prepare(
@@ -155,7 +171,7 @@ export async function recordAction(
       e.windowEnd,
       e.observed,
       e.expected,
-      JSON.stringify(e.detail),
+      JSON.stringify({ ...e.detail, ...recorded.detail }),
       actionId,
     );
 

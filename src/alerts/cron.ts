@@ -19,8 +19,11 @@ async function reportLinks(db: D1Database): Promise<Map<string, string>> {
   return links;
 }
 
-/** Checks and delivery for the cron at `now` (the scheduled time it was given). */
-export async function runAlerts(db: D1Database, now: number) {
+/**
+ * Checks and delivery for the cron at `now` (the scheduled time it was given); `clock` is the
+ * current time as each notice is signed.
+ */
+export async function runAlerts(db: D1Database, now: number, clock: () => number) {
   const recorded = await checkAllSites(db, now);
   // Slot claims only matter while a slot can still fire twice; a week is ample.
   await db
@@ -28,13 +31,18 @@ export async function runAlerts(db: D1Database, now: number) {
     .bind(now - RUN_CLAIM_KEEP_MS)
     .run();
   const links = await reportLinks(db);
-  const sent = await deliverDue(db, now, (siteId, goals, windowStart) => {
-    const base = links.get(siteId);
-    if (!base || goals.length === 0) return null;
-    const day = new Date(windowStart).toISOString().slice(0, 10);
-    const next = new Date(Date.parse(day) + 86_400_000).toISOString().slice(0, 10);
-    return `${base}/${encodeURIComponent(goals[0] as string)}?from=${day}&to=${next}`;
-  });
+  const sent = await deliverDue(
+    db,
+    now,
+    (siteId, goals, windowStart) => {
+      const base = links.get(siteId);
+      if (!base || goals.length === 0) return null;
+      const day = new Date(windowStart).toISOString().slice(0, 10);
+      const next = new Date(Date.parse(day) + 86_400_000).toISOString().slice(0, 10);
+      return `${base}/${encodeURIComponent(goals[0] as string)}?from=${day}&to=${next}`;
+    },
+    clock,
+  );
   logger.info('alerts.cron', { recorded, ...sent });
   return { recorded, ...sent };
 }

@@ -1,7 +1,8 @@
 /**
  * The outbox sender: due deliveries are leased (so an overlapping run cannot send them too),
- * posted, and every attempt recorded; failures wait with backoff, and nothing is dropped until
- * `MAX_ATTEMPTS`.
+ * signed at the moment they are sent, posted a few at a time with a timeout each, and every
+ * attempt recorded; failures wait with backoff, and nothing is dropped until `MAX_ATTEMPTS`.
+ * A delivery whose channel was disabled (or removed) after it was queued is skipped, not sent.
  */
 import { logger } from '../lib/logger';
 import {
@@ -15,7 +16,13 @@ import {
 } from './payloads';
 
 const LEASE_MS = 120_000;
-const TIMEOUT_MS = 10_000;
+/** Per request: a receiver that does not answer in time is a failed attempt, retried later. */
+export const DELIVERY_TIMEOUT_MS = 10_000;
+/**
+ * Requests in flight at once: one slow receiver holds one slot, not the whole run (a Worker
+ * invocation has 6 simultaneous outbound connections; more would only queue in the runtime).
+ */
+export const DELIVERY_CONCURRENCY = 6;
 
 interface DueRow {
   outbox_id: number;
@@ -53,20 +60,106 @@ function request(
 /** The report link of an alert: the site's configured report base plus the first goal. */
 export type ReportLink = (siteId: string, goals: string[], windowStart: number) => string | null;
 
-/** Sends up to `limit` due deliveries; returns how many were delivered and failed. */
+/** Runs `task` on every item with at most `limit` running at once. */
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const item = items[next] as T;
+      next += 1;
+      await task(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
+
+/**
+ * Marks pending deliveries of disabled or removed channels `skipped` with the reason: a channel
+ * switched off after an alert was queued for it is not sent to. Returns how many.
+ */
+async function skipClosedChannels(db: D1Database): Promise<number> {
+  const result = await db
+    .prepare(
+      `UPDATE alert_outbox SET status = 'skipped', lease_until = NULL,
+         last_error = CASE
+           WHEN EXISTS (SELECT 1 FROM alert_channels c WHERE c.id = alert_outbox.channel_id)
+           THEN 'skipped: channel disabled after this notice was queued'
+           ELSE 'skipped: channel removed after this notice was queued' END
+       WHERE status = 'pending' AND NOT EXISTS (SELECT 1 FROM alert_channels c
+         WHERE c.id = alert_outbox.channel_id AND c.disabled_at IS NULL)`,
+    )
+    .run();
+  return result.meta.changes;
+}
+
+function noticeOf(row: DueRow, reportLink: ReportLink): AlertNotice {
+  const goals = JSON.parse(row.goals) as string[];
+  return {
+    deliveryId: `gs-delivery-${row.outbox_id}`,
+    site: row.site_id,
+    incidentId: row.incident_id,
+    key: row.key,
+    action: row.action,
+    reason: row.reason,
+    kind: row.alert_kind,
+    severity: row.severity,
+    step: row.step,
+    goals,
+    at: row.at,
+    windowStart: row.window_start,
+    windowEnd: row.window_end,
+    observed: row.observed,
+    expected: row.expected,
+    detail: JSON.parse(row.detail) as Record<string, unknown>,
+    reportUrl: reportLink(row.site_id, goals, row.window_start),
+  };
+}
+
+/** One POST; the error text of a failure (HTTP status, timeout, connection), else null. */
+async function post(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+): Promise<{ status: number | null; error: string | null }> {
+  try {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers,
+      body,
+      signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
+    });
+    await response.body?.cancel();
+    return { status: response.status, error: response.ok ? null : `HTTP ${response.status}` };
+  } catch (cause) {
+    const error = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+    return { status: null, error };
+  }
+}
+
+/**
+ * Sends up to `limit` due deliveries, `DELIVERY_CONCURRENCY` at a time. `now` is the run's time
+ * (what is due, when to retry); `clock` is read as each request is signed, so a signature's
+ * timestamp is the moment it leaves, however long the requests before it took.
+ */
 export async function deliverDue(
   db: D1Database,
   now: number,
   reportLink: ReportLink,
+  clock: () => number,
   limit = 50,
-): Promise<{ delivered: number; failed: number }> {
+): Promise<{ delivered: number; failed: number; skipped: number }> {
+  const skipped = await skipClosedChannels(db);
   const { results } = await db
     .prepare(
       `SELECT o.id AS outbox_id, o.attempts, c.kind, c.url, c.secret, h.site_id, h.incident_id,
          h.key, h.action, h.reason, h.kind AS alert_kind, h.severity, h.step, h.goals, h.at,
          h.window_start, h.window_end, h.observed, h.expected, h.detail
        FROM alert_outbox o
-         JOIN alert_channels c ON c.id = o.channel_id
+         JOIN alert_channels c ON c.id = o.channel_id AND c.disabled_at IS NULL
          JOIN alert_history h ON h.id = o.history_id
        WHERE o.status = 'pending' AND o.next_attempt_at <= ?1
          AND (o.lease_until IS NULL OR o.lease_until <= ?1)
@@ -77,59 +170,28 @@ export async function deliverDue(
 
   let delivered = 0;
   let failed = 0;
-  for (const row of results) {
+  await forEachLimited(results, DELIVERY_CONCURRENCY, async (row) => {
+    // The channel is checked again as the row is leased: disabled since the read, not sent.
     const lease = await db
       .prepare(
         `UPDATE alert_outbox SET lease_until = ?1 WHERE id = ?2 AND status = 'pending'
-           AND (lease_until IS NULL OR lease_until <= ?3)`,
+           AND (lease_until IS NULL OR lease_until <= ?3)
+           AND EXISTS (SELECT 1 FROM alert_channels c
+             WHERE c.id = alert_outbox.channel_id AND c.disabled_at IS NULL)`,
       )
       .bind(now + LEASE_MS, row.outbox_id, now)
       .run();
-    if (lease.meta.changes === 0) continue;
+    if (lease.meta.changes === 0) return;
 
-    const goals = JSON.parse(row.goals) as string[];
-    const notice: AlertNotice = {
-      deliveryId: `gs-delivery-${row.outbox_id}`,
-      site: row.site_id,
-      incidentId: row.incident_id,
-      key: row.key,
-      action: row.action,
-      reason: row.reason,
-      kind: row.alert_kind,
-      severity: row.severity,
-      step: row.step,
-      goals,
-      at: row.at,
-      windowStart: row.window_start,
-      windowEnd: row.window_end,
-      observed: row.observed,
-      expected: row.expected,
-      detail: JSON.parse(row.detail) as Record<string, unknown>,
-      reportUrl: reportLink(row.site_id, goals, row.window_start),
-    };
-    const { body, headers } = request(row, notice);
+    const { body, headers } = request(row, noticeOf(row, reportLink));
     const signed: Record<string, string> = { 'Content-Type': 'application/json', ...headers };
     if (row.kind === 'webhook' && row.secret) {
-      signed['Goalstep-Signature'] = await signatureHeader(row.secret, body, now);
+      signed['Goalstep-Signature'] = await signatureHeader(row.secret, body, clock());
     }
-
     const started = Date.now();
-    let status: number | null = null;
-    let error: string | null = null;
-    try {
-      const response = await fetch(row.url, {
-        method: 'POST',
-        headers: signed,
-        body,
-        signal: AbortSignal.timeout(TIMEOUT_MS),
-      });
-      status = response.status;
-      await response.body?.cancel();
-      if (!response.ok) error = `HTTP ${response.status}`;
-    } catch (cause) {
-      error = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
-    }
+    const { status, error } = await post(row.url, body, signed);
     const durationMs = Date.now() - started;
+
     const attempts = row.attempts + 1;
     const ok = error === null;
     const nextStatus = ok ? 'delivered' : attempts >= MAX_ATTEMPTS ? 'dead' : 'pending';
@@ -154,16 +216,18 @@ export async function deliverDue(
           row.outbox_id,
         ),
     ]);
-    if (ok) delivered += 1;
-    else {
-      failed += 1;
-      logger.warn('alerts.delivery_failed', {
-        site: row.site_id,
-        outbox: row.outbox_id,
-        attempts,
-        error,
-      });
+    if (ok) {
+      delivered += 1;
+      return;
     }
-  }
-  return { delivered, failed };
+    failed += 1;
+    logger.warn('alerts.delivery_failed', {
+      site: row.site_id,
+      outbox: row.outbox_id,
+      attempts,
+      error,
+    });
+  });
+  if (skipped > 0) logger.info('alerts.delivery_skipped', { skipped, reason: 'channel_closed' });
+  return { delivered, failed, skipped };
 }

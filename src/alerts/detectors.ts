@@ -4,7 +4,7 @@
  * levels: an open alert stays open, a closed one stays closed), `clear`, or `unknown` (too
  * little volume or history to say). Thresholds are documented in docs/ALERTS.md.
  */
-import type { AlertConfig, AlertRule } from './config';
+import { ruleLevels, type AlertConfig, type AlertRule } from './config';
 import { binomialLowerTail, binomialUpperTail, poissonLowerTail } from './stats';
 
 export type Verdict = 'firing' | 'holding' | 'clear' | 'unknown';
@@ -90,24 +90,23 @@ export function classifyDrop(
  * anyway (a quiet night); a relative rule not without a baseline.
  */
 export function judgeRule(rule: AlertRule, observed: number, expected: number | null): Judgement {
-  if ('below' in rule) {
-    const recoverAt = rule.recoverAt ?? Math.ceil(rule.below * 1.2);
+  const levels = ruleLevels(rule);
+  if (levels.kind === 'absolute') {
     // Only an hour whose usual volume is under the line itself is skipped (a quiet night): a
     // step that usually runs between the line and the recovery level is still judged (C29 B).
-    if (expected !== null && expected < rule.below) return unknown(observed, expected);
+    if (expected !== null && expected < levels.below) return unknown(observed, expected);
     return {
-      verdict: withHysteresis(observed < rule.below, observed >= recoverAt),
+      verdict: withHysteresis(observed < levels.below, observed >= levels.recoverAt),
       observed,
-      expected: expected ?? rule.below,
-      magnitude: Math.max(0, 1 - observed / rule.below),
+      expected: expected ?? levels.below,
+      magnitude: Math.max(0, 1 - observed / levels.below),
       pValue: null,
     };
   }
   if (expected === null || expected <= 0) return unknown(observed, expected ?? 0);
   const drop = Math.max(0, 1 - observed / expected);
-  const recoverPct = rule.recoverPct ?? rule.dropPct / 2;
   return {
-    verdict: withHysteresis(drop * 100 >= rule.dropPct, drop * 100 <= recoverPct),
+    verdict: withHysteresis(drop * 100 >= levels.dropPct, drop * 100 <= levels.recoverPct),
     observed,
     expected,
     magnitude: drop,

@@ -11,7 +11,7 @@ import { resolveConfig, type AlertConfig } from './config';
 import { addToSummaries, type CheckSummary } from './check-summary';
 import { namesOf } from '../funnel/definition';
 import { evaluateSite, type Evaluation, type GoalSteps, type SiteSeries } from './evaluate';
-import { decide, type AlertState } from './lifecycle';
+import { decide, record, type AlertState } from './lifecycle';
 import { ensureVolumes, loadSiteSeries } from './series-store';
 
 /** Cron slots are 15 minutes: the default trigger; a cron firing twice in one slot runs once. */
@@ -58,9 +58,15 @@ async function siteContext(db: D1Database, siteId: string): Promise<SiteContext>
   return { goals, config: configs.site, goalConfigs, fields: [...fields.values()] };
 }
 
-function ranges(config: AlertConfig, from: number, to: number) {
-  const volumesFrom = from - config.baselineWeeks * WEEK_MS - config.maxWindowHours * HOUR_MS;
-  const recentFrom = from - config.maxWindowHours * HOUR_MS - DAY_MS;
+/** The hours to load: enough history for the site's config and every goal's overrides. */
+function ranges(ctx: SiteContext, from: number, to: number) {
+  const configs = [ctx.config, ...ctx.goalConfigs.values()];
+  const historyMs = Math.max(
+    ...configs.map((c) => Math.max(c.baselineWeeks * WEEK_MS, c.fallbackDays * DAY_MS)),
+  );
+  const windowMs = Math.max(...configs.map((c) => c.maxWindowHours * HOUR_MS));
+  const volumesFrom = from - historyMs - windowMs;
+  const recentFrom = from - windowMs - DAY_MS;
   return { volumesFrom: Math.floor(volumesFrom / HOUR_MS) * HOUR_MS, recentFrom, to };
 }
 
@@ -72,7 +78,7 @@ async function loadFor(
   to: number,
   now: number,
 ): Promise<SiteSeries> {
-  const range = ranges(ctx.config, from, to);
+  const range = ranges(ctx, from, to);
   await ensureVolumes(db, siteId, range.volumesFrom, to, now);
   return loadSiteSeries(db, {
     siteId,
@@ -174,7 +180,6 @@ export async function backtestSite(
   const lastEnd = Math.floor(to / HOUR_MS) * HOUR_MS;
   const series = await loadFor(db, siteId, ctx, firstEnd, lastEnd, now);
   const states = new Map<string, AlertState>();
-  const kinds = new Map<string, string>();
   const actions: BacktestAction[] = [];
   let last: Evaluation[] = [];
   const lastDay = new Map<string, CheckSummary>();
@@ -196,16 +201,9 @@ export async function backtestSite(
       const previous = states.get(e.key) ?? null;
       const decision = decide(previous, e.verdict, e, at, ctx.config);
       if (!decision.action) continue;
-      const resolving = decision.action === 'resolve';
-      const severity = resolving ? (previous?.severity ?? e.severity) : e.severity;
-      const kind = resolving ? (kinds.get(e.key) ?? e.kind) : e.kind;
-      kinds.set(e.key, kind);
-      states.set(e.key, {
-        status: decision.action === 'resolve' ? 'resolved' : 'open',
-        severity,
-        lastNotifiedAt: at,
-        lastMagnitude: e.magnitude,
-      });
+      const recorded = record(previous, decision.action, e, at);
+      const { kind, severity } = recorded;
+      states.set(e.key, recorded.state);
       actions.push({
         at: new Date(at).toISOString(),
         site: siteId,
@@ -223,7 +221,7 @@ export async function backtestSite(
           start: new Date(e.windowStart).toISOString(),
           end: new Date(e.windowEnd).toISOString(),
         },
-        detail: e.detail,
+        detail: { ...e.detail, ...recorded.detail },
       });
     }
   }

@@ -297,8 +297,12 @@ export const alertState = sqliteTable(
     key: text('key').notNull(),
     incidentId: text('incident_id').notNull(),
     status: text('status').notNull(),
+    /** The kind the incident opened as; a resolve notice names it. */
     kind: text('kind').notNull(),
+    /** The highest severity notified in the incident: its resolve reaches every channel told. */
     severity: text('severity').notNull(),
+    /** The kind of the last notice, when it changed mid-incident (null: as opened). */
+    lastKind: text('last_kind'),
     openedAt: integer('opened_at').notNull(),
     lastNotifiedAt: integer('last_notified_at').notNull(),
     lastMagnitude: real('last_magnitude').notNull(),

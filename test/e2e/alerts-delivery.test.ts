@@ -5,7 +5,7 @@
  * opens and comes back later: every notice arrives exactly once.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { freePort } from '../../scripts/lib/stack.mjs';
 import { useTestStack } from './test-stack';
 
@@ -33,11 +33,18 @@ async function admin(method: string, path: string, body?: unknown) {
   return JSON.parse(text) as Record<string, unknown>;
 }
 
-/** Checks `Goalstep-Signature: t=…,v1=…` the way a receiver would (HMAC-SHA256 of "t.body"). */
-function verify(header: string | undefined, raw: string): boolean {
+/** How far a signature's timestamp may be from the receiver's clock (docs/ALERTS.md). */
+const TOLERANCE_S = 300;
+
+/**
+ * Checks `Goalstep-Signature: t=…,v1=…` the way a receiver would: HMAC-SHA256 of "t.body" with
+ * the secret, and `t` within five minutes of the receiver's own clock (a replay is refused).
+ */
+function verify(header: string | undefined, raw: string, secret = SECRET): boolean {
   const match = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header ?? '');
   if (!match) return false;
-  const expected = createHmac('sha256', SECRET).update(`${match[1]}.${raw}`).digest();
+  if (Math.abs(Number(match[1]) - Date.now() / 1000) > TOLERANCE_S) return false;
+  const expected = createHmac('sha256', secret).update(`${match[1]}.${raw}`).digest();
   return timingSafeEqual(expected, Buffer.from(match[2] as string, 'hex'));
 }
 
@@ -188,5 +195,114 @@ describe('alert delivery through the real Worker', () => {
     expect(deliveries).toHaveLength(4);
     expect(deliveries.every((d) => d.status === 'delivered')).toBe(true);
     expect(Math.max(...deliveries.map((d) => d.attempts))).toBeGreaterThan(1);
+  });
+});
+
+describe('delivery to a slow receiver', () => {
+  const SLOW_SITE = 'e2e-alerts-slow';
+  const servers: Server[] = [];
+  const held: ServerResponse[] = [];
+
+  afterAll(async () => {
+    for (const response of held) response.destroy();
+    for (const server of servers) {
+      server.closeAllConnections();
+      await closeServer(server);
+    }
+  });
+
+  it('signs each notice as it is sent and does not let one slow receiver hold the others', async () => {
+    // Arrange: receivers on three ports. "slow" answers only once "fast" has its notice (or
+    // after 12 s); "hang" never answers; each verifies the signature and its timestamp.
+    const log: Array<{ name: string; at: number; signatureOk: boolean; slowOpen: boolean }> = [];
+    let slowOpen = false;
+    let releaseSlow: () => void = () => undefined;
+    const receiver = async (name: string) => {
+      const port = await freePort(11_000 + servers.length * 100, 100);
+      const server = createServer(async (request, response) => {
+        const raw = await readBody(request);
+        const secret = `whsec_e2e_${name}_secret_000000000001`;
+        const signatureOk = verify(request.headers['goalstep-signature'] as string, raw, secret);
+        log.push({ name, at: Date.now(), signatureOk, slowOpen });
+        if (name === 'hang') {
+          held.push(response);
+          return;
+        }
+        if (name === 'slow') {
+          slowOpen = true;
+          await new Promise<void>((resolve) => {
+            releaseSlow = resolve;
+            setTimeout(resolve, 12_000);
+          });
+          slowOpen = false;
+        }
+        if (name === 'fast') releaseSlow();
+        response.writeHead(signatureOk ? 200 : 401).end('ok');
+      });
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+      servers.push(server);
+      return {
+        name,
+        url: `http://127.0.0.1:${port}/hook`,
+        secret: `whsec_e2e_${name}_secret_000000000001`,
+      };
+    };
+    await admin('PUT', `/admin/sites/${SLOW_SITE}`, {
+      name: SLOW_SITE,
+      writeKey: 'wk_e2e_alerts_slow_key_00000001',
+    });
+    await admin('PUT', `/admin/sites/${SLOW_SITE}/goals/buy`, {
+      name: 'Buy',
+      steps: [{ event: 'view' }, { event: 'checkout' }],
+    });
+    // A floor rule fires without any history: checkout under 10 in the judged hour.
+    await admin('PUT', `/admin/sites/${SLOW_SITE}/alerts/config`, {
+      rules: [{ id: 'checkout-floor', event: 'checkout', below: 10 }],
+    });
+    // Created in this order, so a sender going one by one meets "slow" before "fast".
+    for (const r of [await receiver('slow'), await receiver('hang'), await receiver('fast')]) {
+      await admin('POST', `/admin/sites/${SLOW_SITE}/alerts/channels`, {
+        kind: 'webhook',
+        name: r.name,
+        url: r.url,
+        secret: r.secret,
+      });
+    }
+    const { baseUrl, adminToken } = stack();
+    const imported = await fetch(`${baseUrl}/v1/import?site=${SLOW_SITE}`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        batch: [
+          {
+            type: 'track',
+            event: 'view',
+            anonymousId: 'a1',
+            messageId: 'slow-1',
+            timestamp: new Date(T + 30 * 60_000).toISOString(),
+          },
+        ],
+      }),
+    });
+    expect(imported.status).toBe(200);
+
+    // Act: 02:15 judges 01:00–02:00, where checkout counted 0.
+    const started = Date.now();
+    await runCron(T + 2 * H + 15 * 60_000);
+    const took = Date.now() - started;
+
+    // Assert: "fast" got its notice while "slow" was still open, every signature verified
+    // against the receiver's clock, and the run ended about one timeout after "hang" was asked.
+    expect(log.map((entry) => entry.name).sort()).toEqual(['fast', 'hang', 'slow']);
+    expect(log.every((entry) => entry.signatureOk)).toBe(true);
+    expect(log.find((entry) => entry.name === 'fast')?.slowOpen).toBe(true);
+    expect(took).toBeLessThan(25_000);
+    const { deliveries } = (await admin('GET', `/admin/sites/${SLOW_SITE}/alerts/deliveries`)) as {
+      deliveries: Array<{ status: string; attempts: number; lastError: string | null }>;
+    };
+    expect(deliveries.map((d) => d.status).sort()).toEqual(['delivered', 'delivered', 'pending']);
+    const hang = deliveries.find((d) => d.status === 'pending');
+    expect(hang?.attempts).toBe(1);
+    expect(hang?.lastError).toMatch(/timeout/i);
   });
 });

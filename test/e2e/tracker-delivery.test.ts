@@ -54,6 +54,7 @@ beforeAll(async () => {
     { event: 'order_placed' },
   ]);
   sites.retry = await seedSite(stack(), 'retry', [{ event: 'plan_selected' }]);
+  sites.backoff = await seedSite(stack(), 'backoff', [{ event: 'plan_selected' }]);
   sites.spa = await seedSite(stack(), 'spa', [{ event: 'page_viewed' }]);
   sites.prerender = await seedSite(stack(), 'prerender', [{ event: 'page_viewed' }]);
   const tag = (site: TestSite, attributes = '') =>
@@ -83,6 +84,7 @@ beforeAll(async () => {
     ),
     '/reset': html('Reset', tag(sites.reset!, 'data-auto-pageviews="false"')),
     '/retry': html('Retry', tag(sites.retry!, 'data-auto-pageviews="false"')),
+    '/backoff': html('Backoff', tag(sites.backoff!, 'data-auto-pageviews="false"')),
     '/app': html('App', tag(sites.spa!)),
     '/prerendered': html('Prerendered', tag(sites.prerender!)),
   });
@@ -216,6 +218,26 @@ describe('the tracker in Chromium', () => {
     expect(second! - first!).toBeGreaterThanOrEqual(700);
     expect(third! - second!).toBeGreaterThanOrEqual(1_400);
     expect(Date.parse(batches[2]!.sentAt)).toBeGreaterThan(Date.parse(batches[0]!.sentAt));
+    await page.context().close();
+  });
+
+  it('waits the backoff after a failure even when an event was queued during the send', async () => {
+    proxy.failNext('held-reject');
+    const page = await openPage('/backoff');
+    await page.evaluate(() => (window as unknown as PageApi).goalstep.track('plan_selected'));
+    const release = await proxy.held();
+
+    // Queued while the first batch is in flight: its 0.5 s batching timer is still pending when
+    // the 503 arrives, and must not cut the 1 s (±25 %) backoff short.
+    await page.evaluate(() => (window as unknown as PageApi).goalstep.track('plan_selected'));
+    await page.waitForTimeout(100);
+    release();
+
+    await waitForStored(stack(), sites.backoff!, 2);
+    const batches = batchesOf(sites.backoff!);
+    expect(batches.map(({ request }) => request.status)).toEqual([503, 200]);
+    expect(batches[1]!.batch).toHaveLength(2);
+    expect(batches[1]!.request.at - batches[0]!.request.at).toBeGreaterThanOrEqual(700);
     await page.context().close();
   });
 

@@ -107,15 +107,19 @@ export interface SeenRequest {
 
 /**
  * How the proxy treats one ingest POST: `reject` answers 503 without passing it on (storage
- * failed before anything was kept); `lose-ack` passes it on, so goalstep stores the events, and
- * then answers 503 instead of goalstep's 200 (the acknowledgement was lost).
+ * failed before anything was kept); `held-reject` does the same once the test releases it (a
+ * slow failure, with the request in flight meanwhile); `lose-ack` passes it on, so goalstep
+ * stores the events, and then answers 503 instead of goalstep's 200 (the acknowledgement was
+ * lost).
  */
-export type Fault = 'reject' | 'lose-ack';
+export type Fault = 'reject' | 'held-reject' | 'lose-ack';
 
 export interface Proxy extends Closable {
   seen: SeenRequest[];
   /** Applies these faults, in order, to the next ingest POSTs. */
   failNext(...faults: Fault[]): void;
+  /** Resolves when a `held-reject` request has arrived, with the function that answers it. */
+  held(): Promise<() => void>;
 }
 
 const HOP_HEADERS = new Set([
@@ -150,6 +154,8 @@ function storageFailed(origin: string | undefined) {
 export async function startProxy(target: string): Promise<Proxy> {
   const seen: SeenRequest[] = [];
   const faults: Fault[] = [];
+  let heldRelease: (() => void) | undefined;
+  let heldWaiter: ((release: () => void) => void) | undefined;
   const server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -172,6 +178,17 @@ export async function startProxy(target: string): Promise<Proxy> {
         const answer = storageFailed(request.headers.origin);
         record(503);
         response.writeHead(503, answer.headers).end(answer.body);
+        return;
+      }
+      if (fault === 'held-reject') {
+        const answer = storageFailed(request.headers.origin);
+        const release = () => {
+          record(503);
+          response.writeHead(503, answer.headers).end(answer.body);
+        };
+        if (heldWaiter) heldWaiter(release);
+        else heldRelease = release;
+        heldWaiter = undefined;
         return;
       }
 
@@ -207,6 +224,12 @@ export async function startProxy(target: string): Promise<Proxy> {
     origin: await listen(server),
     seen,
     failNext: (...next) => faults.push(...next),
+    held: () =>
+      new Promise((done) => {
+        if (heldRelease) done(heldRelease);
+        else heldWaiter = done;
+        heldRelease = undefined;
+      }),
     close: () => closeServer(server),
   };
 }

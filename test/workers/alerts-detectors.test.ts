@@ -15,7 +15,7 @@ import {
   suggestRenames,
 } from '../../src/alerts/detectors';
 import { evaluateSite, type SiteSeries } from '../../src/alerts/evaluate';
-import { decide, type AlertState } from '../../src/alerts/lifecycle';
+import { decide, record, type AlertState } from '../../src/alerts/lifecycle';
 import { binomialLowerTail, poissonLowerTail } from '../../src/alerts/stats';
 import { inMaintenance, quietUntil } from '../../src/alerts/windows';
 
@@ -122,6 +122,25 @@ describe('volume detector', () => {
     expect(judgeVolume(80, 100, config).verdict).toBe('clear');
   });
 
+  it('opens once and resolves once while a step hovers around half its expected volume', () => {
+    // Expected 200 an hour: ratios 0.475, 0.525, 0.49, 0.55, 0.46, 0.70, then 0.80. Each value
+    // at or under 100 fires (P ≈ 1e-14), those between 100 and 150 hold, 160 clears.
+    const counts = [95, 105, 98, 110, 92, 140, 160];
+    const daily = { ...config, repeatHours: 24 };
+    let state: AlertState | null = null;
+    const actions: string[] = [];
+    counts.forEach((count, i) => {
+      const j = judgeVolume(count, 200, config);
+      const current = { kind: 'tracking_break', severity: 'critical' as const, ...j };
+      const d = decide(state, j.verdict, current, i * HOUR_MS, daily);
+      if (d.action) {
+        actions.push(d.action);
+        state = record(state, d.action, current, i * HOUR_MS).state;
+      }
+    });
+    expect(actions).toEqual(['open', 'resolve']);
+  });
+
   it('tells a tracking break from a traffic dip and an upstream break', () => {
     expect(classifyDrop(0.95, 1.0, 0.8)).toBe('tracking_break');
     expect(classifyDrop(null, null, 0.8)).toBe('tracking_break');
@@ -157,7 +176,7 @@ describe('site rules with hysteresis', () => {
       const d = decide(
         state,
         j.verdict,
-        { severity: 'warning', magnitude: j.magnitude },
+        { kind: 'rule', severity: 'warning', magnitude: j.magnitude },
         i * HOUR_MS,
         daily,
       );
@@ -165,6 +184,8 @@ describe('site rules with hysteresis', () => {
         actions.push(d.action);
         state = {
           status: d.action === 'resolve' ? 'resolved' : 'open',
+          kind: 'rule',
+          lastKind: 'rule',
           severity: 'warning',
           lastNotifiedAt: i * HOUR_MS,
           lastMagnitude: j.magnitude,
@@ -255,12 +276,14 @@ describe('conversion, properties, rejects and renames', () => {
 describe('lifecycle', () => {
   const open: AlertState = {
     status: 'open',
+    kind: 'rule',
+    lastKind: 'rule',
     severity: 'warning',
     lastNotifiedAt: 0,
     lastMagnitude: 0.6,
   };
   it('repeats every four hours, sooner when worse, and resolves on a clear verdict (C29 C)', () => {
-    const current = { severity: 'warning' as const, magnitude: 0.6 };
+    const current = { kind: 'rule', severity: 'warning' as const, magnitude: 0.6 };
     expect(decide(open, 'firing', current, 3 * HOUR_MS, config).action).toBeNull();
     expect(decide(open, 'firing', current, 4 * HOUR_MS, config)).toEqual({
       action: 'repeat',
@@ -271,11 +294,53 @@ describe('lifecycle', () => {
       reason: 'worse',
     });
     expect(
-      decide(open, 'firing', { severity: 'critical', magnitude: 0.6 }, HOUR_MS, config).reason,
+      decide(open, 'firing', { ...current, severity: 'critical' }, HOUR_MS, config).reason,
     ).toBe('worse');
     expect(decide(open, 'clear', current, HOUR_MS, config).action).toBe('resolve');
     expect(decide(open, 'unknown', current, 9 * HOUR_MS, config).action).toBeNull();
     expect(decide(null, 'holding', current, 0, config).action).toBeNull();
+  });
+});
+
+describe('kind changes within one incident', () => {
+  const openBreak: AlertState = {
+    status: 'open',
+    kind: 'tracking_break',
+    lastKind: 'tracking_break',
+    severity: 'critical',
+    lastNotifiedAt: 0,
+    lastMagnitude: 0.9,
+  };
+
+  it('notifies a break that turns into a dip, but not one whose last events stop', () => {
+    const dip = { kind: 'traffic_dip', severity: 'info' as const, magnitude: 0.9 };
+    const stopped = { kind: 'step_stopped', severity: 'critical' as const, magnitude: 1 };
+
+    expect(decide(openBreak, 'firing', dip, HOUR_MS, config)).toEqual({
+      action: 'repeat',
+      reason: 'changed',
+    });
+    // 0.9 → 1.0 is under worseBy (0.2): the same break, no new notice.
+    expect(decide(openBreak, 'firing', stopped, HOUR_MS, config).action).toBeNull();
+  });
+
+  it('keeps the opening kind and the highest severity for the resolve', () => {
+    const dip = { kind: 'traffic_dip', severity: 'info' as const, magnitude: 0.9 };
+    const changed = record(openBreak, 'repeat', dip, HOUR_MS);
+    const resolved = record(changed.state, 'resolve', { ...dip, magnitude: 0 }, 2 * HOUR_MS);
+
+    expect([changed.kind, changed.severity, changed.detail]).toEqual([
+      'traffic_dip',
+      'info',
+      { previousKind: 'tracking_break' },
+    ]);
+    expect(changed.state).toMatchObject({ kind: 'tracking_break', lastKind: 'traffic_dip' });
+    expect([resolved.kind, resolved.severity, resolved.detail]).toEqual([
+      'tracking_break',
+      'critical',
+      { lastKind: 'traffic_dip' },
+    ]);
+    expect(resolved.state.status).toBe('resolved');
   });
 });
 

@@ -3,62 +3,11 @@
  * stays quiet while nothing changes, resolves with a notice; a cron that fires twice or overlaps
  * itself records nothing twice; a receiver that is down gets recorded attempts and a backoff.
  */
-import {
-  createExecutionContext,
-  createScheduledController,
-  env,
-  SELF,
-  waitOnExecutionContext,
-} from 'cloudflare:test';
-import worker from '../../src/index';
+import { env, SELF } from 'cloudflare:test';
 import { ADMIN, seedSite } from './helpers';
+import { H, history, runCron, T, writeVolumes } from './alerts-helpers';
 
-const H = 3_600_000;
-const T = Date.parse('2025-03-10T00:00:00Z');
 const BASE = 'https://goalstep.test';
-
-async function runCron(at: number): Promise<void> {
-  const controller = createScheduledController({ scheduledTime: at, cron: '*/15 * * * *' });
-  const ctx = createExecutionContext();
-  await worker.scheduled(controller, env, ctx);
-  await waitOnExecutionContext(ctx);
-}
-
-/** Hourly counts written straight into the volume cache, and its coverage mark. */
-async function writeVolumes(siteId: string, rate: (event: string, hour: number) => number) {
-  const statements: D1PreparedStatement[] = [];
-  for (let hour = T - 5 * 24 * H; hour < T + 24 * H; hour += H) {
-    for (const event of ['page', 'checkout', 'other']) {
-      statements.push(
-        env.DB.prepare(
-          `INSERT INTO step_volumes (site_id, event, hour, count, updated_at)
-           VALUES (?, ?, ?, ?, 0)`,
-        ).bind(siteId, event, hour, rate(event, hour)),
-      );
-    }
-  }
-  statements.push(
-    env.DB.prepare(
-      'INSERT INTO volume_coverage (site_id, from_hour, to_hour) VALUES (?, ?, ?)',
-    ).bind(siteId, T - 60 * 24 * H, T + 24 * H),
-  );
-  await env.DB.batch(statements);
-}
-
-const history = async (siteId: string) => {
-  const res = await SELF.fetch(`${BASE}/admin/sites/${siteId}/alerts/history`, { headers: ADMIN });
-  expect(res.status).toBe(200);
-  const body = (await res.json()) as {
-    history: Array<{
-      action: string;
-      kind: string;
-      key: string;
-      observed: number;
-      expected: number;
-    }>;
-  };
-  return body.history.reverse();
-};
 
 describe('alert lifecycle in D1', () => {
   it('opens once on a stopped step, stays quiet, resolves; a double cron adds none', async () => {
@@ -193,5 +142,158 @@ describe('alert admin API', () => {
     });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ code: 'invalid_field' });
+  });
+});
+
+describe('an incident whose kind changes', () => {
+  const NORMAL: Record<string, number> = { page: 100, checkout: 40, other: 300 };
+  /** Per hour after T: 'dip' = everything at 30 %, 'break' = only checkout at 30 %. */
+  const shape = (plan: Record<number, 'dip' | 'break'>) => (event: string, hour: number) => {
+    const mode = plan[(hour - T) / H];
+    const low = mode === 'dip' || (mode === 'break' && event === 'checkout');
+    return low ? (NORMAL[event] as number) * 0.3 : (NORMAL[event] as number);
+  };
+  const checkoutRows = async (siteId: string) =>
+    (await history(siteId)).filter((r) => r.key === 'volume:checkout');
+  const criticalChannel = (siteId: string) =>
+    SELF.fetch(`${BASE}/admin/sites/${siteId}/alerts/channels`, {
+      method: 'POST',
+      headers: { ...ADMIN, 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        kind: 'webhook',
+        name: 'pager',
+        url: 'http://127.0.0.1:9/hook',
+        minSeverity: 'critical',
+      }),
+    });
+
+  it('notifies a dip that turns into a break once, and resolves it as opened', async () => {
+    const site = await seedSite('alerts-dip-break', ['page', 'checkout']);
+    // 06:00 everything falls to 30 % (a dip); 07:00 only checkout stays down (a break).
+    await writeVolumes(site.siteId, shape({ 6: 'dip', 7: 'break' }));
+    expect((await criticalChannel(site.siteId)).status).toBe(201);
+
+    await runCron(T + 7 * H + 15 * 60_000);
+    await runCron(T + 8 * H + 15 * 60_000);
+    const open = await SELF.fetch(`${BASE}/admin/sites/${site.siteId}/alerts`, {
+      headers: ADMIN,
+    });
+    await runCron(T + 9 * H + 15 * 60_000);
+
+    const rows = await checkoutRows(site.siteId);
+    expect(rows.map((r) => [r.action, r.reason, r.kind, r.severity])).toEqual([
+      ['open', 'new', 'traffic_dip', 'info'],
+      ['repeat', 'changed', 'tracking_break', 'critical'],
+      ['resolve', 'recovered', 'traffic_dip', 'critical'],
+    ]);
+    expect(rows[1]?.detail.previousKind).toBe('traffic_dip');
+    expect(rows[2]?.detail.lastKind).toBe('tracking_break');
+    expect(new Set(rows.map((r) => r.incidentId)).size).toBe(1);
+    const listed = ((await open.json()) as { open: Array<Record<string, unknown>> }).open;
+    expect(listed.filter((a) => a.key === 'volume:checkout')).toEqual([
+      expect.objectContaining({ kind: 'traffic_dip', lastKind: 'tracking_break' }),
+    ]);
+    // The critical-only channel was told of the break, so it is told of the resolve.
+    const { results } = await env.DB.prepare(
+      `SELECT h.action FROM alert_outbox o JOIN alert_history h ON h.id = o.history_id
+       WHERE o.site_id = ? AND h.key = 'volume:checkout' ORDER BY h.id`,
+    )
+      .bind(site.siteId)
+      .all<{ action: string }>();
+    expect(results.map((r) => r.action)).toEqual(['repeat', 'resolve']);
+  });
+
+  it('resolves a break that turned into a dip at its opening kind and highest severity', async () => {
+    const site = await seedSite('alerts-break-dip', ['page', 'checkout']);
+    await writeVolumes(site.siteId, shape({ 6: 'break', 7: 'dip' }));
+    expect((await criticalChannel(site.siteId)).status).toBe(201);
+
+    await runCron(T + 7 * H + 15 * 60_000);
+    await runCron(T + 8 * H + 15 * 60_000);
+    await runCron(T + 9 * H + 15 * 60_000);
+
+    const rows = await checkoutRows(site.siteId);
+    expect(rows.map((r) => [r.action, r.reason, r.kind, r.severity])).toEqual([
+      ['open', 'new', 'tracking_break', 'critical'],
+      ['repeat', 'changed', 'traffic_dip', 'info'],
+      ['resolve', 'recovered', 'tracking_break', 'critical'],
+    ]);
+    expect(new Set(rows.map((r) => r.incidentId)).size).toBe(1);
+    // The pager got the open and gets the resolve; the info-level change is not its business.
+    const { results } = await env.DB.prepare(
+      `SELECT h.action FROM alert_outbox o JOIN alert_history h ON h.id = o.history_id
+       WHERE o.site_id = ? AND h.key = 'volume:checkout' ORDER BY h.id`,
+    )
+      .bind(site.siteId)
+      .all<{ action: string }>();
+    expect(results.map((r) => r.action)).toEqual(['open', 'resolve']);
+  });
+});
+
+describe('deliveries of a channel closed after they were queued', () => {
+  it('skips them with the reason instead of sending them, and records no attempt', async () => {
+    const site = await seedSite('alerts-closed', ['page', 'checkout']);
+    // Checkout stops 06:00–09:00; everything else holds.
+    await writeVolumes(site.siteId, (event, hour) =>
+      event === 'checkout' && hour >= T + 6 * H && hour < T + 9 * H ? 0 : 40,
+    );
+    const channel = async (name: string) => {
+      const res = await SELF.fetch(`${BASE}/admin/sites/${site.siteId}/alerts/channels`, {
+        method: 'POST',
+        headers: { ...ADMIN, 'Content-Type': 'application/json' },
+        // Nothing listens on port 9 of loopback: every attempt fails and stays pending.
+        body: JSON.stringify({ kind: 'webhook', name, url: 'http://127.0.0.1:9/hook' }),
+      });
+      return ((await res.json()) as { id: string }).id;
+    };
+    const disabled = await channel('disabled later');
+    const removed = await channel('removed later');
+    const kept = await channel('kept');
+    await runCron(T + 7 * H + 15 * 60_000);
+    const attemptsBefore = await env.DB.prepare(
+      `SELECT o.channel_id AS channel, COUNT(a.id) AS n FROM alert_outbox o
+       LEFT JOIN alert_attempts a ON a.outbox_id = o.id WHERE o.site_id = ? GROUP BY o.id`,
+    )
+      .bind(site.siteId)
+      .all<{ channel: string; n: number }>();
+    expect(attemptsBefore.results.map((r) => r.n)).toEqual([1, 1, 1]);
+
+    // One channel is disabled through the API, one row removed outside it (an operator's SQL).
+    const off = await SELF.fetch(`${BASE}/admin/sites/${site.siteId}/alerts/channels/${disabled}`, {
+      method: 'DELETE',
+      headers: ADMIN,
+    });
+    expect(off.status).toBe(200);
+    await env.DB.prepare('DELETE FROM alert_channels WHERE id = ?').bind(removed).run();
+    // 07:30: the first retry (one minute of backoff) is due for every row.
+    await runCron(T + 7 * H + 30 * 60_000);
+
+    const { results } = await env.DB.prepare(
+      `SELECT o.channel_id AS channel, o.status, o.attempts, o.last_error AS lastError,
+         (SELECT COUNT(*) FROM alert_attempts a WHERE a.outbox_id = o.id) AS tries
+       FROM alert_outbox o WHERE o.site_id = ?`,
+    )
+      .bind(site.siteId)
+      .all<{
+        channel: string;
+        status: string;
+        attempts: number;
+        lastError: string;
+        tries: number;
+      }>();
+    const byChannel = new Map(results.map((r) => [r.channel, r]));
+    expect(byChannel.get(disabled)).toMatchObject({
+      status: 'skipped',
+      attempts: 1,
+      tries: 1,
+      lastError: 'skipped: channel disabled after this notice was queued',
+    });
+    expect(byChannel.get(removed)).toMatchObject({
+      status: 'skipped',
+      attempts: 1,
+      tries: 1,
+      lastError: 'skipped: channel removed after this notice was queued',
+    });
+    expect(byChannel.get(kept)).toMatchObject({ status: 'pending', attempts: 2, tries: 2 });
   });
 });

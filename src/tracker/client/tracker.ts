@@ -159,6 +159,10 @@ type Area = 'localStorage' | 'sessionStorage';
         schedule(0);
       } else {
         backoff = Math.min(BACKOFF_MAX_MS, backoff * 2 || 1000);
+        // An event queued while this batch was in flight left a batching timer (0.5 s) that
+        // would fire before the backoff: the retry waits the backoff, and that event with it.
+        clearTimeout(timer);
+        timer = undefined;
         schedule(backoff * (0.75 + Math.random() / 2));
       }
     };

@@ -1,0 +1,1 @@
+ALTER TABLE `alert_state` ADD `last_kind` text;
