@@ -27,8 +27,7 @@ import {
 } from '../lib/stack.mjs';
 
 const args = process.argv.slice(2);
-const option = (name, fallback) =>
-  args.includes(name) ? args[args.indexOf(name) + 1] : fallback;
+const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const rounds = Number(option('--rounds', '5'));
 const keep = option('--state', null);
 const persistTo = keep ? resolve(keep) : mkdtempSync(join(tmpdir(), 'goalstep-stall-'));
@@ -47,9 +46,10 @@ function appliedLatencies() {
     `WHERE message_ids LIKE '%stall-probe-${run}-%'`;
   const out = execFileSync(
     process.execPath,
-    [wrangler, 'd1', 'execute', 'goalstep', '--local', '--persist-to', persistTo, '--json'].concat(
-      ['--command', command],
-    ),
+    [wrangler, 'd1', 'execute', 'goalstep', '--local', '--persist-to', persistTo, '--json'].concat([
+      '--command',
+      command,
+    ]),
     { cwd: repoRoot, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } },
   );
   const rows = JSON.parse(out.toString())[0].results;

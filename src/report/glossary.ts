@@ -73,8 +73,7 @@ const capitalise = (text: string) => text.charAt(0).toUpperCase() + text.slice(1
 
 const MODE_RULE: Record<Mode, string> = {
   ordered: 'in order, with any other events allowed in between',
-  strict:
-    'in strict order: each step must be the very next tracked event after the previous one',
+  strict: 'in strict order: each step must be the very next tracked event after the previous one',
   any: 'in any order, each step taken by its earliest matching event',
 };
 

@@ -93,8 +93,8 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, link
         </p>
         {report.rebuilding ? (
           <p class="notice" role="status">
-            Version {report.latestVersion} is being rebuilt from stored events; this shows
-            version {report.version} until it is complete.
+            Version {report.latestVersion} is being rebuilt from stored events. Until it is
+            complete, this page shows version {report.version}.
           </p>
         ) : null}
         <ViewForm report={report} versions={versions} />
@@ -232,10 +232,7 @@ const BoundInput: FC<{ name: string; value: string }> = ({ name, value }) => (
 );
 
 /** Every view parameter as a plain GET control, filled with the view shown. */
-const ViewForm: FC<{ report: FunnelReport; versions: VersionChoice }> = ({
-  report,
-  versions,
-}) => {
+const ViewForm: FC<{ report: FunnelReport; versions: VersionChoice }> = ({ report, versions }) => {
   const breakdowns = ['', ...Object.keys(SEGMENT_COLUMNS)];
   const by = report.breakdown?.by ?? '';
   const tz = report.range.tz;

@@ -199,10 +199,7 @@ describe('admin merge, split and revert', () => {
     );
     expect(merged.status).toBe(201);
     expect(counts(await report(site, ...DAY))).toEqual([1, 1]);
-    expect((await explain(site, { userId: '42' })).userIds).toEqual([
-      '12345678901234567891',
-      '42',
-    ]);
+    expect((await explain(site, { userId: '42' })).userIds).toEqual(['12345678901234567891', '42']);
     expect((await explain(site, { userId: '12345678901234567890' })).userIds).toEqual([
       '12345678901234567890',
     ]);
