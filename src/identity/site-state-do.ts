@@ -439,10 +439,15 @@ export class SiteState extends DurableObject<Env> {
     let severedActionIds: number[] = [];
     if (query.anonymousId !== undefined) {
       const device = query.anonymousId;
+      // Only links no active split already cuts: a second split of the same device would
+      // otherwise take effect twice, and reverting the first would change nothing.
+      const cut = new Set(
+        before.ignored.filter((i) => i.reason === 'severed_by_split').map((i) => i.messageId),
+      );
       severedMessageIds = [
         ...facts.pairs.filter((l) => l.anonymousId === device).map((l) => l.messageId),
         ...facts.aliases.filter((a) => a.previousId === device).map((a) => a.messageId),
-      ];
+      ].filter((id) => !cut.has(id));
     } else if (query.userId !== undefined) {
       const user = query.userId;
       severedMessageIds = before.merges
