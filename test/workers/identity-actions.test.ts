@@ -8,8 +8,7 @@ import { ADMIN, counts, importBatch, report, seedSite, settle, track } from './h
 import { explain, identityStats, peopleAction, revertAction } from './identity-helpers';
 
 const DAY = ['2025-03-03', '2025-03-04'] as const;
-const at = (hour: number, minute = 0) =>
-  new Date(Date.UTC(2025, 2, 3, hour, minute)).toISOString();
+const at = (hour: number, minute = 0) => new Date(Date.UTC(2025, 2, 3, hour, minute)).toISOString();
 const identify = (anonymousId: string, userId: string, messageId: string, timestamp: string) => ({
   type: 'identify',
   anonymousId,
