@@ -40,16 +40,19 @@ export type SplitTarget = { userId: string } | { anonymousId: string };
 
 /**
  * An admin action: a merge of two users, or a split that severs links and merges (`target` is
- * absent on splits recorded before it was kept).
+ * absent on splits recorded before it was kept, and once erasure removed the id it named). A
+ * merge names two users; erasure removes an erased user, and a merge left with fewer than two
+ * is inert (`erased` marks an action erasure changed).
  */
 export type AdminAction =
-  | { id: number; kind: 'merge'; userIds: [string, string] }
+  | { id: number; kind: 'merge'; userIds: string[]; erased?: true }
   | {
       id: number;
       kind: 'split';
       target?: SplitTarget;
       severedMessageIds: string[];
       severedActionIds: number[];
+      erased?: true;
     };
 
 export interface IdentityFacts {
@@ -156,8 +159,10 @@ export function resolveIdentity(
   const ignored: Array<{ messageId: string; reason: 'person_id_limit' | 'severed_by_split' }> = [];
   for (const action of facts.actions) {
     if (action.kind !== 'merge' || severedActions.has(action.id)) continue;
-    join(action.userIds[0], action.userIds[1]);
-    merges.push({ userIds: action.userIds, by: { actionId: action.id } });
+    const [a, b] = action.userIds;
+    if (a === undefined || b === undefined) continue;
+    join(a, b);
+    merges.push({ userIds: [a, b], by: { actionId: action.id } });
   }
 
   const deviceAliases: Link[] = [];

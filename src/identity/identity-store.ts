@@ -181,7 +181,6 @@ export class IdentityStore {
     return changed;
   }
 
-  /** The facts the graph is resolved from, loaded once and then kept up to date in memory. */
   /**
    * Deletes a person's identity facts (right to erasure): their users, and the links and aliases
    * made by their own events or naming their users. Links of a shared device made by another
@@ -206,6 +205,62 @@ export class IdentityStore {
     this.facts = null;
   }
 
+  /**
+   * The ids of an erased person that nothing stored names any more: their user ids, and their
+   * device ids unless another person's events or links still carry them (a shared device).
+   * Call after the person's events and facts are deleted.
+   */
+  unusedIds(userIds: readonly string[], deviceIds: Iterable<string>): Set<string> {
+    const ids = new Set(userIds);
+    for (const device of new Set(deviceIds)) {
+      const used = this.sql
+        .exec(
+          `SELECT 1 FROM events WHERE anon = ?1 UNION ALL SELECT 1 FROM links WHERE anon = ?1
+           UNION ALL SELECT 1 FROM aliases WHERE prev = ?1 OR user = ?1 LIMIT 1`,
+          device,
+        )
+        .toArray();
+      if (used.length === 0) ids.add(device);
+    }
+    return ids;
+  }
+
+  /**
+   * Removes erased ids and message ids from every admin action, reverted ones included (their
+   * records are shown by explain): a merge loses the erased user and is inert with fewer than
+   * two, a split loses a target that names an erased id and the severed links of erased events.
+   */
+  forgetInActions(ids: ReadonlySet<string>, messageIds: readonly string[]): void {
+    const messages = new Set(messageIds);
+    for (const row of this.listActions()) {
+      const action = actionOf(row);
+      let changed = false;
+      if (action.kind === 'merge') {
+        const kept = action.userIds.filter((id) => !ids.has(id));
+        changed = kept.length !== action.userIds.length;
+        action.userIds = kept;
+      } else {
+        const target = action.target;
+        if (target && ids.has('userId' in target ? target.userId : target.anonymousId)) {
+          delete action.target;
+          changed = true;
+        }
+        const kept = action.severedMessageIds.filter((id) => !messages.has(id));
+        changed ||= kept.length !== action.severedMessageIds.length;
+        action.severedMessageIds = kept;
+      }
+      if (!changed) continue;
+      const { id, kind: _kind, ...body } = action;
+      this.sql.exec(
+        'UPDATE actions SET body = ? WHERE id = ?',
+        JSON.stringify({ ...body, erased: true }),
+        id,
+      );
+    }
+    this.facts = null;
+  }
+
+  /** The facts the graph is resolved from, loaded once and then kept up to date in memory. */
   load(): IdentityFacts {
     if (this.facts) return this.facts;
     const users = new Map<string, UserFact>();

@@ -324,6 +324,12 @@ export class SiteState extends DurableObject<Env> {
         messages,
       );
       this.identity.forgetPerson(record);
+      // Admin actions naming an erased id would otherwise keep it, and merge its new events
+      // back into one person (docs/IDENTITY.md, erasure).
+      // Devices split away from the person still appear on the events they sent from them.
+      const devices = [...record.anonymousIds, ...rows.flatMap((row) => row.anon ?? [])];
+      const erased = this.identity.unusedIds(record.userIds, devices);
+      this.identity.forgetInActions(erased, record.messageIds);
       this.regraph(resolution);
       await this.flush(siteId);
     }
@@ -493,7 +499,7 @@ export class SiteState extends DurableObject<Env> {
     AdminOutcome<{
       reverted: number;
       kind: AdminAction['kind'];
-      ids: { userIds?: [string, string]; userId?: string; anonymousId?: string };
+      ids: { userIds?: string[]; userId?: string; anonymousId?: string };
     }>
   > {
     this.rememberSite(siteId);

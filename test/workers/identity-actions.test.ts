@@ -41,3 +41,74 @@ describe('device splits', () => {
     expect(counts(await report(site, ...DAY))).toEqual([1, 1]);
   });
 });
+
+/** DELETE /admin/sites/{site}/people/{id}: the right-to-erasure call. */
+async function erase(siteId: string, id: string) {
+  const res = await SELF.fetch(`https://goalstep.test/admin/sites/${siteId}/people/${id}`, {
+    method: 'DELETE',
+    headers: ADMIN,
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as { deleted: { events: number; attempts: number } };
+}
+
+describe('erasure and admin actions', () => {
+  it('leaves no erased id in a merge, so new events of both users stay two people', async () => {
+    const site = await seedSite('erase-merge', ['step_1', 'step_2']);
+    await importBatch(site, [
+      identify('d1', 'uma', 'em-1', at(9)),
+      track('step_1', { anonymousId: 'd1' }, 'em-2', at(9, 1)),
+      track('step_2', { userId: 'vic' }, 'em-3', at(9, 2)),
+    ]);
+    await settle(site);
+    const merged = await peopleAction(site, 'merge', { userIds: ['uma', 'vic'] });
+    expect(merged.status).toBe(201);
+    const { actionId } = (await merged.json()) as { actionId: number };
+    expect(counts(await report(site, ...DAY))).toEqual([1, 1]);
+
+    // d1 is uma's device; uma and vic are one person, so both are erased.
+    await erase(site.siteId, 'd1');
+    await importBatch(site, [
+      track('step_1', { userId: 'uma' }, 'em-4', at(10)),
+      track('step_2', { userId: 'vic' }, 'em-5', at(10, 1)),
+    ]);
+    await settle(site);
+
+    expect((await identityStats(site)).people).toBe(2);
+    expect(counts(await report(site, ...DAY))).toEqual([1, 0]);
+    const uma = await explain(site, { userId: 'uma' });
+    expect(uma.person).toBe('u:uma');
+    expect(uma.userIds).toEqual(['uma']);
+    expect(uma.merges).toEqual([]);
+    // The action's record keeps no erased id: it no longer concerns uma or vic at all.
+    expect(JSON.stringify(uma)).not.toContain('vic');
+    expect((await explain(site, { userId: 'vic' })).actions.map((a) => a.id)).not.toContain(
+      actionId,
+    );
+  });
+
+  it('makes a merge with one erased side inert, even after the split that cut it is reverted', async () => {
+    const site = await seedSite('erase-side', ['step_1', 'step_2']);
+    await importBatch(site, [
+      track('step_1', { userId: 'uma' }, 'es-1', at(9)),
+      track('step_2', { userId: 'wes' }, 'es-2', at(9, 1)),
+    ]);
+    await settle(site);
+    const merged = await peopleAction(site, 'merge', { userIds: ['uma', 'wes'] });
+    const { actionId: mergeId } = (await merged.json()) as { actionId: number };
+    const split = await peopleAction(site, 'split', { userId: 'wes' });
+    const { actionId: splitId } = (await split.json()) as { actionId: number };
+
+    // uma alone is erased (the split cut the merge); wes stays.
+    expect((await erase(site.siteId, 'uma')).deleted.events).toBe(1);
+    expect((await revertAction(site, splitId)).status).toBe(200);
+    await importBatch(site, [track('step_1', { userId: 'uma' }, 'es-3', at(9))]);
+    await settle(site);
+
+    const wes = await explain(site, { userId: 'wes' });
+    expect(wes.userIds).toEqual(['wes']);
+    const record = wes.actions.find((a) => a.id === mergeId) as unknown as { body: unknown };
+    expect(record.body).toEqual({ userIds: ['wes'], erased: true });
+    expect(counts(await report(site, ...DAY))).toEqual([1, 0]);
+  });
+});
