@@ -50,6 +50,12 @@ export type AdminAction =
       id: number;
       kind: 'split';
       target?: SplitTarget;
+      /**
+       * The split's time (epoch ms): it also severs every link of the target device, or every
+       * user alias naming the target user, whose event time is at or before it, whenever that
+       * event arrives. Absent on splits recorded before it was kept.
+       */
+      until?: number;
       severedMessageIds: string[];
       severedActionIds: number[];
       erased?: true;
@@ -125,11 +131,22 @@ export function resolveIdentity(
 ): Resolution {
   const severedMessages = new Set<string>();
   const severedActions = new Set<number>();
+  // Per split id, the latest split time: links and aliases up to it are severed by event time,
+  // so one that arrives after the split is severed as if it had come before.
+  const deviceCuts = new Map<string, number>();
+  const userCuts = new Map<string, number>();
   for (const action of facts.actions) {
     if (action.kind !== 'split') continue;
     for (const id of action.severedMessageIds) severedMessages.add(id);
     for (const id of action.severedActionIds) severedActions.add(id);
+    const { target, until } = action;
+    if (!target || until === undefined) continue;
+    const [cuts, id] =
+      'userId' in target ? [userCuts, target.userId] : [deviceCuts, target.anonymousId];
+    cuts.set(id, Math.max(until, cuts.get(id) ?? until));
   }
+  const cutBefore = (cuts: Map<string, number>, id: string, ts: number) =>
+    (cuts.get(id) ?? -Infinity) >= ts;
 
   // Groups of users: admin merges first (explicit, no guardrail), then user-to-user aliases in
   // event-time order, each refused if both groups already held an identified user at the
@@ -178,7 +195,11 @@ export function resolveIdentity(
       });
       continue;
     }
-    if (severedMessages.has(alias.messageId)) {
+    if (
+      severedMessages.has(alias.messageId) ||
+      cutBefore(userCuts, alias.previousId, alias.ts) ||
+      cutBefore(userCuts, alias.userId, alias.ts)
+    ) {
       ignored.push({ messageId: alias.messageId, reason: 'severed_by_split' });
       continue;
     }
@@ -216,7 +237,7 @@ export function resolveIdentity(
   const devicesByCanonical = new Map<string, Set<string>>();
   const deviceLinks = new Map<string, Link[]>();
   for (const link of [...facts.pairs, ...deviceAliases].sort(byLinkTime)) {
-    if (severedMessages.has(link.messageId)) {
+    if (severedMessages.has(link.messageId) || cutBefore(deviceCuts, link.anonymousId, link.ts)) {
       ignored.push({ messageId: link.messageId, reason: 'severed_by_split' });
       continue;
     }

@@ -430,8 +430,9 @@ export class SiteState extends DurableObject<Env> {
   }
 
   /**
-   * Takes an id back out of its person: for a device, severs every link of it stored now; for
-   * a user, severs every user merge (alias or admin merge) that involves it.
+   * Takes an id back out of its person: for a device, severs every link of it up to now by event
+   * time; for a user, every admin merge in effect and every alias up to now that involves it.
+   * Links or aliases that arrive later but are older than the split are severed too (`until`).
    */
   async split(
     siteId: string,
@@ -450,15 +451,20 @@ export class SiteState extends DurableObject<Env> {
       const cut = new Set(
         before.ignored.filter((i) => i.reason === 'severed_by_split').map((i) => i.messageId),
       );
+      // Links up to the split's time (by event time; later links apply as usual).
       severedMessageIds = [
-        ...facts.pairs.filter((l) => l.anonymousId === device).map((l) => l.messageId),
-        ...facts.aliases.filter((a) => a.previousId === device).map((a) => a.messageId),
-      ].filter((id) => !cut.has(id));
+        ...facts.pairs.filter((l) => l.anonymousId === device),
+        ...facts.aliases.filter((a) => a.previousId === device),
+      ]
+        .filter((l) => l.ts <= who.at && !cut.has(l.messageId))
+        .map((l) => l.messageId);
     } else if (query.userId !== undefined) {
       const user = query.userId;
+      const aliasTs = new Map(facts.aliases.map((a) => [a.messageId, a.ts]));
       severedMessageIds = before.merges
         .filter((m) => m.userIds.includes(user) && 'messageId' in m.by)
-        .map((m) => (m.by as { messageId: string }).messageId);
+        .map((m) => (m.by as { messageId: string }).messageId)
+        .filter((id) => (aliasTs.get(id) ?? Infinity) <= who.at);
       severedActionIds = before.merges
         .filter((m) => m.userIds.includes(user) && 'actionId' in m.by)
         .map((m) => (m.by as { actionId: number }).actionId);
@@ -476,6 +482,7 @@ export class SiteState extends DurableObject<Env> {
       {
         kind: 'split',
         target: target ?? { anonymousId: query.anonymousId as string },
+        until: who.at,
         severedMessageIds,
         severedActionIds,
       },

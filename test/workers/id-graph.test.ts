@@ -90,4 +90,39 @@ describe('identity graph', () => {
     ]);
     expect(earlier.canonicalOf('q')).toBe('q');
   });
+
+  it('severs by event time up to a split, whatever is stored, and keeps later links', () => {
+    const split = (target: { anonymousId: string } | { userId: string }, until: number) => ({
+      id: 9,
+      kind: 'split' as const,
+      target,
+      until,
+      // Recorded when nothing of the device or user was stored yet: the time alone decides.
+      severedMessageIds: [],
+      severedActionIds: [],
+    });
+    const facts: IdentityFacts = {
+      users: new Map([
+        ['u', user(0)],
+        ['v', user(1, false)],
+      ]),
+      pairs: [link('d', 'u', 10), link('d', 'u', 50)],
+      aliases: [{ previousId: 'u', userId: 'v', ts: 40, messageId: 'a-u-v' }],
+      actions: [],
+    };
+    const device = resolveIdentity({ ...facts, actions: [split({ anonymousId: 'd' }, 30)] });
+    // The link at 10 is cut; the one at 50, after the split's time, applies as usual.
+    expect(device.ignored).toEqual([{ messageId: 'l-d-10', reason: 'severed_by_split' }]);
+    const at = (ts: number) => ({ ts, messageId: 'e', anonymousId: 'd', userId: null });
+    expect([device.personOf(at(20)), device.personOf(at(60))]).toEqual(['u:u', 'u:u']);
+    expect(device.deviceLinks.get('d')?.map((l) => l.ts)).toEqual([50]);
+
+    // A user split at 45 cuts the alias at 40 (v is not identified, so it would merge).
+    expect(resolveIdentity(facts).canonicalOf('v')).toBe('u');
+    const cut = resolveIdentity({ ...facts, actions: [split({ userId: 'v' }, 45)] });
+    expect(cut.canonicalOf('v')).toBe('v');
+    expect(
+      resolveIdentity({ ...facts, actions: [split({ userId: 'v' }, 35)] }).canonicalOf('v'),
+    ).toBe('u');
+  });
 });

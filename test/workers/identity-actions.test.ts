@@ -42,6 +42,51 @@ describe('device splits', () => {
   });
 });
 
+describe('splits decided by event time', () => {
+  // identify dev→ivy at 09:00, track dev at 09:30, split dev; a track carrying both ids at
+  // 08:00 arrives before or after the split. Its link is older than the split, so the split
+  // severs it either way: dev's anonymous 09:30 event stays a:dev, the 08:00 event counts for
+  // ivy (it carries her userId), and ivy alone entered the goal.
+  const late = track('step_1', { anonymousId: 'dev', userId: 'ivy' }, 'lt-0', at(8));
+
+  async function run(name: string, lateFirst: boolean) {
+    const site = await seedSite(name, ['step_1', 'step_2']);
+    await importBatch(site, [
+      identify('dev', 'ivy', 'lt-1', at(9)),
+      track('step_2', { anonymousId: 'dev' }, 'lt-2', at(9, 30)),
+      ...(lateFirst ? [late] : []),
+    ]);
+    await settle(site);
+    const split = await peopleAction(site, 'split', { anonymousId: 'dev' });
+    expect(split.status).toBe(201);
+    if (!lateFirst) {
+      expect((await importBatch(site, [late])).status).toBe(200);
+      await settle(site);
+    }
+    const device = await explain(site, { anonymousId: 'dev' });
+    const ivy = await explain(site, { userId: 'ivy' });
+    return {
+      severed: ((await split.json()) as { severed: number }).severed,
+      device: [device.person, device.events],
+      ivy: [ivy.person, ivy.events, ivy.anonymousIds],
+      report: counts(await report(site, ...DAY)),
+      people: (await identityStats(site)).people,
+    };
+  }
+
+  it('severs a link older than the split that arrives after it, as if it had come before', async () => {
+    const after = await run('late-after', false);
+    const before = await run('late-before', true);
+    expect(after.device).toEqual(['a:dev', 1]);
+    expect(after.ivy).toEqual(['u:ivy', 2, []]);
+    expect(after.report).toEqual([1, 0]);
+    expect(after.people).toBe(2);
+    expect({ ...before, severed: 0 }).toEqual({ ...after, severed: 0 });
+    // Severed when the split was made: one link, or two when the late one was already in.
+    expect([after.severed, before.severed]).toEqual([1, 2]);
+  });
+});
+
 /** DELETE /admin/sites/{site}/people/{id}: the right-to-erasure call. */
 async function erase(siteId: string, id: string) {
   const res = await SELF.fetch(`https://goalstep.test/admin/sites/${siteId}/people/${id}`, {
