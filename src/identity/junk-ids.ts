@@ -45,13 +45,29 @@ const CONTROL = /\p{Cc}/u;
 /** Nothing visible: whitespace and format characters (zero-width space, word joiner) only. */
 const INVISIBLE = /^[\s\p{Cf}]*$/u;
 
+/** Format characters (category Cf): zero-width spaces and joiners, soft hyphens, BOMs. */
+const FORMAT = /\p{Cf}/gu;
+
+/** One layer of matching straight quotes around the whole id. */
+const QUOTED = /^(["'])([^]*)\1$/;
+
+/** Only zeros (`0000`): a default numeric key, never a real user. */
+const ALL_ZEROS = /^0+$/;
+
+/**
+ * The form an id is compared in: NFKC (fullwidth `ｎｕｌｌ` is `null`), format characters
+ * removed (`NULL` followed by a soft hyphen is `NULL`), trimmed, one layer of matching quotes
+ * removed (`"null"` written with its quotes), trimmed again, lower-cased. Only the check uses
+ * it: a real id is kept exactly as sent.
+ */
+function foldForCheck(id: string): string {
+  const bare = id.normalize('NFKC').replace(FORMAT, '').trim();
+  return bare.replace(QUOTED, '$2').trim().toLowerCase();
+}
+
 /** True when an id is a known placeholder rather than an identity. */
 export function isJunkId(id: string): boolean {
-  const folded = id.trim().toLowerCase();
-  return (
-    JUNK_IDS.has(folded) ||
-    ALL_ZERO_UUID.test(folded) ||
-    CONTROL.test(folded) ||
-    INVISIBLE.test(folded)
-  );
+  if (CONTROL.test(id) || INVISIBLE.test(id)) return true;
+  const folded = foldForCheck(id);
+  return JUNK_IDS.has(folded) || ALL_ZERO_UUID.test(folded) || ALL_ZEROS.test(folded);
 }

@@ -1,0 +1,55 @@
+/**
+ * How ingest and the admin people endpoints read ids (docs/IDENTITY.md, "Ids"): placeholders
+ * hidden by Unicode forms, quotes or zeros, alias rejections that name the right field, and
+ * numbers that cannot be ids. Expected outcomes are worked out by hand from the rules.
+ */
+import { importBatch, seedSite, settle } from './helpers';
+import { identityStats, importText, peopleAction, revertAction } from './identity-helpers';
+
+const STAMP = '"timestamp":"2025-03-03T10:00:00.000Z"';
+
+interface IngestAnswer {
+  accepted: number;
+  warnings: Array<{ index: number; code: string; message: string }>;
+  rejected: Array<{ index: number; code: string; path: string; message: string }>;
+}
+
+describe('placeholder ids in disguise (C13)', () => {
+  it('drops placeholders hidden by Unicode forms, format characters, quotes and zeros', async () => {
+    const site = await seedSite('junk-forms', ['seen']);
+    // Each form as JSON text; two devices send each, so a form kept as an id joins them.
+    const junk = [
+      '"\\u200bguest\\u200b"',
+      '"NULL\\u00ad"',
+      '"\\uff4e\\uff55\\uff4c\\uff4c"',
+      '"\\"null\\""',
+      '"\'null\'"',
+      '"0000"',
+      '"\\uff10\\uff10"',
+      '"\\"\\u200bundefined\\""',
+    ];
+    // Real ids that only look close: each must stay an id (and join its two devices).
+    const real = ['"\'ann\'"', '"00042"', '"null-island"', '"\\"\\"x\\"\\""'];
+    const forms = [...junk, ...real];
+    const events = forms.flatMap((form, i) =>
+      ['a', 'b'].map(
+        (device) =>
+          `{"type":"track","event":"seen","anonymousId":"dev-${i}-${device}","userId":${form},` +
+          `"messageId":"jf-${i}-${device}",${STAMP}}`,
+      ),
+    );
+    const res = await importText(site, `{"batch":[${events.join(',')}]}`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as IngestAnswer;
+    expect(body.accepted).toBe(forms.length * 2);
+    const warned = body.warnings.filter((w) => w.code === 'junk_id_dropped').map((w) => w.index);
+    expect(warned).toEqual(Array.from({ length: junk.length * 2 }, (_, i) => i));
+    await settle(site);
+
+    // Junk: two lone devices per form. Real: one person per form (0042 is not all zeros).
+    expect(await identityStats(site)).toMatchObject({
+      users: real.length,
+      people: junk.length * 2 + real.length,
+    });
+  });
+});
