@@ -93,7 +93,15 @@ export async function erasePerson(
   siteId: string,
   id: string,
 ): Promise<{ events: number; rejected: number; attempts: number; stateEvents: number }> {
-  // The object first: once its rows are gone no later flush can rewrite the person's progress.
+  // The progress rows are counted first: erasing in the object recomputes the people it moves,
+  // which may delete this person's rows before the D1 delete below sees them.
+  const found = await personRecord(env, siteId, id, false);
+  const counted = await env.DB.prepare(
+    'SELECT COUNT(*) AS n FROM attempts WHERE site_id = ? AND person_id = ?',
+  )
+    .bind(siteId, found.person)
+    .first<{ n: number }>();
+  // The object next: once its rows are gone no later flush can rewrite the person's progress.
   const record = await personRecord(env, siteId, id, true);
   const [events, rejected, attempts] = await env.DB.batch([
     ...statements(env.DB, siteId, record, 'DELETE'),
@@ -109,7 +117,11 @@ export async function erasePerson(
   return {
     events: events?.meta.changes ?? 0,
     rejected: rejected?.meta.changes ?? 0,
-    attempts: attempts?.meta.changes ?? 0,
+    // Rows either the recompute or the delete removed (not both: the delete runs after).
+    attempts:
+      record.person === found.person
+        ? Math.max(counted?.n ?? 0, attempts?.meta.changes ?? 0)
+        : (attempts?.meta.changes ?? 0),
     stateEvents: record.messageIds.length,
   };
 }

@@ -5,7 +5,7 @@
  */
 import { env, SELF } from 'cloudflare:test';
 import { ADMIN, counts, importBatch, report, seedSite, settle, track } from './helpers';
-import { explain, identityStats, peopleAction, revertAction } from './identity-helpers';
+import { auditOf, explain, identityStats, peopleAction, revertAction } from './identity-helpers';
 
 const DAY = ['2025-03-03', '2025-03-04'] as const;
 const at = (hour: number, minute = 0) => new Date(Date.UTC(2025, 2, 3, hour, minute)).toISOString();
@@ -98,6 +98,27 @@ async function erase(siteId: string, id: string) {
 }
 
 describe('erasure and admin actions', () => {
+  it('counts the progress rows an erasure removes, in its answer and its audit entry', async () => {
+    const site = await seedSite('erase-count', ['step_1', 'step_2']);
+    await importBatch(site, [
+      identify('ora-phone', 'ora', 'ec-1', at(9)),
+      track('step_1', { anonymousId: 'ora-phone' }, 'ec-2', at(9, 1)),
+      track('step_2', { userId: 'ora' }, 'ec-3', at(9, 5)),
+    ]);
+    await settle(site);
+    // One entry into the one goal: one progress row. The phone's link makes the erasure
+    // re-resolve the graph, which recomputes (and so deletes) the row before D1 is asked.
+    const { results } = await env.DB.prepare('SELECT person_id FROM attempts WHERE site_id = ?')
+      .bind(site.siteId)
+      .all<{ person_id: string }>();
+    expect(results).toEqual([{ person_id: 'u:ora' }]);
+
+    const { deleted } = await erase(site.siteId, 'ora');
+    expect(deleted).toMatchObject({ events: 3, attempts: 1 });
+    const entry = (await auditOf(site, 'person.erase'))[0];
+    expect(entry?.detail).toMatchObject({ events: 3, attempts: 1 });
+  });
+
   it('leaves no erased id in a merge, so new events of both users stay two people', async () => {
     const site = await seedSite('erase-merge', ['step_1', 'step_2']);
     await importBatch(site, [
