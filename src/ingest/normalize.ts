@@ -65,20 +65,22 @@ function readId(
   field: string,
   warnings: Array<Omit<Warning, 'index'>>,
   holder: unknown,
+  /** Why each dropped field was dropped, for a rejection that needs the field. */
+  dropped: Map<string, string>,
 ): string | null {
   if (value === undefined || value === null) return null;
   // Numbers come as the text the request wrote (ids beyond 2^53 stay exact).
   const text =
     typeof value === 'number' ? numericIdText(holder, field, value) : String(value).trim();
   if (isJunkId(text)) {
-    warnings.push({
-      code: 'junk_id_dropped',
-      message: `${field} ${JSON.stringify(text)} is a placeholder, not an id; it was dropped`,
-    });
+    const why = `${field} ${JSON.stringify(text)} is a placeholder, not an id`;
+    warnings.push({ code: 'junk_id_dropped', message: `${why}; it was dropped` });
+    dropped.set(field, why);
     return null;
   }
   if (text.length > 200) {
     warnings.push({ code: 'id_too_long', message: `${field} over 200 characters was dropped` });
+    dropped.set(field, `${field} is over 200 characters`);
     return null;
   }
   return text;
@@ -163,11 +165,14 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
   const raw = parsed.data;
   const warnings: Array<Omit<Warning, 'index'>> = [...guarded.warnings];
 
-  const anonymousId = readId(raw.anonymousId, 'anonymousId', warnings, input);
-  const userId = readId(raw.userId, 'userId', warnings, input);
-  const previousId = readId(raw.previousId, 'previousId', warnings, input);
+  const dropped = new Map<string, string>();
+  const anonymousId = readId(raw.anonymousId, 'anonymousId', warnings, input, dropped);
+  const userId = readId(raw.userId, 'userId', warnings, input, dropped);
+  const previousId = readId(raw.previousId, 'previousId', warnings, input, dropped);
   if (raw.type === 'alias' && (previousId === null || userId === null)) {
-    return reject('missing_alias_ids', 'previousId', 'alias needs both previousId and userId');
+    const field = previousId === null ? 'previousId' : 'userId';
+    const why = dropped.get(field) ?? `${field} is missing`;
+    return reject('missing_alias_ids', field, `alias needs both previousId and userId: ${why}`);
   }
   if (raw.type === 'group' && (raw.groupId === undefined || raw.groupId === null)) {
     return reject('missing_group_id', 'groupId', 'group calls need a groupId');

@@ -53,3 +53,36 @@ describe('placeholder ids in disguise (C13)', () => {
     });
   });
 });
+
+describe('alias rejections', () => {
+  it('names the field an alias lacks and why it was dropped', async () => {
+    const site = await seedSite('alias-why', ['seen']);
+    const alias = (ids: Record<string, unknown>, n: number) => ({
+      type: 'alias',
+      ...ids,
+      messageId: `aw-${n}`,
+      timestamp: '2025-03-03T10:00:00.000Z',
+    });
+    const res = await importBatch(site, [
+      alias({ previousId: 'dev-1', userId: 'guest' }, 0),
+      alias({ previousId: 'dev-1', userId: 'x'.repeat(201) }, 1),
+      alias({ previousId: 'dev-1' }, 2),
+      alias({ previousId: 'NULL', userId: 'ann' }, 3),
+      // One valid event, so that the batch is answered 200 with its rejections listed.
+      alias({ previousId: 'dev-1', userId: 'ann' }, 4),
+    ]);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as IngestAnswer;
+    expect(body.rejected.map((r) => [r.index, r.code, r.path])).toEqual([
+      [0, 'missing_alias_ids', 'userId'],
+      [1, 'missing_alias_ids', 'userId'],
+      [2, 'missing_alias_ids', 'userId'],
+      [3, 'missing_alias_ids', 'previousId'],
+    ]);
+    const messages = body.rejected.map((r) => r.message);
+    expect(messages[0]).toMatch(/userId .*placeholder/);
+    expect(messages[1]).toMatch(/userId .*over 200 characters/);
+    expect(messages[2]).toMatch(/userId is missing/);
+    expect(messages[3]).toMatch(/previousId .*placeholder/);
+  });
+});
