@@ -7,13 +7,14 @@ import { z } from 'zod';
 import type { Env } from '../env';
 import type { AdminOutcome } from '../identity/site-state-do';
 import { idTextOfNumber } from '../ingest/lossless-ids';
+import { nonFiniteIdError } from '../ingest/schema';
 import { nowMs } from '../lib/clock';
 import { ApiError } from '../lib/http-error';
 import { auditStatement, requireAdmin, type Admin } from './admin-auth';
 import { parseJson, requireSite, siteParam } from './admin-routes';
 
 const idText = z
-  .string()
+  .string({ error: nonFiniteIdError })
   .trim()
   .min(1)
   .max(200)
@@ -30,7 +31,8 @@ function numericIdsAsText(
   value: unknown,
   context?: { source?: string },
 ): unknown {
-  if (typeof value !== 'number') return value;
+  // A non-finite number (`1e400`) stays a number, so the schema refuses it as ingest does.
+  if (typeof value !== 'number' || !Number.isFinite(value)) return value;
   if (!Array.isArray(this) && key !== 'userId' && key !== 'anonymousId') return value;
   return idTextOfNumber(value, context?.source);
 }
@@ -135,9 +137,11 @@ peopleRoutes.post('/admin/sites/:siteId/people/split', async (c) => {
 
 peopleRoutes.delete('/admin/sites/:siteId/people/actions/:actionId', async (c) => {
   const { siteId, admin, by } = await siteOf(c);
-  const actionId = Number(c.req.param('actionId'));
-  if (!Number.isSafeInteger(actionId) || actionId < 1) {
-    throw new ApiError(400, 'invalid_action_id', 'action ids are positive integers');
+  const text = c.req.param('actionId');
+  const actionId = Number(text);
+  // Plain digits only: Number() would also read `1e3`, `0x10` and ` 1` as integers.
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(actionId) || actionId < 1) {
+    throw new ApiError(400, 'invalid_action_id', 'action ids are positive integers in digits');
   }
   const at = nowMs(c.env);
   const outcome = await stateOf(c, siteId).revert(siteId, actionId, { by, at, note: null });

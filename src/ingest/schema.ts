@@ -7,7 +7,16 @@ import { z } from 'zod';
 export const EVENT_TYPES = ['track', 'identify', 'page', 'screen', 'group', 'alias'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-const id = z.union([z.string(), z.number()]).nullish();
+/**
+ * The message for an id written as a number JSON cannot hold (`1e400` parses as Infinity): the
+ * ingest path and the admin people bodies answer it alike.
+ */
+export const nonFiniteIdError = (issue: { input?: unknown }) =>
+  typeof issue.input === 'number' && !Number.isFinite(issue.input)
+    ? 'a non-finite number is not an id'
+    : undefined;
+
+const id = z.union([z.string(), z.number()], { error: nonFiniteIdError }).nullish();
 const timestamp = z.union([z.string(), z.number()]).nullish();
 const record = z.record(z.string(), z.unknown());
 

@@ -86,3 +86,49 @@ describe('alias rejections', () => {
     expect(messages[3]).toMatch(/previousId .*placeholder/);
   });
 });
+
+describe('numbers that are not ids', () => {
+  it('refuses a non-finite number as an id at ingest and in admin bodies, with one message', async () => {
+    const site = await seedSite('num-inf', ['seen']);
+    await importBatch(site, [{ type: 'track', event: 'seen', userId: 'x', messageId: 'ni-0' }]);
+    const res = await importText(
+      site,
+      `{"batch":[{"type":"track","event":"seen","userId":1e400,"messageId":"ni-1",${STAMP}},` +
+        `{"type":"track","event":"seen","userId":"ok","messageId":"ni-2",${STAMP}}]}`,
+    );
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as IngestAnswer;
+    expect(body.rejected).toEqual([
+      {
+        index: 0,
+        code: 'invalid_field',
+        path: 'userId',
+        message: 'userId: a non-finite number is not an id',
+      },
+    ]);
+
+    const split = await peopleAction(site, 'split', '{"userId":1e400}');
+    expect(split.status).toBe(400);
+    expect(await split.json()).toMatchObject({
+      code: 'invalid_field',
+      message: 'userId: a non-finite number is not an id',
+    });
+    const merge = await peopleAction(site, 'merge', '{"userIds":[-1e400,"x"]}');
+    expect(merge.status).toBe(400);
+    expect(await merge.json()).toMatchObject({
+      code: 'invalid_field',
+      message: 'userIds.0: a non-finite number is not an id',
+    });
+  });
+
+  it('takes action ids as plain digits only', async () => {
+    const site = await seedSite('num-action', ['seen']);
+    for (const id of ['1e3', '0x10', '1.0', '+1', ' 1']) {
+      const res = await revertAction(site, id as unknown as number);
+      expect(res.status, id).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'invalid_action_id' });
+    }
+    // Plain digits reach the object, which knows no such action.
+    expect((await revertAction(site, 1000)).status).toBe(404);
+  });
+});
