@@ -56,14 +56,37 @@ function keptEvents(sent: readonly SentEvent[]): SentEvent[] {
 }
 
 /**
- * Which person each kept event counts for, by the rules of docs/IDENTITY.md. `adminMerges` are
- * the recorded admin merges of two users; they apply before any alias.
+ * The admin actions in effect (reverted ones left out), each with the id the product gave it,
+ * which orders them. Every split here is made after all sent events' times, so by the split
+ * rule it reaches back over all of them.
+ */
+export interface ModelActions {
+  merges: ReadonlyArray<{ id: number; userIds: readonly [string, string] }>;
+  splits: ReadonlyArray<{ id: number; anonymousId?: string; userId?: string }>;
+}
+
+const NO_ACTIONS: ModelActions = { merges: [], splits: [] };
+
+/**
+ * Which person each kept event counts for, by the rules of docs/IDENTITY.md. Admin merges apply
+ * before any alias, unless a later user split of one of their users cut them. A device split
+ * cuts every link of the device; a user split cuts every user-to-user alias naming the user.
  */
 export function modelPeople(
   sent: readonly SentEvent[],
-  adminMerges: ReadonlyArray<readonly [string, string]> = [],
+  actions: ModelActions = NO_ACTIONS,
 ): Array<{ event: SentEvent; person: string }> {
   const events = keptEvents(sent);
+  const splitDevices = actions.splits.flatMap((s) => s.anonymousId ?? []);
+  const splitUsers = actions.splits.flatMap((s) => s.userId ?? []);
+  const adminMerges = actions.merges
+    .filter(
+      (m) =>
+        !actions.splits.some(
+          (s) => s.userId !== undefined && s.id > m.id && m.userIds.includes(s.userId),
+        ),
+    )
+    .map((m) => m.userIds);
 
   // Users, each user's first event, and the first event that identifies them (not an alias).
   const first = new Map<string, SentEvent>();
@@ -96,6 +119,7 @@ export function modelPeople(
         deviceLinks.push({ device: p, user: u, ts: e.ts, messageId: e.messageId });
         continue;
       }
+      if (splitUsers.includes(p) || splitUsers.includes(u)) continue;
       const gp = groupOf(p);
       const gu = groupOf(u);
       if (gp === gu) continue;
@@ -123,7 +147,9 @@ export function modelPeople(
   return events.map((e) => {
     if (e.userId !== undefined) return { event: e, person: nameOf(e.userId) };
     const device = e.anonymousId as string;
-    const links = deviceLinks.filter((l) => l.device === device).sort(before);
+    const links = splitDevices.includes(device)
+      ? []
+      : deviceLinks.filter((l) => l.device === device).sort(before);
     if (links.length === 0) return { event: e, person: `a:${device}` };
     const atOrBefore = links.filter((l) => before(l, e) <= 0);
     const link = atOrBefore.length > 0 ? atOrBefore[atOrBefore.length - 1] : links[0];
@@ -136,9 +162,9 @@ export function modelReport(
   sent: readonly SentEvent[],
   goal: { steps: string[]; windowMs: number },
   range: { from: number; to: number },
-  adminMerges: ReadonlyArray<readonly [string, string]> = [],
+  actions: ModelActions = NO_ACTIONS,
 ): ModelReport {
-  const assigned = modelPeople(sent, adminMerges);
+  const assigned = modelPeople(sent, actions);
   const byPerson = new Map<string, SentEvent[]>();
   for (const { event, person } of assigned) {
     byPerson.set(person, [...(byPerson.get(person) ?? []), event]);

@@ -11,8 +11,8 @@
 import { env } from 'cloudflare:test';
 import fc from 'fast-check';
 import { importBatch, report, seedSite, settle } from './helpers';
-import { explain, identityStats, peopleAction } from './identity-helpers';
-import { modelPeople, modelReport, type SentEvent } from './identity-model';
+import { explain, identityStats, peopleAction, revertAction } from './identity-helpers';
+import { modelPeople, modelReport, type ModelActions, type SentEvent } from './identity-model';
 
 const STEPS = ['s1', 's2', 's3'];
 const WINDOW_MS = 3_600_000;
@@ -88,6 +88,19 @@ const scenario = fc
         }),
         { nil: null },
       ),
+      // Sometimes an admin splits a device or a user out while a wave is in flight.
+      split: fc.option(
+        fc.record({
+          target: fc.oneof(
+            fc.record({ anonymousId: fc.constantFrom(...DEVICES) }),
+            fc.record({ userId: fc.constantFrom(...USERS) }),
+          ),
+          wave: fc.integer({ min: 0, max: 2 }),
+        }),
+        { nil: null },
+      ),
+      // And once everything is in, sometimes reverts the merge or the split.
+      revert: fc.constantFrom(null, 'merge' as const, 'split' as const),
     }),
   );
 
@@ -96,7 +109,7 @@ let run = 0;
 describe('identity property', () => {
   it(`reports what the independent model computes (${RUNS} runs, seed ${SEED})`, async () => {
     await fc.assert(
-      fc.asyncProperty(scenario, async ({ items, delivery, merge }) => {
+      fc.asyncProperty(scenario, async ({ items, delivery, merge, split, revert }) => {
         run += 1;
         const site = await seedSite(`prop-${run}`, STEPS, '1h');
         const events: Array<SentEvent & { request: number }> = items.map((item, i) => ({
@@ -113,14 +126,28 @@ describe('identity property', () => {
           .map((d, index) => ({ ...d, index }))
           .filter((r) => events.some((e) => e.request === r.index))
           .sort((a, b) => a.wave - b.wave || a.order - b.order);
+        // Every admin action that took effect, by the id the product gave it.
+        const taken: Array<{ kind: 'merge' | 'split'; id: number }> = [];
+        const act = async (kind: 'merge' | 'split', body: object, answers: number[]) => {
+          const res = await peopleAction(site, kind, body);
+          answers.push(res.status);
+          if (res.status === 201) {
+            taken.push({ kind, id: ((await res.json()) as { actionId: number }).actionId });
+          }
+        };
         const mergeAnswers: number[] = [];
         const mergeNow = async () => {
-          if (!merge) return;
-          const res = await peopleAction(site, 'merge', { userIds: merge.userIds });
-          mergeAnswers.push(res.status);
+          if (merge) await act('merge', { userIds: merge.userIds }, mergeAnswers);
+        };
+        const splitAnswers: number[] = [];
+        const splitNow = async () => {
+          if (split) await act('split', split.target, splitAnswers);
         };
         for (const wave of [0, 1, 2]) {
-          const merging = merge?.wave === wave ? mergeNow() : Promise.resolve();
+          const merging = Promise.all([
+            merge?.wave === wave ? mergeNow() : null,
+            split?.wave === wave ? splitNow() : null,
+          ]);
           const sends = requests
             .filter((r) => r.wave === wave)
             .flatMap((r) => (r.retry ? [r, r] : [r]))
@@ -144,7 +171,20 @@ describe('identity property', () => {
         // person, perhaps by an alias later refused) mid-flight must not decide the outcome.
         await mergeNow();
         for (const status of mergeAnswers) expect([201, 404, 409]).toContain(status);
-        const adminMerges = merge && mergeAnswers.includes(201) ? [merge.userIds] : [];
+        // A split refused mid-flight (nothing to split yet) is asked again too.
+        if (split && !splitAnswers.includes(201)) await splitNow();
+        for (const status of splitAnswers) expect([201, 409]).toContain(status);
+        const undo = taken.filter((t) => t.kind === revert).at(-1);
+        if (undo) {
+          const res = await revertAction(site, undo.id);
+          expect(res.status).toBe(200);
+        }
+        const live = (kind: 'merge' | 'split') =>
+          taken.filter((t) => t.kind === kind && t !== undo).map((t) => t.id);
+        const adminActions: ModelActions = {
+          merges: merge ? live('merge').map((id) => ({ id, userIds: merge.userIds })) : [],
+          splits: split ? live('split').map((id) => ({ id, ...split.target })) : [],
+        };
 
         const expected = modelReport(
           events,
@@ -153,7 +193,7 @@ describe('identity property', () => {
             from: Date.UTC(2025, 2, 3),
             to: Date.UTC(2025, 2, 4),
           },
-          adminMerges,
+          adminActions,
         );
         const actual = await report(site, '2025-03-03', '2025-03-04');
         expect(actual.steps.map((s) => s.count)).toEqual(expected.counts);
@@ -161,7 +201,7 @@ describe('identity property', () => {
         expect((await identityStats(site)).people).toBe(expected.people);
 
         // Person by person: every user id names the model's person, with the model's events.
-        const assigned = modelPeople(events, adminMerges);
+        const assigned = modelPeople(events, adminActions);
         const sizes = new Map<string, number>();
         for (const { person } of assigned) sizes.set(person, (sizes.get(person) ?? 0) + 1);
         for (const { event, person } of assigned) {
