@@ -5,6 +5,7 @@
  * (docs/IDENTITY.md), so a shared device or a refused alias never pulls in another customer.
  */
 import type { Env } from '../env';
+import { erasePersonStatements } from '../funnel/rollups';
 import type { PersonRecord } from '../identity/site-state-do';
 import { ApiError } from '../lib/http-error';
 
@@ -85,12 +86,17 @@ export async function erasePerson(
 ): Promise<{ events: number; rejected: number; attempts: number; stateEvents: number }> {
   // The object first: once its rows are gone no later flush can rewrite the person's progress.
   const record = await personRecord(env, siteId, id, true);
-  const [events, rejected, attempts] = await env.DB.batch(
-    statements(env.DB, siteId, record, 'DELETE'),
-  );
+  // Progress rows of versions the object no longer keeps leave the rollups with them.
+  const [events, rejected] = statements(env.DB, siteId, record, 'DELETE');
+  const results = await env.DB.batch([
+    events as D1PreparedStatement,
+    rejected as D1PreparedStatement,
+    ...erasePersonStatements(env.DB, siteId, record.person),
+  ]);
+  const attempts = results.at(-1);
   return {
-    events: events?.meta.changes ?? 0,
-    rejected: rejected?.meta.changes ?? 0,
+    events: results[0]?.meta.changes ?? 0,
+    rejected: results[1]?.meta.changes ?? 0,
     attempts: attempts?.meta.changes ?? 0,
     stateEvents: record.messageIds.length,
   };

@@ -3,6 +3,7 @@ import type { Goal, Mode } from '../funnel/definition';
 import type { CountedAttempt, FunnelSummary } from './metrics';
 import { summarize } from './metrics';
 import { isoInstant, type ReportRange } from './range';
+import type { AggregatedFunnel } from './rollup-report';
 import { breakdown, overTime, type Interval } from './slices';
 
 export interface ReportView {
@@ -25,19 +26,26 @@ export interface FunnelReport extends FunnelSummary {
   windowSeconds: number;
   window: string;
   mode: Mode;
-  /** Which data answered: progress rows, or the Durable Object's stored events (overrides). */
-  source: 'progress' | 'events';
+  /**
+   * Which data answered: progress rows per person, rollups of them (large ranges), or the
+   * Durable Object's stored events (overrides).
+   */
+  source: 'progress' | 'rollup' | 'events';
   overTime: Array<{ bucket: string; entered: number; completed: number }>;
   interval: Interval;
   breakdown: { by: string; top: number; groups: Array<{ value: string } & FunnelSummary> } | null;
   generatedAt: string;
 }
 
-/** Shapes the answer every format renders. Pure: the counted attempts are passed in. */
+/**
+ * Shapes the answer every format renders. Pure: the counted attempts are passed in, or the
+ * numbers the rollups gave.
+ */
 export function buildReport(input: {
   goal: Goal & { note: string | null };
   view: ReportView;
   rows: readonly CountedAttempt[];
+  aggregated?: AggregatedFunnel | null;
   source: FunnelReport['source'];
   latestVersion: number;
   rebuilding: boolean;
@@ -57,14 +65,15 @@ export function buildReport(input: {
     mode: view.mode,
     source: input.source,
     generatedAt: isoInstant(now),
-    ...summarize(goal, rows, now),
+    ...(input.aggregated?.summary ?? summarize(goal, rows, now)),
     interval: view.interval,
-    overTime: overTime(goal, rows, range.tz, view.interval),
+    overTime: input.aggregated?.overTime ?? overTime(goal, rows, range.tz, view.interval),
     breakdown: view.breakdown
       ? {
           by: view.breakdown,
           top: view.top,
-          groups: breakdown(goal, rows, view.breakdown, view.top, now),
+          groups:
+            input.aggregated?.groups ?? breakdown(goal, rows, view.breakdown, view.top, now),
         }
       : null,
   };

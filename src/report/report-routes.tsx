@@ -14,6 +14,7 @@ import { ApiError } from '../lib/http-error';
 import { buildReport, type ReportView } from './build-report';
 import { extraColumns, queryCountedAttempts, SEGMENT_COLUMNS, toCounted } from './funnel-query';
 import { resolveRange, RangeError400 } from './range';
+import { queryRollupReport, rollupMinPeople, rollupServes } from './rollup-report';
 import { reportCsv } from './report-csv';
 import { ErrorPage, ReportPage } from './report-page';
 import { findShare } from './share-store';
@@ -106,8 +107,20 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
   const compute = async () => {
     const engineGoal = { ...goal, mode: view.mode, windowMs: parseWindow(view.window) };
     const steps = goal.steps.length;
-    const rows =
-      source === 'progress'
+    const aggregated =
+      source === 'progress' && rollupServes(engineGoal, view, range)
+        ? await queryRollupReport(c.env.DB, {
+            siteId: share.siteId,
+            goal: engineGoal,
+            range,
+            view,
+            now,
+            minPeople: rollupMinPeople(c.env),
+          })
+        : null;
+    const rows = aggregated
+      ? []
+      : source === 'progress'
         ? await queryCountedAttempts(c.env.DB, {
             siteId: share.siteId,
             goalId: goal.id,
@@ -135,7 +148,8 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
       goal: engineGoal,
       view,
       rows,
-      source,
+      aggregated,
+      source: aggregated ? 'rollup' : source,
       latestVersion: state.current,
       rebuilding: !asked && (goal.version !== state.current || state.ready === null),
       range,
