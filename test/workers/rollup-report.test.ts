@@ -5,7 +5,8 @@
  * times within the histogram's documented error. The per-person path is the reference: its own
  * oracle tests (funnel-oracle, replay-oracle) check it against DuckDB.
  */
-import { env } from 'cloudflare:test';
+import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
+import worker from '../../src/index';
 import { DURATION_RELATIVE_ERROR, HOUR_MS } from '../../src/funnel/attempt-facts';
 import { toEngineGoal, type Goal, type GoalDefinition } from '../../src/funnel/definition';
 import { computeAttempts } from '../../src/funnel/engine';
@@ -16,6 +17,7 @@ import { buildReport, type FunnelReport, type ReportView } from '../../src/repor
 import { queryCountedAttempts } from '../../src/report/funnel-query';
 import { resolveRange } from '../../src/report/range';
 import { queryRollupReport, rollupServes } from '../../src/report/rollup-report';
+import { ADMIN, importBatch, seedSite, settle, track, waitReady } from './helpers';
 
 /** mulberry32: the same people on every run. */
 function random(seed: number) {
@@ -282,5 +284,42 @@ describe('rollup eligibility', () => {
     expect(rollupServes(goal, { breakdown: 'property:plan' }, utc)).toBe(false);
     const deduped = { ...goal, value: { property: 'revenue', dedupeBy: 'order_id' } };
     expect(rollupServes(deduped, view, utc)).toBe(false);
+  });
+});
+
+describe('report route', () => {
+  it('answers from rollups once the range holds the threshold of people, and says so', async () => {
+    const site = await seedSite('rollup-route', ['a', 'b']);
+    await waitReady(site.siteId, site.goalId, 1);
+    const at = (minute: number) => new Date(Date.UTC(2025, 2, 3, 10, minute)).toISOString();
+    await importBatch(site, [
+      track('a', { anonymousId: 'r1' }, 'r1a', at(0)),
+      track('b', { anonymousId: 'r1' }, 'r1b', at(3)),
+      track('a', { anonymousId: 'r2' }, 'r2a', at(1)),
+      track('a', { anonymousId: 'r2' }, 'r2a2', at(9)),
+    ]);
+    await settle(site);
+    const url =
+      `https://goalstep.test/r/${site.shareToken}/${site.goalId}` +
+      '?from=2025-03-03&to=2025-03-04&format=json';
+    const get = async (threshold: string) => {
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(
+        new Request(url, { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } }),
+        { ...env, ROLLUP_MIN_PEOPLE: threshold },
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      return (await res.json()) as FunnelReport;
+    };
+
+    const small = await get('3');
+    const large = await get('2');
+    expect([small.source, small.steps.map((s) => s.count)]).toEqual(['progress', [2, 1]]);
+    expect([large.source, large.steps.map((s) => s.count)]).toEqual(['rollup', [2, 1]]);
+    // 180 s exactly per person; from a histogram, within its documented relative error.
+    const median = large.steps[1]?.medianSecondsFromPrevious as number;
+    expect(Math.abs(median - 180)).toBeLessThanOrEqual(180 * DURATION_RELATIVE_ERROR + 0.001);
+    expect(small.steps[1]?.medianSecondsFromPrevious).toBe(180);
   });
 });
