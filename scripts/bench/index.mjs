@@ -233,7 +233,11 @@ async function timeGets(url, headers, runs) {
 
 if (wants('reports')) {
   const sizes = quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
-  const rows = await withStack({}, async ({ baseUrl, persistTo }) => {
+  // Every size answers from rollups (the default threshold would leave 10k to the per-person
+  // path); `--per-person` measures that path instead, for comparison.
+  const perPerson = args.includes('--per-person');
+  const vars = { ADMIN_TOKEN: adminToken, ROLLUP_MIN_PEOPLE: perPerson ? '1000000000' : '0' };
+  const rows = await withStack({ vars }, async ({ baseUrl, persistTo }) => {
     const out = [];
     for (const people of sizes) {
       const siteId = `size${people}`;
@@ -253,7 +257,7 @@ if (wants('reports')) {
         { token: `sh_${siteId}_bench_share_0001` },
         'POST',
       );
-      const { duck, loadSeconds } = await loadPeople({
+      const { duck, loadSeconds, rollupSeconds, rollupRows } = await loadPeople({
         persistDir: persistTo,
         siteId,
         goalId: 'checkout',
@@ -269,6 +273,9 @@ if (wants('reports')) {
       const cached = await timeGets(url, {}, 20);
       out.push({
         people,
+        source: report.source,
+        rollupRows,
+        rollupSeconds: +rollupSeconds.toFixed(1),
         counts,
         duckdbCounts: duckdb.counts,
         agree: JSON.stringify(counts) === JSON.stringify(duckdb.counts),
@@ -284,17 +291,21 @@ if (wants('reports')) {
     'Reports: the demo funnel over a week of generated people (ms)',
     [
       'people',
+      'source',
       'uncached p50 / p90',
       'cached p50 / p90',
       'DuckDB from raw events',
       'counts (goalstep = DuckDB?)',
+      'rollup rows (build s)',
     ],
     rows.map((r) => [
       r.people.toLocaleString('en-US'),
+      r.source,
       `${r.uncached.p50} / ${r.uncached.p90}`,
       `${r.cached.p50} / ${r.cached.p90}`,
       r.duckdbMs,
       `${r.counts.join('/')} (${r.agree ? 'yes' : `no: ${r.duckdbCounts.join('/')}`})`,
+      `${r.rollupRows} (${r.rollupSeconds})`,
     ]),
   );
   results.reports = rows;
