@@ -232,12 +232,17 @@ async function timeGets(url, headers, runs) {
 }
 
 if (wants('reports')) {
-  const sizes = quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
+  const sizes = args.includes('--sizes')
+    ? args[args.indexOf('--sizes') + 1].split(',').map(Number)
+    : quick
+      ? [10_000, 100_000]
+      : [10_000, 100_000, 1_000_000];
   // Every size answers from rollups (the default threshold would leave 10k to the per-person
   // path); `--per-person` measures that path instead, for comparison.
   const perPerson = args.includes('--per-person');
   const vars = { ADMIN_TOKEN: adminToken, ROLLUP_MIN_PEOPLE: perPerson ? '1000000000' : '0' };
-  const rows = await withStack({ vars }, async ({ baseUrl, persistTo }) => {
+  const logFile = process.env.BENCH_LOG;
+  const rows = await withStack({ vars, logFile }, async ({ baseUrl, persistTo }) => {
     const out = [];
     for (const people of sizes) {
       const siteId = `size${people}`;
@@ -265,7 +270,16 @@ if (wants('reports')) {
         people,
       });
       const url = `${baseUrl}/r/sh_${siteId}_bench_share_0001/checkout?from=2025-02-23&to=2025-03-03&format=json`;
-      const report = await (await fetch(url, { headers: fresh })).json();
+      // Loading a million people takes minutes: the kept-alive socket may have been closed by
+      // the server meanwhile, which fetch reports as a failure of the first request on it.
+      let report;
+      for (let attempt = 1; !report; attempt += 1) {
+        try {
+          report = await (await fetch(url, { headers: fresh })).json();
+        } catch (error) {
+          if (attempt >= 3) throw error;
+        }
+      }
       const duckdb = await duckdbFunnel(duck);
       const counts = report.steps.map((s) => s.count);
       const uncached = await timeGets(url, fresh, people >= 1_000_000 ? 5 : 10);
