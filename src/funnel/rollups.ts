@@ -154,9 +154,13 @@ const stored = (alias: string) => ATTEMPT_FIELDS.map((f) => `${alias}.${f}`).joi
 const fromJson = (alias: string) =>
   ATTEMPT_FIELDS.map((f, i) => `${alias}.value ->> ${i} AS ${f}`).join(', ');
 
-/** Stored rows of the (goal, version, person) triples of JSON parameter ?2. */
+/**
+ * Stored rows of the (goal, version, person) triples of JSON parameter ?2. CROSS JOIN makes
+ * SQLite loop over the triples and look each up by primary key: left to itself, it cannot size
+ * json_each and scans the site's rows instead.
+ */
 const OLD_ROWS = `SELECT -1 AS sign, ${stored('a')}
-  FROM json_each(?2) s JOIN attempts a ON a.site_id = ?1 AND a.goal_id = s.value ->> 0
+  FROM json_each(?2) s CROSS JOIN attempts a ON a.site_id = ?1 AND a.goal_id = s.value ->> 0
     AND a.version = s.value ->> 1 AND a.person_id = s.value ->> 2`;
 /** The rows in JSON parameter ?3 (arrays in ATTEMPT_FIELDS order). */
 const NEW_ROWS = `SELECT 1 AS sign, ${fromJson('r')} FROM json_each(?3) r`;
