@@ -11,6 +11,11 @@ export interface Env {
   ADMIN_TOKEN?: string;
   PUBLIC_BASE_URL?: string;
   /**
+   * People in a report's range from which rollups answer it (default 50000,
+   * src/report/rollup-report.ts); below it the exact per-person path does.
+   */
+  ROLLUP_MIN_PEOPLE?: string;
+  /**
    * The one declared clock override, for tests and demos only: an ISO instant that shells use as
    * "now" instead of the real clock. Unset in every real deployment.
    */

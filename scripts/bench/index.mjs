@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * `npm run bench [-- --only ingest,processing,replay,reports,merge,cost,cron] [--quick]`: goalstep measured
- * on this machine through the local stack, side by side with the floors underneath it. Prints
- * Markdown tables (for docs/BENCHMARKS.md) and a JSON line per section.
+ * `npm run bench [-- --only ingest,processing,replay,reports,merge,cost,cron] [--quick]`:
+ * goalstep measured on this machine through the local stack, side by side with the floors
+ * underneath it. Prints Markdown tables (for docs/BENCHMARKS.md) and a JSON line per section.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -246,8 +246,17 @@ async function timeGets(url, headers, runs) {
 }
 
 if (wants('reports')) {
-  const sizes = quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
-  const rows = await withStack({}, async ({ baseUrl, persistTo }) => {
+  const sizes = args.includes('--sizes')
+    ? args[args.indexOf('--sizes') + 1].split(',').map(Number)
+    : quick
+      ? [10_000, 100_000]
+      : [10_000, 100_000, 1_000_000];
+  // Every size answers from rollups (the default threshold would leave 10k to the per-person
+  // path); `--per-person` measures that path instead, for comparison.
+  const perPerson = args.includes('--per-person');
+  const vars = { ADMIN_TOKEN: adminToken, ROLLUP_MIN_PEOPLE: perPerson ? '1000000000' : '0' };
+  const logFile = process.env.BENCH_LOG;
+  const rows = await withStack({ vars, logFile }, async ({ baseUrl, persistTo }) => {
     const out = [];
     for (const people of sizes) {
       const siteId = `size${people}`;
@@ -267,7 +276,7 @@ if (wants('reports')) {
         { token: `sh_${siteId}_bench_share_0001` },
         'POST',
       );
-      const { duck, loadSeconds } = await loadPeople({
+      const { duck, loadSeconds, rollupSeconds, rollupRows } = await loadPeople({
         persistDir: persistTo,
         siteId,
         goalId: 'checkout',
@@ -275,7 +284,16 @@ if (wants('reports')) {
         people,
       });
       const url = `${baseUrl}/r/sh_${siteId}_bench_share_0001/checkout?from=2025-02-23&to=2025-03-03&format=json`;
-      const report = await (await fetch(url, { headers: fresh })).json();
+      // Loading a million people takes minutes: the kept-alive socket may have been closed by
+      // the server meanwhile, which fetch reports as a failure of the first request on it.
+      let report;
+      for (let attempt = 1; !report; attempt += 1) {
+        try {
+          report = await (await fetch(url, { headers: fresh })).json();
+        } catch (error) {
+          if (attempt >= 3) throw error;
+        }
+      }
       const duckdb = await duckdbFunnel(duck);
       const counts = report.steps.map((s) => s.count);
       const uncached = await timeGets(url, fresh, people >= 1_000_000 ? 5 : 10);
@@ -283,6 +301,9 @@ if (wants('reports')) {
       const cached = await timeGets(url, {}, 20);
       out.push({
         people,
+        source: report.source,
+        rollupRows,
+        rollupSeconds: +rollupSeconds.toFixed(1),
         counts,
         duckdbCounts: duckdb.counts,
         agree: JSON.stringify(counts) === JSON.stringify(duckdb.counts),
@@ -298,17 +319,21 @@ if (wants('reports')) {
     'Reports: the demo funnel over a week of generated people (ms)',
     [
       'people',
+      'source',
       'uncached p50 / p90',
       'cached p50 / p90',
       'DuckDB from raw events',
       'counts (goalstep = DuckDB?)',
+      'rollup rows (build s)',
     ],
     rows.map((r) => [
       r.people.toLocaleString('en-US'),
+      r.source,
       `${r.uncached.p50} / ${r.uncached.p90}`,
       `${r.cached.p50} / ${r.cached.p90}`,
       r.duckdbMs,
       `${r.counts.join('/')} (${r.agree ? 'yes' : `no: ${r.duckdbCounts.join('/')}`})`,
+      `${r.rollupRows} (${r.rollupSeconds})`,
     ]),
   );
   results.reports = rows;

@@ -2,7 +2,9 @@
  * Report latency at 10k, 100k and 1M people. People and their events are generated in the shape
  * of the Puffy data, the pure funnel engine (bundled from src/) computes their attempts offline,
  * and the rows are bulk-loaded into the stack's local D1 file, which is what reports read. DuckDB
- * computes the same funnel from the same raw events in the same run, for comparison.
+ * computes the same funnel from the same raw events in the same run, for comparison. The loader
+ * writes each row with its rollup facts and builds the rollups with the rebuild SQL, so reports
+ * over them answer from rollups (`source: "rollup"`).
  */
 import { DuckDBInstance } from '@duckdb/node-api';
 import { build } from 'esbuild';
@@ -13,6 +15,16 @@ import { openLocalD1, repoRoot } from '../lib/stack.mjs';
 const STEPS = ['page_viewed', 'product_added_to_cart', 'checkout_started', 'checkout_completed'];
 const WEEK_MS = 7 * 86_400_000;
 const START = Date.UTC(2025, 1, 23);
+const NO_SEGMENT = {
+  utmSource: null,
+  utmMedium: null,
+  utmCampaign: null,
+  referrerDomain: null,
+  device: null,
+  browser: null,
+  os: null,
+  country: null,
+};
 
 /** A small deterministic PRNG (mulberry32), so every run builds the same people. */
 function random(seed) {
@@ -26,10 +38,19 @@ function random(seed) {
   };
 }
 
-/** Loads the pure engine from src/ (TypeScript) through esbuild. */
+/**
+ * Loads the pure engine and the progress writer's row shaping (rollup facts included) and the
+ * rollup rebuild SQL from src/ (TypeScript) through esbuild.
+ */
 async function loadEngine() {
   const out = await build({
-    entryPoints: [join(repoRoot, 'src/funnel/engine.ts')],
+    stdin: {
+      contents: `export { computeAttempts } from './src/funnel/engine.ts';
+        export { progressRows } from './src/funnel/progress-store.ts';
+        export { ATTEMPT_FIELDS, rebuildRollupsSql } from './src/funnel/rollups.ts';`,
+      resolveDir: repoRoot,
+      loader: 'ts',
+    },
     bundle: true,
     format: 'esm',
     platform: 'neutral',
@@ -77,11 +98,11 @@ function personEvents(next, person) {
  * and their raw events into a DuckDB table. Resolves with the DuckDB connection and timings.
  */
 export async function loadPeople({ persistDir, siteId, goalId, version, people }) {
-  const { computeAttempts } = await loadEngine();
+  const { computeAttempts, progressRows, ATTEMPT_FIELDS, rebuildRollupsSql } = await loadEngine();
   const d1 = await openLocalD1(persistDir);
   const insert = d1.prepare(
-    `INSERT INTO attempts (site_id, goal_id, version, person_id, t1, reached, t2, t3, t4)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO attempts (site_id, ${ATTEMPT_FIELDS.join(', ')})
+     VALUES (?, ${ATTEMPT_FIELDS.map(() => '?').join(', ')})`,
   );
 
   const duck = await (await DuckDBInstance.create(':memory:')).connect();
@@ -107,19 +128,34 @@ export async function loadPeople({ persistDir, siteId, goalId, version, people }
       appender.appendVarchar(e.event);
       appender.endRow();
     }
-    for (const attempt of computeAttempts(events, goal)) {
-      const [t1, t2 = null, t3 = null, t4 = null] = attempt.times;
-      insert.run(siteId, goalId, version, person, t1, attempt.times.length, t2, t3, t4);
-    }
+    const attempts = computeAttempts(events, goal).map((a) => ({ ...a, segment: NO_SEGMENT }));
+    for (const row of progressRows(goal, person, attempts)) insert.run(siteId, ...row);
     if (p % 50_000 === 49_999) {
       d1.exec('COMMIT');
       d1.exec('BEGIN');
     }
   }
   d1.exec('COMMIT');
+  const loadSeconds = (performance.now() - started) / 1000;
+  // The same "rebuild rollups from attempts" SQL a goal version's rebuild runs in D1.
+  const rollupStarted = performance.now();
+  d1.exec('BEGIN');
+  for (const sql of rebuildRollupsSql()) {
+    const used = Math.max(0, ...[...sql.matchAll(/\?(\d+)/g)].map((m) => Number(m[1])));
+    d1.prepare(sql).run(...[siteId, goalId, version, Date.now()].slice(0, used));
+  }
+  d1.exec('COMMIT');
+  const rollupRows = d1
+    .prepare('SELECT COUNT(*) AS n FROM rollups WHERE site_id = ?')
+    .get(siteId).n;
   d1.close();
   appender.closeSync();
-  return { duck, loadSeconds: (performance.now() - started) / 1000 };
+  return {
+    duck,
+    loadSeconds,
+    rollupSeconds: (performance.now() - rollupStarted) / 1000,
+    rollupRows,
+  };
 }
 
 /** The same ordered funnel computed by DuckDB from the raw events; resolves with ms and counts. */

@@ -230,12 +230,130 @@ export const attempts = sqliteTable(
      * (`trait:<key>`), capped, for breakdowns by event property or person trait.
      */
     entryProps: text('entry_props'),
+    // Facts for rollups (src/funnel/attempt-facts.ts), written with the row.
+    /** Latest entry of an earlier attempt of the person that reached as far, or null. */
+    prevGe: integer('prev_ge'),
+    /** Earliest entry of a later attempt of the person that reached further, or null. */
+    nextGt: integer('next_gt'),
+    /** When the attempt stops being in progress; null once it reached the last step. */
+    closeAt: integer('close_at'),
+    /** Bit k: step k (0-based) still ahead of the attempt's furthest required step. */
+    openMask: integer('open_mask').notNull().default(0),
+    /** Bit k: as `open_mask`, with the required step before k reached. */
+    progressMask: integer('progress_mask').notNull().default(0),
+    /** Bit i: completed within the i-th completion-within bucket of the goal. */
+    doneMask: integer('done_mask').notNull().default(0),
+    /** JSON array: per step after the first, the log bucket of its time from the step before. */
+    durationBuckets: text('duration_buckets'),
   },
   (t) => [
     primaryKey({ columns: [t.siteId, t.goalId, t.version, t.personId, t.t1] }),
     index('attempts_range').on(t.siteId, t.goalId, t.version, t.t1),
     index('attempts_person').on(t.siteId, t.personId),
   ],
+);
+
+const counters = (prefix: string, from: number, to: number) =>
+  Object.fromEntries(
+    Array.from({ length: to - from + 1 }, (_, i) => {
+      const name = `${prefix}${from + i}`;
+      return [name, integer(name).notNull().default(0)];
+    }),
+  );
+
+/**
+ * Counted-attempt rollups (docs/METRICS.md, "Rollups"): per goal version, entry hour, the hours
+ * of `prev_ge` and `next_gt` (-1 and 1e9 for none), the hour the attempt stops being in progress
+ * (-1 for never) and a breakdown (`dim` '' for the total, else a segment column with its value),
+ * sums over the attempts that can be a counted attempt. Always equal to the aggregate of
+ * `attempts`: maintained in the batch that rewrites the rows, rebuilt from them on a new version.
+ */
+export const rollups = sqliteTable(
+  'rollups',
+  {
+    siteId: text('site_id').notNull(),
+    goalId: text('goal_id').notNull(),
+    version: integer('version').notNull(),
+    dim: text('dim').notNull(),
+    hour: integer('hour').notNull(),
+    prevHour: integer('prev_hour').notNull(),
+    nextHour: integer('next_hour').notNull(),
+    openHour: integer('open_hour').notNull(),
+    value: text('value').notNull(),
+    /** Attempts. */
+    n: integer('n').notNull().default(0),
+    /** `c<k>`: reached step k; `o<k>`, `p<k>`: bits of open_mask, progress_mask. */
+    ...counters('c', 1, 10),
+    ...counters('o', 2, 10),
+    ...counters('p', 2, 10),
+    /** `d<k>`: sum of ms from the step before to step k; `w<i>`: bits of done_mask. */
+    ...counters('d', 2, 10),
+    ...counters('w', 0, 4),
+    /** `v<k>`: sum of step k's value in millionths; `vn<k>`: attempts with a value there. */
+    ...counters('v', 1, 10),
+    ...counters('vn', 1, 10),
+  },
+  (t) => [
+    primaryKey({
+      columns: [
+        t.siteId,
+        t.goalId,
+        t.version,
+        t.dim,
+        t.hour,
+        t.prevHour,
+        t.nextHour,
+        t.openHour,
+        t.value,
+      ],
+    }),
+  ],
+);
+
+/** Time-between-steps histograms beside `rollups`: attempts per step and log bucket of ms. */
+export const rollupDurations = sqliteTable(
+  'rollup_durations',
+  {
+    siteId: text('site_id').notNull(),
+    goalId: text('goal_id').notNull(),
+    version: integer('version').notNull(),
+    dim: text('dim').notNull(),
+    hour: integer('hour').notNull(),
+    prevHour: integer('prev_hour').notNull(),
+    nextHour: integer('next_hour').notNull(),
+    value: text('value').notNull(),
+    step: integer('step').notNull(),
+    bucket: integer('bucket').notNull(),
+    n: integer('n').notNull().default(0),
+  },
+  (t) => [
+    primaryKey({
+      columns: [
+        t.siteId,
+        t.goalId,
+        t.version,
+        t.dim,
+        t.hour,
+        t.prevHour,
+        t.nextHour,
+        t.value,
+        t.step,
+        t.bucket,
+      ],
+    }),
+  ],
+);
+
+/** Goal versions whose rollups were built from their attempts; reports trust only these. */
+export const rollupVersions = sqliteTable(
+  'rollup_versions',
+  {
+    siteId: text('site_id').notNull(),
+    goalId: text('goal_id').notNull(),
+    version: integer('version').notNull(),
+    builtAt: integer('built_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.siteId, t.goalId, t.version] })],
 );
 
 /** Hourly event counts per event name, recorded by the cron for step-health checks. */

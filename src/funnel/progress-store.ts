@@ -1,9 +1,12 @@
 /**
  * Writes people's attempts (progress rows) to D1. A person's rows for a goal version are
- * replaced whole, so a write always reflects the person's full, recomputed history.
+ * replaced whole, so a write always reflects the person's full, recomputed history; the rollups
+ * move with them in the same batch.
  */
+import { attemptFacts, type AttemptFacts } from './attempt-facts';
 import type { Goal } from './definition';
 import type { Attempt } from './engine';
+import { ATTEMPT_FIELDS, replaceRowsStatements, type AttemptJsonRow } from './rollups';
 import type { Segment } from './segment';
 
 export interface PersonProgress {
@@ -14,9 +17,6 @@ export interface PersonProgress {
 
 /** The key of one goal version in `PersonProgress.attempts`. */
 export const goalKey = (goal: Pick<Goal, 'id' | 'version'>) => `${goal.id}#${goal.version}`;
-
-/** D1 caps a batch's statements; chunks keep each call well inside it. */
-const STATEMENTS_PER_BATCH = 200;
 
 /** Entry properties and traits for breakdowns are capped: one odd event cannot bloat a row. */
 const ENTRY_PROPS_MAX = 2000;
@@ -63,57 +63,60 @@ export function attemptRow(attempt: Attempt & { segment: Segment }): AttemptRow 
   return row;
 }
 
-const ROW_COLUMNS = [
-  't1',
-  'reached',
-  ...STEP_COLUMNS,
-  'utm_source',
-  'utm_medium',
-  'utm_campaign',
-  'referrer_domain',
-  'device',
-  'browser',
-  'os',
-  'country',
-  'step_values',
-  'entry_props',
-];
+/** Rows (and people) per D1 batch: the JSON parameters stay far below D1's 2 MB per value. */
+const ROWS_PER_BATCH = 500;
 
-/** Replaces the progress rows of the given people for the given goal versions. */
+/**
+ * Replaces the progress rows of the given people for the given goal versions, and moves the
+ * rollups by the difference in the same batch (src/funnel/rollups.ts). Rows that did not change
+ * are not written again, so a person whose attempts are unchanged costs reads only.
+ */
 export async function writeProgress(
   db: D1Database,
   siteId: string,
   goals: readonly Goal[],
   people: readonly PersonProgress[],
 ): Promise<void> {
-  const remove = db.prepare(
-    'DELETE FROM attempts WHERE site_id = ? AND goal_id = ? AND version = ? AND person_id = ?',
-  );
-  // One row per statement: 25 bound values, under D1's limit of 100 per statement.
-  const insert = db.prepare(
-    `INSERT INTO attempts (site_id, goal_id, version, person_id, ${ROW_COLUMNS.join(', ')})
-     VALUES (${Array.from({ length: ROW_COLUMNS.length + 4 }, () => '?').join(', ')})`,
-  );
-
-  const statements: D1PreparedStatement[] = [];
+  let scope: Array<[string, number, string]> = [];
+  let rows: AttemptJsonRow[] = [];
+  const send = async () => {
+    if (scope.length === 0) return;
+    await db.batch(replaceRowsStatements(db, siteId, scope, rows));
+    scope = [];
+    rows = [];
+  };
   for (const person of people) {
     for (const goal of goals) {
-      statements.push(remove.bind(siteId, goal.id, goal.version, person.personId));
-      for (const attempt of person.attempts.get(goalKey(goal)) ?? []) {
-        const row = attemptRow(attempt);
-        statements.push(
-          insert.bind(
-            siteId,
-            goal.id,
-            goal.version,
-            person.personId,
-            ...ROW_COLUMNS.map((column) => row[column] ?? null),
-          ),
-        );
-      }
+      scope.push([goal.id, goal.version, person.personId]);
+      rows.push(...progressRows(goal, person.personId, person.attempts.get(goalKey(goal)) ?? []));
     }
+    if (rows.length >= ROWS_PER_BATCH || scope.length >= ROWS_PER_BATCH) await send();
   }
-  for (let i = 0; i < statements.length; i += STATEMENTS_PER_BATCH) {
-    await db.batch(statements.slice(i, i + STATEMENTS_PER_BATCH));
-  }
+  await send();
+}
+
+/** One person's attempts on one goal version as rows for `replaceRowsStatements`. */
+export function progressRows(
+  goal: Goal,
+  personId: string,
+  attempts: ReadonlyArray<Attempt & { segment: Segment }>,
+): AttemptJsonRow[] {
+  const facts = attemptFacts(goal, attempts);
+  return attempts.map((attempt, i) => {
+    const f = facts[i] as AttemptFacts;
+    const row: AttemptRow = {
+      ...attemptRow(attempt),
+      goal_id: goal.id,
+      version: goal.version,
+      person_id: personId,
+      prev_ge: f.prevGe,
+      next_gt: f.nextGt,
+      close_at: f.closesAt,
+      open_mask: f.openMask,
+      progress_mask: f.progressMask,
+      done_mask: f.doneMask,
+      duration_buckets: JSON.stringify(f.durationBuckets),
+    };
+    return ATTEMPT_FIELDS.map((field) => row[field] ?? null);
+  });
 }

@@ -4,6 +4,20 @@
  */
 import Bowser from 'bowser';
 
+/** Breakdown keys stored as columns of `attempts` (and as rollup dims), by their URL name. */
+export const SEGMENT_COLUMNS = {
+  utm_source: 'utm_source',
+  utm_medium: 'utm_medium',
+  utm_campaign: 'utm_campaign',
+  referrer_domain: 'referrer_domain',
+  device: 'device',
+  browser: 'browser',
+  os: 'os',
+  country: 'country',
+} as const;
+
+export type SegmentKey = keyof typeof SEGMENT_COLUMNS;
+
 export interface Segment {
   utmSource: string | null;
   utmMedium: string | null;

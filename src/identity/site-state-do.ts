@@ -13,6 +13,7 @@ import type { StoredEvent } from '../ingest/normalize';
 import type { Goal } from '../funnel/definition';
 import { listLiveGoals, markReady, type StoredGoal } from '../funnel/goal-store';
 import { attemptRow, goalKey, writeProgress, type AttemptRow } from '../funnel/progress-store';
+import { rebuildRollups } from '../funnel/rollups';
 import { segmentOf } from '../funnel/segment';
 import { logger } from '../lib/logger';
 import {
@@ -174,8 +175,9 @@ export class SiteState extends DurableObject<Env> {
   }
 
   /**
-   * Reloads goal definitions, rebuilds every person's progress for them, then marks the versions
-   * it covered ready, so reports switch to them only once they are complete.
+   * Reloads goal definitions, rebuilds every person's progress for them and the versions'
+   * rollups, then marks the versions it covered ready, so reports switch to them only once they
+   * are complete.
    */
   async goalsChanged(siteId: string): Promise<{ people: number }> {
     this.rememberSite(siteId);
@@ -185,6 +187,9 @@ export class SiteState extends DurableObject<Env> {
     const people = this.people();
     for (const key of people) this.markDirty(key);
     await this.flush(siteId);
+    // Every row of these versions is now written: their rollups are rebuilt from the rows once
+    // (on an upgrade, rows written before rollups existed are what this corrects).
+    await rebuildRollups(this.env.DB, siteId, building, Date.now());
     await markReady(this.env.DB, siteId, building);
     this.goals = null;
     return { people: people.size };

@@ -5,6 +5,7 @@
  * (docs/IDENTITY.md), so a shared device or a refused alias never pulls in another customer.
  */
 import type { Env } from '../env';
+import { erasePersonStatements } from '../funnel/rollups';
 import type { PersonRecord } from '../identity/site-state-do';
 import { ApiError } from '../lib/http-error';
 
@@ -103,8 +104,10 @@ export async function erasePerson(
     .first<{ n: number }>();
   // The object next: once its rows are gone no later flush can rewrite the person's progress.
   const record = await personRecord(env, siteId, id, true);
-  const [events, rejected, attempts] = await env.DB.batch([
-    ...statements(env.DB, siteId, record, 'DELETE'),
+  const [events, rejected] = statements(env.DB, siteId, record, 'DELETE');
+  const results = await env.DB.batch([
+    events as D1PreparedStatement,
+    rejected as D1PreparedStatement,
     // People actions in the audit log name the ids they merged or split: the entry stays (who,
     // when, which action), its ids go. Matched as JSON text, like refused payloads above.
     env.DB.prepare(
@@ -113,10 +116,13 @@ export async function erasePerson(
        WHERE site_id = ?1 AND action IN ('person.merge', 'person.split', 'person.revert')
          AND EXISTS (SELECT 1 FROM json_each(?2) j WHERE instr(detail, json_quote(j.value)) > 0)`,
     ).bind(siteId, JSON.stringify(namedIds(record))),
+    // Progress rows of versions the object no longer keeps leave the rollups with them.
+    ...erasePersonStatements(env.DB, siteId, record.person),
   ]);
+  const attempts = results.at(-1);
   return {
-    events: events?.meta.changes ?? 0,
-    rejected: rejected?.meta.changes ?? 0,
+    events: results[0]?.meta.changes ?? 0,
+    rejected: results[1]?.meta.changes ?? 0,
     // Rows either the recompute or the delete removed (not both: the delete runs after).
     attempts:
       record.person === found.person

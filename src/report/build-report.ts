@@ -4,6 +4,7 @@ import { describeGoal, type GlossaryEntry } from './glossary';
 import type { CountedAttempt, FunnelSummary } from './metrics';
 import { summarize } from './metrics';
 import { formatRange, isoInstant, type ReportRange } from './range';
+import type { AggregatedFunnel } from './rollup-report';
 import { breakdown, NONE, overTime, type Interval } from './slices';
 
 /** A restriction to people whose segment at entry has a value (`filter=<key>:<value>`). */
@@ -37,8 +38,11 @@ export interface FunnelReport extends FunnelSummary {
   windowSeconds: number;
   window: string;
   mode: Mode;
-  /** Which data answered: progress rows, or the Durable Object's stored events (overrides). */
-  source: 'progress' | 'events';
+  /**
+   * Which data answered: progress rows per person, rollups of them (large ranges), or the
+   * Durable Object's stored events (overrides).
+   */
+  source: 'progress' | 'rollup' | 'events';
   overTime: Array<{ bucket: string; entered: number; completed: number }>;
   interval: Interval;
   /** How many breakdown values are shown before the rest is grouped as `other`. */
@@ -65,13 +69,17 @@ export function applyFilters(
   );
 }
 
-/** Shapes the answer every format renders. Pure: the counted attempts are passed in. */
+/**
+ * Shapes the answer every format renders. Pure: the counted attempts are passed in, or the
+ * numbers the rollups gave.
+ */
 export function buildReport(input: {
   goal: Goal & { note: string | null };
   /** The goal's own mode and window, when the view overrides them. */
   defined: { mode: Mode; window: string };
   view: ReportView;
   rows: readonly CountedAttempt[];
+  aggregated?: AggregatedFunnel | null;
   source: FunnelReport['source'];
   latestVersion: number;
   rebuilding: boolean;
@@ -94,15 +102,15 @@ export function buildReport(input: {
     mode: view.mode,
     source: input.source,
     generatedAt: isoInstant(now),
-    ...summarize(goal, rows, now),
+    ...(input.aggregated?.summary ?? summarize(goal, rows, now)),
     interval: view.interval,
     top: view.top,
-    overTime: overTime(goal, rows, range.tz, view.interval),
+    overTime: input.aggregated?.overTime ?? overTime(goal, rows, range.tz, view.interval),
     breakdown: view.breakdown
       ? {
           by: view.breakdown,
           top: view.top,
-          groups: breakdown(goal, rows, view.breakdown, view.top, now),
+          groups: input.aggregated?.groups ?? breakdown(goal, rows, view.breakdown, view.top, now),
         }
       : null,
     glossary: describeGoal({ goal, view, defined: input.defined }),

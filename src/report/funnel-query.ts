@@ -3,21 +3,10 @@
  * required step, then earliest; docs/METRICS.md). It reads progress rows only, so its cost grows
  * with people in range, not with their events.
  */
+import { SEGMENT_COLUMNS, type SegmentKey } from '../funnel/segment';
 import type { CountedAttempt } from './metrics';
 
-/** Breakdown keys stored as columns of `attempts`, by the name a report URL uses. */
-export const SEGMENT_COLUMNS = {
-  utm_source: 'utm_source',
-  utm_medium: 'utm_medium',
-  utm_campaign: 'utm_campaign',
-  referrer_domain: 'referrer_domain',
-  device: 'device',
-  browser: 'browser',
-  os: 'os',
-  country: 'country',
-} as const;
-
-export type SegmentKey = keyof typeof SEGMENT_COLUMNS;
+export { SEGMENT_COLUMNS, type SegmentKey } from '../funnel/segment';
 
 type Row = Record<string, number | string | null>;
 

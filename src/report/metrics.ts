@@ -2,8 +2,8 @@
  * Report metrics from counted attempts, one per person (docs/METRICS.md). Pure: the rows, the
  * goal and `now` in, numbers out. Both report paths (progress rows, stored events) end here.
  */
+import { closesAt, previousRequired, requiredCount, withinBuckets } from '../funnel/attempt-facts';
 import type { Goal, StepDefinition } from '../funnel/definition';
-import { parseWindow } from '../funnel/definition';
 
 /** One person's counted attempt, as either report path hands it over. */
 export interface CountedAttempt {
@@ -105,34 +105,10 @@ export function stepLabel(step: StepDefinition): { name: string; event: string }
   return { name: step.name ?? matched, event: matched };
 }
 
-const DAY_MS = 86_400_000;
-
-/** Index of the required step before k (k itself excluded), or -1. */
-function previousRequired(steps: readonly StepDefinition[], k: number): number {
-  for (let j = k - 1; j >= 0; j -= 1) if (!steps[j]?.optional) return j;
-  return -1;
-}
-
 /** True while the person can still reach a later required step at `now` (docs: in progress). */
 function isOpen(goal: Goal, row: CountedAttempt, now: number): boolean {
-  const t1 = row.times[0] as number;
-  if (row.reached >= requiredCount(goal.steps)) return false;
-  if (!(now < t1 + goal.windowMs)) return false;
-  const nextIndex = goal.steps.findIndex((s, k) => !s.optional && k >= row.reached);
-  const next = goal.steps[nextIndex];
-  if (next?.window && goal.mode !== 'any') {
-    const anchor = row.times[previousRequired(goal.steps, nextIndex)] ?? t1;
-    if (!(now < anchor + parseWindow(next.window))) return false;
-  }
-  return true;
-}
-
-function requiredCount(steps: readonly StepDefinition[]): number {
-  let last = 0;
-  steps.forEach((s, k) => {
-    if (!s.optional) last = k + 1;
-  });
-  return last;
+  const end = closesAt(goal, row.times, row.reached);
+  return end !== null && now < end;
 }
 
 /** The per-step value sums, orders with the same key summed once (the earliest). */
@@ -158,29 +134,56 @@ function stepValues(rows: readonly CountedAttempt[], k: number): number | null {
   return any ? Math.round(sum * 1e6) / 1e6 : null;
 }
 
-/** The full metric set over counted attempts. */
-export function summarize(goal: Goal, rows: readonly CountedAttempt[], now: number): FunnelSummary {
+/**
+ * What a summary is computed from: counts and in-progress counts per step, time statistics,
+ * values and completion-within. The per-person path tallies counted attempts (`tallyRows`), the
+ * rollup path sums rollups (src/report/rollup-report.ts); `summaryOf` is shared.
+ */
+export interface FunnelTally {
+  entered: number;
+  /** Per step: people whose counted attempt reached it. */
+  counts: number[];
+  /** Per step: people in progress who have not reached it (0 for step 1). */
+  openSinceFirst: number[];
+  /** Per step: of those, the ones at the previous required step (0 for step 1). */
+  inProgress: number[];
+  /** People in progress. */
+  open: number;
+  /** Per step: time from the step before (empty for step 1). */
+  times: TimeStats[];
+  /** Per step: the value sum, or null (no value property, or no value at the step). */
+  values: Array<number | null>;
+  /** Per `withinBuckets(W)` bucket. */
+  within: Array<{ done: number; eligible: number }>;
+}
+
+/** Tallies counted attempts, one per person, at `now`. */
+export function tallyRows(goal: Goal, rows: readonly CountedAttempt[], now: number): FunnelTally {
   const steps = goal.steps;
   const open = rows.map((row) => isOpen(goal, row, now));
-  const entered = rows.length;
-  const counts = steps.map(
-    (_, k) => rows.filter((r) => r.times[k] !== null && r.times[k] !== undefined).length,
-  );
   const lastRequired = requiredCount(steps) - 1;
-
-  const summaries = steps.map((step, k): StepSummary => {
-    const count = counts[k] ?? 0;
-    const label = stepLabel(step);
+  const tally: FunnelTally = {
+    entered: rows.length,
+    counts: steps.map(
+      (_, k) => rows.filter((r) => r.times[k] !== null && r.times[k] !== undefined).length,
+    ),
+    openSinceFirst: [],
+    inProgress: [],
+    open: open.filter(Boolean).length,
+    times: [],
+    values: steps.map((_, k) => (goal.value ? stepValues(rows, k) : null)),
+    within: [],
+  };
+  steps.forEach((_, k) => {
     const prev = previousRequired(steps, k);
     // People still able to reach step k: in progress, their furthest required step before k.
     const stillOpen = (r: CountedAttempt, i: number) =>
       open[i] && r.times[k] == null && r.reached - 1 < k;
-    const openSinceFirst = k === 0 ? 0 : rows.filter(stillOpen).length;
+    tally.openSinceFirst.push(k === 0 ? 0 : rows.filter(stillOpen).length);
     // Of those, the ones at the previous required step: on their way from it to step k.
-    const inProgress =
-      k === 0 ? 0 : rows.filter((r, i) => stillOpen(r, i) && r.times[prev] != null).length;
-    const previous = prev < 0 ? count : (counts[prev] ?? 0);
-    const dropOff = k === 0 ? 0 : previous - count - inProgress;
+    tally.inProgress.push(
+      k === 0 ? 0 : rows.filter((r, i) => stillOpen(r, i) && r.times[prev] != null).length,
+    );
     const durations: number[] = [];
     if (k > 0) {
       for (const r of rows) {
@@ -191,7 +194,38 @@ export function summarize(goal: Goal, rows: readonly CountedAttempt[], now: numb
         if (before !== null) durations.push(t - before);
       }
     }
-    const stats = timeStats(durations);
+    tally.times.push(timeStats(durations));
+  });
+  tally.within = withinBuckets(goal.windowMs).map(({ ms }) => {
+    const done = rows.filter((r) => {
+      const end = r.times[lastRequired];
+      return end != null && end - (r.times[0] as number) <= ms;
+    }).length;
+    const eligible = rows.filter((r) => {
+      const end = r.times[lastRequired];
+      const t1 = r.times[0] as number;
+      return t1 + ms <= now || (end != null && end - t1 <= ms);
+    }).length;
+    return { done, eligible };
+  });
+  return tally;
+}
+
+/** The full metric set from a tally. */
+export function summaryOf(goal: Goal, tally: FunnelTally): FunnelSummary {
+  const steps = goal.steps;
+  const { counts, entered } = tally;
+  const lastRequired = requiredCount(steps) - 1;
+
+  const summaries = steps.map((step, k): StepSummary => {
+    const count = counts[k] ?? 0;
+    const label = stepLabel(step);
+    const prev = previousRequired(steps, k);
+    const openSinceFirst = tally.openSinceFirst[k] ?? 0;
+    const inProgress = tally.inProgress[k] ?? 0;
+    const previous = prev < 0 ? count : (counts[prev] ?? 0);
+    const dropOff = k === 0 ? 0 : previous - count - inProgress;
+    const stats = k === 0 ? timeStats([]) : (tally.times[k] ?? timeStats([]));
     return {
       index: k + 1,
       name: label.name,
@@ -205,47 +239,29 @@ export function summarize(goal: Goal, rows: readonly CountedAttempt[], now: numb
       dropOff,
       dropOffRate: k === 0 ? (count === 0 ? null : 0) : ratio(dropOff, previous - inProgress),
       medianSecondsFromPrevious: k === 0 ? null : stats.median,
-      secondsFromPrevious: k === 0 ? timeStats([]) : stats,
-      value: goal.value ? stepValues(rows, k) : null,
+      secondsFromPrevious: stats,
+      value: goal.value ? (tally.values[k] ?? null) : null,
     };
   });
 
-  const completedRows = rows.filter((r) => r.times[lastRequired] != null);
-  const openCount = open.filter(Boolean).length;
-  const completionWithin = withinBuckets(goal.windowMs).map(({ label, ms }) => {
-    const done = rows.filter((r) => {
-      const end = r.times[lastRequired];
-      return end != null && end - (r.times[0] as number) <= ms;
-    }).length;
-    const eligible = rows.filter((r) => {
-      const end = r.times[lastRequired];
-      const t1 = r.times[0] as number;
-      return t1 + ms <= now || (end != null && end - t1 <= ms);
-    }).length;
+  const completed = counts[lastRequired] ?? 0;
+  const completionWithin = withinBuckets(goal.windowMs).map(({ label }, i) => {
+    const { done, eligible } = tally.within[i] ?? { done: 0, eligible: 0 };
     return { within: label, completed: done, eligible, rate: ratio(done, eligible) };
   });
   return {
     entered,
-    completed: completedRows.length,
-    inProgress: openCount,
-    completionRate: ratio(completedRows.length, entered - openCount),
+    completed,
+    inProgress: tally.open,
+    completionRate: ratio(completed, entered - tally.open),
     completionWithin,
     steps: summaries,
   };
 }
 
-/** 1, 7, 14 and 30 days, capped at the window (listed itself when shorter than 30 days). */
-export function withinBuckets(windowMs: number): Array<{ label: string; ms: number }> {
-  const buckets = [1, 7, 14, 30]
-    .filter((d) => d * DAY_MS < Math.min(windowMs, 30 * DAY_MS))
-    .map((d) => ({ label: `${d}d`, ms: d * DAY_MS }));
-  const cap = Math.min(windowMs, 30 * DAY_MS);
-  const label =
-    cap % DAY_MS === 0
-      ? `${cap / DAY_MS}d`
-      : cap % 3_600_000 === 0
-        ? `${cap / 3_600_000}h`
-        : `${cap / 60_000}m`;
-  buckets.push({ label, ms: cap });
-  return buckets;
+/** The full metric set over counted attempts. */
+export function summarize(goal: Goal, rows: readonly CountedAttempt[], now: number): FunnelSummary {
+  return summaryOf(goal, tallyRows(goal, rows, now));
 }
+
+export { withinBuckets };

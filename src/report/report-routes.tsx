@@ -14,6 +14,7 @@ import { ApiError } from '../lib/http-error';
 import { buildReport, type ReportView, type SegmentFilter } from './build-report';
 import { extraColumns, queryCountedAttempts, SEGMENT_COLUMNS, toCounted } from './funnel-query';
 import { localBound, resolveRange, RangeError400, type ReportRange } from './range';
+import { queryRollupReport, rollupMinPeople, rollupServes } from './rollup-report';
 import { reportCsv } from './report-csv';
 import { ErrorPage, ReportPage, type VersionChoice } from './report-page';
 import { findShare } from './share-store';
@@ -126,8 +127,20 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
       values: goal.value !== undefined,
       filters: view.filters.map((f) => f.key),
     };
-    const rows =
-      source === 'progress'
+    const aggregated =
+      source === 'progress' && rollupServes(engineGoal, view, range)
+        ? await queryRollupReport(c.env.DB, {
+            siteId: share.siteId,
+            goal: engineGoal,
+            range,
+            view,
+            now,
+            minPeople: rollupMinPeople(c.env),
+          })
+        : null;
+    const rows = aggregated
+      ? []
+      : source === 'progress'
         ? await queryCountedAttempts(c.env.DB, {
             siteId: share.siteId,
             goalId: goal.id,
@@ -156,7 +169,8 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
       defined,
       view,
       rows,
-      source,
+      aggregated,
+      source: aggregated ? 'rollup' : source,
       latestVersion: state.current,
       rebuilding,
       range,

@@ -1,0 +1,264 @@
+/**
+ * The SQL that keeps `rollups` and `rollup_durations` equal to an aggregate of `attempts`
+ * (docs/METRICS.md, "Rollups"). Every statement here is the same projection of attempt rows into
+ * rollup keys and sums, applied with a sign: -1 for rows about to be replaced, +1 for rows about
+ * to be written, so the rollup moves in the same D1 batch (one transaction) as the rows and a
+ * replayed batch nets to zero. No statement depends on a goal's definition: what depends on it
+ * is stored on each row (src/funnel/attempt-facts.ts).
+ */
+import { HOUR_MS } from './attempt-facts';
+import { SEGMENT_COLUMNS } from './segment';
+
+/** The stand-in hours for "no such attempt": before every entry, after every entry. */
+export const NO_PREV_HOUR = -1;
+export const NO_NEXT_HOUR = 1_000_000_000;
+/** The open hour of an attempt that is never in progress. */
+export const NEVER_OPEN_HOUR = -1;
+/** The value a breakdown shows for a missing segment value. */
+export const NONE_VALUE = '(none)';
+
+/** The rollup dims: '' for the total, then every segment column. */
+export const ROLLUP_DIMS = ['', ...Object.values(SEGMENT_COLUMNS)] as const;
+
+const STEPS = 10;
+const WITHIN = 5;
+const range = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** The summed columns of `rollups`, with the SQL each one sums (per attempt row `a`). */
+export const ROLLUP_MEASURES: ReadonlyArray<readonly [string, string]> = [
+  ['n', '1'],
+  ...range(1, STEPS).map((k) => [`c${k}`, `(t${k} IS NOT NULL)`] as const),
+  ...range(2, STEPS).map((k) => [`o${k}`, `((open_mask >> ${k - 1}) & 1)`] as const),
+  ...range(2, STEPS).map((k) => [`p${k}`, `((progress_mask >> ${k - 1}) & 1)`] as const),
+  ...range(2, STEPS).map((k) => {
+    const before = range(1, k - 1)
+      .reverse()
+      .map((j) => `t${j}`)
+      .join(', ');
+    return [`d${k}`, `COALESCE(t${k} - COALESCE(${before}, t1), 0)`] as const;
+  }),
+  ...range(0, WITHIN - 1).map((i) => [`w${i}`, `((done_mask >> ${i}) & 1)`] as const),
+  ...range(1, STEPS).map((k) => {
+    const value = `(step_values ->> '$[${k - 1}][0]')`;
+    return [
+      `v${k}`,
+      `CASE WHEN t${k} IS NOT NULL THEN COALESCE(CAST(ROUND(${value} * 1000000) AS INTEGER), 0) ` +
+        'ELSE 0 END',
+    ] as const;
+  }),
+  ...range(1, STEPS).map((k) => {
+    const value = `(step_values ->> '$[${k - 1}][0]')`;
+    return [`vn${k}`, `(t${k} IS NOT NULL AND ${value} IS NOT NULL)`] as const;
+  }),
+];
+
+/** The columns of an `attempts` row the projection and the writer use, in JSON-row order. */
+export const ATTEMPT_FIELDS = [
+  'goal_id',
+  'version',
+  'person_id',
+  't1',
+  'reached',
+  ...range(2, STEPS).map((k) => `t${k}`),
+  ...Object.values(SEGMENT_COLUMNS),
+  'step_values',
+  'entry_props',
+  'prev_ge',
+  'next_gt',
+  'close_at',
+  'open_mask',
+  'progress_mask',
+  'done_mask',
+  'duration_buckets',
+] as const;
+
+const KEY = ['goal_id', 'version', 'dim', 'hour', 'prev_hour', 'next_hour', 'open_hour', 'value'];
+const DURATION_KEY = [
+  'goal_id',
+  'version',
+  'dim',
+  'hour',
+  'prev_hour',
+  'next_hour',
+  'value',
+  'step',
+  'bucket',
+];
+
+/** SQL of a breakdown value: the segment column of dim, '(none)' when missing, '' for total. */
+export function dimValueSql(dim: string, row = ''): string {
+  if (dim === '') return "''";
+  return `COALESCE(${row}${dim}, '${NONE_VALUE}')`;
+}
+
+/**
+ * The keyed facts of a signed source of attempt rows (`sign` plus ATTEMPT_FIELDS), one per dim,
+ * restricted to attempts that can be counted in some hour-aligned range: an earlier attempt as
+ * far in the same hour, or a further one later in the same hour, rules that out for good.
+ */
+function factsCte(source: string): string {
+  const dims = ROLLUP_DIMS.map((d) => `('${d}')`).join(', ');
+  const cases = ROLLUP_DIMS.map((d) => `WHEN '${d}' THEN ${dimValueSql(d, 's.')}`);
+  const value = `CASE dims.dim ${cases.join(' ')} END`;
+  return `src AS (${source}),
+    dims(dim) AS (VALUES ${dims}),
+    keyed AS (
+      SELECT s.*, dims.dim AS dim, ${value} AS value,
+        s.t1 / ${HOUR_MS} AS hour,
+        COALESCE(s.prev_ge / ${HOUR_MS}, ${NO_PREV_HOUR}) AS prev_hour,
+        COALESCE(s.next_gt / ${HOUR_MS}, ${NO_NEXT_HOUR}) AS next_hour,
+        COALESCE(s.close_at / ${HOUR_MS}, ${NEVER_OPEN_HOUR}) AS open_hour
+      FROM src s CROSS JOIN dims),
+    facts AS (SELECT * FROM keyed WHERE prev_hour < hour AND next_hour > hour)`;
+}
+
+/** Statements that add the signed source's contribution to both rollup tables (site is ?1). */
+function deltaStatements(source: string): string[] {
+  const sums = ROLLUP_MEASURES.map(([name, expr]) => `SUM(sign * ${expr}) AS ${name}`);
+  const names = ROLLUP_MEASURES.map(([name]) => name);
+  const counts = `WITH ${factsCte(source)}
+    INSERT INTO rollups (site_id, ${KEY.join(', ')}, ${names.join(', ')})
+    SELECT ?1, ${KEY.join(', ')}, ${sums.join(', ')}
+    FROM facts WHERE 1
+    GROUP BY ${KEY.join(', ')}
+    HAVING ${ROLLUP_MEASURES.map(([, expr]) => `SUM(sign * ${expr}) <> 0`).join(' OR ')}
+    ON CONFLICT (site_id, ${KEY.join(', ')}) DO UPDATE SET
+      ${names.map((name) => `${name} = ${name} + excluded.${name}`).join(', ')}`;
+  const durations = `WITH ${factsCte(source)}
+    INSERT INTO rollup_durations (site_id, ${DURATION_KEY.join(', ')}, n)
+    SELECT ?1, goal_id, version, dim, hour, prev_hour, next_hour, facts.value, j.key + 2,
+      j.value, SUM(sign)
+    FROM facts, json_each(facts.duration_buckets) j WHERE j.value IS NOT NULL
+    GROUP BY goal_id, version, dim, hour, prev_hour, next_hour, facts.value, j.key, j.value
+    HAVING SUM(sign) <> 0
+    ON CONFLICT (site_id, ${DURATION_KEY.join(', ')}) DO UPDATE SET n = n + excluded.n`;
+  return [counts, durations];
+}
+
+/** Statements that drop rollup rows a signed-negative source may have brought to zero. */
+function cleanupStatements(source: string): string[] {
+  const keyList = `(site_id, ${KEY.join(', ')})`;
+  return [
+    `DELETE FROM rollups WHERE n = 0 AND ${keyList} IN (
+       WITH ${factsCte(source)} SELECT ?1, ${KEY.join(', ')} FROM facts)`,
+    `DELETE FROM rollup_durations WHERE n = 0 AND
+       (site_id, goal_id, version, dim, hour, prev_hour, next_hour, value, step, bucket) IN (
+       WITH ${factsCte(source)} SELECT ?1, goal_id, version, dim, hour, prev_hour, next_hour,
+         facts.value, j.key + 2, j.value
+       FROM facts, json_each(facts.duration_buckets) j WHERE j.value IS NOT NULL)`,
+  ];
+}
+
+const stored = (alias: string) => ATTEMPT_FIELDS.map((f) => `${alias}.${f}`).join(', ');
+const fromJson = (alias: string) =>
+  ATTEMPT_FIELDS.map((f, i) => `${alias}.value ->> ${i} AS ${f}`).join(', ');
+
+/**
+ * Stored rows of the (goal, version, person) triples of JSON parameter ?2. CROSS JOIN makes
+ * SQLite loop over the triples and look each up by primary key: left to itself, it cannot size
+ * json_each and scans the site's rows instead.
+ */
+const OLD_ROWS = `SELECT -1 AS sign, ${stored('a')}
+  FROM json_each(?2) s CROSS JOIN attempts a ON a.site_id = ?1 AND a.goal_id = s.value ->> 0
+    AND a.version = s.value ->> 1 AND a.person_id = s.value ->> 2`;
+/** The rows in JSON parameter ?3 (arrays in ATTEMPT_FIELDS order). */
+const NEW_ROWS = `SELECT 1 AS sign, ${fromJson('r')} FROM json_each(?3) r`;
+
+const REPLACE_SQL = (() => {
+  const fields = ATTEMPT_FIELDS.join(', ');
+  const keys: readonly string[] = ['goal_id', 'version', 'person_id', 't1'];
+  const updated = ATTEMPT_FIELDS.filter((f) => !keys.includes(f));
+  return [
+    ...deltaStatements(`${OLD_ROWS} UNION ALL ${NEW_ROWS}`),
+    ...cleanupStatements(OLD_ROWS),
+    // Rows whose entry is gone; rows that stay are updated below only if they changed.
+    `DELETE FROM attempts WHERE site_id = ?1
+       AND (goal_id, version, person_id) IN
+         (SELECT s.value ->> 0, s.value ->> 1, s.value ->> 2 FROM json_each(?2) s)
+       AND (goal_id, version, person_id, t1) NOT IN
+         (SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3 FROM json_each(?3) r)`,
+    `INSERT INTO attempts (site_id, ${fields})
+       SELECT ?1, ${fromJson('r')} FROM json_each(?3) r WHERE 1
+       ON CONFLICT (site_id, goal_id, version, person_id, t1) DO UPDATE SET
+         ${updated.map((f) => `${f} = excluded.${f}`).join(', ')}
+       WHERE (${updated.map((f) => `attempts.${f}`).join(', ')})
+         IS NOT (${updated.map((f) => `excluded.${f}`).join(', ')})`,
+  ];
+})();
+
+/** Binds the values a statement uses (?1..?N): D1 refuses values beyond them. */
+function bindUsed(db: D1Database, sql: string, values: readonly unknown[]): D1PreparedStatement {
+  const used = Math.max(0, ...[...sql.matchAll(/\?(\d+)/g)].map((m) => Number(m[1])));
+  return db.prepare(sql).bind(...values.slice(0, used));
+}
+
+/** One attempt row for the writer: values in ATTEMPT_FIELDS order. */
+export type AttemptJsonRow = Array<string | number | null>;
+
+/**
+ * The statements that replace the rows of some (goal, version, person) triples by new ones and
+ * move the rollups by the difference, all in one batch. Three bound values each, whatever the
+ * number of rows: the triples and the rows travel as JSON (D1 allows 100 per statement).
+ */
+export function replaceRowsStatements(
+  db: D1Database,
+  siteId: string,
+  scope: ReadonlyArray<readonly [string, number, string]>,
+  rows: readonly AttemptJsonRow[],
+): D1PreparedStatement[] {
+  const scopeJson = JSON.stringify(scope);
+  const rowsJson = JSON.stringify(rows);
+  return REPLACE_SQL.map((sql) => bindUsed(db, sql, [siteId, scopeJson, rowsJson]));
+}
+
+/** The rows of one person on every goal version, with their rollup contributions. */
+const PERSON_ROWS = `SELECT -1 AS sign, ${stored('a')} FROM attempts a
+  WHERE a.site_id = ?1 AND a.person_id = ?2`;
+
+/** Statements that delete every row of one person and take them out of the rollups. */
+export function erasePersonStatements(
+  db: D1Database,
+  siteId: string,
+  personId: string,
+): D1PreparedStatement[] {
+  return [
+    ...deltaStatements(PERSON_ROWS),
+    ...cleanupStatements(PERSON_ROWS),
+    'DELETE FROM attempts WHERE site_id = ?1 AND person_id = ?2',
+  ].map((sql) => bindUsed(db, sql, [siteId, personId]));
+}
+
+/** All rows of one goal version, each counted once. */
+const VERSION_ROWS = `SELECT 1 AS sign, ${stored('a')} FROM attempts a
+  WHERE a.site_id = ?1 AND a.goal_id = ?2 AND a.version = ?3`;
+
+/**
+ * The one "rebuild rollups from attempts" SQL: wipes a goal version's rollups, aggregates its
+ * rows again and records the version as built. Used when a version's rebuild finishes and by the
+ * benchmark's bulk loader (as plain SQL, see `rebuildRollupsSql`).
+ */
+export function rebuildRollupsSql(): string[] {
+  const scope = 'site_id = ?1 AND goal_id = ?2 AND version = ?3';
+  return [
+    `DELETE FROM rollups WHERE ${scope}`,
+    `DELETE FROM rollup_durations WHERE ${scope}`,
+    ...deltaStatements(VERSION_ROWS),
+    `INSERT INTO rollup_versions (site_id, goal_id, version, built_at) VALUES (?1, ?2, ?3, ?4)
+       ON CONFLICT (site_id, goal_id, version) DO UPDATE SET built_at = excluded.built_at`,
+  ];
+}
+
+/** Rebuilds the rollups of goal versions from their rows, one batch (transaction) each. */
+export async function rebuildRollups(
+  db: D1Database,
+  siteId: string,
+  versions: ReadonlyArray<{ id: string; version: number }>,
+  now: number,
+): Promise<void> {
+  for (const v of versions) {
+    await db.batch(
+      rebuildRollupsSql().map((sql) => bindUsed(db, sql, [siteId, v.id, v.version, now])),
+    );
+  }
+}

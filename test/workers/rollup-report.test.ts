@@ -1,0 +1,330 @@
+/**
+ * Rollups against the per-person path, on generated people in the real local D1: maintenance
+ * keeps them equal to a rebuild from the rows (replays included), and a report from them equals
+ * the per-person report (threshold 0) over many ranges, time zones (one with DST) and `now`s,
+ * times within the histogram's documented error. The per-person path is the reference: its own
+ * oracle tests (funnel-oracle, replay-oracle) check it against DuckDB.
+ */
+import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
+import worker from '../../src/index';
+import { DURATION_RELATIVE_ERROR, HOUR_MS } from '../../src/funnel/attempt-facts';
+import { toEngineGoal, type Goal, type GoalDefinition } from '../../src/funnel/definition';
+import { computeAttempts } from '../../src/funnel/engine';
+import { writeProgress, type PersonProgress } from '../../src/funnel/progress-store';
+import { rebuildRollups } from '../../src/funnel/rollups';
+import type { Segment } from '../../src/funnel/segment';
+import { buildReport, type FunnelReport, type ReportView } from '../../src/report/build-report';
+import { queryCountedAttempts } from '../../src/report/funnel-query';
+import { resolveRange } from '../../src/report/range';
+import { queryRollupReport, rollupServes } from '../../src/report/rollup-report';
+import { ADMIN, importBatch, seedSite, settle, track, waitReady } from './helpers';
+
+/** mulberry32: the same people on every run. */
+function random(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const START = Date.UTC(2025, 2, 3);
+const SPAN = 12 * 86_400_000;
+const pick = <T>(next: () => number, list: readonly T[]) =>
+  list[Math.floor(next() * list.length)] as T;
+
+type Event = Parameters<typeof computeAttempts>[0][number] & { segment: Segment };
+
+function segment(next: () => number): Segment {
+  return {
+    utmSource: pick(next, [null, 'google', 'news', 'fb']),
+    utmMedium: null,
+    utmCampaign: pick(next, [null, 'spring']),
+    referrerDomain: null,
+    device: pick(next, ['desktop', 'mobile', null]),
+    browser: 'Chrome',
+    os: null,
+    country: pick(next, ['US', 'DE', 'FR', '(none)', null]),
+  };
+}
+
+/** A few events for one person, spread over days, in the names the goals use. */
+function personEvents(next: () => number, person: string, round: number): Event[] {
+  const events: Event[] = [];
+  let t = START + Math.floor(next() * SPAN);
+  const count = 1 + Math.floor(next() * 6);
+  for (let i = 0; i < count; i += 1) {
+    const name = pick(next, ['a', 'a', 'b', 'c', 'd', 'x']);
+    events.push({
+      messageId: `${person}-${round}-${i}`,
+      ts: t,
+      type: 'track',
+      event: name,
+      properties: next() < 0.5 ? { amount: Math.round(next() * 10_000) / 100 } : {},
+      segment: segment(next),
+    });
+    // Mostly minutes apart, sometimes hours or a day: windows and step windows both bite.
+    t += Math.floor(next() < 0.7 ? next() * 1_800_000 : next() * 2 * 86_400_000);
+  }
+  return events;
+}
+
+function progress(goal: Goal, person: string, events: Event[]): PersonProgress {
+  const attempts = computeAttempts(
+    [...events].sort((a, b) => a.ts - b.ts || (a.messageId < b.messageId ? -1 : 1)),
+    goal,
+  ).map((attempt) => ({ ...attempt, segment: (attempt.entry as Event).segment }));
+  const map: PersonProgress['attempts'] = new Map();
+  if (attempts.length > 0) map.set(`${goal.id}#${goal.version}`, attempts);
+  return { personId: person, attempts: map };
+}
+
+async function snapshot(siteId: string): Promise<unknown[]> {
+  const [rollups, durations] = await env.DB.batch([
+    env.DB.prepare(
+      'SELECT * FROM rollups WHERE site_id = ? ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9',
+    ).bind(siteId),
+    env.DB.prepare(
+      'SELECT * FROM rollup_durations WHERE site_id = ? ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10',
+    ).bind(siteId),
+  ]);
+  return [rollups?.results, durations?.results];
+}
+
+const GOALS: Array<{ name: string; definition: GoalDefinition }> = [
+  {
+    name: 'four steps with values',
+    definition: {
+      steps: [{ event: 'a' }, { event: 'b' }, { event: 'c' }, { event: 'd' }],
+      window: '2d',
+      mode: 'ordered',
+      value: { property: 'amount' },
+    },
+  },
+  {
+    name: 'optional step and a step window',
+    definition: {
+      steps: [{ event: 'a' }, { event: 'b', optional: true }, { event: 'c', window: '3h' }],
+      window: '30h',
+      mode: 'ordered',
+    },
+  },
+];
+
+/** A report's numbers with every time statistic taken out (compared separately). */
+function withoutTimes(report: FunnelReport): unknown {
+  const strip = (summary: { steps: FunnelReport['steps'] }) => ({
+    ...summary,
+    steps: summary.steps.map((s) => ({
+      ...s,
+      medianSecondsFromPrevious: undefined,
+      secondsFromPrevious: undefined,
+    })),
+  });
+  return {
+    ...strip(report),
+    source: undefined,
+    breakdown: report.breakdown && {
+      ...report.breakdown,
+      groups: report.breakdown.groups.map(strip),
+    },
+  };
+}
+
+function expectTimesClose(rollup: FunnelReport, exact: FunnelReport): void {
+  const summaries = [rollup, ...(rollup.breakdown?.groups ?? [])];
+  const references = [exact, ...(exact.breakdown?.groups ?? [])];
+  summaries.forEach((summary, g) => {
+    summary.steps.forEach((step, k) => {
+      const want = references[g]?.steps[k]?.secondsFromPrevious;
+      for (const key of ['median', 'p90', 'mean', 'min', 'max'] as const) {
+        const got = step.secondsFromPrevious[key];
+        const expected = want?.[key] ?? null;
+        if (expected === null) {
+          expect(got).toBeNull();
+          continue;
+        }
+        // Relative error of the buckets, plus the rounding of each side to whole milliseconds.
+        expect(Math.abs((got as number) - expected)).toBeLessThanOrEqual(
+          expected * DURATION_RELATIVE_ERROR + 0.002,
+        );
+      }
+    });
+  });
+}
+
+describe.each(GOALS)('rollups of a goal with $name', ({ name, definition }) => {
+  const siteId = `rollup-${name.replace(/\W+/g, '-')}`;
+  const goal = toEngineGoal({ id: 'g', version: 1, name }, definition);
+  const next = random(name.length * 7919);
+  const people = new Map<string, Event[]>();
+
+  beforeAll(async () => {
+    for (let p = 0; p < 300; p += 1) people.set(`a:p${p}`, personEvents(next, `p${p}`, 0));
+    await writeProgress(
+      env.DB,
+      siteId,
+      [goal],
+      [...people].map(([person, events]) => progress(goal, person, events)),
+    );
+  });
+
+  it('keeps rollups equal to a rebuild from the rows; a replayed write is a no-op', async () => {
+    for (let round = 1; round <= 3; round += 1) {
+      // Some people gain events (new attempts, further steps), a few lose all of theirs.
+      const changed: PersonProgress[] = [];
+      for (const [person, events] of people) {
+        const roll = next();
+        if (roll < 0.25) events.push(...personEvents(next, person, round));
+        else if (roll < 0.3) events.length = 0;
+        else continue;
+        changed.push(progress(goal, person, events));
+      }
+      await writeProgress(env.DB, siteId, [goal], changed);
+      const once = await snapshot(siteId);
+      await writeProgress(env.DB, siteId, [goal], changed);
+      expect(await snapshot(siteId)).toEqual(once);
+    }
+    const maintained = await snapshot(siteId);
+    await rebuildRollups(env.DB, siteId, [{ id: goal.id, version: goal.version }], 0);
+    expect(await snapshot(siteId)).toEqual(maintained);
+    expect((maintained[0] as unknown[]).length).toBeGreaterThan(100);
+  });
+
+  it('reports the same numbers from rollups as from the per-person path', async () => {
+    const zones = ['UTC', 'America/New_York', 'Europe/Berlin', 'Asia/Tokyo'];
+    let compared = 0;
+    let exactReads = 0;
+    for (let i = 0; i < 40; i += 1) {
+      const tz = pick(next, zones);
+      const day = (offset: number) => new Date(START + offset * 86_400_000).toISOString();
+      const fromDay = Math.floor(next() * 12) - 1;
+      const query =
+        next() < 0.7
+          ? {
+              from: day(fromDay).slice(0, 10),
+              to: day(fromDay + 1 + Math.floor(next() * 12)).slice(0, 10),
+              tz,
+            }
+          : {
+              from: day(fromDay).slice(0, 13) + ':00Z',
+              to:
+                new Date(START + fromDay * 86_400_000 + (1 + Math.floor(next() * 90)) * HOUR_MS)
+                  .toISOString()
+                  .slice(0, 13) + ':00Z',
+              tz,
+            };
+      // Now: inside the data (people still in progress, eligibility edges) or well after it.
+      const now = START + Math.floor(next() * (SPAN + 4 * 86_400_000));
+      const range = resolveRange(query, now);
+      const view: ReportView = {
+        mode: 'ordered',
+        window: definition.window,
+        breakdown: pick(next, [null, 'utm_source', 'country', 'device']),
+        top: 1 + Math.floor(next() * 3),
+        interval: next() < 0.5 ? 'day' : 'week',
+        filters: [],
+      };
+      expect(rollupServes(goal, view, range)).toBe(true);
+      const aggregated = await queryRollupReport(env.DB, {
+        siteId,
+        goal,
+        range,
+        view,
+        now,
+        minPeople: 0,
+      });
+      const rows = await queryCountedAttempts(env.DB, {
+        siteId,
+        goalId: goal.id,
+        version: goal.version,
+        steps: goal.steps.length,
+        from: range.from,
+        to: range.to,
+        breakdown: view.breakdown,
+        values: goal.value !== undefined,
+      });
+      const common = {
+        goal: { ...goal, note: null },
+        defined: { mode: 'ordered' as const, window: definition.window },
+        view,
+        latestVersion: 1,
+        rebuilding: false,
+        range,
+        now,
+      };
+      const exact = buildReport({ ...common, rows, source: 'progress' });
+      const fromRollup = buildReport({ ...common, rows: [], aggregated, source: 'rollup' });
+      expect(aggregated, JSON.stringify(query)).not.toBeNull();
+      expect(withoutTimes(fromRollup), JSON.stringify({ query, now, view })).toEqual(
+        withoutTimes(exact),
+      );
+      expectTimesClose(fromRollup, exact);
+      compared += exact.entered > 0 ? 1 : 0;
+      exactReads += exact.inProgress > 0 && now < range.to + goal.windowMs ? 1 : 0;
+    }
+    // The comparison ran over non-empty reports, several with people in progress.
+    expect(compared).toBeGreaterThan(25);
+    expect(exactReads).toBeGreaterThan(3);
+  });
+});
+
+describe('rollup eligibility', () => {
+  it('leaves half-hour zones, property breakdowns and deduped values to people', () => {
+    const goal = toEngineGoal(
+      { id: 'g', version: 1, name: 'g' },
+      { steps: [{ event: 'a' }, { event: 'b' }], window: '7d', mode: 'ordered' },
+    );
+    const view = { breakdown: null, filters: [] };
+    const now = Date.UTC(2025, 3, 1);
+    const kolkata = resolveRange({ from: '2025-03-01', to: '2025-03-02', tz: 'Asia/Kolkata' }, now);
+    const utc = resolveRange({ from: '2025-03-01', to: '2025-03-02' }, now);
+    expect(rollupServes(goal, view, kolkata)).toBe(false);
+    expect(rollupServes(goal, view, utc)).toBe(true);
+    expect(rollupServes(goal, { breakdown: 'property:plan', filters: [] }, utc)).toBe(false);
+    expect(rollupServes(goal, { breakdown: 'constructor', filters: [] }, utc)).toBe(false);
+    expect(rollupServes(goal, { breakdown: null, filters: [{ key: 'device' }] }, utc)).toBe(false);
+    const deduped = { ...goal, value: { property: 'revenue', dedupeBy: 'order_id' } };
+    expect(rollupServes(deduped, view, utc)).toBe(false);
+  });
+});
+
+describe('report route', () => {
+  it('answers from rollups once the range holds the threshold of people, and says so', async () => {
+    const site = await seedSite('rollup-route', ['a', 'b']);
+    await waitReady(site.siteId, site.goalId, 1);
+    const at = (minute: number) => new Date(Date.UTC(2025, 2, 3, 10, minute)).toISOString();
+    await importBatch(site, [
+      track('a', { anonymousId: 'r1' }, 'r1a', at(0)),
+      track('b', { anonymousId: 'r1' }, 'r1b', at(3)),
+      track('a', { anonymousId: 'r2' }, 'r2a', at(1)),
+      track('a', { anonymousId: 'r2' }, 'r2a2', at(9)),
+    ]);
+    await settle(site);
+    const url =
+      `https://goalstep.test/r/${site.shareToken}/${site.goalId}` +
+      '?from=2025-03-03&to=2025-03-04&format=json';
+    const get = async (threshold: string) => {
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(
+        new Request(url, { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } }),
+        { ...env, ROLLUP_MIN_PEOPLE: threshold },
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      return (await res.json()) as FunnelReport;
+    };
+
+    const small = await get('3');
+    const large = await get('2');
+    expect([small.source, small.steps.map((s) => s.count)]).toEqual(['progress', [2, 1]]);
+    expect([large.source, large.steps.map((s) => s.count)]).toEqual(['rollup', [2, 1]]);
+    // 180 s exactly per person; from a histogram, within its documented relative error.
+    const median = large.steps[1]?.medianSecondsFromPrevious as number;
+    expect(Math.abs(median - 180)).toBeLessThanOrEqual(180 * DURATION_RELATIVE_ERROR + 0.001);
+    expect(small.steps[1]?.medianSecondsFromPrevious).toBe(180);
+  });
+});
