@@ -80,10 +80,20 @@ export function isPortFree(port) {
   });
 }
 
-/** A port in `[from, from + span)` that is free right now, picked at random. */
+/**
+ * Ports above 1023 that browsers refuse to load (the Fetch standard's "bad ports"): a test web
+ * server on one of them fails in Chromium with ERR_UNSAFE_PORT.
+ */
+const BLOCKED_PORTS = new Set([
+  1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669,
+  6679, 6697, 10080,
+]);
+
+/** A port in `[from, from + span)` that is free right now and loads in browsers, at random. */
 export async function freePort(from = 8790, span = 500) {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = from + Math.floor(Math.random() * span);
+    if (BLOCKED_PORTS.has(port)) continue;
     if (await isPortFree(port)) return port;
   }
   throw new Error(`no free port in ${from}..${from + span - 1}`);
