@@ -42,9 +42,9 @@ export async function writeVolumes(
     for (const event of ['page', 'checkout', 'other']) {
       statements.push(
         env.DB.prepare(
-          `INSERT INTO step_volumes (site_id, event, hour, count, updated_at)
-           VALUES (?, ?, ?, ?, 0)`,
-        ).bind(siteId, event, hour, rate(event, hour)),
+          `INSERT INTO step_volumes (site_id, event, hour, count, updated_at, counted_to)
+           VALUES (?, ?, ?, ?, 0, ?)`,
+        ).bind(siteId, event, hour, rate(event, hour), hour + H),
       );
     }
   }
