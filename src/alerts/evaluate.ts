@@ -244,7 +244,13 @@ export function evaluateSite(input: {
       basis: window.basis,
       restOfSiteRatio: restRatio,
       previousStepRatio: previousRatio,
-      cause: siteTotal.silent ? 'site_silent' : cause,
+      // A cause explains a drop: a step that is clear (or not judged) has none.
+      cause:
+        judgement.verdict === 'clear' || judgement.verdict === 'unknown'
+          ? null
+          : siteTotal.silent
+            ? 'site_silent'
+            : cause,
       ...(siteWide ? { siteEvent: SITE_TRAFFIC_KEY } : {}),
     };
     if (verdict === 'firing') {

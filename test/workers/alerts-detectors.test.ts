@@ -412,6 +412,19 @@ describe('evaluateSite on synthetic weeks', () => {
       expect(verdicts(build(normal), end)).toEqual({});
   });
 
+  it('gives no cause to a step that is clear', () => {
+    const evaluations = evaluateSite({
+      end: T0 + 13 * HOUR_MS,
+      series: build(normal),
+      goals,
+      config,
+      activeUntil: new Map(),
+    }).filter((e) => e.key.startsWith('volume:') && e.verdict === 'clear');
+
+    expect(evaluations.length).toBeGreaterThan(0);
+    for (const e of evaluations) expect(e.detail.cause).toBeNull();
+  });
+
   it('calls a clean break of one step a tracking break, judged as 0 from 14:00 (C30)', () => {
     const broken = {
       ...normal,
