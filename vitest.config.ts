@@ -21,6 +21,8 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 ADMIN_TOKEN: 'test-admin-token-0000000001',
+                // Alert receivers in tests listen on loopback (docs/ALERTS.md, Delivery).
+                ALERTS_ALLOW_PRIVATE_HOSTS: '1',
                 TEST_MIGRATIONS: migrations,
                 // Property-test knobs (test/workers/identity-property.test.ts), empty by default.
                 FC_RUNS: process.env.FC_RUNS ?? '',

@@ -18,9 +18,16 @@ const USAGE =
   'usage: npm run alerts:backtest -- --from <date|ISO> --to <date|ISO> [--site demo] ' +
   '[--url http://localhost:8787] [--json] [--last]';
 
+/** A wrong argument: reported as such, with the usage, before any server is asked. */
+class UsageError extends Error {}
+
 function instant(text, name) {
   const value = /^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : text;
-  if (Number.isNaN(Date.parse(value))) throw new Error(`--${name} is not a date or ISO instant`);
+  if (Number.isNaN(Date.parse(value))) {
+    throw new UsageError(
+      `--${name} "${text}" is not a date (2025-02-23) or an ISO instant (2025-02-23T06:00:00Z)`,
+    );
+  }
   return new Date(Date.parse(value)).toISOString();
 }
 
@@ -67,6 +74,10 @@ async function main() {
     console.error(USAGE);
     return values.help ? 0 : 2;
   }
+  const from = instant(values.from, 'from');
+  const to = instant(values.to, 'to');
+  if (!(to > from)) throw new UsageError(`--to (${to}) must be after --from (${from})`);
+  if (!URL.canParse(values.url)) throw new UsageError(`--url "${values.url}" is not a URL`);
   const site = values.site ?? readDemo().siteId;
   const base = values.url.replace(/\/+$/, '');
   const url = `${base}/admin/sites/${encodeURIComponent(site)}/alerts/backtest`;
@@ -78,7 +89,7 @@ async function main() {
         authorization: `Bearer ${process.env.GOALSTEP_ADMIN_TOKEN || readAdminToken()}`,
         'content-type': 'application/json',
       },
-      body: JSON.stringify({ from: instant(values.from, 'from'), to: instant(values.to, 'to') }),
+      body: JSON.stringify({ from, to }),
       signal: AbortSignal.timeout(300_000),
     });
   } catch (error) {
@@ -133,6 +144,9 @@ main().then(
   },
   (error) => {
     console.error(`alerts:backtest: ${error.message}`);
-    process.exitCode = 1;
+    // A wrong argument (ours, or one parseArgs refused) is a usage error, not a server problem.
+    const usage = error instanceof UsageError || error.code?.startsWith('ERR_PARSE_ARGS');
+    if (usage) console.error(USAGE);
+    process.exitCode = usage ? 2 : 1;
   },
 );

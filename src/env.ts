@@ -28,6 +28,11 @@ export interface Env {
    * path alone. Unset by default.
    */
   DEFER_APPLY?: string;
+  /**
+   * "1" lets alert channels point at private and loopback hosts (local receivers in development
+   * and tests); unset in deployments, where only public destinations are accepted and sent to.
+   */
+  ALERTS_ALLOW_PRIVATE_HOSTS?: string;
 }
 
 type GoalstepEnv = Env;

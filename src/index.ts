@@ -10,6 +10,7 @@ import { alertRoutes } from './admin/alert-routes';
 import { funnelAdminRoutes } from './admin/funnel-admin-routes';
 import { meterRoutes } from './admin/meter-routes';
 import { runAlerts } from './alerts/cron';
+import { allowsPrivateHosts } from './alerts/destination';
 import { ingestAdminRoutes } from './admin/ingest-admin-routes';
 import { peopleRoutes } from './admin/people-routes';
 import { recordStepVolumes } from './alerts/step-volumes';
@@ -98,7 +99,7 @@ export default {
       const rebuilt = await resumeRebuilds(env);
       const purged = await purgeExpired(env.DB, now);
       // Alerts judge the interval ending at the scheduled time (backtests replay it the same way).
-      const alerts = await runAlerts(env.DB, now, () => nowMs(env));
+      const alerts = await runAlerts(env.DB, now, () => nowMs(env), allowsPrivateHosts(env));
       logger.info('cron.done', {
         cron: controller.cron,
         applied,

@@ -261,7 +261,12 @@ export async function startStack({
     // An env file replaces .dev.vars entirely (wrangler reads one or the other), so a test stack
     // neither needs nor changes the developer's .dev.vars. It holds secrets: owner-only.
     const envFile = join(persistDir, 'stack.env');
-    const lines = Object.entries(vars).map(([key, value]) => `${key}=${JSON.stringify(value)}`);
+    // A local stack's alert receivers listen on loopback, so private channel hosts are allowed
+    // unless the caller says otherwise (as .dev.vars.example does for `npm start`).
+    const stackVars = { ALERTS_ALLOW_PRIVATE_HOSTS: '1', ...vars };
+    const lines = Object.entries(stackVars).map(
+      ([key, value]) => `${key}=${JSON.stringify(value)}`,
+    );
     writeFileSync(envFile, `${lines.join('\n')}\n`, { mode: 0o600 });
     chmodSync(envFile, 0o600);
     devArgs.push('--env-file', envFile);

@@ -9,6 +9,7 @@ import {
   type AlertConfig,
   type AlertConfigInput,
 } from '../alerts/config';
+import { allowsPrivateHosts, privateDestinationReason } from '../alerts/destination';
 import { backtestSite } from '../alerts/run-checks';
 import type { Env } from '../env';
 import { nowMs } from '../lib/clock';
@@ -162,6 +163,14 @@ alertRoutes.post('/admin/sites/:siteId/alerts/channels', async (c) => {
   await requireAdmin(c, siteId);
   await requireSite(c.env.DB, siteId);
   const input = await parseJson(c.req.raw, channelInputSchema);
+  const privateReason = allowsPrivateHosts(c.env) ? null : privateDestinationReason(input.url);
+  if (privateReason) {
+    throw new ApiError(
+      400,
+      'private_destination',
+      `url: ${privateReason}; channels may only send to public hosts`,
+    );
+  }
   const id = crypto.randomUUID();
   const generated = input.kind === 'webhook' && !input.secret ? randomToken('whsec') : undefined;
   const secret =
@@ -182,6 +191,7 @@ alertRoutes.post('/admin/sites/:siteId/alerts/channels', async (c) => {
 alertRoutes.get('/admin/sites/:siteId/alerts/channels', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
   const { results } = await c.env.DB.prepare(
     `SELECT id, kind, name, url, min_severity AS minSeverity, created_at AS createdAt,
        disabled_at AS disabledAt FROM alert_channels WHERE site_id = ? ORDER BY created_at`,
@@ -194,6 +204,7 @@ alertRoutes.get('/admin/sites/:siteId/alerts/channels', async (c) => {
 alertRoutes.delete('/admin/sites/:siteId/alerts/channels/:channelId', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
   const result = await c.env.DB.prepare(
     `UPDATE alert_channels SET disabled_at = ?
      WHERE id = ? AND site_id = ? AND disabled_at IS NULL`,
@@ -207,6 +218,7 @@ alertRoutes.delete('/admin/sites/:siteId/alerts/channels/:channelId', async (c) 
 alertRoutes.get('/admin/sites/:siteId/alerts', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
   const { results } = await c.env.DB.prepare(
     `SELECT key, incident_id AS incidentId, status, kind, COALESCE(last_kind, kind) AS lastKind,
        severity, opened_at AS openedAt, last_notified_at AS lastNotifiedAt
@@ -220,6 +232,7 @@ alertRoutes.get('/admin/sites/:siteId/alerts', async (c) => {
 alertRoutes.get('/admin/sites/:siteId/alerts/history', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
   const goal = c.req.query('goal') ?? null;
   const limit = limitParam(c.req.query('limit'), 100, 1000);
   return c.json({ history: await listAlertHistory(c.env.DB, siteId, goal, limit) });
@@ -228,6 +241,7 @@ alertRoutes.get('/admin/sites/:siteId/alerts/history', async (c) => {
 alertRoutes.get('/admin/sites/:siteId/alerts/deliveries', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
   const { results } = await c.env.DB.prepare(
     `SELECT o.id, o.history_id AS historyId, o.channel_id AS channelId, o.status, o.attempts,
        o.next_attempt_at AS nextAttemptAt, o.delivered_at AS deliveredAt, o.last_error AS lastError

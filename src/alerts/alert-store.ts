@@ -241,3 +241,54 @@ export async function listAlertHistory(
     detail: JSON.parse(row.detail) as unknown,
   }));
 }
+
+/** One incident as the report's step-health panel shows it. */
+export interface StepHealthIncident {
+  incidentId: string;
+  key: string;
+  /** The kind and severity of its latest notice. */
+  kind: string;
+  severity: Severity;
+  step: string | null;
+  /** Start of the first window judged bad, and of the first judged recovered (null: open). */
+  since: number;
+  recoveredFrom: number | null;
+  openNow: boolean;
+  /** Open at some time in the report's range: began before its end, not recovered before it. */
+  duringRange: boolean;
+  observed: number;
+  expected: number;
+}
+
+/**
+ * The incidents about a goal's steps (and the site-level ones that list them) that were open
+ * during [from, to) or are open now, newest first.
+ */
+export async function listStepHealth(
+  db: D1Database,
+  input: { siteId: string; goalId: string; from: number; to: number; limit: number },
+): Promise<StepHealthIncident[]> {
+  const { results } = await db
+    .prepare(
+      `WITH incidents AS (
+         SELECT incident_id, MIN(window_start) AS since,
+           MAX(CASE WHEN action = 'resolve' THEN window_start END) AS recovered_from,
+           MAX(id) AS last_id
+         FROM alert_history WHERE site_id = ?1
+           AND EXISTS (SELECT 1 FROM json_each(goals) WHERE value = ?2)
+         GROUP BY incident_id)
+       SELECT i.incident_id AS incidentId, h.key, h.kind, h.severity, h.step, i.since,
+         i.recovered_from AS recoveredFrom, h.observed, h.expected
+       FROM incidents i JOIN alert_history h ON h.id = i.last_id
+       WHERE i.recovered_from IS NULL OR (i.since < ?4 AND i.recovered_from > ?3)
+       ORDER BY i.since DESC LIMIT ?5`,
+    )
+    .bind(input.siteId, input.goalId, input.from, input.to, input.limit)
+    .all<Omit<StepHealthIncident, 'openNow' | 'duringRange'>>();
+  return results.map((row) => ({
+    ...row,
+    openNow: row.recoveredFrom === null,
+    duringRange:
+      row.since < input.to && (row.recoveredFrom === null || row.recoveredFrom > input.from),
+  }));
+}

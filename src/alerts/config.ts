@@ -70,12 +70,18 @@ export function ruleLevels(rule: AlertRule): RuleLevels {
   return { kind: 'relative', dropPct, recoverPct: rule.recoverPct ?? dropPct / 2 };
 }
 
-const quietWindowSchema = z.strictObject({
-  /** Days of the week in the site's time zone, 0 = Sunday; default every day. */
-  days: z.array(z.number().int().min(0).max(6)).optional(),
-  start: z.string().regex(HH_MM, 'a time like "22:00"'),
-  end: z.string().regex(HH_MM, 'a time like "07:00"'),
-});
+const quietWindowSchema = z
+  .strictObject({
+    /** Days of the week in the site's time zone, 0 = Sunday; default every day. */
+    days: z.array(z.number().int().min(0).max(6)).optional(),
+    start: z.string().regex(HH_MM, 'a time like "22:00"'),
+    end: z.string().regex(HH_MM, 'a time like "07:00"'),
+  })
+  // Equal times would read as a whole day to one person and as no time to another: refused.
+  .refine((w) => w.start !== w.end, {
+    path: ['end'],
+    message: 'must differ from start (an empty window); a window may cross midnight',
+  });
 
 const maintenanceSchema = z
   .strictObject({
@@ -111,7 +117,7 @@ const configShape = {
   recoverRatio: z.number().gt(0).max(1).default(0.75),
   /** The rest of the site (and the previous step) "holds" at observed ≥ this × expected. */
   holdRatio: z.number().gt(0).max(1).default(0.8),
-  /** How a traffic dip is reported: as a warning, as info, or not at all. */
+  /** How a site-wide traffic dip is reported: as a warning, as info, or not at all. */
   trafficDip: z.enum(['warning', 'info', 'off']).default('info'),
   /** Same-hour-of-week history used for the baseline, and the minimum needed. */
   baselineWeeks: z.number().int().min(1).max(12).default(4),
@@ -214,7 +220,6 @@ const GOAL_KEYS = [
   'dropRatio',
   'recoverRatio',
   'holdRatio',
-  'trafficDip',
   'baselineWeeks',
   'minWeeks',
   'fallbackDays',

@@ -21,9 +21,14 @@ async function reportLinks(db: D1Database): Promise<Map<string, string>> {
 
 /**
  * Checks and delivery for the cron at `now` (the scheduled time it was given); `clock` is the
- * current time as each notice is signed.
+ * current time as each notice is signed; private channel hosts are sent to only when allowed.
  */
-export async function runAlerts(db: D1Database, now: number, clock: () => number) {
+export async function runAlerts(
+  db: D1Database,
+  now: number,
+  clock: () => number,
+  allowPrivateHosts = false,
+) {
   const recorded = await checkAllSites(db, now);
   // Slot claims only matter while a slot can still fire twice; a week is ample.
   await db
@@ -42,6 +47,7 @@ export async function runAlerts(db: D1Database, now: number, clock: () => number
       return `${base}/${encodeURIComponent(goals[0] as string)}?from=${day}&to=${next}`;
     },
     clock,
+    allowPrivateHosts,
   );
   logger.info('alerts.cron', { recorded, ...sent });
   return { recorded, ...sent };

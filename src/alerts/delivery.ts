@@ -2,9 +2,11 @@
  * The outbox sender: due deliveries are leased (so an overlapping run cannot send them too),
  * signed at the moment they are sent, posted a few at a time with a timeout each, and every
  * attempt recorded; failures wait with backoff, and nothing is dropped until `MAX_ATTEMPTS`.
- * A delivery whose channel was disabled (or removed) after it was queued is skipped, not sent.
+ * A delivery whose channel was disabled (or removed) after it was queued is skipped, not sent, and
+ * so is one whose channel points at a private host while those are not allowed.
  */
 import { logger } from '../lib/logger';
+import { privateDestinationReason } from './destination';
 import {
   backoffMs,
   MAX_ATTEMPTS,
@@ -126,10 +128,12 @@ async function post(
   headers: Record<string, string>,
 ): Promise<{ status: number | null; error: string | null }> {
   try {
+    // A redirect is not followed: it could lead to a host the channel check would refuse.
     const response = await fetch(url, {
       method: 'POST',
       headers,
       body,
+      redirect: 'manual',
       signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
     });
     await response.body?.cancel();
@@ -143,16 +147,19 @@ async function post(
 /**
  * Sends up to `limit` due deliveries, `DELIVERY_CONCURRENCY` at a time. `now` is the run's time
  * (what is due, when to retry); `clock` is read as each request is signed, so a signature's
- * timestamp is the moment it leaves, however long the requests before it took.
+ * timestamp is the moment it leaves, however long the requests before it took. Unless
+ * `allowPrivateHosts`, a channel URL is checked again as it is sent: one stored while private
+ * hosts were allowed is skipped once they are not.
  */
 export async function deliverDue(
   db: D1Database,
   now: number,
   reportLink: ReportLink,
   clock: () => number,
+  allowPrivateHosts: boolean,
   limit = 50,
 ): Promise<{ delivered: number; failed: number; skipped: number }> {
-  const skipped = await skipClosedChannels(db);
+  let skipped = await skipClosedChannels(db);
   const { results } = await db
     .prepare(
       `SELECT o.id AS outbox_id, o.attempts, c.kind, c.url, c.secret, h.site_id, h.incident_id,
@@ -171,6 +178,23 @@ export async function deliverDue(
   let delivered = 0;
   let failed = 0;
   await forEachLimited(results, DELIVERY_CONCURRENCY, async (row) => {
+    const refused = allowPrivateHosts ? null : privateDestinationReason(row.url);
+    if (refused) {
+      const result = await db
+        .prepare(
+          `UPDATE alert_outbox SET status = 'skipped', lease_until = NULL, last_error = ?1
+           WHERE id = ?2 AND status = 'pending'`,
+        )
+        .bind(`skipped: private destination (${refused})`, row.outbox_id)
+        .run();
+      skipped += result.meta.changes;
+      logger.warn('alerts.delivery_refused', {
+        site: row.site_id,
+        outbox: row.outbox_id,
+        reason: 'private_destination',
+      });
+      return;
+    }
     // The channel is checked again as the row is leased: disabled since the read, not sent.
     const lease = await db
       .prepare(
@@ -228,6 +252,6 @@ export async function deliverDue(
       error,
     });
   });
-  if (skipped > 0) logger.info('alerts.delivery_skipped', { skipped, reason: 'channel_closed' });
+  if (skipped > 0) logger.info('alerts.delivery_skipped', { skipped });
   return { delivered, failed, skipped };
 }

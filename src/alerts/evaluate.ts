@@ -27,12 +27,14 @@ import {
   type Verdict,
 } from './detectors';
 import type { Severity } from './lifecycle';
+import { judgeSiteTotal, judgeSiteTraffic, SITE_TRAFFIC_KEY, type DipStep } from './site-traffic';
 import { inMaintenance } from './windows';
 
 export type AlertKind =
   | 'step_stopped'
   | 'tracking_break'
   | 'traffic_dip'
+  | 'site_silent'
   | 'rule'
   | 'conversion_drop'
   | 'property_missing'
@@ -167,7 +169,13 @@ export function evaluateSite(input: {
     };
   };
 
-  // Volume per step, with its cause and, for a stop, the names that may have replaced it.
+  // The whole site first: when it is silent, every step's stop is part of that one incident.
+  const siteTotal = judgeSiteTotal(sumSeries(series.volumes), end, historyStart, config);
+  const dipSteps: DipStep[] = [];
+  const allSteps: DipStep[] = [];
+
+  // Volume per step, with its cause and, for a stop, the names that may have replaced it. A
+  // step that fell with the rest of the site is listed in the site-level incident instead.
   const volumeFiring = new Set<string>();
   for (const [event, goalIds] of goalsOf) {
     const c = configFor(goalIds);
@@ -175,6 +183,14 @@ export function evaluateSite(input: {
     const window = chooseWindow(stepSeries, end, historyStart, c);
     const key = `volume:${event}`;
     if (window.status !== 'ok') {
+      allSteps.push({
+        step: event,
+        goals: goalIds,
+        verdict: 'unknown',
+        observed: 0,
+        expected: 0,
+        windowHours: 0,
+      });
       out.push({
         key,
         kind: 'tracking_break',
@@ -205,23 +221,39 @@ export function evaluateSite(input: {
       ? null
       : Math.max(...previousRatios.map((r) => r ?? 0));
     const cause = classifyDrop(restRatio, previousRatio, c.holdRatio);
-    let kind: AlertKind = cause === 'traffic_dip' ? 'traffic_dip' : 'tracking_break';
-    let severity: Severity = 'critical';
+    const step: DipStep = {
+      step: event,
+      goals: goalIds,
+      verdict: judgement.verdict,
+      observed: window.observed,
+      expected: window.expected,
+      windowHours: window.hours,
+    };
+    allSteps.push(step);
+    const inDip = cause === 'traffic_dip' && judgement.verdict !== 'clear';
+    const siteWide = siteTotal.silent || inDip;
+    if (inDip) dipSteps.push(step);
+    const kind: AlertKind = window.observed === 0 ? 'step_stopped' : 'tracking_break';
+    const severity: Severity = 'critical';
     let verdict = judgement.verdict;
-    if (verdict === 'firing' && cause === 'upstream') verdict = 'holding';
-    if (kind === 'traffic_dip') {
-      if (c.trafficDip === 'off' && verdict === 'firing') verdict = 'holding';
-      severity = c.trafficDip === 'warning' ? 'warning' : 'info';
-    }
-    if (kind === 'tracking_break' && window.observed === 0) kind = 'step_stopped';
+    // Upstream: the earlier step's alert covers it; site-wide: the site-level incident does.
+    if (verdict === 'firing' && (cause === 'upstream' || siteWide)) verdict = 'holding';
+    if (siteWide && judgement.verdict === 'firing') volumeFiring.add(event);
     const detail: Record<string, unknown> = {
       windowHours: window.hours,
       basis: window.basis,
       restOfSiteRatio: restRatio,
       previousStepRatio: previousRatio,
-      cause,
+      // A cause explains a drop: a step that is clear (or not judged) has none.
+      cause:
+        judgement.verdict === 'clear' || judgement.verdict === 'unknown'
+          ? null
+          : siteTotal.silent
+            ? 'site_silent'
+            : cause,
+      ...(siteWide ? { siteEvent: SITE_TRAFFIC_KEY } : {}),
     };
-    if (verdict === 'firing' && kind !== 'traffic_dip') {
+    if (verdict === 'firing') {
       volumeFiring.add(event);
       const candidates = [...series.volumes]
         .map(([name, hours]) => {
@@ -245,22 +277,51 @@ export function evaluateSite(input: {
     });
   }
 
-  // The site's own absolute and relative rules, on the judged hour.
+  // One site-level incident for a dip or a silence, listing the steps it concerns.
+  const site = judgeSiteTraffic(siteTotal, dipSteps, allSteps, end, config);
+  out.push(
+    judged(
+      {
+        key: SITE_TRAFFIC_KEY,
+        kind: site.kind,
+        severity: site.severity,
+        step: null,
+        goals: site.goals,
+        windowStart: site.windowStart,
+        windowEnd: end,
+        detail: { windowHours: siteTotal.windowHours, steps: site.steps },
+      },
+      { ...site, pValue: siteTotal.judgement?.pValue ?? null },
+    ),
+  );
+  const siteEvent = site.verdict === 'firing' || site.verdict === 'holding' ? site : null;
+
+  // The site's own absolute and relative rules, on the judged hour. Hours before the site's
+  // first event are not history: no rule is judged there. During a site-wide dip or silence a
+  // rule's notice says so and pages no higher than the site-level incident.
   for (const rule of config.rules) {
     const ruleSeries = series.volumes.get(rule.event);
-    const expected = expectedAt(ruleSeries, end - HOUR_MS, historyStart, config)?.expected ?? null;
-    const judgement = judgeRule(rule, countAt(ruleSeries, end - HOUR_MS), expected);
+    const hour = end - HOUR_MS;
+    const expected = expectedAt(ruleSeries, hour, historyStart, config)?.expected ?? null;
+    const judgement: Judgement =
+      hour < historyStart
+        ? { verdict: 'unknown', observed: 0, expected: 0, magnitude: 0, pValue: null }
+        : judgeRule(rule, countAt(ruleSeries, hour), expected);
+    const severity: Severity = siteEvent && siteEvent.severity === 'info' ? 'info' : 'warning';
     out.push(
       judged(
         {
           key: `rule:${rule.id}`,
           kind: 'rule',
-          severity: 'warning',
+          severity,
           step: rule.event,
           goals: goalsOf.get(rule.event) ?? [],
-          windowStart: end - HOUR_MS,
+          windowStart: hour,
           windowEnd: end,
-          detail: { rule },
+          detail: {
+            rule,
+            ...(siteEvent ? { siteEvent: { key: SITE_TRAFFIC_KEY, kind: siteEvent.kind } } : {}),
+          },
         },
         judgement,
       ),

@@ -32,6 +32,7 @@ const KIND_TEXT: Record<string, string> = {
   step_stopped: 'stopped receiving events (tracking break)',
   tracking_break: 'dropped while the rest of the site held (tracking break)',
   traffic_dip: 'dropped with the rest of the site (traffic dip)',
+  site_silent: 'received no events at all where its baseline expects them (tracking removed?)',
   rule: 'crossed its alert rule',
   conversion_drop: 'conversion from the previous step dropped',
   property_missing: 'lost a property most of its events carry',
@@ -42,7 +43,10 @@ const KIND_TEXT: Record<string, string> = {
 /** One line a person reads first: what, which step, observed against expected, since when. */
 export function summarize(n: AlertNotice): string {
   const subject = n.step ? `Step "${n.step}"` : `Site ${n.site}`;
-  const what = KIND_TEXT[n.kind] ?? n.kind;
+  const what =
+    !n.step && n.kind === 'traffic_dip'
+      ? 'traffic fell on every step at once (traffic dip)'
+      : (KIND_TEXT[n.kind] ?? n.kind);
   const field = typeof n.detail.field === 'string' ? ` (${n.detail.field})` : '';
   const window = `${iso(n.windowStart)}–${iso(n.windowEnd)}`;
   const numbers = `observed ${round(n.observed)} vs expected ${round(n.expected)} in ${window}`;
@@ -51,7 +55,16 @@ export function summarize(n: AlertNotice): string {
   const renames = Array.isArray(n.detail.renameSuggestions) ? n.detail.renameSuggestions : [];
   const first = renames[0] as { event?: string } | undefined;
   const hint = first?.event ? `; renamed to "${first.event}"?` : '';
-  return `${prefix}[${n.site}] ${subject} ${what}${field}: ${numbers}${hint}`;
+  const steps = Array.isArray(n.detail.steps)
+    ? (n.detail.steps as Array<{ step?: unknown }>).map((s) => String(s.step))
+    : [];
+  const listed = !n.step && steps.length > 0 ? `; steps: ${steps.join(', ')}` : '';
+  const event = n.detail.siteEvent as { kind?: unknown } | undefined;
+  const part =
+    event && typeof event === 'object'
+      ? ` (part of a site-wide ${event.kind === 'site_silent' ? 'silence' : 'traffic dip'})`
+      : '';
+  return `${prefix}[${n.site}] ${subject} ${what}${field}${part}: ${numbers}${listed}${hint}`;
 }
 
 /** The JSON webhook body (signed by the sender; see `signatureHeader`). */
@@ -86,7 +99,9 @@ export function slackBody(n: AlertNotice): string {
       ? ':white_check_mark:'
       : n.severity === 'critical'
         ? ':rotating_light:'
-        : ':warning:';
+        : n.severity === 'warning'
+          ? ':warning:'
+          : ':information_source:';
   const text = `${icon} ${summarize(n)}`;
   const link = n.reportUrl ? `\n<${n.reportUrl}|Open the report>` : '';
   return JSON.stringify({

@@ -5,14 +5,16 @@
 import { HOUR_MS } from './baseline';
 import type { FieldCounts } from './detectors';
 import type { SiteSeries } from './evaluate';
+import { KEEP_FULLER_COUNT } from './step-volumes';
 
-const COUNT_HOURS = `INSERT INTO step_volumes (site_id, event, hour, count, updated_at)
-  SELECT site_id, event, (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, COUNT(*), ?4
+// Counts [?2, ?3) as seen at ?4: an hour the range or the run's time cuts short is partial.
+const COUNT_HOURS = `INSERT INTO step_volumes (site_id, event, hour, count, updated_at, counted_to)
+  SELECT site_id, event, (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, COUNT(*), ?4,
+    MIN((ts / ${HOUR_MS}) * ${HOUR_MS} + ${HOUR_MS}, ?3, ?4)
   FROM events
-  WHERE site_id = ?1 AND ts >= ?2 AND ts < ?3 AND event IS NOT NULL
+  WHERE site_id = ?1 AND ts >= ?2 AND ts < ?3 AND ts < ?4 AND event IS NOT NULL
   GROUP BY site_id, event, hour
-  ON CONFLICT (site_id, event, hour) DO UPDATE
-    SET count = excluded.count, updated_at = excluded.updated_at`;
+  ${KEEP_FULLER_COUNT}`;
 
 /**
  * Makes `step_volumes` cover [from, to) for a site. The cron's recorder keeps the last hours

@@ -7,18 +7,30 @@
 export const RECOUNT_HOURS = 3;
 const HOUR_MS = 3_600_000;
 
-/** Recounts the last hours of every site's events into `step_volumes`; returns rows written. */
+/**
+ * The upsert of a count that saw events up to `counted_to`: it replaces a stored count only when
+ * it saw at least as much of the hour. A run for a past time (a replay, a late cron) counts an
+ * hour only up to its own time and so cannot overwrite a finished hour with a partial count.
+ */
+export const KEEP_FULLER_COUNT = `ON CONFLICT (site_id, event, hour) DO UPDATE
+  SET count = excluded.count, updated_at = excluded.updated_at, counted_to = excluded.counted_to
+  WHERE excluded.counted_to >= step_volumes.counted_to`;
+
+/**
+ * Recounts the last hours of every site's events, up to `now`, into `step_volumes`; returns
+ * rows written.
+ */
 export async function recordStepVolumes(db: D1Database, now: number): Promise<number> {
   const since = Math.floor(now / HOUR_MS) * HOUR_MS - RECOUNT_HOURS * HOUR_MS;
   const result = await db
     .prepare(
-      `INSERT INTO step_volumes (site_id, event, hour, count, updated_at)
-       SELECT site_id, event, (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, COUNT(*), ?1
+      `INSERT INTO step_volumes (site_id, event, hour, count, updated_at, counted_to)
+       SELECT site_id, event, (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, COUNT(*), ?1,
+         MIN((ts / ${HOUR_MS}) * ${HOUR_MS} + ${HOUR_MS}, ?1)
        FROM events
        WHERE ts >= ?2 AND ts < ?1 AND event IS NOT NULL AND site_id IN (SELECT id FROM sites)
        GROUP BY site_id, event, hour
-       ON CONFLICT (site_id, event, hour) DO UPDATE
-         SET count = excluded.count, updated_at = excluded.updated_at`,
+       ${KEEP_FULLER_COUNT}`,
     )
     .bind(now, since)
     .run();

@@ -365,6 +365,11 @@ export const stepVolumes = sqliteTable(
     hour: integer('hour').notNull(),
     count: integer('count').notNull(),
     updatedAt: integer('updated_at').notNull(),
+    /**
+     * How far into the hour the count saw (epoch ms, at most the hour's end): a count is only
+     * replaced by one that saw at least as much, so a run for a past time cannot shrink history.
+     */
+    countedTo: integer('counted_to').notNull().default(0),
   },
   (t) => [primaryKey({ columns: [t.siteId, t.event, t.hour] })],
 );

@@ -4,7 +4,7 @@
  */
 import { raw } from 'hono/html';
 import type { FC } from 'hono/jsx';
-import type { AlertHistoryEntry } from '../alerts/alert-store';
+import type { StepHealthIncident } from '../alerts/alert-store';
 import type { FunnelReport } from './build-report';
 import { SEGMENT_COLUMNS } from './funnel-query';
 import { localBound } from './range';
@@ -63,8 +63,8 @@ export interface VersionChoice {
 
 export interface ReportPageProps {
   report: FunnelReport;
-  /** Recent step-health alert actions about this goal, newest first. */
-  health: AlertHistoryEntry[];
+  /** Step-health incidents about this goal open during the range or now, newest first. */
+  health: StepHealthIncident[];
   versions: VersionChoice;
   /** Links to the same view as JSON and CSV. */
   links: { json: string; csv: string };
@@ -327,30 +327,33 @@ const ViewForm: FC<{ report: FunnelReport; versions: VersionChoice }> = ({ repor
   );
 };
 
-const ACTION_LABEL = { open: 'opened', repeat: 'still open', resolve: 'resolved' } as const;
+const utc = (ms: number) => `${new Date(ms).toISOString().slice(0, 16)} UTC`;
 
-/** Step-health alerts about this goal: what is open now, and the recent history. */
-const StepHealth: FC<{ health: AlertHistoryEntry[] }> = ({ health }) => {
-  const latest = new Map<string, AlertHistoryEntry>();
-  for (const entry of health)
-    if (!latest.has(entry.incidentId)) latest.set(entry.incidentId, entry);
-  const open = [...latest.values()].filter((entry) => entry.action !== 'resolve');
+/** Step-health incidents about this goal: open during the range, and open now, labelled. */
+const StepHealth: FC<{ health: StepHealthIncident[] }> = ({ health }) => {
+  const openNow = health.filter((incident) => incident.openNow).length;
+  const during = health.filter((incident) => incident.duringRange).length;
   return (
     <section class="health" aria-labelledby="health-title">
       <h2 id="health-title">Step health</h2>
       <p>
-        {open.length === 0
-          ? 'No open alert about these steps.'
-          : `${open.length} open alert${open.length === 1 ? '' : 's'} about these steps.`}
+        {during === 0 ? 'No alert about these steps in this range.' : `${during} in this range.`}{' '}
+        {openNow === 0 ? 'None open now.' : `${openNow} open now.`}
       </p>
       {health.length > 0 ? (
         <ul>
-          {health.map((entry) => (
+          {health.map((incident) => (
             <li>
-              <span class={`sev-${entry.severity}`}>{entry.severity}</span>{' '}
-              {entry.kind.replaceAll('_', ' ')} on <code>{entry.step ?? 'the site'}</code>{' '}
-              {ACTION_LABEL[entry.action]} {new Date(entry.at).toISOString().slice(0, 16)} UTC:{' '}
-              {Number(entry.observed.toFixed(3))} seen, {Number(entry.expected.toFixed(3))} expected
+              <span class={`sev-${incident.severity}`}>{incident.severity}</span>{' '}
+              {incident.kind.replaceAll('_', ' ')} on <code>{incident.step ?? 'the site'}</code>{' '}
+              since {utc(incident.since)}
+              {incident.recoveredFrom === null ? '' : `, recovered ${utc(incident.recoveredFrom)}`}
+              {' — '}
+              {[incident.duringRange ? 'in this range' : null, incident.openNow ? 'open now' : null]
+                .filter(Boolean)
+                .join(', ')}
+              : {Number(incident.observed.toFixed(3))} seen, {Number(incident.expected.toFixed(3))}{' '}
+              expected
             </li>
           ))}
         </ul>

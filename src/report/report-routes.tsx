@@ -4,7 +4,7 @@
  */
 import { Hono, type Context } from 'hono';
 import { isAdmin } from '../admin/admin-auth';
-import { listAlertHistory, type AlertHistoryEntry } from '../alerts/alert-store';
+import { listStepHealth, type StepHealthIncident } from '../alerts/alert-store';
 import type { Env } from '../env';
 import { MODES, parseWindow, type Mode } from '../funnel/definition';
 import { getGoalVersion } from '../funnel/goal-store';
@@ -176,9 +176,18 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
       range,
       now,
     });
-    // Step health is for the page; the numbers of the funnel are the same in every format.
+    // Step health of the range (and what is open now) for the page and the JSON; CSV holds the
+    // funnel's numbers only.
     const health =
-      format === 'html' ? await listAlertHistory(c.env.DB, share.siteId, goal.id, 10) : [];
+      format === 'csv'
+        ? []
+        : await listStepHealth(c.env.DB, {
+            siteId: share.siteId,
+            goalId: goal.id,
+            from: range.from,
+            to: range.to,
+            limit: 20,
+          });
     const search = (f: Format) =>
       viewSearch({ view, range, defined, format: f, version: asked ? goal.version : null });
     const body = renderReport(format, report, health, search, {
@@ -358,11 +367,11 @@ function viewSearch(input: {
 function renderReport(
   format: Format,
   report: ReturnType<typeof buildReport>,
-  health: AlertHistoryEntry[],
+  health: StepHealthIncident[],
   search: (format: Format) => string,
   versions: VersionChoice,
 ): string {
-  if (format === 'json') return JSON.stringify(report);
+  if (format === 'json') return JSON.stringify({ ...report, stepHealth: health });
   if (format === 'csv') return reportCsv(report);
   // Query-only links: the cached page must not carry the token it was first rendered for.
   const page = (

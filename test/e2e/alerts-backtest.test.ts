@@ -75,8 +75,15 @@ describe('alerts backtest over the Puffy week', () => {
   });
 
   it('answers a backtest range that is backwards with a stable error code', async () => {
-    await expect(backtest(['--from', '2025-03-02', '--to', '2025-02-23'])).rejects.toThrow(
-      /invalid_range/,
-    );
+    // The CLI refuses it before asking (alerts-backtest-cli.test.ts); the server does too.
+    const { baseUrl, adminToken } = stack();
+    const res = await fetch(`${baseUrl}/admin/sites/${readDemo().siteId}/alerts/backtest`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ from: '2025-03-02T00:00:00Z', to: '2025-02-23T00:00:00Z' }),
+    });
+
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { code: string }).code).toBe('invalid_range');
   });
 });

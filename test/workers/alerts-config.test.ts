@@ -103,6 +103,11 @@ describe('config validation', () => {
       'maintenance.0.to:',
     ],
     ['a javascript: report link', { reportLink: 'javascript:alert(1)' }, 'reportLink:'],
+    [
+      'an empty quiet window (start equals end)',
+      { quietWindows: [{ start: '22:00', end: '22:00' }] },
+      'quietWindows.0.end:',
+    ],
     ['a misspelt key', { dropratio: 0.4 }, 'dropratio'],
   ];
   for (const [what, body, field] of cases) {
@@ -120,6 +125,18 @@ describe('config validation', () => {
       expect(stored?.n).toBe(0);
     });
   }
+
+  it('refuses trafficDip in a goal override: a dip is one site-level incident', async () => {
+    await seedSite('cfg-goal-dip', ['page']);
+
+    const res = await put('/admin/sites/cfg-goal-dip/goals/goal/alerts/config', {
+      trafficDip: 'warning',
+    });
+
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('invalid_field');
+    expect(res.body.message).toContain('trafficDip: not a per-goal key');
+  });
 
   it('refuses a site-wide key in a goal override, naming it', async () => {
     await seedSite('cfg-goal-keys', ['page']);

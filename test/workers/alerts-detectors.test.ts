@@ -412,6 +412,19 @@ describe('evaluateSite on synthetic weeks', () => {
       expect(verdicts(build(normal), end)).toEqual({});
   });
 
+  it('gives no cause to a step that is clear', () => {
+    const evaluations = evaluateSite({
+      end: T0 + 13 * HOUR_MS,
+      series: build(normal),
+      goals,
+      config,
+      activeUntil: new Map(),
+    }).filter((e) => e.key.startsWith('volume:') && e.verdict === 'clear');
+
+    expect(evaluations.length).toBeGreaterThan(0);
+    for (const e of evaluations) expect(e.detail.cause).toBeNull();
+  });
+
   it('calls a clean break of one step a tracking break, judged as 0 from 14:00 (C30)', () => {
     const broken = {
       ...normal,
@@ -423,7 +436,7 @@ describe('evaluateSite on synthetic weeks', () => {
     });
   });
 
-  it('calls everything falling together a traffic dip, reported at info', () => {
+  it('calls everything falling together one site-level traffic dip, reported at info', () => {
     const dip = (rate: (h: number) => number) => (h: number) =>
       h >= T0 + 12 * HOUR_MS && h < T0 + DAY_MS ? Math.round(rate(h) * 0.3) : rate(h);
     const s = build({
@@ -438,8 +451,12 @@ describe('evaluateSite on synthetic weeks', () => {
       config,
       activeUntil: new Map(),
     });
-    const checkout = evaluations.find((e) => e.key === 'volume:checkout_completed');
-    expect(checkout).toMatchObject({ kind: 'traffic_dip', severity: 'info', verdict: 'firing' });
+    const firing = evaluations.filter((e) => e.verdict === 'firing');
+    expect(firing.map((e) => [e.key, e.kind, e.severity])).toEqual([
+      ['site:traffic', 'traffic_dip', 'info'],
+    ]);
+    const steps = (firing[0]?.detail.steps as Array<{ step: string }>).map((s) => s.step);
+    expect(steps).toEqual(['view', 'cart', 'checkout_completed']);
   });
 
   it("applies a goal's override to its own steps only; a shared step keeps the site config", () => {
@@ -473,6 +490,28 @@ describe('evaluateSite on synthetic weeks', () => {
     const verdictOf = (key: string) => evaluations.find((e) => e.key === key)?.verdict;
     expect(verdictOf('volume:view')).toBe('firing');
     expect(verdictOf('volume:cart')).toBe('unknown');
+  });
+
+  it('judges no rule on hours before the site first received an event', () => {
+    // A new site: 'view' starts at T0 + 10:00 with 30 an hour; the rule's line is 5.
+    const start = T0 + 10 * HOUR_MS;
+    const s: SiteSeries = {
+      volumes: new Map([['view', series(start, T0 + DAY_MS, () => 30)]]),
+      historyStart: start,
+      accepted: new Map(),
+      rejected: new Map(),
+      fields: new Map(),
+    };
+    const floor = resolveConfig({ rules: [{ id: 'floor', event: 'view', below: 5 }] });
+    const ruleAt = (end: number) =>
+      evaluateSite({ end, series: s, goals: [], config: floor, activeUntil: new Map() }).find(
+        (e) => e.key === 'rule:floor',
+      )?.verdict;
+
+    // 09:00–10:00 had no events because the site did not exist yet: not judged.
+    expect(ruleAt(start)).toBe('unknown');
+    // 10:00–11:00 is history (30 ≥ 6, the default recovery level): clear.
+    expect(ruleAt(start + HOUR_MS)).toBe('clear');
   });
 
   it('alerts only the first broken step when the steps after it fall with it', () => {

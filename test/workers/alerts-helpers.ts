@@ -9,6 +9,7 @@ import {
   SELF,
   waitOnExecutionContext,
 } from 'cloudflare:test';
+import type { Env } from '../../src/env';
 import worker from '../../src/index';
 import { ADMIN } from './helpers';
 
@@ -17,11 +18,14 @@ export const H = 3_600_000;
 export const T = Date.parse('2025-03-10T00:00:00Z');
 const BASE = 'https://goalstep.test';
 
-/** Runs the real scheduled handler for the cron slot at `at`. */
-export async function runCron(at: number): Promise<void> {
+/**
+ * Runs the real scheduled handler for the cron slot at `at`; `vars` replace Worker variables for
+ * this run (the test bindings allow private channel hosts, a deployment does not).
+ */
+export async function runCron(at: number, vars: Partial<Env> = {}): Promise<void> {
   const controller = createScheduledController({ scheduledTime: at, cron: '*/15 * * * *' });
   const ctx = createExecutionContext();
-  await worker.scheduled(controller, env, ctx);
+  await worker.scheduled(controller, { ...env, ...vars }, ctx);
   await waitOnExecutionContext(ctx);
 }
 
@@ -38,9 +42,9 @@ export async function writeVolumes(
     for (const event of ['page', 'checkout', 'other']) {
       statements.push(
         env.DB.prepare(
-          `INSERT INTO step_volumes (site_id, event, hour, count, updated_at)
-           VALUES (?, ?, ?, ?, 0)`,
-        ).bind(siteId, event, hour, rate(event, hour)),
+          `INSERT INTO step_volumes (site_id, event, hour, count, updated_at, counted_to)
+           VALUES (?, ?, ?, ?, 0, ?)`,
+        ).bind(siteId, event, hour, rate(event, hour), hour + H),
       );
     }
   }

@@ -114,3 +114,35 @@ describe('check summaries', () => {
     });
   });
 });
+
+describe('site-wide notices and Slack icons', () => {
+  const slackText = (n: AlertNotice) => (JSON.parse(slackBody(n)) as { text: string }).text;
+
+  it('gives each severity its own Slack icon: info is not a warning', () => {
+    expect(slackText({ ...notice, severity: 'info' })).toMatch(/^:information_source: /);
+    expect(slackText({ ...notice, severity: 'warning' })).toMatch(/^:warning: /);
+    expect(slackText({ ...notice, severity: 'critical' })).toMatch(/^:rotating_light: /);
+    expect(slackText({ ...notice, action: 'resolve' })).toMatch(/^:white_check_mark: /);
+  });
+
+  it('names the steps of a site-level dip and marks a rule as part of a silence', () => {
+    const dip = summarize({
+      ...notice,
+      key: 'site:traffic',
+      kind: 'traffic_dip',
+      severity: 'info',
+      step: null,
+      detail: { steps: [{ step: 'page' }, { step: 'checkout' }] },
+    });
+    const rule = summarize({
+      ...notice,
+      key: 'rule:floor',
+      kind: 'rule',
+      detail: { siteEvent: { key: 'site:traffic', kind: 'site_silent' } },
+    });
+
+    expect(dip).toContain('Site shop traffic fell on every step at once (traffic dip)');
+    expect(dip).toContain('; steps: page, checkout');
+    expect(rule).toContain('crossed its alert rule (part of a site-wide silence)');
+  });
+});

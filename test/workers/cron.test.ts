@@ -48,6 +48,37 @@ describe('scheduled handler', () => {
     ]);
   });
 
+  it('never lets a run for an earlier time replace a count that saw more of the hour', async () => {
+    const site = await seedSite('volumes-past', ['view', 'buy']);
+    const at = (minute: number) => Date.UTC(2025, 2, 3, 7, minute);
+    // Six views in 07:00–08:00: four before 07:45, two after.
+    const minutes = [5, 10, 20, 40, 50, 55];
+    const res = await importBatch(
+      site,
+      minutes.map((m, i) =>
+        track('view', { anonymousId: `p${i}` }, `past-${i}`, new Date(at(m)).toISOString()),
+      ),
+    );
+    expect(res.status).toBe(200);
+    const stored = () =>
+      env.DB.prepare(
+        `SELECT count, counted_to AS countedTo FROM step_volumes
+         WHERE site_id = ? AND event = 'view' AND hour = ?`,
+      )
+        .bind(site.siteId, at(0))
+        .first<{ count: number; countedTo: number }>();
+
+    // 07:30 sees three views; 09:15 sees the whole hour, six.
+    await runCron(at(30));
+    expect(await stored()).toEqual({ count: 3, countedTo: at(30) });
+    await runCron(at(0) + 2 * HOUR + 15 * 60_000);
+    expect(await stored()).toEqual({ count: 6, countedTo: at(60) });
+
+    // A replayed 07:45 slot sees four: the finished hour keeps its six.
+    await runCron(at(45));
+    expect(await stored()).toEqual({ count: 6, countedTo: at(60) });
+  });
+
   it('applies a batch that was stored in D1 but never reached the site object', async () => {
     const site = await seedSite('reconcile', ['view', 'buy']);
     const ts = (s: number) => new Date(Date.UTC(2025, 2, 3, 10, 0, s)).toISOString();
