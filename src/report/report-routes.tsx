@@ -12,7 +12,13 @@ import { sha256Hex } from '../lib/crypto';
 import { nowMs } from '../lib/clock';
 import { ApiError } from '../lib/http-error';
 import { buildReport, type ReportView, type SegmentFilter } from './build-report';
-import { extraColumns, queryCountedAttempts, SEGMENT_COLUMNS, toCounted } from './funnel-query';
+import {
+  extraColumns,
+  isSegmentColumn,
+  queryCountedAttempts,
+  SEGMENT_COLUMNS,
+  toCounted,
+} from './funnel-query';
 import { localBound, resolveRange, RangeError400, type ReportRange } from './range';
 import { reportCsv } from './report-csv';
 import { ErrorPage, ReportPage, type VersionChoice } from './report-page';
@@ -230,7 +236,7 @@ const FILTER = /^((?:property|trait):[A-Za-z0-9_.$-]{1,100}|[a-z_]{1,40}):(.{1,2
 const MAX_FILTERS = 10;
 
 /** A segment key a breakdown or a filter may name. */
-const isSegmentKey = (key: string) => key in SEGMENT_COLUMNS || BREAKDOWN_PROPERTY.test(key);
+const isSegmentKey = (key: string) => isSegmentColumn(key) || BREAKDOWN_PROPERTY.test(key);
 
 /** A window in its shortest whole unit: `168h` and `7d` are one view, written `7d`. */
 export function formatWindow(ms: number): string {

