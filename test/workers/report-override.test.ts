@@ -4,10 +4,11 @@
  * computation: ingest keeps flowing, identical views share one computation, and a repeat within
  * a short time is answered from memory.
  */
-import { env } from 'cloudflare:test';
+import { env, SELF } from 'cloudflare:test';
+import { saveGoal } from '../../src/funnel/goal-store';
 import type { StoredEvent } from '../../src/ingest/normalize';
 import type { Goal } from '../../src/funnel/definition';
-import { seedSite } from './helpers';
+import { ADMIN, seedSite } from './helpers';
 
 const DAY = Date.UTC(2025, 2, 3);
 const COLUMNS = ['reached', 't1', 't2'];
@@ -96,5 +97,55 @@ describe('override view in the site object', () => {
     await stub.viewAttempts('override-share', goal, ...range, COLUMNS, { fresh: true });
     await stub.viewAttempts('override-share', { ...goal, mode: 'any' }, ...range, COLUMNS);
     expect(await stub.viewStats()).toEqual({ computed: 3, shared: 1, remembered: 1 });
+  });
+});
+
+describe('goal rebuild in the site object', () => {
+  const attemptsOf = async (siteId: string, version: number) =>
+    (
+      await env.DB.prepare('SELECT COUNT(*) AS n FROM attempts WHERE site_id = ? AND version = ?')
+        .bind(siteId, version)
+        .first<{ n: number }>()
+    )?.n ?? 0;
+
+  it('answers an ingest and a report while a large rebuild runs, the report on the old version', async () => {
+    const siteId = 'rebuild-stall';
+    const { stub } = await bigSite(siteId, 3000);
+    // Version 2 is saved without the route, so this test starts the only rebuild itself.
+    const saved = await saveGoal(env.DB, {
+      siteId,
+      goalId: 'goal',
+      goal: { name: 'Test goal', window: '1d', steps: [{ event: 'a' }, { event: 'b' }] },
+      createdBy: 'test',
+      now: DAY,
+    });
+    expect(saved).toEqual({ version: 2, created: true });
+
+    let rebuilt = false;
+    const rebuild = stub.goalsChanged(siteId).then((answer) => {
+      rebuilt = true;
+      return answer;
+    });
+    await stub.apply(siteId, null, [event('late', 'a', 'late-a', DAY + 5_000_000)]);
+    // The ingest is written while most of the 3000 people still wait for their rebuild.
+    expect(rebuilt).toBe(false);
+    expect(await attemptsOf(siteId, 2)).toBeLessThan(3000);
+
+    const during = await SELF.fetch(
+      `https://goalstep.test/r/sh_${siteId}_test_share_00000001/goal?from=2025-03-03&to=2025-03-04&format=json`,
+      { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } },
+    );
+    const shown = (await during.json()) as {
+      version: number;
+      rebuilding: boolean;
+      entered: number;
+    };
+    expect(rebuilt).toBe(false);
+    // Version 1's progress is complete: the 3000 people and the late one.
+    expect(shown).toMatchObject({ version: 1, rebuilding: true, entered: 3001 });
+
+    // The walk took its list before the late person came; their own ingest wrote version 2.
+    expect(await rebuild).toMatchObject({ people: 3000 });
+    expect(await attemptsOf(siteId, 2)).toBe(3001);
   });
 });
