@@ -5,9 +5,9 @@
  * a short time is answered from memory.
  */
 import { env, SELF } from 'cloudflare:test';
+import { goalInputSchema, type Goal } from '../../src/funnel/definition';
 import { saveGoal } from '../../src/funnel/goal-store';
 import type { StoredEvent } from '../../src/ingest/normalize';
-import type { Goal } from '../../src/funnel/definition';
 import { ADMIN, seedSite } from './helpers';
 
 const DAY = Date.UTC(2025, 2, 3);
@@ -115,7 +115,11 @@ describe('goal rebuild in the site object', () => {
     const saved = await saveGoal(env.DB, {
       siteId,
       goalId: 'goal',
-      goal: { name: 'Test goal', window: '1d', steps: [{ event: 'a' }, { event: 'b' }] },
+      goal: goalInputSchema.parse({
+        name: 'Test goal',
+        window: '1d',
+        steps: [{ event: 'a' }, { event: 'b' }],
+      }),
       createdBy: 'test',
       now: DAY,
     });
