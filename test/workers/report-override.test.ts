@@ -148,8 +148,9 @@ describe('goal rebuild in the site object', () => {
     // Version 1's progress is complete: the 3000 people and the late one.
     expect(shown).toMatchObject({ version: 1, rebuilding: true, entered: 3001 });
 
-    // The walk took its list before the late person came; their own ingest wrote version 2.
-    expect(await rebuild).toMatchObject({ people: 3000 });
+    // The walk's list may or may not hold the late person (it is taken after the goals load);
+    // either way every person has a version 2 row once, their own ingest or the walk wrote it.
+    expect([3000, 3001]).toContain((await rebuild).people);
     expect(await attemptsOf(siteId, 2)).toBe(3001);
   });
 });
