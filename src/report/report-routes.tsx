@@ -6,12 +6,13 @@ import { Hono, type Context } from 'hono';
 import { isAdmin } from '../admin/admin-auth';
 import { listAlertHistory, type AlertHistoryEntry } from '../alerts/alert-store';
 import type { Env } from '../env';
-import { MODES, parseWindow, type Mode } from '../funnel/definition';
+import { MODES, parseWindow, type Goal, type Mode } from '../funnel/definition';
 import { getGoalVersion } from '../funnel/goal-store';
 import { sha256Hex } from '../lib/crypto';
 import { nowMs } from '../lib/clock';
 import { ApiError } from '../lib/http-error';
 import { buildReport, type ReportView, type SegmentFilter } from './build-report';
+import type { CountedAttempt } from './metrics';
 import {
   extraColumns,
   isSegmentColumn,
@@ -52,6 +53,7 @@ reportRoutes.get('/r/:token/:goalId', async (c) => {
     const format = c.req.query('format') ?? 'html';
     if (error instanceof ApiError && format === 'html') {
       const page = <ErrorPage status={error.status} message={error.message} />;
+      if (error.status === 503) c.header('Retry-After', '5');
       return c.html(`<!doctype html>${page.toString()}`, error.status);
     }
     throw error;
@@ -143,20 +145,7 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
             to: range.to,
             ...wanted,
           })
-        : (
-            await c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(share.siteId)).viewAttempts(
-              share.siteId,
-              engineGoal,
-              range.from,
-              range.to,
-              [
-                'reached',
-                ...Array.from({ length: steps }, (_, i) => `t${i + 1}`),
-                ...extraColumns(wanted),
-              ],
-              { fresh: bypass },
-            )
-          ).map((row) => toCounted(row, steps));
+        : await viewRows(c.env, share.siteId, engineGoal, range, steps, wanted, bypass);
     const report = buildReport({
       goal: engineGoal,
       defined,
@@ -218,6 +207,42 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
     ...headers,
     'Content-Type': CONTENT_TYPES[format],
   });
+}
+
+/**
+ * The counted attempts of an override view (or an old version), from the site object's stored
+ * events; 503 `busy` when too many other views already wait for the object's one walk.
+ */
+async function viewRows(
+  env: Env,
+  siteId: string,
+  goal: Goal,
+  range: ReportRange,
+  steps: number,
+  wanted: Parameters<typeof extraColumns>[0],
+  fresh: boolean,
+): Promise<CountedAttempt[]> {
+  const columns = [
+    'reached',
+    ...Array.from({ length: steps }, (_, i) => `t${i + 1}`),
+    ...extraColumns(wanted),
+  ];
+  const answer = await env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId)).viewAttempts(
+    siteId,
+    goal,
+    range.from,
+    range.to,
+    columns,
+    { fresh },
+  );
+  if (!answer.ok) {
+    throw new ApiError(
+      503,
+      'busy',
+      'this site is computing other custom views (mode or window overrides); retry shortly',
+    );
+  }
+  return answer.rows.map((row) => toCounted(row, steps));
 }
 
 /**
