@@ -5,7 +5,7 @@
 import { raw } from 'hono/html';
 import type { FC } from 'hono/jsx';
 import type { AlertHistoryEntry } from '../alerts/alert-store';
-import type { FunnelReport } from './build-report';
+import { filterParam, type FunnelReport } from './build-report';
 import { SEGMENT_COLUMNS } from './funnel-query';
 import { localBound } from './range';
 import {
@@ -48,6 +48,7 @@ th, td { text-align: right; padding: 6px 8px; border-bottom: 1px solid var(--lin
 th:first-child, td:first-child { text-align: left; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; }
 dt { color: var(--muted); }
+em.synthetic { color: var(--muted); }
 @media print { form, .downloads { display: none; } body { padding: 0; } }
 `;
 
@@ -69,6 +70,9 @@ export interface ReportPageProps {
   /** Links to the same view as JSON and CSV. */
   links: { json: string; csv: string };
 }
+
+/** Labels of the groups no tracked value names, set apart from tracked values on the page. */
+const SYNTHETIC = { none: 'No value', other: 'Other values', value: '' } as const;
 
 const MODE_LABEL = { ordered: 'ordered steps', strict: 'strict order', any: 'any order' } as const;
 
@@ -159,8 +163,8 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, link
               </thead>
               <tbody>
                 {report.breakdown.groups.map((g) => (
-                  <tr data-group={g.value}>
-                    <td>{g.value}</td>
+                  <tr data-group={g.value ?? undefined} data-kind={g.kind}>
+                    <td>{g.value ?? <em class="synthetic">{SYNTHETIC[g.kind]}</em>}</td>
                     {g.steps.map((s) => (
                       <td>{s.count}</td>
                     ))}
@@ -217,7 +221,9 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, link
 /** The view's filters in words: keys must all hold, a key's values are alternatives. */
 const filterText = (filters: FunnelReport['filters']) => {
   const byKey = new Map<string, string[]>();
-  for (const f of filters) byKey.set(f.key, [...(byKey.get(f.key) ?? []), f.value]);
+  for (const f of filters) {
+    byKey.set(f.key, [...(byKey.get(f.key) ?? []), f.value ?? 'no value']);
+  }
   return [...byKey].map(([key, values]) => `${key} = ${values.join(' or ')}`).join(' and ');
 };
 
@@ -310,11 +316,14 @@ const ViewForm: FC<{ report: FunnelReport; versions: VersionChoice }> = ({ repor
         </select>
       </label>
       <fieldset>
-        <legend>Only people whose segment at entry is (key:value, e.g. device:mobile)</legend>
+        <legend>
+          Only people whose segment at entry is (key:value, e.g. device:mobile; the key alone for no
+          value)
+        </legend>
         {report.filters.map((f, i) => (
           <label>
             {`Filter ${i + 1}`}
-            <input type="text" name="filter" value={`${f.key}:${f.value}`} />
+            <input type="text" name="filter" value={filterParam(f)} />
           </label>
         ))}
         <label>

@@ -11,7 +11,7 @@ import { getGoalVersion } from '../funnel/goal-store';
 import { sha256Hex } from '../lib/crypto';
 import { nowMs } from '../lib/clock';
 import { ApiError } from '../lib/http-error';
-import { buildReport, type ReportView, type SegmentFilter } from './build-report';
+import { buildReport, filterParam, type ReportView, type SegmentFilter } from './build-report';
 import type { CountedAttempt } from './metrics';
 import {
   extraColumns,
@@ -320,7 +320,10 @@ function parseView(
   };
 }
 
-/** `filter=<segment key>:<value>`, repeatable; empty ones (an unused form field) are skipped. */
+/**
+ * `filter=<key>:<value>`, or `filter=<key>` for people without a value, repeatable; empty ones
+ * (an unused form field) are skipped.
+ */
 function parseFilters(raw: readonly string[]): SegmentFilter[] {
   const given = raw.map((text) => text.trim()).filter((text) => text !== '');
   if (given.length > MAX_FILTERS) {
@@ -329,18 +332,25 @@ function parseFilters(raw: readonly string[]): SegmentFilter[] {
   const filters = new Map<string, SegmentFilter>();
   for (const text of given) {
     const match = FILTER.exec(text);
-    if (!match || !isSegmentKey(match[1]!)) {
+    const filter: SegmentFilter | null = isSegmentKey(text)
+      ? { key: text, value: null }
+      : match && isSegmentKey(match[1]!)
+        ? { key: match[1]!, value: match[2]! }
+        : null;
+    if (!filter) {
       throw new ApiError(
         400,
         'invalid_filter',
-        'filter must be <key>:<value> with a key of ' +
+        'filter must be <key>:<value>, or <key> alone for no value, with a key of ' +
           `${Object.keys(SEGMENT_COLUMNS).join(', ')}, property:<name> or trait:<name>`,
       );
     }
-    filters.set(JSON.stringify([match[1], match[2]]), { key: match[1]!, value: match[2]! });
+    filters.set(JSON.stringify([filter.key, filter.value]), filter);
   }
+  // Sorted by key, then value, no value first: one spelling per set of filters.
+  const before = (a: string | null, b: string | null) => a === null || (b !== null && a < b);
   return [...filters.values()].sort((a, b) =>
-    a.key === b.key ? (a.value < b.value ? -1 : 1) : a.key < b.key ? -1 : 1,
+    a.key === b.key ? (before(a.value, b.value) ? -1 : 1) : a.key < b.key ? -1 : 1,
   );
 }
 
@@ -366,7 +376,7 @@ function viewSearch(input: {
   if (view.breakdown) params.set('breakdown', view.breakdown);
   if (view.top !== 5) params.set('top', String(view.top));
   if (view.interval !== 'day') params.set('interval', view.interval);
-  for (const f of view.filters) params.append('filter', `${f.key}:${f.value}`);
+  for (const f of view.filters) params.append('filter', filterParam(f));
   if (input.version !== null) params.set('version', String(input.version));
   if (input.format !== 'html') params.set('format', input.format);
   return `?${params}`;

@@ -23,7 +23,7 @@ interface Report {
   mode: string;
   source: string;
   steps: Array<{ count: number }>;
-  breakdown: { groups: Array<{ value: string; entered: number }> } | null;
+  breakdown: { groups: Array<{ value: string | null; kind: string; entered: number }> } | null;
 }
 
 async function getReport(site: TestSite, query = ''): Promise<Report> {
@@ -80,7 +80,7 @@ describe('funnel report', () => {
     }
   });
 
-  it('breaks down by an entry property with (none) for people without it', async () => {
+  it('breaks down by an entry property with a no-value group for people without it', async () => {
     const site = await seedSite('split', ['a', 'b']);
     await importBatch(site, [
       { ...track('a', { anonymousId: 's1' }, 'm1', T(0)), properties: { plan: 'free' } },
@@ -90,9 +90,9 @@ describe('funnel report', () => {
     ]);
     await settle(site);
     const r = await getReport(site, '&breakdown=property:plan');
-    expect(r.breakdown?.groups.map((g) => [g.value, g.entered])).toEqual([
-      ['free', 2],
-      ['(none)', 1],
+    expect(r.breakdown?.groups.map((g) => [g.value, g.kind, g.entered])).toEqual([
+      ['free', 'value', 2],
+      [null, 'none', 1],
     ]);
   });
 
@@ -341,7 +341,7 @@ describe('report page', () => {
     );
     const html = await res.text();
     expect(html).toContain('Version 2 is being rebuilt from stored events');
-    expect(html).toContain('<tr data-group="news">');
+    expect(html).toContain('<tr data-group="news" data-kind="value">');
     expect(html).toContain('<td>2025-03-03</td>');
   });
 });

@@ -68,3 +68,57 @@ describe('user-given names that Object.prototype also has', () => {
     expect(((await filtered.json()) as { entered: number }).entered).toBe(1);
   });
 });
+
+describe('breakdown groups no tracked value can name', () => {
+  /** p1, p2 from source "other", p3 from "(none)", p4 from "x", p5 without a source; all do a. */
+  async function literalSite(siteId: string): Promise<TestSite> {
+    const site = await seedSite(siteId, ['a', 'b']);
+    const from = (source: string) => ({ campaign: { source } });
+    await importBatch(site, [
+      { ...track('a', { anonymousId: 'p1' }, 'm1', T(0)), context: from('other') },
+      { ...track('a', { anonymousId: 'p2' }, 'm2', T(1)), context: from('other') },
+      { ...track('a', { anonymousId: 'p3' }, 'm3', T(2)), context: from('(none)') },
+      { ...track('a', { anonymousId: 'p4' }, 'm4', T(3)), context: from('x') },
+      track('a', { anonymousId: 'p5' }, 'm5', T(4)),
+    ]);
+    await settle(site);
+    return site;
+  }
+  type Groups = {
+    breakdown: { groups: Array<{ value: string | null; kind: string; entered: number }> };
+  };
+
+  it('keeps tracked "other" and "(none)" apart from the other and no-value groups', async () => {
+    const site = await literalSite('literal-groups');
+    const res = await get(site, `${DAY}&breakdown=utm_source&top=2&format=json`);
+    const groups = ((await res.json()) as Groups).breakdown.groups;
+    // "other" 2, then the ties of 1 by value: "(none)"; "x" and the missing one fold into other.
+    expect(groups.map((g) => [g.value, g.kind, g.entered])).toEqual([
+      ['other', 'value', 2],
+      ['(none)', 'value', 1],
+      [null, 'other', 2],
+    ]);
+    const all = await get(site, `${DAY}&breakdown=utm_source&format=json`);
+    expect(((await all.json()) as Groups).breakdown.groups.map((g) => [g.value, g.kind])).toEqual([
+      ['other', 'value'],
+      ['(none)', 'value'],
+      ['x', 'value'],
+      [null, 'none'],
+    ]);
+
+    const page = await (await get(site, `${DAY}&breakdown=utm_source&top=2`)).text();
+    expect(page).toContain('<tr data-group="other" data-kind="value"><td>other</td>');
+    expect(page).toContain('<tr data-kind="other"><td><em class="synthetic">Other values</em>');
+  });
+
+  it('filters a tracked "(none)" apart from people without a value', async () => {
+    const site = await literalSite('literal-filter');
+    const entered = async (query: string) =>
+      ((await (await get(site, `${DAY}&${query}&format=json`)).json()) as { entered: number })
+        .entered;
+    expect(await entered('filter=utm_source:(none)')).toBe(1);
+    expect(await entered('filter=utm_source:other')).toBe(2);
+    expect(await entered('filter=utm_source')).toBe(1);
+    expect(await entered('filter=utm_source&filter=utm_source:x')).toBe(2);
+  });
+});
