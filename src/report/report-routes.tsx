@@ -50,7 +50,7 @@ reportRoutes.get('/r/:token/:goalId', async (c) => {
     return await handleReport(c);
   } catch (error) {
     // A person opening a bad link in a browser gets a page, not raw JSON.
-    const format = c.req.query('format') ?? 'html';
+    const format = c.req.query('format') || 'html';
     if (error instanceof ApiError && format === 'html') {
       const page = <ErrorPage status={error.status} message={error.message} />;
       if (error.status === 503) c.header('Retry-After', '5');
@@ -67,7 +67,8 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
   const goalId = c.req.param('goalId') ?? '';
   if (!share || (share.goalIds && !share.goalIds.includes(goalId))) throw notFound;
 
-  const format = (c.req.query('format') ?? 'html') as Format;
+  // An empty parameter (a form's untouched control) means the default, as if absent.
+  const format = (c.req.query('format') || 'html') as Format;
   if (!FORMATS.includes(format)) {
     throw new ApiError(400, 'invalid_format', 'format must be html, json or csv');
   }
@@ -117,6 +118,9 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
     range,
     view,
     format,
+    // The page's links repeat `version` only when it was asked for: a page rendered for
+    // `version=4` must not answer the same view asked without it.
+    linksPin: format === 'html' && asked !== undefined,
   };
   const keyHash = await sha256Hex(JSON.stringify(normal));
   const cacheKey = new Request(
@@ -302,8 +306,12 @@ function parseView(
         'property:<name> or trait:<name>',
     );
   }
+  // Plain digits only: Number() would also read `1e1` or `0x10`.
+  if (query.top && !/^\d{1,3}$/.test(query.top)) {
+    throw new ApiError(400, 'invalid_top', 'top must be a whole number from 1 to 50');
+  }
   const top = query.top ? Number(query.top) : 5;
-  if (!Number.isInteger(top) || top < 1 || top > 50) {
+  if (top < 1 || top > 50) {
     throw new ApiError(400, 'invalid_top', 'top must be a whole number from 1 to 50');
   }
   const interval = query.interval || 'day';

@@ -5,7 +5,7 @@
  * hand from docs/METRICS.md.
  */
 import { SELF } from 'cloudflare:test';
-import { ADMIN, importBatch, seedSite, settle, track, type TestSite } from './helpers';
+import { ADMIN, importBatch, seedSite, settle, track, waitReady, type TestSite } from './helpers';
 
 const BASE = 'https://goalstep.test';
 const T = (minutes: number) => new Date(Date.UTC(2025, 2, 3, 10, minutes)).toISOString();
@@ -120,5 +120,69 @@ describe('breakdown groups no tracked value can name', () => {
     expect(await entered('filter=utm_source:other')).toBe(2);
     expect(await entered('filter=utm_source')).toBe(1);
     expect(await entered('filter=utm_source&filter=utm_source:x')).toBe(2);
+  });
+});
+
+describe('parameters', () => {
+  it('reads every empty parameter as its default, format included', async () => {
+    const site = await seedSite('empty-params', ['a', 'b']);
+    const page = await get(site, `${DAY}&format=`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('Content-Type')).toContain('text/html');
+    const empty = 'mode=&window=&breakdown=&top=&interval=&version=&filter=&tz=&format=';
+    expect((await get(site, `from=&to=&${empty}`)).status).toBe(200);
+    const json = await get(site, `${DAY}&mode=&window=&top=&interval=&tz=&format=json`);
+    expect(json.status).toBe(200);
+  });
+
+  it('refuses times that do not exist with invalid_time naming the parameter', async () => {
+    const site = await seedSite('bad-times', ['a', 'b']);
+    const cases = [
+      ['from=2025-01-10T25:00&to=2025-01-12', 'from'],
+      ['from=2025-01-10&to=2025-01-11T23:59:60', 'to'],
+      ['from=2025-01-10T10:60&to=2025-01-12', 'from'],
+      ['from=2025-01-10T10:00%2B25:00&to=2025-01-12', 'from'],
+    ];
+    for (const [query, name] of cases) {
+      const res = await get(site, `${query}&format=json`);
+      expect(res.status, query).toBe(400);
+      const body = (await res.json()) as { code: string; message: string };
+      expect(body.code, query).toBe('invalid_time');
+      expect(body.message.startsWith(`${name} `), body.message).toBe(true);
+    }
+    // The last real minute and second of a day are fine.
+    expect((await get(site, 'from=2025-01-10T23:59:59&to=2025-01-11&format=json')).status).toBe(
+      200,
+    );
+  });
+
+  it('takes top as plain digits only', async () => {
+    const site = await seedSite('top-digits', ['a', 'b']);
+    for (const top of ['1e1', '0x10', '+5', '5.0', ' 5', '0', '51']) {
+      expect(await errorOf(site, `${DAY}&top=${encodeURIComponent(top)}`), top).toEqual([
+        400,
+        'invalid_top',
+      ]);
+    }
+    expect((await get(site, `${DAY}&top=10&format=json`)).status).toBe(200);
+  });
+});
+
+describe('cache key', () => {
+  it('does not serve the page rendered for a named version to the URL without one', async () => {
+    const site = await seedSite('pinned-cache', ['a', 'b']);
+    await waitReady(site.siteId, 'goal', 1);
+    const pinned = await get(site, `${DAY}&version=1`, {});
+    expect(pinned.status).toBe(200);
+    expect(await pinned.text()).toContain('version=1');
+
+    const plain = await get(site, DAY, {});
+    expect(plain.headers.get('X-Goalstep-Cache')).toBe('miss');
+    expect(await plain.text()).not.toContain('version=1');
+    // The JSON of the two spellings is one answer, and shares one entry.
+    await (await get(site, `${DAY}&version=1&format=json`, {})).text();
+    const json = await get(site, `${DAY}&format=json`, {});
+    expect(json.headers.get('X-Goalstep-Cache')).toBe('hit');
+    await json.text();
   });
 });
