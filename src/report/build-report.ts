@@ -73,7 +73,7 @@ export function applyFilters(
 
 /** Shapes the answer every format renders. Pure: the counted attempts are passed in. */
 export function buildReport(input: {
-  goal: Goal & { note: string | null };
+  goal: Goal & { note: string | null; createdBy?: string | null };
   /** The goal's own mode and window, when the view overrides them. */
   defined: { mode: Mode; window: string };
   view: ReportView;

@@ -214,7 +214,8 @@ describe('glossary', () => {
         'URL matches "https://shop.test/connect*".',
     );
     expect(meaning('Step 3: Upgraded')).toContain(
-      'the person\'s trait "plan" equal to "pro", reached when an identify call first gives',
+      'the person\'s trait "plan" equal to "pro", reached when the trait first takes that value ' +
+        '(from an identify call), and again each time it takes the value after having left it',
     );
     expect(meaning('Step 3: Upgraded')).toContain('Optional: a person may skip it');
     expect(meaning('Step 4: Paid')).toBe(
@@ -230,7 +231,24 @@ describe('glossary', () => {
     expect(meaning('Window')).toBe('Every step within 14d of step 1, the boundary included.');
     expect(meaning('Counting rule')).toContain('strict order');
     expect(meaning('Counting rule')).toContain("(this view overrides the goal's order, ordered)");
-    expect(meaning('Goal version')).toBe('Version 2: activation as agreed with sales.');
+    expect(meaning('Goal version')).toBe(
+      'Version 2, saved by root: activation as agreed with sales.',
+    );
+
+    // In any order, per-step windows do not apply and any required step can start (METRICS.md).
+    const any = await json(site, `${DAY}&mode=any`);
+    const anyMeaning = (term: string) => any.glossary.find((e) => e.term === term)?.meaning;
+    expect(anyMeaning('Step 4: Paid')).toBe(
+      'an event named "paid" with property "currency" set (any value). Its own window (2h ' +
+        'from the previous step) does not apply in any order.',
+    );
+    expect(anyMeaning('Step 1: Landed')).toContain(
+      'In any order a person enters at the first event matching any required step.',
+    );
+    expect(anyMeaning('Window')).toBe(
+      "Every step within 14d of entry, the boundary included. In any order the steps' own " +
+        'windows do not apply.',
+    );
 
     const html = await (await get(site, `${DAY}&mode=strict`)).text();
     expect(html).toContain('<dt>Exclusion</dt><dd>An event named &quot;refunded&quot;');
