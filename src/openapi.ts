@@ -261,6 +261,12 @@ export function buildOpenApi(): Record<string, unknown> {
       },
     },
     '/admin/sites/{siteId}/shares': {
+      get: {
+        summary: "List the site's shares (never their tokens)",
+        security: [{ admin: [] }],
+        parameters: [siteParam],
+        responses: adminResponses('{ shares: [{ id, goalIds, createdAt, expiresAt, revokedAt }] }'),
+      },
       post: {
         summary: 'Create a read-only share',
         security: [{ admin: [] }],
