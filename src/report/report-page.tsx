@@ -5,6 +5,7 @@
 import { raw } from 'hono/html';
 import type { FC } from 'hono/jsx';
 import type { AlertHistoryEntry } from '../alerts/alert-store';
+import type { Mode } from '../funnel/definition';
 import { filterParam, type FunnelReport } from './build-report';
 import { SEGMENT_COLUMNS } from './funnel-query';
 import { localBound } from './range';
@@ -67,6 +68,8 @@ export interface ReportPageProps {
   /** Recent step-health alert actions about this goal, newest first. */
   health: AlertHistoryEntry[];
   versions: VersionChoice;
+  /** The goal's own mode and window: the form leaves them empty unless the view overrides. */
+  defined: { mode: Mode; window: string };
   /** Links to the same view as JSON and CSV. */
   links: { json: string; csv: string };
 }
@@ -77,7 +80,7 @@ const SYNTHETIC = { none: 'No value', other: 'Other values', value: '' } as cons
 const MODE_LABEL = { ordered: 'ordered steps', strict: 'strict order', any: 'any order' } as const;
 
 /** The whole report page. */
-export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, links }) => (
+export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, defined, links }) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
@@ -101,7 +104,7 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, link
             complete, this page shows version {report.version}.
           </p>
         ) : null}
-        <ViewForm report={report} versions={versions} />
+        <ViewForm report={report} versions={versions} defined={defined} />
         <section class="kpis" aria-label="Summary">
           <div class="kpi">
             <strong>{report.entered.toLocaleString('en-US')}</strong> people entered
@@ -238,7 +241,11 @@ const BoundInput: FC<{ name: string; value: string }> = ({ name, value }) => (
 );
 
 /** Every view parameter as a plain GET control, filled with the view shown. */
-const ViewForm: FC<{ report: FunnelReport; versions: VersionChoice }> = ({ report, versions }) => {
+const ViewForm: FC<{
+  report: FunnelReport;
+  versions: VersionChoice;
+  defined: { mode: Mode; window: string };
+}> = ({ report, versions, defined }) => {
   const breakdowns = ['', ...Object.keys(SEGMENT_COLUMNS)];
   const by = report.breakdown?.by ?? '';
   const tz = report.range.tz;
@@ -260,11 +267,17 @@ const ViewForm: FC<{ report: FunnelReport; versions: VersionChoice }> = ({ repor
       <label>
         Order
         <select name="mode">
-          {(['ordered', 'strict', 'any'] as const).map((m) => (
-            <option value={m} selected={m === report.mode}>
-              {MODE_LABEL[m]}
-            </option>
-          ))}
+          {/* Empty: the goal's own mode, so a saved link follows the goal when it changes. */}
+          <option value="" selected={report.mode === defined.mode}>
+            {`the goal's own (${MODE_LABEL[defined.mode]})`}
+          </option>
+          {(['ordered', 'strict', 'any'] as const)
+            .filter((m) => m !== defined.mode)
+            .map((m) => (
+              <option value={m} selected={m === report.mode}>
+                {MODE_LABEL[m]}
+              </option>
+            ))}
         </select>
       </label>
       <label>
@@ -273,7 +286,8 @@ const ViewForm: FC<{ report: FunnelReport; versions: VersionChoice }> = ({ repor
           class="window"
           type="text"
           name="window"
-          value={report.window}
+          value={report.window === defined.window ? '' : report.window}
+          placeholder={`${defined.window} (the goal's)`}
           pattern="\d{1,5}\s*[mhd]"
           title="a number and m, h or d, such as 30m, 12h or 7d"
         />

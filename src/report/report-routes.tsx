@@ -166,7 +166,7 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
       format === 'html' ? await listAlertHistory(c.env.DB, share.siteId, goal.id, 10) : [];
     const search = (f: Format) =>
       viewSearch({ view, range, defined, format: f, version: asked ? goal.version : null });
-    const body = renderReport(format, report, health, search, {
+    const body = renderReport(format, report, health, search, defined, {
       shown: goal.version,
       pinned: asked !== undefined && goal.version !== newestReady,
       newestReady,
@@ -395,6 +395,7 @@ function renderReport(
   report: ReturnType<typeof buildReport>,
   health: AlertHistoryEntry[],
   search: (format: Format) => string,
+  defined: { mode: Mode; window: string },
   versions: VersionChoice,
 ): string {
   if (format === 'json') return JSON.stringify(report);
@@ -405,6 +406,7 @@ function renderReport(
       report={report}
       health={health}
       versions={versions}
+      defined={defined}
       links={{ json: search('json'), csv: search('csv') }}
     />
   );

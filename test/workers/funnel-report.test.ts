@@ -187,11 +187,11 @@ describe('goal versions', () => {
 });
 
 describe('catalogue and people lists', () => {
-  it('lists event names with counts, times and property types', async () => {
+  it('lists event names with counts, times and property types, one entry per key', async () => {
     const site = await seedSite('catalogue', ['a', 'b']);
     await importBatch(site, [
       { ...track('a', { anonymousId: 'c1' }, 'm1', T(0)), properties: { n: 1, s: 'x' } },
-      { ...track('a', { anonymousId: 'c1' }, 'm2', T(5)), properties: { n: 2 } },
+      { ...track('a', { anonymousId: 'c1' }, 'm2', T(5)), properties: { n: 2.5 } },
       {
         type: 'page',
         anonymousId: 'c1',
@@ -218,9 +218,10 @@ describe('catalogue and people lists', () => {
       count: 2,
       firstSeen: T(0),
       lastSeen: T(5),
+      // n was an integer once and a real once: one entry with both types.
       properties: [
-        { key: 'n', type: 'integer', count: 2 },
-        { key: 's', type: 'text', count: 1 },
+        { key: 'n', types: ['integer', 'real'], count: 2 },
+        { key: 's', types: ['text'], count: 1 },
       ],
     });
     expect(body.pages).toEqual([expect.objectContaining({ path: '/pricing', count: 1 })]);

@@ -186,3 +186,28 @@ describe('cache key', () => {
     await json.text();
   });
 });
+
+describe('view form', () => {
+  const form = async (site: TestSite, query: string) => {
+    const html = await (await get(site, query)).text();
+    return html.slice(html.indexOf('<form'), html.indexOf('</form>'));
+  };
+  const selectedMode = (form: string) =>
+    /<option value="([^"]*)" selected=""/.exec(
+      /<select name="mode">(.*?)<\/select>/s.exec(form)?.[1] ?? '',
+    )?.[1];
+  const windowValue = (form: string) =>
+    /<input[^>]*name="window"[^>]*value="([^"]*)"/.exec(form)?.[1];
+
+  it("leaves mode and window empty unless the view overrides the goal's", async () => {
+    // The goal is ordered with a 7d window.
+    const site = await seedSite('form-defaults', ['a', 'b']);
+    const plain = await form(site, DAY);
+    expect([selectedMode(plain), windowValue(plain)]).toEqual(['', '']);
+    // Asking for the goal's own values is no override either.
+    const same = await form(site, `${DAY}&mode=ordered&window=168h`);
+    expect([selectedMode(same), windowValue(same)]).toEqual(['', '']);
+    const overridden = await form(site, `${DAY}&mode=strict&window=2d`);
+    expect([selectedMode(overridden), windowValue(overridden)]).toEqual(['strict', '2d']);
+  });
+});
