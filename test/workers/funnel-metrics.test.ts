@@ -84,6 +84,8 @@ describe('summarize', () => {
       inProgress: 1,
       conversionFromPrevious: 0.5,
       dropOff: 1,
+      // 1 / (3 - 1), not 1 / 3: the person in progress is out of the denominator too.
+      dropOffRate: 0.5,
     });
     expect(s.completionRate).toBe(0.5);
   });
