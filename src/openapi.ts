@@ -261,6 +261,12 @@ export function buildOpenApi(): Record<string, unknown> {
       },
     },
     '/admin/sites/{siteId}/shares': {
+      get: {
+        summary: "List the site's shares (never their tokens)",
+        security: [{ admin: [] }],
+        parameters: [siteParam],
+        responses: adminResponses('{ shares: [{ id, goalIds, createdAt, expiresAt, revokedAt }] }'),
+      },
       post: {
         summary: 'Create a read-only share',
         security: [{ admin: [] }],
@@ -305,14 +311,26 @@ export function buildOpenApi(): Record<string, unknown> {
           {
             name: 'format',
             in: 'query',
-            schema: { type: 'string', enum: ['html', 'json', 'csv'] },
+            schema: { type: 'string', enum: ['', 'html', 'json', 'csv'] },
+          },
+          ...['mode', 'window', 'breakdown', 'top', 'interval', 'version'].map((name) => ({
+            name,
+            in: 'query',
+            schema: { type: 'string' },
+          })),
+          {
+            name: 'filter',
+            in: 'query',
+            schema: { type: 'array', items: { type: 'string' } },
+            description: '<key>:<value>, or <key> alone for people without a value; repeatable',
           },
         ],
         responses: {
           '200': { description: 'The report' },
           '304': { description: 'Not modified (If-None-Match)' },
-          '400': error('Invalid range, time zone or format'),
+          '400': error('Invalid range, time, time zone, format or view parameter'),
           '404': error('Unknown, revoked or expired share, or no such goal'),
+          '503': error('Too many custom views wait for this site; retry after Retry-After'),
         },
       },
     },

@@ -422,36 +422,28 @@ export async function oracleReport({ events, goal, view }) {
       if (!segment) throw new Error(`the oracle does not break down by ${view.breakdown}`);
       await connection.run(`CREATE OR REPLACE TABLE counted AS
         SELECT a.* EXCLUDE (src), ${segment} AS src FROM counted a`);
+      // Ranked by entrants, ties by value with no value last (docs/METRICS.md, breakdowns).
       const ranked = await all(
         connection,
-        `SELECT coalesce(src, '(none)') AS value, count(*)::INTEGER AS n FROM counted
-         GROUP BY value ORDER BY n DESC, value`,
+        `SELECT src AS value, count(*)::INTEGER AS n FROM counted
+         GROUP BY src ORDER BY n DESC, src NULLS LAST`,
       );
       const shown = ranked.slice(0, view.top);
+      const is = (value) => `src IS NOT DISTINCT FROM ${value === null ? 'NULL' : q(value)}`;
       const groups = [];
       for (const { value } of shown) {
         groups.push({
           value,
-          ...(await metrics(
-            connection,
-            goal,
-            v,
-            `coalesce(src, '(none)') = ${q(value)}`,
-            view.now,
-          )),
+          kind: value === null ? 'none' : 'value',
+          ...(await metrics(connection, goal, v, is(value), view.now)),
         });
       }
       if (ranked.length > view.top) {
-        const list = shown.map((r) => q(r.value)).join(', ');
+        const rest = `NOT (${shown.map((r) => is(r.value)).join(' OR ')})`;
         groups.push({
-          value: 'other',
-          ...(await metrics(
-            connection,
-            goal,
-            v,
-            `coalesce(src, '(none)') NOT IN (${list})`,
-            view.now,
-          )),
+          value: null,
+          kind: 'other',
+          ...(await metrics(connection, goal, v, rest, view.now)),
         });
       }
       report.breakdown = { by: view.breakdown, top: view.top, groups };

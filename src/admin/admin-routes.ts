@@ -23,7 +23,7 @@ export const siteInputSchema = z
 export const shareInputSchema = z
   .object({
     token: z.string().min(16).max(200).optional(),
-    goalIds: z.array(z.string()).min(1).optional(),
+    goalIds: z.array(z.string()).min(1).max(100).optional(),
     expiresAt: z.iso.datetime({ offset: true }).optional(),
   })
   .meta({ id: 'ShareInput' });
@@ -148,6 +148,22 @@ adminRoutes.post('/admin/sites/:siteId/shares', async (c) => {
   const admin = await requireAdmin(c, siteId);
   await requireSite(c.env.DB, siteId);
   const input = await parseJson(c.req.raw, shareInputSchema);
+  // A share that could never open anything is refused, not created dead.
+  if (input.expiresAt && Date.parse(input.expiresAt) <= nowMs(c.env)) {
+    throw new ApiError(400, 'invalid_expiry', 'expiresAt must be in the future');
+  }
+  if (input.goalIds) {
+    const { results } = await c.env.DB.prepare(
+      'SELECT id FROM goals WHERE site_id = ? AND id IN (SELECT value FROM json_each(?))',
+    )
+      .bind(siteId, JSON.stringify(input.goalIds))
+      .all<{ id: string }>();
+    const known = new Set(results.map((row) => row.id));
+    const missing = input.goalIds.find((id) => !known.has(id));
+    if (missing !== undefined) {
+      throw new ApiError(404, 'goal_not_found', `site ${siteId} has no goal ${missing}`);
+    }
+  }
   const token = input.token ?? randomToken('sh');
   const tokenHash = await sha256Hex(token);
 
@@ -188,6 +204,35 @@ adminRoutes.post('/admin/sites/:siteId/shares', async (c) => {
     }),
   ]);
   return c.json({ id, token: input.token ? undefined : token }, 201);
+});
+
+adminRoutes.get('/admin/sites/:siteId/shares', async (c) => {
+  const siteId = siteParam(c.req.param('siteId'));
+  await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
+  // Never the token nor its hash: a listing must not help anyone open a share.
+  const { results } = await c.env.DB.prepare(
+    `SELECT id, goal_ids, created_at, expires_at, revoked_at FROM shares
+     WHERE site_id = ? ORDER BY created_at DESC, id`,
+  )
+    .bind(siteId)
+    .all<{
+      id: string;
+      goal_ids: string | null;
+      created_at: number;
+      expires_at: number | null;
+      revoked_at: number | null;
+    }>();
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return c.json({
+    shares: results.map((row) => ({
+      id: row.id,
+      goalIds: row.goal_ids ? (JSON.parse(row.goal_ids) as string[]) : null,
+      createdAt: iso(row.created_at),
+      expiresAt: iso(row.expires_at),
+      revokedAt: iso(row.revoked_at),
+    })),
+  });
 });
 
 adminRoutes.delete('/admin/sites/:siteId/shares/:shareId', async (c) => {

@@ -79,11 +79,19 @@ funnelAdminRoutes.get('/admin/sites/:siteId/catalogue', async (c) => {
       .bind(siteId),
   ]);
   const iso = (v: unknown) => (typeof v === 'number' ? new Date(v).toISOString() : null);
-  const propertiesOf = new Map<string, Array<{ key: string; type: string; count: number }>>();
+  // One entry per key with every type it was seen with (`revenue` as integer and as real).
+  const propertiesOf = new Map<string, Array<{ key: string; types: string[]; count: number }>>();
   for (const row of keys?.results ?? []) {
     const id = `${row.type}\u0000${row.name ?? ''}`;
     const list = propertiesOf.get(id) ?? [];
-    list.push({ key: String(row.property), type: String(row.valueType), count: Number(row.count) });
+    const key = String(row.property);
+    const entry = list.find((p) => p.key === key);
+    if (entry) {
+      entry.types = [...entry.types, String(row.valueType)].sort();
+      entry.count += Number(row.count);
+    } else {
+      list.push({ key, types: [String(row.valueType)], count: Number(row.count) });
+    }
     propertiesOf.set(id, list);
   }
   return c.json({

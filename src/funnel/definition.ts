@@ -123,9 +123,21 @@ export function namesOf(matcher: EventMatcher & { anyOf?: EventMatcher[] }): str
 }
 
 function matcherIssue(matcher: EventMatcher, path: string): DefinitionIssue | null {
+  // A track call has no path or URL: such a matcher could never match anything.
+  if (matcher.type === 'track' && (matcher.path || matcher.url)) {
+    return {
+      code: 'mixed_step',
+      path,
+      message: 'path and url match page or screen calls, not type "track"',
+    };
+  }
   if (matcher.event || matcher.path || matcher.url) return null;
   return { code: 'empty_matcher', path, message: 'a matcher needs event, path or url' };
 }
+
+/** The fields of a step's own matcher that a trait or an `anyOf` step would silently ignore. */
+const ownMatcherFields = (step: StepDefinition) =>
+  (['event', 'type', 'path', 'url', 'where'] as const).filter((key) => step[key] !== undefined);
 
 /** Checks the rules between fields: one kind of matcher per step, exclusions, optional steps. */
 export function checkDefinition(goal: GoalInput): DefinitionIssue[] {
@@ -133,14 +145,27 @@ export function checkDefinition(goal: GoalInput): DefinitionIssue[] {
   const last = goal.steps.length - 1;
   goal.steps.forEach((step, i) => {
     const path = `steps.${i}`;
+    const own = ownMatcherFields(step);
     if (step.trait) {
-      if (step.event || step.path || step.url || step.anyOf) {
-        issues.push({ code: 'mixed_step', path, message: 'a trait step has no event matcher' });
+      if (own.length > 0 || step.anyOf) {
+        const fields = [...own, ...(step.anyOf ? ['anyOf'] : [])].join(', ');
+        issues.push({
+          code: 'mixed_step',
+          path,
+          message: `a trait step has no event matcher; remove ${fields}`,
+        });
       }
       if (i === 0) {
         issues.push({ code: 'trait_first_step', path, message: 'step 1 must match an event' });
       }
     } else if (step.anyOf) {
+      if (own.length > 0) {
+        issues.push({
+          code: 'mixed_step',
+          path,
+          message: `an anyOf step matches by its list only; move ${own.join(', ')} into it`,
+        });
+      }
       step.anyOf.forEach((m, j) => {
         const issue = matcherIssue(m, `${path}.anyOf.${j}`);
         if (issue) issues.push(issue);

@@ -9,6 +9,7 @@ import {
   matchesFilter,
   matchesMatcher,
   matchesStep,
+  ownValue,
   type FunnelEvent,
 } from './matchers';
 
@@ -34,7 +35,8 @@ export interface Attempt {
 
 /** Traits as of `ts`, merged from identify calls in event-time order. */
 function traitsAt(identifies: readonly FunnelEvent[], ts: number): Record<string, unknown> {
-  const traits: Record<string, unknown> = {};
+  // No prototype: a trait named `__proto__` is a value, not the object's prototype.
+  const traits: Record<string, unknown> = Object.create(null);
   for (const event of identifies) {
     if (event.ts > ts) break;
     for (const [key, value] of Object.entries(event.properties ?? {})) {
@@ -70,7 +72,7 @@ function traitCandidates(sorted: FunnelEvent[], step: StepDefinition): FunnelEve
   let before = false;
   for (const event of sorted) {
     if (event.type !== 'identify') continue;
-    const value = event.properties?.[filter.property];
+    const value = ownValue(event.properties, filter.property);
     if (value === undefined || value === null) continue;
     const now = matchesFilter(event.properties, filter);
     if (now && !before) found.push(event);
@@ -106,8 +108,8 @@ function holds(
 ): boolean {
   if (step.trait) return true;
   return (ctx.goal.holdConstant ?? []).every((key) => {
-    const a = first.properties?.[key];
-    const b = event.properties?.[key];
+    const a = ownValue(first.properties, key);
+    const b = ownValue(event.properties, key);
     return (
       a !== undefined && a !== null && b !== undefined && b !== null && String(a) === String(b)
     );
@@ -299,9 +301,9 @@ function valuesOf(goal: Goal, draft: Draft): Array<StepValue | null> {
   const spec = goal.value;
   return draft.events.map((event, k) => {
     if (!spec || !event || draft.times[k] === null) return null;
-    const value = event.properties?.[spec.property];
+    const value = ownValue(event.properties, spec.property);
     if (typeof value !== 'number' || !Number.isFinite(value)) return null;
-    const order = spec.dedupeBy ? event.properties?.[spec.dedupeBy] : undefined;
+    const order = spec.dedupeBy ? ownValue(event.properties, spec.dedupeBy) : undefined;
     return {
       value,
       order: order === undefined || order === null ? null : String(order),

@@ -14,12 +14,19 @@ export interface FunnelEvent {
 export const isTracked = (event: FunnelEvent) =>
   event.type === 'track' || event.type === 'page' || event.type === 'screen';
 
+/**
+ * A property's own value, or undefined: tracked names like `constructor` or `__proto__` must not
+ * read Object.prototype members.
+ */
+export const ownValue = (bag: Record<string, unknown> | null | undefined, key: string): unknown =>
+  bag && Object.hasOwn(bag, key) ? bag[key] : undefined;
+
 /** Applies one filter to a property bag; a missing property fails all but `neq`. */
 export function matchesFilter(
   properties: Record<string, unknown> | null,
   filter: StepFilter,
 ): boolean {
-  const actual = properties?.[filter.property];
+  const actual = ownValue(properties, filter.property);
   const present = actual !== undefined && actual !== null;
   switch (filter.op) {
     case 'set':

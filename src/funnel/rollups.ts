@@ -14,8 +14,8 @@ export const NO_PREV_HOUR = -1;
 export const NO_NEXT_HOUR = 1_000_000_000;
 /** The open hour of an attempt that is never in progress. */
 export const NEVER_OPEN_HOUR = -1;
-/** The value a breakdown shows for a missing segment value. */
-export const NONE_VALUE = '(none)';
+/** The stored value of a missing segment value (no real segment value is empty). */
+export const NONE_VALUE = '';
 
 /** The rollup dims: '' for the total, then every segment column. */
 export const ROLLUP_DIMS = ['', ...Object.values(SEGMENT_COLUMNS)] as const;
@@ -86,7 +86,8 @@ const DURATION_KEY = [
   'bucket',
 ];
 
-/** SQL of a breakdown value: the segment column of dim, '(none)' when missing, '' for total. */
+/** SQL of a breakdown value: the segment column of dim; '' when missing (no segment value is
+ * empty), and for the total. */
 export function dimValueSql(dim: string, row = ''): string {
   if (dim === '') return "''";
   return `COALESCE(${row}${dim}, '${NONE_VALUE}')`;

@@ -34,10 +34,24 @@ const propsJson = (value: Record<string, unknown> | null) => (value ? JSON.strin
 const GOALS_TTL_MS = 30_000;
 /** People computed between two yields of an override view (about 100 ms at the Puffy shape). */
 const VIEW_CHUNK = 250;
+/**
+ * People recomputed and written per chunk of a goal rebuild; an ingest during a rebuild waits
+ * for one chunk at most.
+ */
+const REBUILD_CHUNK = 250;
 /** How long an override view's answer is kept for repeats (below the report's 60 s freshness). */
 const VIEW_MEMO_MS = 30_000;
 /** How many override answers are kept at most. */
 const VIEW_MEMO_SIZE = 4;
+/**
+ * How many different override views may wait for the one walk running; more are refused as
+ * busy. Each walk takes seconds on a busy week: without a bound, a share link could queue
+ * unbounded work on the site's object.
+ */
+export const VIEW_QUEUE_MAX = 4;
+
+/** An override view's answer: its rows, or `busy` when too many other views wait their turn. */
+export type ViewAnswer = { ok: true; rows: AttemptRow[] } | { ok: false; busy: true };
 
 /** An admin call's outcome: data, or a refusal the route maps to an HTTP error. */
 export type AdminOutcome<T> =
@@ -70,9 +84,15 @@ export class SiteState extends DurableObject<Env> {
   private resolution: Resolution | null = null;
   private flushing: Promise<void> | null = null;
   private goals: { siteId: string; loadedAt: number; list: StoredGoal[] } | null = null;
+  /** Views running or waiting for their turn, by view key (identical views share one). */
   private readonly viewsRunning = new Map<string, Promise<AttemptRow[]>>();
+  /** Settles when the last queued walk has finished: walks run one at a time, in order. */
+  private walkTail: Promise<unknown> = Promise.resolve();
+  private viewsWaiting = 0;
+  /** Walks running now, and the most that ever ran at once (one, by design; tests read it). */
+  private walking = { now: 0, most: 0 };
   private readonly viewMemo = new Map<string, { at: number; rows: AttemptRow[] }>();
-  private readonly viewCounts = { computed: 0, shared: 0, remembered: 0 };
+  private readonly viewCounts = { computed: 0, shared: 0, remembered: 0, refused: 0 };
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, meterEnv(env));
@@ -178,21 +198,35 @@ export class SiteState extends DurableObject<Env> {
    * Reloads goal definitions, rebuilds every person's progress for them and the versions'
    * rollups, then marks the versions it covered ready, so reports switch to them only once they
    * are complete.
+   *
+   * It walks people in chunks of `REBUILD_CHUNK`, each flushed on its own, and yields between
+   * chunks the way an override view does: an ingest arriving meanwhile waits for one chunk at
+   * most, not for the whole site (a week of a busy site took 12 s as one flush). Reports keep
+   * reading the previous ready version from D1 until `markReady` below.
+   * TODO(someday): a new version's rebuild cut short by an eviction is restarted by the cron
+   * (its version is not ready), an engine rebuild (`POST /rebuild`) is not; a rebuild marker in
+   * `meta`, read by the alarm, would restart it too.
    */
   async goalsChanged(siteId: string): Promise<{ people: number }> {
     this.rememberSite(siteId);
     this.goals = null;
     // The versions this rebuild covers; a version saved meanwhile triggers its own rebuild.
     const building = (await this.loadGoals(siteId)).map((g) => ({ id: g.id, version: g.version }));
-    const people = this.people();
-    for (const key of people) this.markDirty(key);
-    await this.flush(siteId);
+    // People who appear during the walk are written by their own ingest's flush, with the new
+    // goals already loaded: the list taken here is enough.
+    const people = [...this.people()];
+    for (let start = 0; start < people.length; start += REBUILD_CHUNK) {
+      // 1 ms, not 0, for the reason given in walkView.
+      if (start > 0) await scheduler.wait(1);
+      for (const key of people.slice(start, start + REBUILD_CHUNK)) this.markDirty(key);
+      await this.flush(siteId);
+    }
     // Every row of these versions is now written: their rollups are rebuilt from the rows once
     // (on an upgrade, rows written before rollups existed are what this corrects).
     await rebuildRollups(this.env.DB, siteId, building, Date.now());
     await markReady(this.env.DB, siteId, building);
     this.goals = null;
-    return { people: people.size };
+    return { people: people.length };
   }
 
   /**
@@ -201,10 +235,11 @@ export class SiteState extends DurableObject<Env> {
    * entering in `[from, to)` (furthest required step, then earliest).
    *
    * It walks people in chunks and yields between them, so ingest and other calls into this
-   * object run while a large view computes (a whole week of a busy site takes seconds). Identical
-   * views asked at the same time share one computation, and an answer is kept for
-   * `VIEW_MEMO_MS`, so the page, its JSON and its CSV cost one walk; `fresh` (the admin bypass)
-   * skips the kept answer but still shares a walk already running.
+   * object run while a large view computes (a whole week of a busy site takes seconds). One walk
+   * runs at a time; different views wait their turn, at most `VIEW_QUEUE_MAX` of them, and more
+   * are answered `busy`. Identical views asked at the same time share one computation (running
+   * or waiting), and an answer is kept for `VIEW_MEMO_MS`, so the page, its JSON and its CSV cost
+   * one walk; `fresh` (the admin bypass) skips the kept answer but still shares a walk.
    */
   async viewAttempts(
     siteId: string,
@@ -213,7 +248,7 @@ export class SiteState extends DurableObject<Env> {
     to: number,
     columns: readonly string[],
     options: { fresh?: boolean } = {},
-  ): Promise<AttemptRow[]> {
+  ): Promise<ViewAnswer> {
     this.rememberSite(siteId);
     const key = JSON.stringify([goal, from, to, columns]);
     const now = Date.now();
@@ -223,15 +258,25 @@ export class SiteState extends DurableObject<Env> {
     const kept = this.viewMemo.get(key);
     if (kept && !options.fresh) {
       this.viewCounts.remembered += 1;
-      return kept.rows;
+      return { ok: true, rows: kept.rows };
     }
     const running = this.viewsRunning.get(key);
     if (running) {
       this.viewCounts.shared += 1;
-      return running;
+      return { ok: true, rows: await running };
     }
+    if (this.viewsWaiting >= VIEW_QUEUE_MAX) {
+      this.viewCounts.refused += 1;
+      return { ok: false, busy: true };
+    }
+
     this.viewCounts.computed += 1;
-    const walk = this.walkView(goal, from, to, columns)
+    this.viewsWaiting += 1;
+    const walk = this.walkTail
+      .then(() => {
+        this.viewsWaiting -= 1;
+        return this.walkView(goal, from, to, columns);
+      })
       .then((rows) => {
         this.viewMemo.set(key, { at: Date.now(), rows });
         // Rows of a busy week weigh megabytes: keep the few newest answers only.
@@ -241,13 +286,21 @@ export class SiteState extends DurableObject<Env> {
         return rows;
       })
       .finally(() => this.viewsRunning.delete(key));
+    // The next walk starts when this one settles, whether it failed or not.
+    this.walkTail = walk.catch(() => undefined);
     this.viewsRunning.set(key, walk);
-    return walk;
+    return { ok: true, rows: await walk };
   }
 
-  /** How often views were computed, shared with a running walk, or answered from memory. */
-  async viewStats(): Promise<{ computed: number; shared: number; remembered: number }> {
-    return { ...this.viewCounts };
+  /** How often views were computed, shared with a walk, answered from memory or refused. */
+  async viewStats(): Promise<{
+    computed: number;
+    shared: number;
+    remembered: number;
+    refused: number;
+    mostAtOnce: number;
+  }> {
+    return { ...this.viewCounts, mostAtOnce: this.walking.most };
   }
 
   private async walkView(
@@ -262,15 +315,21 @@ export class SiteState extends DurableObject<Env> {
     const resolution = this.resolve();
     const people = [...this.people()];
     const rows: AttemptRow[] = [];
-    for (let start = 0; start < people.length; start += VIEW_CHUNK) {
-      // A timer lets other calls in: the input gate is open while no storage operation runs.
-      // 1 ms, not 0: a timer already due may run before the event loop polls for new calls
-      // (measured locally: with 0 an ingest still waited for nearly the whole walk).
-      if (start > 0) await scheduler.wait(1);
-      for (const key of people.slice(start, start + VIEW_CHUNK)) {
-        const row = this.viewRow(resolution, key, goal, from, to, columns);
-        if (row) rows.push(row);
+    this.walking.now += 1;
+    this.walking.most = Math.max(this.walking.most, this.walking.now);
+    try {
+      for (let start = 0; start < people.length; start += VIEW_CHUNK) {
+        // A timer lets other calls in: the input gate is open while no storage operation runs.
+        // 1 ms, not 0: a timer already due may run before the event loop polls for new calls
+        // (measured locally: with 0 an ingest still waited for nearly the whole walk).
+        if (start > 0) await scheduler.wait(1);
+        for (const key of people.slice(start, start + VIEW_CHUNK)) {
+          const row = this.viewRow(resolution, key, goal, from, to, columns);
+          if (row) rows.push(row);
+        }
       }
+    } finally {
+      this.walking.now -= 1;
     }
     return rows;
   }

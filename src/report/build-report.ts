@@ -5,13 +5,19 @@ import type { CountedAttempt, FunnelSummary } from './metrics';
 import { summarize } from './metrics';
 import { formatRange, isoInstant, type ReportRange } from './range';
 import type { AggregatedFunnel } from './rollup-report';
-import { breakdown, NONE, overTime, type Interval } from './slices';
+import { breakdown, overTime, type BreakdownGroup, type Interval } from './slices';
 
-/** A restriction to people whose segment at entry has a value (`filter=<key>:<value>`). */
+/**
+ * A restriction to people whose segment at entry has a value (`filter=<key>:<value>`), or has
+ * none (`value: null`, written `filter=<key>`).
+ */
 export interface SegmentFilter {
   key: string;
-  value: string;
+  value: string | null;
 }
+
+/** A filter as the URL writes it: `<key>:<value>`, or the key alone for no value. */
+export const filterParam = (f: SegmentFilter) => (f.value === null ? f.key : `${f.key}:${f.value}`);
 
 export interface ReportView {
   mode: Mode;
@@ -47,25 +53,25 @@ export interface FunnelReport extends FunnelSummary {
   interval: Interval;
   /** How many breakdown values are shown before the rest is grouped as `other`. */
   top: number;
-  breakdown: { by: string; top: number; groups: Array<{ value: string } & FunnelSummary> } | null;
+  breakdown: { by: string; top: number; groups: BreakdownGroup[] } | null;
   /** What each step and rule means, written out from the definition. */
   glossary: GlossaryEntry[];
   generatedAt: string;
 }
 
 /**
- * Keeps the people whose segment at entry passes every filter key (any of that key's values;
- * `(none)` stands for a missing value, as in breakdowns).
+ * Keeps the people whose segment at entry passes every filter key (any of that key's values; a
+ * null value stands for a missing one, as the `none` group of a breakdown).
  */
 export function applyFilters(
   rows: readonly CountedAttempt[],
   filters: readonly SegmentFilter[],
 ): readonly CountedAttempt[] {
   if (filters.length === 0) return rows;
-  const wanted = new Map<string, Set<string>>();
+  const wanted = new Map<string, Set<string | null>>();
   for (const { key, value } of filters) wanted.set(key, (wanted.get(key) ?? new Set()).add(value));
   return rows.filter((row) =>
-    [...wanted].every(([key, values]) => values.has(row.segment[key] ?? NONE)),
+    [...wanted].every(([key, values]) => values.has(row.segment[key] ?? null)),
   );
 }
 
@@ -74,7 +80,7 @@ export function applyFilters(
  * numbers the rollups gave.
  */
 export function buildReport(input: {
-  goal: Goal & { note: string | null };
+  goal: Goal & { note: string | null; createdBy?: string | null };
   /** The goal's own mode and window, when the view overrides them. */
   defined: { mode: Mode; window: string };
   view: ReportView;

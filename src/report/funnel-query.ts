@@ -8,6 +8,13 @@ import type { CountedAttempt } from './metrics';
 
 export { SEGMENT_COLUMNS, type SegmentKey } from '../funnel/segment';
 
+/**
+ * Whether a user-given name is one of the segment columns. An own-key check: `key in` would
+ * also accept `constructor` or `__proto__`, inherited from Object.prototype.
+ */
+export const isSegmentColumn = (key: string): key is SegmentKey =>
+  Object.hasOwn(SEGMENT_COLUMNS, key);
+
 type Row = Record<string, number | string | null>;
 
 /**
@@ -36,7 +43,7 @@ export function extraColumns(view: {
   const extra = new Set<string>();
   if (view.values) extra.add('step_values');
   for (const by of [view.breakdown, ...(view.filters ?? [])]) {
-    if (by && by in SEGMENT_COLUMNS) extra.add(SEGMENT_COLUMNS[by as SegmentKey]);
+    if (by && isSegmentColumn(by)) extra.add(SEGMENT_COLUMNS[by]);
     else if (by) extra.add('entry_props');
   }
   return [...extra];
@@ -69,7 +76,8 @@ export async function queryCountedAttempts(
 
 /** Shapes one `attempts` row (or the same fields from the events path) for the metrics. */
 export function toCounted(row: Row, steps: number): CountedAttempt {
-  const segment: Record<string, string | null> = {};
+  // No prototype: a tracked property named like an Object.prototype member stays plain data.
+  const segment: Record<string, string | null> = Object.create(null);
   for (const [key, column] of Object.entries(SEGMENT_COLUMNS)) {
     segment[key] = (row[column] as string | null) ?? null;
   }

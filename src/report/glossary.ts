@@ -43,13 +43,17 @@ export function describeMatcher(matcher: EventMatcher): string {
   return parts.join(' ');
 }
 
-/** A step's matcher in words, with its optional flag and its own window. */
-export function describeStep(step: StepDefinition, index: number): string {
+/**
+ * A step's matcher in words, with its optional flag and its own window, as the view's mode
+ * applies them (in any order, per-step windows do not apply and any required step can start).
+ */
+export function describeStep(step: StepDefinition, index: number, mode: Mode): string {
   let what: string;
   if (step.trait) {
     what =
-      `the person's trait ${describeFilter(step.trait)}, reached when an identify call first ` +
-      'gives the trait that state';
+      `the person's trait ${describeFilter(step.trait)}, reached when the trait first takes ` +
+      'that value (from an identify call), and again each time it takes the value after ' +
+      'having left it';
   } else if (step.anyOf) {
     what = `any of: ${step.anyOf.map(describeMatcher).join('; or ')}`;
   } else {
@@ -63,9 +67,19 @@ export function describeStep(step: StepDefinition, index: number): string {
     );
   }
   if (step.window && index > 0) {
-    notes.push(`within ${step.window} of the previous required step (inclusive)`);
+    notes.push(
+      mode === 'any'
+        ? `its own window (${step.window} from the previous step) does not apply in any order`
+        : `within ${step.window} of the previous required step (inclusive)`,
+    );
   }
-  if (index === 0) notes.push('this is where a person enters');
+  if (index === 0) {
+    notes.push(
+      mode === 'any'
+        ? 'in any order a person enters at the first event matching any required step'
+        : 'this is where a person enters',
+    );
+  }
   return `${what}${notes.length > 0 ? `. ${notes.map(capitalise).join('. ')}` : ''}.`;
 }
 
@@ -79,7 +93,7 @@ const MODE_RULE: Record<Mode, string> = {
 
 /** Every glossary entry of a report: steps, exclusions, rules, window, counting and version. */
 export function describeGoal(input: {
-  goal: Goal & { note: string | null };
+  goal: Goal & { note: string | null; createdBy?: string | null };
   /** The window and mode this view uses (an override may differ from the goal's). */
   view: { mode: Mode; window: string };
   /** The goal's own window and mode, to say when the view overrides them. */
@@ -88,7 +102,7 @@ export function describeGoal(input: {
   const { goal, view, defined } = input;
   const entries: GlossaryEntry[] = goal.steps.map((step, i) => ({
     term: `Step ${i + 1}: ${step.name ?? `step ${i + 1}`}`,
-    meaning: describeStep(step, i),
+    meaning: describeStep(step, i, view.mode),
   }));
   for (const exclusion of goal.exclusions ?? []) {
     const from = exclusion.from ?? 1;
@@ -122,8 +136,11 @@ export function describeGoal(input: {
   entries.push({
     term: 'Window',
     meaning:
-      `Every step within ${view.window} of step 1, the boundary included` +
-      `${overridden('window', view.window, defined.window)}.`,
+      `Every step within ${view.window} of ${view.mode === 'any' ? 'entry' : 'step 1'}, the ` +
+      `boundary included${overridden('window', view.window, defined.window)}.` +
+      (view.mode === 'any' && goal.steps.some((step) => step.window)
+        ? " In any order the steps' own windows do not apply."
+        : ''),
   });
   entries.push({
     term: 'Counting rule',
@@ -135,9 +152,10 @@ export function describeGoal(input: {
       'are shown as in progress, not as dropped, and left out of the rates they could still ' +
       'change.',
   });
+  const by = goal.createdBy ? `, saved by ${goal.createdBy}` : '';
   entries.push({
     term: 'Goal version',
-    meaning: `Version ${goal.version}${goal.note ? `: ${goal.note}` : ' (no note)'}.`,
+    meaning: `Version ${goal.version}${by}${goal.note ? `: ${goal.note}` : ' (no note)'}.`,
   });
   return entries;
 }

@@ -82,6 +82,14 @@ export function zonedWallToUtc(wallMs: number, tz: string): number {
   return valid.length > 0 ? Math.min(...valid) : before;
 }
 
+/** Hours 00–23, minutes and seconds 00–59: `Date.UTC` would roll 25:00 or :60 over. */
+function isRealTime(text: string): boolean {
+  const time = /T(\d{2}):(\d{2})(?::(\d{2}))?/.exec(text);
+  if (!time) return true;
+  const [, h, mi, s] = time;
+  return Number(h) <= 23 && Number(mi) <= 59 && Number(s ?? 0) <= 59;
+}
+
 function parseBound(value: string, tz: string, name: string): number {
   const text = value.trim();
   if (!isRealDate(text) || Number(text.slice(0, 4)) < 1970) {
@@ -90,7 +98,19 @@ function parseBound(value: string, tz: string, name: string): number {
       `${name} must be a real date from 1970 on, got ${value}`,
     );
   }
-  if (WITH_OFFSET.test(text)) return Date.parse(text);
+  if (!isRealTime(text)) {
+    throw new RangeError400('invalid_time', `${name} has a time that does not exist: ${value}`);
+  }
+  if (WITH_OFFSET.test(text)) {
+    const instant = Date.parse(text);
+    if (Number.isNaN(instant)) {
+      throw new RangeError400(
+        'invalid_time',
+        `${name} has an offset that does not exist: ${value}`,
+      );
+    }
+    return instant;
+  }
   const date = DATE.exec(text);
   if (date) return zonedWallToUtc(Date.UTC(+date[1]!, +date[2]! - 1, +date[3]!), tz);
   const local = LOCAL_DATE_TIME.exec(text);

@@ -22,6 +22,7 @@ const HEADER = [
   'section',
   'breakdown',
   'group',
+  'group_kind',
   'step',
   'name',
   'event',
@@ -98,7 +99,8 @@ function summaryRows(summary: FunnelSummary, group: Row): Row[] {
 export function reportCsv(report: FunnelReport): string {
   const rows: Row[] = summaryRows(report, {});
   for (const group of report.breakdown?.groups ?? []) {
-    rows.push(...summaryRows(group, { breakdown: report.breakdown?.by, group: group.value }));
+    const labels = { breakdown: report.breakdown?.by, group: group.value, group_kind: group.kind };
+    rows.push(...summaryRows(group, labels));
   }
   for (const bucket of report.overTime) {
     rows.push({

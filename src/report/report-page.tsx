@@ -5,7 +5,8 @@
 import { raw } from 'hono/html';
 import type { FC } from 'hono/jsx';
 import type { StepHealthIncident } from '../alerts/alert-store';
-import type { FunnelReport } from './build-report';
+import type { Mode } from '../funnel/definition';
+import { filterParam, type FunnelReport } from './build-report';
 import { SEGMENT_COLUMNS } from './funnel-query';
 import { localBound } from './range';
 import {
@@ -48,6 +49,7 @@ th, td { text-align: right; padding: 6px 8px; border-bottom: 1px solid var(--lin
 th:first-child, td:first-child { text-align: left; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; }
 dt { color: var(--muted); }
+em.synthetic { color: var(--muted); }
 @media print { form, .downloads { display: none; } body { padding: 0; } }
 `;
 
@@ -66,14 +68,19 @@ export interface ReportPageProps {
   /** Step-health incidents about this goal open during the range or now, newest first. */
   health: StepHealthIncident[];
   versions: VersionChoice;
+  /** The goal's own mode and window: the form leaves them empty unless the view overrides. */
+  defined: { mode: Mode; window: string };
   /** Links to the same view as JSON and CSV. */
   links: { json: string; csv: string };
 }
 
+/** Labels of the groups no tracked value names, set apart from tracked values on the page. */
+const SYNTHETIC = { none: 'No value', other: 'Other values', value: '' } as const;
+
 const MODE_LABEL = { ordered: 'ordered steps', strict: 'strict order', any: 'any order' } as const;
 
 /** The whole report page. */
-export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, links }) => (
+export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, defined, links }) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
@@ -97,7 +104,7 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, link
             complete, this page shows version {report.version}.
           </p>
         ) : null}
-        <ViewForm report={report} versions={versions} />
+        <ViewForm report={report} versions={versions} defined={defined} />
         <section class="kpis" aria-label="Summary">
           <div class="kpi">
             <strong>{report.entered.toLocaleString('en-US')}</strong> people entered
@@ -159,8 +166,8 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, link
               </thead>
               <tbody>
                 {report.breakdown.groups.map((g) => (
-                  <tr data-group={g.value}>
-                    <td>{g.value}</td>
+                  <tr data-group={g.value ?? undefined} data-kind={g.kind}>
+                    <td>{g.value ?? <em class="synthetic">{SYNTHETIC[g.kind]}</em>}</td>
                     {g.steps.map((s) => (
                       <td>{s.count}</td>
                     ))}
@@ -217,7 +224,9 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, link
 /** The view's filters in words: keys must all hold, a key's values are alternatives. */
 const filterText = (filters: FunnelReport['filters']) => {
   const byKey = new Map<string, string[]>();
-  for (const f of filters) byKey.set(f.key, [...(byKey.get(f.key) ?? []), f.value]);
+  for (const f of filters) {
+    byKey.set(f.key, [...(byKey.get(f.key) ?? []), f.value ?? 'no value']);
+  }
   return [...byKey].map(([key, values]) => `${key} = ${values.join(' or ')}`).join(' and ');
 };
 
@@ -232,7 +241,11 @@ const BoundInput: FC<{ name: string; value: string }> = ({ name, value }) => (
 );
 
 /** Every view parameter as a plain GET control, filled with the view shown. */
-const ViewForm: FC<{ report: FunnelReport; versions: VersionChoice }> = ({ report, versions }) => {
+const ViewForm: FC<{
+  report: FunnelReport;
+  versions: VersionChoice;
+  defined: { mode: Mode; window: string };
+}> = ({ report, versions, defined }) => {
   const breakdowns = ['', ...Object.keys(SEGMENT_COLUMNS)];
   const by = report.breakdown?.by ?? '';
   const tz = report.range.tz;
@@ -254,11 +267,17 @@ const ViewForm: FC<{ report: FunnelReport; versions: VersionChoice }> = ({ repor
       <label>
         Order
         <select name="mode">
-          {(['ordered', 'strict', 'any'] as const).map((m) => (
-            <option value={m} selected={m === report.mode}>
-              {MODE_LABEL[m]}
-            </option>
-          ))}
+          {/* Empty: the goal's own mode, so a saved link follows the goal when it changes. */}
+          <option value="" selected={report.mode === defined.mode}>
+            {`the goal's own (${MODE_LABEL[defined.mode]})`}
+          </option>
+          {(['ordered', 'strict', 'any'] as const)
+            .filter((m) => m !== defined.mode)
+            .map((m) => (
+              <option value={m} selected={m === report.mode}>
+                {MODE_LABEL[m]}
+              </option>
+            ))}
         </select>
       </label>
       <label>
@@ -267,7 +286,8 @@ const ViewForm: FC<{ report: FunnelReport; versions: VersionChoice }> = ({ repor
           class="window"
           type="text"
           name="window"
-          value={report.window}
+          value={report.window === defined.window ? '' : report.window}
+          placeholder={`${defined.window} (the goal's)`}
           pattern="\d{1,5}\s*[mhd]"
           title="a number and m, h or d, such as 30m, 12h or 7d"
         />
@@ -310,11 +330,14 @@ const ViewForm: FC<{ report: FunnelReport; versions: VersionChoice }> = ({ repor
         </select>
       </label>
       <fieldset>
-        <legend>Only people whose segment at entry is (key:value, e.g. device:mobile)</legend>
+        <legend>
+          Only people whose segment at entry is (key:value, e.g. device:mobile; the key alone for no
+          value)
+        </legend>
         {report.filters.map((f, i) => (
           <label>
             {`Filter ${i + 1}`}
-            <input type="text" name="filter" value={`${f.key}:${f.value}`} />
+            <input type="text" name="filter" value={filterParam(f)} />
           </label>
         ))}
         <label>

@@ -6,13 +6,20 @@ import { Hono, type Context } from 'hono';
 import { isAdmin } from '../admin/admin-auth';
 import { listStepHealth, type StepHealthIncident } from '../alerts/alert-store';
 import type { Env } from '../env';
-import { MODES, parseWindow, type Mode } from '../funnel/definition';
+import { MODES, parseWindow, type Goal, type Mode } from '../funnel/definition';
 import { getGoalVersion } from '../funnel/goal-store';
 import { sha256Hex } from '../lib/crypto';
 import { nowMs } from '../lib/clock';
 import { ApiError } from '../lib/http-error';
-import { buildReport, type ReportView, type SegmentFilter } from './build-report';
-import { extraColumns, queryCountedAttempts, SEGMENT_COLUMNS, toCounted } from './funnel-query';
+import { buildReport, filterParam, type ReportView, type SegmentFilter } from './build-report';
+import type { CountedAttempt } from './metrics';
+import {
+  extraColumns,
+  isSegmentColumn,
+  queryCountedAttempts,
+  SEGMENT_COLUMNS,
+  toCounted,
+} from './funnel-query';
 import { localBound, resolveRange, RangeError400, type ReportRange } from './range';
 import { queryRollupReport, rollupMinPeople, rollupServes } from './rollup-report';
 import { reportCsv } from './report-csv';
@@ -44,9 +51,10 @@ reportRoutes.get('/r/:token/:goalId', async (c) => {
     return await handleReport(c);
   } catch (error) {
     // A person opening a bad link in a browser gets a page, not raw JSON.
-    const format = c.req.query('format') ?? 'html';
+    const format = c.req.query('format') || 'html';
     if (error instanceof ApiError && format === 'html') {
       const page = <ErrorPage status={error.status} message={error.message} />;
+      if (error.status === 503) c.header('Retry-After', '5');
       return c.html(`<!doctype html>${page.toString()}`, error.status);
     }
     throw error;
@@ -60,7 +68,8 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
   const goalId = c.req.param('goalId') ?? '';
   if (!share || (share.goalIds && !share.goalIds.includes(goalId))) throw notFound;
 
-  const format = (c.req.query('format') ?? 'html') as Format;
+  // An empty parameter (a form's untouched control) means the default, as if absent.
+  const format = (c.req.query('format') || 'html') as Format;
   if (!FORMATS.includes(format)) {
     throw new ApiError(400, 'invalid_format', 'format must be html, json or csv');
   }
@@ -110,6 +119,9 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
     range,
     view,
     format,
+    // The page's links repeat `version` only when it was asked for: a page rendered for
+    // `version=4` must not answer the same view asked without it.
+    linksPin: format === 'html' && asked !== undefined,
   };
   const keyHash = await sha256Hex(JSON.stringify(normal));
   const cacheKey = new Request(
@@ -150,20 +162,7 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
             to: range.to,
             ...wanted,
           })
-        : (
-            await c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(share.siteId)).viewAttempts(
-              share.siteId,
-              engineGoal,
-              range.from,
-              range.to,
-              [
-                'reached',
-                ...Array.from({ length: steps }, (_, i) => `t${i + 1}`),
-                ...extraColumns(wanted),
-              ],
-              { fresh: bypass },
-            )
-          ).map((row) => toCounted(row, steps));
+        : await viewRows(c.env, share.siteId, engineGoal, range, steps, wanted, bypass);
     const report = buildReport({
       goal: engineGoal,
       defined,
@@ -190,7 +189,7 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
           });
     const search = (f: Format) =>
       viewSearch({ view, range, defined, format: f, version: asked ? goal.version : null });
-    const body = renderReport(format, report, health, search, {
+    const body = renderReport(format, report, health, search, defined, {
       shown: goal.version,
       pinned: asked !== undefined && goal.version !== newestReady,
       newestReady,
@@ -238,6 +237,42 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
 }
 
 /**
+ * The counted attempts of an override view (or an old version), from the site object's stored
+ * events; 503 `busy` when too many other views already wait for the object's one walk.
+ */
+async function viewRows(
+  env: Env,
+  siteId: string,
+  goal: Goal,
+  range: ReportRange,
+  steps: number,
+  wanted: Parameters<typeof extraColumns>[0],
+  fresh: boolean,
+): Promise<CountedAttempt[]> {
+  const columns = [
+    'reached',
+    ...Array.from({ length: steps }, (_, i) => `t${i + 1}`),
+    ...extraColumns(wanted),
+  ];
+  const answer = await env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId)).viewAttempts(
+    siteId,
+    goal,
+    range.from,
+    range.to,
+    columns,
+    { fresh },
+  );
+  if (!answer.ok) {
+    throw new ApiError(
+      503,
+      'busy',
+      'this site is computing other custom views (mode or window overrides); retry shortly',
+    );
+  }
+  return answer.rows.map((row) => toCounted(row, steps));
+}
+
+/**
  * `If-None-Match` by the weak comparison of RFC 9110: `*`, or any listed tag whose opaque part
  * equals ours, with or without `W/` (proxies weaken strong tags when they compress).
  */
@@ -253,7 +288,7 @@ const FILTER = /^((?:property|trait):[A-Za-z0-9_.$-]{1,100}|[a-z_]{1,40}):(.{1,2
 const MAX_FILTERS = 10;
 
 /** A segment key a breakdown or a filter may name. */
-const isSegmentKey = (key: string) => key in SEGMENT_COLUMNS || BREAKDOWN_PROPERTY.test(key);
+const isSegmentKey = (key: string) => isSegmentColumn(key) || BREAKDOWN_PROPERTY.test(key);
 
 /** A window in its shortest whole unit: `168h` and `7d` are one view, written `7d`. */
 export function formatWindow(ms: number): string {
@@ -294,8 +329,12 @@ function parseView(
         'property:<name> or trait:<name>',
     );
   }
+  // Plain digits only: Number() would also read `1e1` or `0x10`.
+  if (query.top && !/^\d{1,3}$/.test(query.top)) {
+    throw new ApiError(400, 'invalid_top', 'top must be a whole number from 1 to 50');
+  }
   const top = query.top ? Number(query.top) : 5;
-  if (!Number.isInteger(top) || top < 1 || top > 50) {
+  if (top < 1 || top > 50) {
     throw new ApiError(400, 'invalid_top', 'top must be a whole number from 1 to 50');
   }
   const interval = query.interval || 'day';
@@ -312,7 +351,10 @@ function parseView(
   };
 }
 
-/** `filter=<segment key>:<value>`, repeatable; empty ones (an unused form field) are skipped. */
+/**
+ * `filter=<key>:<value>`, or `filter=<key>` for people without a value, repeatable; empty ones
+ * (an unused form field) are skipped.
+ */
 function parseFilters(raw: readonly string[]): SegmentFilter[] {
   const given = raw.map((text) => text.trim()).filter((text) => text !== '');
   if (given.length > MAX_FILTERS) {
@@ -321,18 +363,25 @@ function parseFilters(raw: readonly string[]): SegmentFilter[] {
   const filters = new Map<string, SegmentFilter>();
   for (const text of given) {
     const match = FILTER.exec(text);
-    if (!match || !isSegmentKey(match[1]!)) {
+    const filter: SegmentFilter | null = isSegmentKey(text)
+      ? { key: text, value: null }
+      : match && isSegmentKey(match[1]!)
+        ? { key: match[1]!, value: match[2]! }
+        : null;
+    if (!filter) {
       throw new ApiError(
         400,
         'invalid_filter',
-        'filter must be <key>:<value> with a key of ' +
+        'filter must be <key>:<value>, or <key> alone for no value, with a key of ' +
           `${Object.keys(SEGMENT_COLUMNS).join(', ')}, property:<name> or trait:<name>`,
       );
     }
-    filters.set(JSON.stringify([match[1], match[2]]), { key: match[1]!, value: match[2]! });
+    filters.set(JSON.stringify([filter.key, filter.value]), filter);
   }
+  // Sorted by key, then value, no value first: one spelling per set of filters.
+  const before = (a: string | null, b: string | null) => a === null || (b !== null && a < b);
   return [...filters.values()].sort((a, b) =>
-    a.key === b.key ? (a.value < b.value ? -1 : 1) : a.key < b.key ? -1 : 1,
+    a.key === b.key ? (before(a.value, b.value) ? -1 : 1) : a.key < b.key ? -1 : 1,
   );
 }
 
@@ -358,7 +407,7 @@ function viewSearch(input: {
   if (view.breakdown) params.set('breakdown', view.breakdown);
   if (view.top !== 5) params.set('top', String(view.top));
   if (view.interval !== 'day') params.set('interval', view.interval);
-  for (const f of view.filters) params.append('filter', `${f.key}:${f.value}`);
+  for (const f of view.filters) params.append('filter', filterParam(f));
   if (input.version !== null) params.set('version', String(input.version));
   if (input.format !== 'html') params.set('format', input.format);
   return `?${params}`;
@@ -369,6 +418,7 @@ function renderReport(
   report: ReturnType<typeof buildReport>,
   health: StepHealthIncident[],
   search: (format: Format) => string,
+  defined: { mode: Mode; window: string },
   versions: VersionChoice,
 ): string {
   if (format === 'json') return JSON.stringify({ ...report, stepHealth: health });
@@ -379,6 +429,7 @@ function renderReport(
       report={report}
       health={health}
       versions={versions}
+      defined={defined}
       links={{ json: search('json'), csv: search('csv') }}
     />
   );

@@ -8,12 +8,12 @@
  */
 import { HOUR_MS, withinBuckets } from '../funnel/attempt-facts';
 import type { Goal } from '../funnel/definition';
-import { dimValueSql, ROLLUP_MEASURES } from '../funnel/rollups';
+import { dimValueSql, NONE_VALUE, ROLLUP_MEASURES } from '../funnel/rollups';
 import { SEGMENT_COLUMNS } from '../funnel/segment';
 import { summaryOf, type FunnelSummary } from './metrics';
 import type { ReportRange } from './range';
 import { addSums, emptySums, overTimeFromHours, tallySums, type RollupSums } from './rollup-tally';
-import { OTHER, type Interval } from './slices';
+import type { BreakdownGroup, Interval } from './slices';
 
 /**
  * People in range above which a report is answered from rollups (`ROLLUP_MIN_PEOPLE` overrides
@@ -31,7 +31,7 @@ export function rollupMinPeople(env: { ROLLUP_MIN_PEOPLE?: string }): number {
 export interface AggregatedFunnel {
   summary: FunnelSummary;
   overTime: Array<{ bucket: string; entered: number; completed: number }>;
-  groups: Array<{ value: string } & FunnelSummary> | null;
+  groups: BreakdownGroup[] | null;
 }
 
 /**
@@ -119,7 +119,8 @@ export async function queryRollupReport(
   const ranked = rows
     .filter((r) => r.dim === dim && dim !== '' && num(r, 'n') > 0)
     .map((r) => ({ value: String(r.value), n: num(r, 'n'), row: r }))
-    .sort((a, b) => b.n - a.n || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+    // Ties by value, "no value" ('') after every value, as the per-person path ranks them.
+    .sort((a, b) => b.n - a.n || rankValues(a.value, b.value));
   const top = ranked.slice(0, view.top);
   const topJson = JSON.stringify(top.map((g) => g.value));
 
@@ -200,9 +201,10 @@ export async function queryRollupReport(
   );
   if (!overTime) return null;
 
-  // Sums per group: '' for the total, a value for a shown group, null for `other`.
+  // Sums per group: '' for the total, `v:<value>` for a shown group (`v:` for no value), null
+  // for `other`.
   const groupOf = (d: string, value: string): string | null =>
-    d === '' ? '' : top.some((g) => g.value === value) ? value : null;
+    d === '' ? '' : top.some((g) => g.value === value) ? `v:${value}` : null;
   const groups = new Map<string | null, RollupSums>();
   const sumsOf = (key: string | null) => {
     let found = groups.get(key);
@@ -217,7 +219,7 @@ export async function queryRollupReport(
     addSums(sumsOf(groupOf(String(row.dim), String(row.value))), rowSums(row, within.length));
   }
   for (const row of hist?.results ?? []) {
-    const key = row.dim === '' ? '' : row.grp === null ? null : String(row.grp);
+    const key = row.dim === '' ? '' : row.grp === null ? null : `v:${String(row.grp)}`;
     const map = sumsOf(key).hist[num(row, 'step') - 1] as Map<number, number>;
     map.set(num(row, 'bucket'), (map.get(num(row, 'bucket')) ?? 0) + num(row, 'n'));
   }
@@ -245,17 +247,27 @@ export async function queryRollupReport(
   let shown: AggregatedFunnel['groups'] = null;
   if (view.breakdown) {
     shown = top.map((g) => ({
-      value: g.value,
-      ...summaryOf(goal, tallySums(goal, groups.get(g.value) ?? emptySums())),
+      value: g.value === NONE_VALUE ? null : g.value,
+      kind: g.value === NONE_VALUE ? ('none' as const) : ('value' as const),
+      ...summaryOf(goal, tallySums(goal, groups.get(`v:${g.value}`) ?? emptySums())),
     }));
     if (ranked.length > top.length) {
       shown.push({
-        value: OTHER,
+        value: null,
+        kind: 'other',
         ...summaryOf(goal, tallySums(goal, groups.get(null) ?? emptySums())),
       });
     }
   }
   return { summary, overTime, groups: shown };
+}
+
+/** Value order of the per-person path: code units, no value ('') last. */
+function rankValues(a: string, b: string): number {
+  if (a === b) return 0;
+  if (a === NONE_VALUE) return 1;
+  if (b === NONE_VALUE) return -1;
+  return a < b ? -1 : 1;
 }
 
 function range2(from: number, to: number): number[] {

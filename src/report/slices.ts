@@ -57,30 +57,51 @@ export function overTime(
     .map(([bucket, v]) => ({ bucket, ...v }));
 }
 
-export const NONE = '(none)';
-export const OTHER = 'other';
+/**
+ * What a breakdown group holds: one tracked value, the people without a value (`none`), or every
+ * value past the top N (`other`). The last two carry `value: null`, so a tracked value spelled
+ * "other" or "(none)" is always a group of its own.
+ */
+export type GroupKind = 'value' | 'none' | 'other';
 
-/** The top `top` values by entrants (ties by value), the rest as `other`, each fully summarised. */
+export type BreakdownGroup = { value: string | null; kind: GroupKind } & FunnelSummary;
+
+/**
+ * The top `top` groups by entrants (the no-value group among them), ties by value with the
+ * no-value group last; the rest as `other`, each fully summarised.
+ */
 export function breakdown(
   goal: Goal,
   rows: readonly CountedAttempt[],
   key: string,
   top: number,
   now: number,
-): Array<{ value: string } & FunnelSummary> {
-  const groups = new Map<string, CountedAttempt[]>();
+): BreakdownGroup[] {
+  const groups = new Map<string | null, CountedAttempt[]>();
   for (const row of rows) {
-    const value = row.segment[key] ?? NONE;
+    const value = row.segment[key] ?? null;
     const list = groups.get(value) ?? [];
     list.push(row);
     groups.set(value, list);
   }
   const ranked = [...groups.entries()].sort(
-    ([a, ra], [b, rb]) => rb.length - ra.length || (a < b ? -1 : a > b ? 1 : 0),
+    ([a, ra], [b, rb]) => rb.length - ra.length || compareValues(a, b),
   );
   const shown = ranked.slice(0, top);
   const rest = ranked.slice(top).flatMap(([, list]) => list);
-  const result = shown.map(([value, list]) => ({ value, ...summarize(goal, list, now) }));
-  if (rest.length > 0) result.push({ value: OTHER, ...summarize(goal, rest, now) });
+  const result: BreakdownGroup[] = shown.map(([value, list]) => ({
+    value,
+    kind: value === null ? 'none' : 'value',
+    ...summarize(goal, list, now),
+  }));
+  if (rest.length > 0) result.push({ value: null, kind: 'other', ...summarize(goal, rest, now) });
   return result;
+}
+
+/** Values by code unit order, no value after every value. */
+function compareValues(a: string | null, b: string | null): number {
+  if (a === b) return 0;
+  if (a === null) return 1;
+  if (b === null) return -1;
+  return a < b ? -1 : 1;
 }

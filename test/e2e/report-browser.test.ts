@@ -96,11 +96,15 @@ describe('report page in Chromium', () => {
       { from: '2025-02-23', to: '2025-02-24', breakdown: 'device' },
       adminToken,
     )) as JsonReport & {
-      breakdown: { groups: Array<{ value: string; steps: Array<{ count: number }> }> };
+      breakdown: {
+        groups: Array<{ value: string | null; kind: string; steps: Array<{ count: number }> }>;
+      };
     };
     expect(byDevice.breakdown.groups.length).toBeGreaterThan(1);
     for (const group of byDevice.breakdown.groups) {
-      const cells = await page.locator(`tr[data-group="${group.value}"] td`).allTextContents();
+      const row =
+        group.value === null ? `tr[data-kind="${group.kind}"]` : `tr[data-group="${group.value}"]`;
+      const cells = await page.locator(`${row} td`).allTextContents();
       expect(cells.slice(1, 1 + group.steps.length).map(Number)).toEqual(
         group.steps.map((s) => s.count),
       );
@@ -108,7 +112,7 @@ describe('report page in Chromium', () => {
 
     // The remaining controls: trend by week, top 2, a window override (answered from stored
     // events) and a filter on the largest device group; submitting keeps every one of them.
-    const device = byDevice.breakdown.groups[0]!.value;
+    const device = byDevice.breakdown.groups.find((g) => g.kind === 'value')!.value;
     await page.getByLabel('Trend by').selectOption('week');
     await page.getByLabel('Top values').fill('2');
     await page.getByLabel('Window', { exact: true }).fill('3d');
@@ -139,7 +143,7 @@ describe('report page in Chromium', () => {
     ).json()) as JsonReport & {
       source: string;
       overTime: Array<{ bucket: string; entered: number }>;
-      breakdown: { groups: Array<{ value: string }> };
+      breakdown: { groups: Array<{ value: string | null }> };
     };
     expect(filtered.source).toBe('events');
     expect(filtered.entered).toBeLessThan(narrow.entered);

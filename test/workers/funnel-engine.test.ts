@@ -129,6 +129,16 @@ describe('matchers', () => {
     ).toEqual([0, 2]);
   });
 
+  it('reads only own properties: constructor or toString is set only when tracked', () => {
+    const withFilter = (where: Goal['steps'][number]['where']) =>
+      goal(['view', 'buy'], 86_400_000, { steps: [{ event: 'view' }, { event: 'buy', where }] });
+    const set = withFilter([{ property: 'constructor', op: 'set' }]);
+    expect(best([ev('view', 0), ev('buy', 1, { plan: 'pro' })], set)).toEqual([0, null]);
+    expect(best([ev('view', 0), ev('buy', 2, { constructor: 'x' })], set)).toEqual([0, 2]);
+    const neq = withFilter([{ property: 'toString', op: 'neq', value: 'y' }]);
+    expect(best([ev('view', 0), ev('buy', 1, {})], neq)).toEqual([0, 1]);
+  });
+
   it('matches page calls by path pattern and URL, never track events', () => {
     const g = goal([], 86_400_000, {
       steps: [{ event: 'a' }, { type: 'page', path: '/pricing*' }],

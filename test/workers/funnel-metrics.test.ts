@@ -2,6 +2,7 @@
 import type { Goal } from '../../src/funnel/definition';
 import { summarize, timeStats, type CountedAttempt } from '../../src/report/metrics';
 import { breakdown, bucketOf, overTime } from '../../src/report/slices';
+import { applyFilters } from '../../src/report/build-report';
 
 const HOUR = 3_600_000;
 const DAY = 86_400_000;
@@ -83,6 +84,8 @@ describe('summarize', () => {
       inProgress: 1,
       conversionFromPrevious: 0.5,
       dropOff: 1,
+      // 1 / (3 - 1), not 1 / 3: the person in progress is out of the denominator too.
+      dropOffRate: 0.5,
     });
     expect(s.completionRate).toBe(0.5);
   });
@@ -132,9 +135,9 @@ describe('breakdown', () => {
       row([T0 + 2 * HOUR, T0 + 2 * HOUR + 120_000], {}),
     ];
     const groups = breakdown(g, rows, 'property:plan', 5, FAR_FUTURE);
-    expect(groups.map((x) => [x.value, x.steps.map((s) => s.count)])).toEqual([
-      ['free', [2, 1]],
-      ['(none)', [1, 1]],
+    expect(groups.map((x) => [x.value, x.kind, x.steps.map((s) => s.count)])).toEqual([
+      ['free', 'value', [2, 1]],
+      [null, 'none', [1, 1]],
     ]);
   });
 
@@ -144,8 +147,31 @@ describe('breakdown', () => {
     expect(breakdown(g, rows, 'device', 2, FAR_FUTURE).map((x) => [x.value, x.entered])).toEqual([
       ['x', 2],
       ['w', 1],
-      ['other', 2],
+      [null, 2],
     ]);
+  });
+
+  it('keeps tracked values spelled "other" or "(none)" apart from the synthetic groups', () => {
+    const g = goal([{ event: 'a' }]);
+    const values = ['other', 'other', '(none)', null, 'x', 'y'];
+    const rows = values.map((v) => row([T0], v === null ? {} : { device: v }));
+    const groups = breakdown(g, rows, 'device', 3, FAR_FUTURE);
+    // other 2; then the ties of 1 by value: "(none)", "x", then "y" and no value past the top 3.
+    expect(groups.map((x) => [x.value, x.kind, x.entered])).toEqual([
+      ['other', 'value', 2],
+      ['(none)', 'value', 1],
+      ['x', 'value', 1],
+      [null, 'other', 2],
+    ]);
+  });
+
+  it('filters a tracked "(none)" apart from people without a value', () => {
+    const rows = ['(none)', null].map((v) => row([T0], v === null ? {} : { device: v }));
+    expect(applyFilters(rows, [{ key: 'device', value: '(none)' }]).length).toBe(1);
+    expect(applyFilters(rows, [{ key: 'device', value: '(none)' }])[0]?.segment.device).toBe(
+      '(none)',
+    );
+    expect(applyFilters(rows, [{ key: 'device', value: null }])[0]?.segment.device).toBeUndefined();
   });
 });
 

@@ -23,7 +23,7 @@ interface Report {
   mode: string;
   source: string;
   steps: Array<{ count: number }>;
-  breakdown: { groups: Array<{ value: string; entered: number }> } | null;
+  breakdown: { groups: Array<{ value: string | null; kind: string; entered: number }> } | null;
 }
 
 async function getReport(site: TestSite, query = ''): Promise<Report> {
@@ -80,7 +80,7 @@ describe('funnel report', () => {
     }
   });
 
-  it('breaks down by an entry property with (none) for people without it', async () => {
+  it('breaks down by an entry property with a no-value group for people without it', async () => {
     const site = await seedSite('split', ['a', 'b']);
     await importBatch(site, [
       { ...track('a', { anonymousId: 's1' }, 'm1', T(0)), properties: { plan: 'free' } },
@@ -90,9 +90,9 @@ describe('funnel report', () => {
     ]);
     await settle(site);
     const r = await getReport(site, '&breakdown=property:plan');
-    expect(r.breakdown?.groups.map((g) => [g.value, g.entered])).toEqual([
-      ['free', 2],
-      ['(none)', 1],
+    expect(r.breakdown?.groups.map((g) => [g.value, g.kind, g.entered])).toEqual([
+      ['free', 'value', 2],
+      [null, 'none', 1],
     ]);
   });
 
@@ -187,11 +187,11 @@ describe('goal versions', () => {
 });
 
 describe('catalogue and people lists', () => {
-  it('lists event names with counts, times and property types', async () => {
+  it('lists event names with counts, times and property types, one entry per key', async () => {
     const site = await seedSite('catalogue', ['a', 'b']);
     await importBatch(site, [
       { ...track('a', { anonymousId: 'c1' }, 'm1', T(0)), properties: { n: 1, s: 'x' } },
-      { ...track('a', { anonymousId: 'c1' }, 'm2', T(5)), properties: { n: 2 } },
+      { ...track('a', { anonymousId: 'c1' }, 'm2', T(5)), properties: { n: 2.5 } },
       {
         type: 'page',
         anonymousId: 'c1',
@@ -218,9 +218,10 @@ describe('catalogue and people lists', () => {
       count: 2,
       firstSeen: T(0),
       lastSeen: T(5),
+      // n was an integer once and a real once: one entry with both types.
       properties: [
-        { key: 'n', type: 'integer', count: 2 },
-        { key: 's', type: 'text', count: 1 },
+        { key: 'n', types: ['integer', 'real'], count: 2 },
+        { key: 's', types: ['text'], count: 1 },
       ],
     });
     expect(body.pages).toEqual([expect.objectContaining({ path: '/pricing', count: 1 })]);
@@ -341,7 +342,7 @@ describe('report page', () => {
     );
     const html = await res.text();
     expect(html).toContain('Version 2 is being rebuilt from stored events');
-    expect(html).toContain('<tr data-group="news">');
+    expect(html).toContain('<tr data-group="news" data-kind="value">');
     expect(html).toContain('<td>2025-03-03</td>');
   });
 });

@@ -2,7 +2,8 @@
  * Share tokens, caching and escaping of the read-only report, through the real Worker with the
  * real Cache API and local D1.
  */
-import { SELF } from 'cloudflare:test';
+import { env, SELF } from 'cloudflare:test';
+import { sha256Hex } from '../../src/lib/crypto';
 import { ADMIN, importBatch, seedSite, settle, track, waitReady, type TestSite } from './helpers';
 
 const BASE = 'https://goalstep.test';
@@ -60,8 +61,64 @@ describe('share tokens', () => {
 
   it('refuses an expired token', async () => {
     const site = await seedSite('tok-expired', ['view']);
-    const share = await createShare(site, { expiresAt: '2020-01-01T00:00:00Z' });
-    expect((await SELF.fetch(url(share.token, 'goal'))).status).toBe(404);
+    // The admin API refuses a past expiry, so a share that has since expired is written as such.
+    const token = 'sh_tok_expired_since_then_0001';
+    await env.DB.prepare(
+      `INSERT INTO shares (id, token_hash, site_id, goal_ids, expires_at, created_at)
+       VALUES ('expired', ?, ?, NULL, ?, ?)`,
+    )
+      .bind(await sha256Hex(token), site.siteId, Date.now() - 1000, Date.now() - 60_000)
+      .run();
+    expect((await SELF.fetch(url(token, 'goal'))).status).toBe(404);
+  });
+
+  it('refuses a share dead on arrival or naming a goal the site lacks', async () => {
+    const site = await seedSite('tok-refused', ['view']);
+    const post = (body: unknown) => admin(`/admin/sites/${site.siteId}/shares`, 'POST', body);
+    const past = await post({ expiresAt: '2020-01-01T00:00:00Z' });
+    expect([past.status, ((await past.json()) as { code: string }).code]).toEqual([
+      400,
+      'invalid_expiry',
+    ]);
+    const nope = await post({ goalIds: ['goal', 'nope'] });
+    expect(nope.status).toBe(404);
+    expect(await nope.json()).toMatchObject({ code: 'goal_not_found' });
+    // A goal of another site is not this site's goal.
+    await seedSite('tok-refused-other', ['view']);
+    await admin('/admin/sites/tok-refused-other/goals/theirs', 'PUT', {
+      name: 'Theirs',
+      steps: [{ event: 'view' }],
+    });
+    expect((await post({ goalIds: ['theirs'] })).status).toBe(404);
+    const future = new Date(Date.now() + 86_400_000).toISOString();
+    expect((await post({ goalIds: ['goal'], expiresAt: future })).status).toBe(201);
+  });
+
+  it('lists shares without their tokens or hashes', async () => {
+    const site = await seedSite('tok-list', ['view']);
+    const expiresAt = '2099-01-01T00:00:00.000Z';
+    const scoped = await createShare(site, { goalIds: ['goal'], expiresAt });
+    await admin(`/admin/sites/${site.siteId}/shares/${scoped.id}`, 'DELETE');
+
+    const res = await admin(`/admin/sites/${site.siteId}/shares`, 'GET');
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).not.toContain(scoped.token);
+    expect(text).not.toContain(site.shareToken);
+    expect(text).not.toContain(await sha256Hex(scoped.token));
+    const { shares } = JSON.parse(text) as {
+      shares: Array<{ id: string; goalIds: string[] | null; expiresAt: string | null }>;
+    };
+    // The seeded share (every goal, no expiry) and the scoped one, now revoked.
+    expect(shares).toHaveLength(2);
+    const listed = shares.find((s) => s.id === scoped.id);
+    expect(listed).toMatchObject({ goalIds: ['goal'], expiresAt });
+    expect(typeof (listed as unknown as { revokedAt: unknown }).revokedAt).toBe('string');
+    expect(shares.find((s) => s.id !== scoped.id)).toMatchObject({
+      goalIds: null,
+      expiresAt: null,
+      revokedAt: null,
+    });
   });
 
   it('reads only the goals a share names, and nothing of another site', async () => {
@@ -204,7 +261,7 @@ describe('share and view guards (review findings)', () => {
     expect(repeat.status).toBe(200);
     const narrowed = await admin(`/admin/sites/${site.siteId}/shares`, 'POST', {
       token: 'sh_chosen_token_abcdef01',
-      goalIds: ['nothing'],
+      goalIds: ['goal'],
     });
     expect(narrowed.status).toBe(409);
     expect(await narrowed.json()).toMatchObject({ code: 'share_token_taken' });

@@ -64,11 +64,12 @@ describe('segment filters', () => {
     expect([news.source, news.entered, counts(news)]).toEqual(['progress', 2, [2, 1]]);
     expect(news.filters).toEqual([{ key: 'utm_source', value: 'news' }]);
 
-    // Values of one key are alternatives; `(none)` is a missing value, as in breakdowns.
+    // Values of one key are alternatives; the key alone keeps people without a value.
     const either = await json(site, `${DAY}&filter=utm_source:news&filter=utm_source:ads`);
     expect(counts(either)).toEqual([3, 2]);
-    const none = await json(site, `${DAY}&filter=utm_source:(none)`);
+    const none = await json(site, `${DAY}&filter=utm_source`);
     expect(counts(none)).toEqual([1, 0]);
+    expect(none.filters).toEqual([{ key: 'utm_source', value: null }]);
 
     // The override path (stored events in the site object) filters the same people.
     const strict = await json(site, `${DAY}&mode=strict&filter=utm_source:news`);
@@ -77,7 +78,7 @@ describe('segment filters', () => {
 
   it('refuses a filter without a known key with a stable code', async () => {
     const site = await seedSite('filters-bad', ['a', 'b']);
-    for (const filter of ['shoe_size:42', 'utm_source', 'property:a b:c']) {
+    for (const filter of ['shoe_size:42', 'shoe_size', 'utm_source:', 'property:a b:c']) {
       const res = await get(site, `${DAY}&format=json&filter=${encodeURIComponent(filter)}`);
       expect(res.status).toBe(400);
       expect(await res.json()).toMatchObject({ code: 'invalid_filter' });
@@ -132,22 +133,30 @@ describe('CSV', () => {
     const query = 'from=2025-03-03&to=2025-03-05&breakdown=utm_source';
     const res = await get(site, `${query}&format=csv`);
     const rows = parse(await res.text(), { columns: true }) as Array<Record<string, string>>;
-    const pick = (section: string, group = '') =>
-      rows.filter((r) => r.section === section && r.group === group);
+    // Everyone's rows have no group kind; a group's rows name their kind.
+    const pick = (section: string, group = '', kind = group === '' ? '' : 'value') =>
+      rows.filter((r) => r.section === section && r.group === group && r.group_kind === kind);
 
     // Everyone: five entered, p1 and p3 completed; 2 of 5 is 0.4.
     expect(pick('steps').map((r) => r.count)).toEqual(['5', '2']);
     expect(pick('summary').map((r) => [r.entered, r.completed, r.completion_rate])).toEqual([
       ['5', '2', '0.4'],
     ]);
-    // Groups by entrants, ties by value: news 2 (1 completed), then '=cmd', (none), ads with 1.
-    const groups = [...new Set(rows.filter((r) => r.group !== '').map((r) => r.group))];
-    expect(groups).toEqual(["'=cmd", '(none)', 'ads', 'news'].sort((a, b) => order(a, b)));
+    // Groups by entrants, ties by value, no value last: news 2 (1 completed), then '=cmd' and
+    // ads with 1, then p4 without a campaign, whose group has no value and kind `none`.
+    const groups = rows.filter((r) => r.group_kind !== '').map((r) => [r.group_kind, r.group]);
+    expect([...new Set(groups.map((g) => JSON.stringify(g)))].map((g) => JSON.parse(g))).toEqual([
+      ['value', 'news'],
+      ['value', "'=cmd"],
+      ['value', 'ads'],
+      ['none', ''],
+    ]);
     expect(pick('steps', 'news').map((r) => [r.breakdown, r.count])).toEqual([
       ['utm_source', '2'],
       ['utm_source', '1'],
     ]);
     expect(pick('summary', 'ads').map((r) => [r.entered, r.completed])).toEqual([['1', '1']]);
+    expect(pick('summary', '', 'none').map((r) => [r.entered, r.completed])).toEqual([['1', '0']]);
     expect(pick('completion_within', 'news').length).toBeGreaterThan(0);
     // The trend: four entered on 3 March (two completed), one on 4 March.
     expect(pick('over_time').map((r) => [r.bucket, r.entered, r.completed])).toEqual([
@@ -156,13 +165,6 @@ describe('CSV', () => {
     ]);
   });
 });
-
-/** The breakdown's order: entrants descending (news has 2), then value ascending. */
-function order(a: string, b: string): number {
-  const entrants = (v: string) => (v === 'news' ? 2 : 1);
-  const raw = (v: string) => v.replace(/^'/, '');
-  return entrants(b) - entrants(a) || (raw(a) < raw(b) ? -1 : 1);
-}
 
 describe('glossary', () => {
   it('writes out every matcher, rule, window and the version note in words', async () => {
@@ -212,7 +214,8 @@ describe('glossary', () => {
         'URL matches "https://shop.test/connect*".',
     );
     expect(meaning('Step 3: Upgraded')).toContain(
-      'the person\'s trait "plan" equal to "pro", reached when an identify call first gives',
+      'the person\'s trait "plan" equal to "pro", reached when the trait first takes that value ' +
+        '(from an identify call), and again each time it takes the value after having left it',
     );
     expect(meaning('Step 3: Upgraded')).toContain('Optional: a person may skip it');
     expect(meaning('Step 4: Paid')).toBe(
@@ -228,7 +231,24 @@ describe('glossary', () => {
     expect(meaning('Window')).toBe('Every step within 14d of step 1, the boundary included.');
     expect(meaning('Counting rule')).toContain('strict order');
     expect(meaning('Counting rule')).toContain("(this view overrides the goal's order, ordered)");
-    expect(meaning('Goal version')).toBe('Version 2: activation as agreed with sales.');
+    expect(meaning('Goal version')).toBe(
+      'Version 2, saved by root: activation as agreed with sales.',
+    );
+
+    // In any order, per-step windows do not apply and any required step can start (METRICS.md).
+    const any = await json(site, `${DAY}&mode=any`);
+    const anyMeaning = (term: string) => any.glossary.find((e) => e.term === term)?.meaning;
+    expect(anyMeaning('Step 4: Paid')).toBe(
+      'an event named "paid" with property "currency" set (any value). Its own window (2h ' +
+        'from the previous step) does not apply in any order.',
+    );
+    expect(anyMeaning('Step 1: Landed')).toContain(
+      'In any order a person enters at the first event matching any required step.',
+    );
+    expect(anyMeaning('Window')).toBe(
+      "Every step within 14d of entry, the boundary included. In any order the steps' own " +
+        'windows do not apply.',
+    );
 
     const html = await (await get(site, `${DAY}&mode=strict`)).text();
     expect(html).toContain('<dt>Exclusion</dt><dd>An event named &quot;refunded&quot;');
