@@ -7,7 +7,8 @@ import {
   type GoalInput,
 } from './definition';
 
-interface GoalRow {
+/** A `goal_versions` row as the queries here select it. */
+export interface GoalRow {
   id: string;
   version: number;
   name: string;
@@ -25,7 +26,8 @@ export interface StoredGoal extends Goal {
   definition: GoalDefinition;
 }
 
-function toGoal(row: GoalRow): StoredGoal {
+/** A stored goal version from its row. */
+export function toGoal(row: GoalRow): StoredGoal {
   const raw = JSON.parse(row.definition) as GoalDefinition;
   // Stored before a field existed means its default: re-saving it must not make a new version.
   const parsed = goalInputSchema.safeParse({ ...raw, name: row.name });

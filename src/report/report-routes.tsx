@@ -7,7 +7,6 @@ import { isAdmin } from '../admin/admin-auth';
 import { listStepHealth, type StepHealthIncident } from '../alerts/alert-store';
 import type { Env } from '../env';
 import { MODES, parseWindow, type Goal, type Mode } from '../funnel/definition';
-import { getGoalVersion } from '../funnel/goal-store';
 import { sha256Hex } from '../lib/crypto';
 import { nowMs } from '../lib/clock';
 import { ApiError } from '../lib/http-error';
@@ -24,7 +23,7 @@ import { localBound, resolveRange, RangeError400, type ReportRange } from './ran
 import { queryRollupReport, rollupMinPeople, rollupServes } from './rollup-report';
 import { reportCsv } from './report-csv';
 import { ErrorPage, ReportPage, type VersionChoice } from './report-page';
-import { findShare } from './share-store';
+import { findReportTarget } from './share-store';
 
 /** How long a computed answer is served from the edge cache as fresh. */
 export const REPORT_FRESH_SECONDS = 60;
@@ -64,31 +63,33 @@ reportRoutes.get('/r/:token/:goalId', async (c) => {
 async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
   const now = nowMs(c.env);
   const notFound = new ApiError(404, 'not_found', 'no such report');
-  const share = await findShare(c.env.DB, c.req.param('token') ?? '', now);
   const goalId = c.req.param('goalId') ?? '';
+  // An empty parameter (a form's untouched control) means the default, as if absent.
+  const asked = c.req.query('version') || undefined;
+  const askedOk = asked === undefined || /^[1-9]\d{0,5}$/.test(asked);
+  // The share, the goal's state and its version in one D1 read, before any cache lookup.
+  const target = await findReportTarget(c.env.DB, {
+    token: c.req.param('token') ?? '',
+    goalId,
+    version: asked && askedOk ? Number(asked) : null,
+    now,
+  });
+  const share = target?.share;
   if (!share || (share.goalIds && !share.goalIds.includes(goalId))) throw notFound;
 
-  // An empty parameter (a form's untouched control) means the default, as if absent.
   const format = (c.req.query('format') || 'html') as Format;
   if (!FORMATS.includes(format)) {
     throw new ApiError(400, 'invalid_format', 'format must be html, json or csv');
   }
-  const state = await c.env.DB.prepare(
-    `SELECT current_version AS current, ready_version AS ready FROM goals
-     WHERE site_id = ? AND id = ?`,
-  )
-    .bind(share.siteId, goalId)
-    .first<{ current: number; ready: number | null }>();
+  const state = target.state;
   if (!state) throw notFound;
-  // An empty parameter (a form's untouched control) means the default, as if absent.
-  const asked = c.req.query('version') || undefined;
-  if (asked !== undefined && !/^[1-9]\d{0,5}$/.test(asked)) {
+  if (!askedOk) {
     throw new ApiError(400, 'invalid_version', 'version must be a positive whole number');
   }
   // Until a new version's progress is complete, the newest complete one is shown (and said so).
   const newestReady = state.ready ?? state.current;
   const shown = asked ? Number(asked) : newestReady;
-  const goal = await getGoalVersion(c.env.DB, share.siteId, goalId, shown);
+  const goal = target.goal;
   if (!goal) throw new ApiError(404, 'version_not_found', `goal ${goalId} has no version ${shown}`);
   const defined = { mode: goal.mode ?? 'ordered', window: formatWindow(goal.windowMs) };
   const view = parseView(c.req.query(), c.req.queries('filter') ?? [], defined);
