@@ -32,6 +32,12 @@ const propsJson = (value: Record<string, unknown> | null) => (value ? JSON.strin
 
 /** Goal definitions are re-read from D1 at most this often, and at once on `goalsChanged`. */
 const GOALS_TTL_MS = 30_000;
+/**
+ * An ingest batch's people are written after this pause, with every batch that arrived during
+ * it: progress and rollup rows shared by many people are then written once per flush, not once
+ * per beacon (docs/BENCHMARKS.md, cost). It bounds the extra lag from 2xx to report.
+ */
+const INGEST_FLUSH_DELAY_MS = 250;
 /** People computed between two yields of an override view (about 100 ms at the Puffy shape). */
 const VIEW_CHUNK = 250;
 /**
@@ -83,6 +89,9 @@ export class SiteState extends DurableObject<Env> {
   private sequence = 0;
   private resolution: Resolution | null = null;
   private flushing: Promise<void> | null = null;
+  /** The coalescing pause of ingest batches under way, and the batches waiting for it. */
+  private ingestFlush: Promise<void> | null = null;
+  private readonly waitingBatches: string[] = [];
   private goals: { siteId: string; loadedAt: number; list: StoredGoal[] } | null = null;
   /** Views running or waiting for their turn, by view key (identical views share one). */
   private readonly viewsRunning = new Map<string, Promise<AttemptRow[]>>();
@@ -186,12 +195,33 @@ export class SiteState extends DurableObject<Env> {
     // a graph change (regraph above) are marked durably: a replay would not move them again.
     for (const event of touched) this.markDirty(after.personOf(event), batchId === null);
 
-    await this.flush(siteId);
-    if (batchId) {
-      await this.env.DB.prepare('UPDATE batches SET applied_at = ? WHERE id = ?')
-        .bind(Date.now(), batchId)
+    // Without a D1 batch record nothing would hand these people back after an eviction (they
+    // were marked durably above): they are written at once.
+    if (!batchId) return this.flush(siteId);
+    this.waitingBatches.push(batchId);
+    await this.flushIngest(siteId);
+  }
+
+  /**
+   * Waits `INGEST_FLUSH_DELAY_MS`, flushes every dirty person, then marks applied the batches
+   * that were waiting when the pause ended: their people were dirty before the flush began, and
+   * the flush runs until nothing is dirty. A batch not marked (an eviction, a failed write) is
+   * handed back by the reconciler.
+   */
+  private flushIngest(siteId: string): Promise<void> {
+    this.ingestFlush ??= (async () => {
+      await scheduler.wait(INGEST_FLUSH_DELAY_MS);
+      this.ingestFlush = null;
+      const batches = this.waitingBatches.splice(0);
+      await this.flush(siteId);
+      if (batches.length === 0) return;
+      await this.env.DB.prepare(
+        'UPDATE batches SET applied_at = ? WHERE id IN (SELECT value FROM json_each(?))',
+      )
+        .bind(Date.now(), JSON.stringify(batches))
         .run();
-    }
+    })();
+    return this.ingestFlush;
   }
 
   /**
