@@ -71,6 +71,9 @@ try {
           `(min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)}, ${runs} runs)\n`,
       );
       const groups = report.breakdown ? report.breakdown.groups : [{ value: 'all', ...report }];
+      // Groups without a value of their own: people with no value, and the rest past `top`.
+      const label = (g) =>
+        g.kind === 'none' ? 'No value' : g.kind === 'other' ? 'Other values' : g.value;
       print(
         `| group | ${report.steps.map((s) => s.name).join(' | ')} | completion | median s to last |`,
       );
@@ -78,7 +81,7 @@ try {
       for (const g of groups) {
         const last = g.steps[g.steps.length - 1];
         print(
-          `| ${g.value} | ${g.steps.map((s) => s.count).join(' | ')} | ${g.completionRate ?? '–'} | ` +
+          `| ${label(g)} | ${g.steps.map((s) => s.count).join(' | ')} | ${g.completionRate ?? '–'} | ` +
             `${last.secondsFromPrevious.median ?? '–'} |`,
         );
       }
