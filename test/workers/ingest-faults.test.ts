@@ -136,4 +136,28 @@ describe('deferred apply (DEFER_APPLY=1, the load-shedding switch)', () => {
     expect(await pendingBatches(site.siteId)).toBe(0);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
   });
+
+  it('hands several pending batches to the site object in one reconciler run, each once', async () => {
+    const site = await seedSite('defer-many', ['view', 'cart']);
+    // Person k views; persons 0 and 2 also add to cart, in a later batch of their own.
+    const bodies = [
+      [track('view', { anonymousId: 'dm0' }, 'dm-1', T(0))],
+      [track('view', { anonymousId: 'dm1' }, 'dm-2', T(1))],
+      [track('view', { anonymousId: 'dm2' }, 'dm-3', T(2))],
+      [
+        track('cart', { anonymousId: 'dm0' }, 'dm-4', T(3)),
+        track('cart', { anonymousId: 'dm2' }, 'dm-5', T(4)),
+      ],
+    ];
+    for (const batch of bodies) {
+      const ctx = createExecutionContext();
+      await worker.fetch(beacon(site, { batch }), { ...env, DEFER_APPLY: '1' }, ctx);
+      await waitOnExecutionContext(ctx);
+    }
+    expect(await pendingBatches(site.siteId)).toBe(4);
+    const applied = await reconcilePending(env, Date.now() + RECONCILE_AFTER_MS + 1_000);
+    expect(applied).toBe(4);
+    expect(await pendingBatches(site.siteId)).toBe(0);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([3, 2]);
+  });
 });
