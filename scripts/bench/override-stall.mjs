@@ -12,34 +12,18 @@
  * line.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { replay } from '../lib/replay-core.mjs';
-import {
-  freePort,
-  readDemo,
-  repoRoot,
-  reportUrl,
-  startStack,
-  waitForSettled,
-} from '../lib/stack.mjs';
+import { repoRoot, reportUrl } from '../lib/stack.mjs';
+import { option, probeImport, sleep, withPuffyStack } from './puffy-stack.mjs';
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const rounds = Number(option('--rounds', '5'));
-const keep = option('--state', null);
-const persistTo = keep ? resolve(keep) : mkdtempSync(join(tmpdir(), 'goalstep-stall-'));
 const adminToken = 'adm_stall_token_000000000000001';
-const demo = readDemo();
 const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' };
-const statusUrl = (base) => `${base}/admin/sites/${demo.siteId}/status`;
-const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 const run = Date.now();
 
 /** `applied_at - received_at` of every probe batch of this run (ms), by probe name. */
-function appliedLatencies() {
+function appliedLatencies(persistTo) {
   const wrangler = join(repoRoot, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
   const command =
     'SELECT message_ids AS ids, applied_at - received_at AS ms FROM batches ' +
@@ -58,52 +42,14 @@ function appliedLatencies() {
 }
 
 /** Imports one probe event and waits until the site object has applied its batch; ms. */
-async function probe(base, n) {
-  const started = performance.now();
-  const res = await fetch(`${base}/v1/import?site=${demo.siteId}`, {
-    method: 'POST',
-    headers: admin,
-    body: JSON.stringify({
-      batch: [
-        {
-          type: 'track',
-          event: 'page_viewed',
-          anonymousId: `stall-probe-${run}-${n}`,
-          messageId: `stall-probe-${run}-${n}`,
-          timestamp: '2025-02-26T12:00:00Z',
-        },
-      ],
-    }),
-  });
-  if (!res.ok) throw new Error(`import → ${res.status} ${await res.text()}`);
-  const ackMs = performance.now() - started;
-  for (;;) {
-    const status = await (await fetch(statusUrl(base), { headers: admin })).json();
-    if (status.pendingBatches === 0) return { ackMs, appliedMs: performance.now() - started };
-    await sleep(50);
-  }
-}
+const probe = (base, n) => probeImport(base, admin, `stall-probe-${run}-${n}`);
 
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)];
 };
 
-const stack = await startStack({
-  port: await freePort(18_500, 500),
-  persistTo,
-  vars: { ADMIN_TOKEN: adminToken },
-});
-try {
-  const base = stack.baseUrl;
-  const marker = join(persistTo, 'puffy-week-replayed');
-  if (!existsSync(marker)) {
-    const dir = resolve(repoRoot, '..', 'shared', 'data', 'puffy');
-    await replay({ dir, url: base, adminToken, siteId: demo.siteId });
-    await waitForSettled(base, adminToken, { timeoutMs: 600_000 });
-    writeFileSync(marker, new Date().toISOString());
-  }
-
+await withPuffyStack({ adminToken, tmpPrefix: 'goalstep-stall-' }, async ({ base, persistTo }) => {
   const idle = [];
   for (let i = 0; i < rounds; i += 1) idle.push(await probe(base, `idle-${i}`));
 
@@ -131,7 +77,7 @@ try {
     during.push(await probe(base, `during-${i}`));
     views.push(await view);
   }
-  const latencies = appliedLatencies();
+  const latencies = appliedLatencies(persistTo);
   const pick = (kind) =>
     [...latencies].filter(([name]) => name.startsWith(kind)).map(([, ms]) => ms);
   const summary = (values) => ({
@@ -150,7 +96,4 @@ try {
       viewMs: summary(views),
     }),
   );
-} finally {
-  await stack.stop();
-  if (!keep) rmSync(persistTo, { recursive: true, force: true });
-}
+});

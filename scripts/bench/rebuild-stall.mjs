@@ -8,46 +8,18 @@
  * 50 ms, shows it applied), and `rebuildMs` (until `readyVersion` is the new version, polled
  * every 100 ms). With `--state` the replayed week is kept and reused. Prints one JSON line.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { replay } from '../lib/replay-core.mjs';
-import {
-  freePort,
-  readDemo,
-  repoRoot,
-  reportUrl,
-  startStack,
-  waitForSettled,
-} from '../lib/stack.mjs';
+import { readDemo, reportUrl } from '../lib/stack.mjs';
+import { option, probeImport, sleep, withPuffyStack } from './puffy-stack.mjs';
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
 const rounds = Number(option('--rounds', '3'));
-const keep = option('--state', null);
-const persistTo = keep ? resolve(keep) : mkdtempSync(join(tmpdir(), 'goalstep-rebuild-'));
 const adminToken = 'adm_rebuild_token_00000000000001';
 const demo = readDemo();
 const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' };
-const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
 const run = Date.now();
 
-const stack = await startStack({
-  port: await freePort(18_500, 500),
-  persistTo,
-  vars: { ADMIN_TOKEN: adminToken },
-});
-try {
-  const base = stack.baseUrl;
+await withPuffyStack({ adminToken, tmpPrefix: 'goalstep-rebuild-' }, async ({ base }) => {
   const site = `${base}/admin/sites/${demo.siteId}`;
-  const marker = join(persistTo, 'puffy-week-replayed');
-  if (!existsSync(marker)) {
-    const dir = resolve(repoRoot, '..', 'shared', 'data', 'puffy');
-    await replay({ dir, url: base, adminToken, siteId: demo.siteId });
-    await waitForSettled(base, adminToken, { timeoutMs: 600_000 });
-    writeFileSync(marker, new Date().toISOString());
-  }
   const versions = async () =>
     (await fetch(`${site}/goals/${demo.goal.id}/versions`, { headers: admin })).json();
 
@@ -72,30 +44,7 @@ try {
     ).json();
     const reportMs = performance.now() - reportStarted;
 
-    const importStarted = performance.now();
-    const res = await fetch(`${base}/v1/import?site=${demo.siteId}`, {
-      method: 'POST',
-      headers: admin,
-      body: JSON.stringify({
-        batch: [
-          {
-            type: 'track',
-            event: 'page_viewed',
-            anonymousId: `rebuild-probe-${run}-${i}`,
-            messageId: `rebuild-probe-${run}-${i}`,
-            timestamp: '2025-02-26T12:00:00Z',
-          },
-        ],
-      }),
-    });
-    if (!res.ok) throw new Error(`import → ${res.status}`);
-    const ackMs = performance.now() - importStarted;
-    for (;;) {
-      const status = await (await fetch(`${site}/status`, { headers: admin })).json();
-      if (status.pendingBatches === 0) break;
-      await sleep(50);
-    }
-    const appliedMs = performance.now() - importStarted;
+    const { ackMs, appliedMs } = await probeImport(base, admin, `rebuild-probe-${run}-${i}`);
     while ((await versions()).readyVersion !== version) await sleep(100);
     const rebuildMs = performance.now() - started;
     results.push({
@@ -109,7 +58,4 @@ try {
     });
   }
   console.log(JSON.stringify({ rounds: results }));
-} finally {
-  await stack.stop();
-  if (!keep) rmSync(persistTo, { recursive: true, force: true });
-}
+});
