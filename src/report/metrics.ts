@@ -115,12 +115,12 @@ function isOpen(goal: Goal, row: CountedAttempt, now: number): boolean {
 function stepValues(rows: readonly CountedAttempt[], k: number): number | null {
   const seen = new Map<string, { ts: number; id: string; value: number }>();
   let sum = 0;
-  let any = false;
+  let found = false;
   for (const row of rows) {
     const v = row.values?.[k];
     const ts = row.times[k];
     if (!v || ts === null || ts === undefined) continue;
-    any = true;
+    found = true;
     const [value, order, id] = v;
     if (order === null) {
       sum += value;
@@ -131,7 +131,7 @@ function stepValues(rows: readonly CountedAttempt[], k: number): number | null {
       seen.set(order, { ts, id, value });
   }
   for (const { value } of seen.values()) sum += value;
-  return any ? Math.round(sum * 1e6) / 1e6 : null;
+  return found ? Math.round(sum * 1e6) / 1e6 : null;
 }
 
 /**

@@ -352,31 +352,38 @@ const ViewForm: FC<{
 
 const utc = (ms: number) => `${new Date(ms).toISOString().slice(0, 16)} UTC`;
 
+/** An incident's severity, styled by its class. */
+const Badge: FC<{ severity: string }> = ({ severity }) => (
+  <span class={`sev-${severity}`}>{severity}</span>
+);
+
 /** Step-health incidents about this goal: open during the range, and open now, labelled. */
 const StepHealth: FC<{ health: StepHealthIncident[] }> = ({ health }) => {
   const openNow = health.filter((incident) => incident.openNow).length;
   const during = health.filter((incident) => incident.duringRange).length;
+  const inRange =
+    during === 0 ? 'No alert about these steps in this range.' : `${during} in this range.`;
+  const when = (incident: StepHealthIncident) =>
+    [incident.duringRange ? 'in this range' : null, incident.openNow ? 'open now' : null]
+      .filter(Boolean)
+      .join(', ');
+  const seen = (n: number) => Number(n.toFixed(3));
+  const kind = (incident: StepHealthIncident) => incident.kind.replaceAll('_', ' ');
   return (
     <section class="health" aria-labelledby="health-title">
       <h2 id="health-title">Step health</h2>
       <p>
-        {during === 0 ? 'No alert about these steps in this range.' : `${during} in this range.`}{' '}
-        {openNow === 0 ? 'None open now.' : `${openNow} open now.`}
+        {inRange} {openNow === 0 ? 'None open now.' : `${openNow} open now.`}
       </p>
       {health.length > 0 ? (
         <ul>
           {health.map((incident) => (
             <li>
-              <span class={`sev-${incident.severity}`}>{incident.severity}</span>{' '}
-              {incident.kind.replaceAll('_', ' ')} on <code>{incident.step ?? 'the site'}</code>{' '}
-              since {utc(incident.since)}
+              <Badge severity={incident.severity} /> {kind(incident)} on{' '}
+              <code>{incident.step ?? 'the site'}</code> since {utc(incident.since)}
               {incident.recoveredFrom === null ? '' : `, recovered ${utc(incident.recoveredFrom)}`}
               {' — '}
-              {[incident.duringRange ? 'in this range' : null, incident.openNow ? 'open now' : null]
-                .filter(Boolean)
-                .join(', ')}
-              : {Number(incident.observed.toFixed(3))} seen, {Number(incident.expected.toFixed(3))}{' '}
-              expected
+              {when(incident)}: {seen(incident.observed)} seen, {seen(incident.expected)} expected
             </li>
           ))}
         </ul>
