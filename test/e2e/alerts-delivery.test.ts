@@ -211,7 +211,7 @@ describe('delivery to a slow receiver', () => {
     }
   });
 
-  it('signs each notice as it is sent and does not let one slow receiver hold the others', async () => {
+  it('signs each notice as it is sent; one slow receiver holds no other', async () => {
     // Arrange: receivers on three ports. "slow" answers only once "fast" has its notice (or
     // after 12 s); "hang" never answers; each verifies the signature and its timestamp.
     const log: Array<{ name: string; at: number; signatureOk: boolean; slowOpen: boolean }> = [];

@@ -78,7 +78,7 @@ describe('SIGKILL of the whole local server in the middle of a replay', () => {
     if (persistTo) rmSync(persistTo, { recursive: true, force: true });
   });
 
-  it('loses nothing and doubles nothing once the replay has retried and the reconciler has run', async () => {
+  it('loses and doubles nothing once the replay retried and the reconciler ran', async () => {
     const first = stack as Stack;
     let killedAt = -1;
     let restarted: Promise<Stack> | undefined;

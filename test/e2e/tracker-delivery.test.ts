@@ -221,7 +221,7 @@ describe('the tracker in Chromium', () => {
     await page.context().close();
   });
 
-  it('waits the backoff after a failure even when an event was queued during the send', async () => {
+  it('waits the backoff after a failure even if an event queued during the send', async () => {
     proxy.failNext('held-reject');
     const page = await openPage('/backoff');
     await page.evaluate(() => (window as unknown as PageApi).goalstep.track('plan_selected'));

@@ -10,7 +10,7 @@ import { adminCall, H, history, runCron, T, writeVolumes } from './alerts-helper
 const put = (path: string, body: unknown) => adminCall('PUT', path, body);
 
 describe('config layers', () => {
-  it('stores only the keys a goal override gives; the site keys keep applying under it', async () => {
+  it("stores only a goal override's own keys; the site's keep applying under it", async () => {
     const site = await seedSite('cfg-layers', ['page', 'checkout']);
     // The site never judges a window under 10,000 expected events: nothing here is judged.
     const siteKeys = { minExpected: 10_000, dropRatio: 0.4, recoverRatio: 0.6 };
@@ -47,7 +47,7 @@ describe('config layers', () => {
     expect(await history(site.siteId)).toEqual([]);
   });
 
-  it('answers 404 for the config of an unknown site and an override of an unknown goal', async () => {
+  it("answers 404 for an unknown site's config and an unknown goal's override", async () => {
     await seedSite('cfg-404', ['page']);
 
     const site = await adminCall('GET', '/admin/sites/cfg-nosuch/alerts/config');

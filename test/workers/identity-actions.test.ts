@@ -74,7 +74,7 @@ describe('splits decided by event time', () => {
     };
   }
 
-  it('severs a link older than the split that arrives after it, as if it had come before', async () => {
+  it('severs a link older than the split that arrives after it, as if before', async () => {
     const after = await run('late-after', false);
     const before = await run('late-before', true);
     expect(after.device).toEqual(['a:dev', 1]);
@@ -153,7 +153,7 @@ describe('erasure and admin actions', () => {
     );
   });
 
-  it('makes a merge with one erased side inert, even after the split that cut it is reverted', async () => {
+  it('makes a merge with an erased side inert, even once its split is reverted', async () => {
     const site = await seedSite('erase-side', ['step_1', 'step_2']);
     await importBatch(site, [
       track('step_1', { userId: 'uma' }, 'es-1', at(9)),

@@ -15,7 +15,7 @@ interface IngestAnswer {
 }
 
 describe('placeholder ids in disguise (C13)', () => {
-  it('drops placeholders hidden by Unicode forms, format characters, quotes and zeros', async () => {
+  it('drops placeholders hidden by Unicode forms, format chars, quotes and zeros', async () => {
     const site = await seedSite('junk-forms', ['seen']);
     // Each form as JSON text; two devices send each, so a form kept as an id joins them.
     const junk = [
@@ -88,7 +88,7 @@ describe('alias rejections', () => {
 });
 
 describe('numbers that are not ids', () => {
-  it('refuses a non-finite number as an id at ingest and in admin bodies, with one message', async () => {
+  it('refuses a non-finite number as an id at ingest and in admin, one message', async () => {
     const site = await seedSite('num-inf', ['seen']);
     await importBatch(site, [{ type: 'track', event: 'seen', userId: 'x', messageId: 'ni-0' }]);
     const res = await importText(

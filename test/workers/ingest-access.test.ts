@@ -51,7 +51,7 @@ async function messageIds(siteId: string): Promise<string[]> {
 }
 
 describe('tenant isolation', () => {
-  it("writes only to the key's own site, whatever the body claims, and dedupes per site", async () => {
+  it("writes only to the key's own site, whatever the body says; dedupes per site", async () => {
     const a = await seedSite('tenant-a', ['view']);
     const b = await seedSite('tenant-b', ['view']);
     const event = track('view', { anonymousId: 'shared-anon' }, 'same-id', ago(1000));
@@ -118,7 +118,7 @@ describe('tenant isolation', () => {
 });
 
 describe('write keys', () => {
-  it('keeps the old key working during the grace period of a rotation, then only the new one', async () => {
+  it("keeps the old key during a rotation's grace period, then only the new one", async () => {
     const site = await seedSite('rotate', ['view']);
     const rotated = await admin('/admin/sites/rotate/write-keys/rotate', 'POST', {
       graceSeconds: 3600,
@@ -164,7 +164,7 @@ describe('write keys', () => {
 });
 
 describe('allowed origins (C27)', () => {
-  it('refuses a beacon from another origin, keeps it with the origin, lets servers through', async () => {
+  it('refuses a beacon of another origin, keeps it with it, lets servers through', async () => {
     const site = await seedSite('origins', ['order_placed']);
     const set = await admin('/admin/sites/origins/ingest-settings', 'PATCH', {
       allowedOrigins: ['https://shop.example'],
@@ -241,7 +241,7 @@ describe('rate limits', () => {
 });
 
 describe('bots and opt-out signals (C26)', () => {
-  it('stores bots, crawlers and prerenders as filtered with the rule, outside the funnel', async () => {
+  it('stores bots, crawlers and prerenders as filtered with the rule, not counted', async () => {
     const site = await seedSite('c26', ['landing_viewed', 'signup_started']);
     const ua = (userAgent: string) => ({ userAgent });
     const res = await beacon(site.writeKey, {
@@ -249,7 +249,8 @@ describe('bots and opt-out signals (C26)', () => {
         {
           ...track('landing_viewed', { anonymousId: 'anon-c26a' }, 'c26-m1', ago(5000)),
           context: ua(
-            'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36',
+            'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) ' +
+              'HeadlessChrome/120.0.0.0 Safari/537.36',
           ),
         },
         {
@@ -259,7 +260,8 @@ describe('bots and opt-out signals (C26)', () => {
         {
           ...track('landing_viewed', { anonymousId: 'anon-c26d' }, 'c26-m4', ago(3000)),
           context: ua(
-            'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15',
+            'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like ' +
+              'Gecko) Version/17.4 Safari/605.1.15',
           ),
         },
         track('signup_started', { anonymousId: 'anon-c26d' }, 'c26-m5', ago(1000)),
@@ -283,7 +285,8 @@ describe('bots and opt-out signals (C26)', () => {
           {
             ...track('landing_viewed', { anonymousId: 'anon-c26c' }, 'c26-m3', ago(2000)),
             context: ua(
-              'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36',
+              'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like ' +
+                'Gecko) Chrome/124.0 Safari/537.36',
             ),
           },
         ],
@@ -323,7 +326,7 @@ describe('bots and opt-out signals (C26)', () => {
     expect(await browser.json()).toMatchObject({ accepted: 0, filtered: [{ code: 'bot' }] });
   });
 
-  it('honours Global Privacy Control only where the site turned it on, keeping no payload', async () => {
+  it('honours GPC only where the site turned it on, keeping no payload', async () => {
     const site = await seedSite('gpc', ['view']);
     const send = (id: string) =>
       beacon(
@@ -411,7 +414,7 @@ describe('the audit log', () => {
 });
 
 describe('server SDKs', () => {
-  it("accepts Segment's Node library: its user agent and Node fetch's Sec-Fetch-Mode are no bot", async () => {
+  it("accepts Segment's Node library: its user agent and Sec-Fetch-Mode are no bot", async () => {
     const site = await seedSite('node-sdk', ['view']);
     const res = await beacon(
       site.writeKey,

@@ -60,7 +60,7 @@ describe('D1 failing on insert', () => {
     expect(await storedCount(site.siteId)).toBe(2);
   });
 
-  it('stores a batch once when D1 wrote it but the call timed out and the client retried', async () => {
+  it('stores a batch once when D1 wrote it, the call timed out and a client retried', async () => {
     const site = await seedSite('fault-after', ['view', 'cart']);
     const body = {
       batch: [
@@ -117,7 +117,7 @@ describe('the Durable Object update failing after the D1 write', () => {
 });
 
 describe('deferred apply (DEFER_APPLY=1, the load-shedding switch)', () => {
-  it('acknowledges after the D1 write and leaves the batch to the reconciler, counted once', async () => {
+  it('answers after the D1 write, leaves the batch to the reconciler, counted once', async () => {
     const site = await seedSite('defer-apply', ['view', 'cart']);
     const body = {
       batch: [
@@ -137,7 +137,7 @@ describe('deferred apply (DEFER_APPLY=1, the load-shedding switch)', () => {
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
   });
 
-  it('hands several pending batches to the site object in one reconciler run, each once', async () => {
+  it('hands several pending batches to the object in one reconciler run, each once', async () => {
     const site = await seedSite('defer-many', ['view', 'cart']);
     // Person k views; persons 0 and 2 also add to cart, in a later batch of their own.
     const bodies = [

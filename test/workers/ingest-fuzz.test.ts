@@ -181,7 +181,7 @@ describe('fuzzing with injected D1 faults', () => {
     site = await seedSite('fuzz-faults', ['view']);
   });
 
-  it('answers only 200 or an injected 503, and a client that retries stores each event once', async () => {
+  it('answers only 200 or an injected 503; a retrying client stores each event once', async () => {
     let batchNo = 0;
     await fc.assert(
       fc.asyncProperty(

@@ -27,7 +27,7 @@ const count = async (sql: string, ...binds: unknown[]) =>
   )?.n ?? 0;
 
 describe('re-submitting rejected events', () => {
-  it('stores a rejected event re-sent as it was, or with a correction, and records who did it', async () => {
+  it('stores a rejected event re-sent as is or corrected, and records who did it', async () => {
     const site = await seedSite('resubmit', ['view', 'cart']);
     const res = await ingest(site, {
       batch: [
@@ -68,7 +68,7 @@ describe('re-submitting rejected events', () => {
 });
 
 describe('re-submitting filtered events', () => {
-  it('stores a bot-flagged event an admin judged human, and refuses one kept without payload', async () => {
+  it('stores a bot-flagged event judged human; refuses one kept without payload', async () => {
     const site = await seedSite('resubmit-bot', ['view']);
     await ingest(site, {
       batch: [
@@ -216,7 +216,7 @@ describe("one person's data", () => {
     expect((await admin('/admin/sites/shared-erase/people/bob')).status).toBe(200);
   });
 
-  it('follows a person with 150 anonymous ids without hitting D1 parameter limits (C32)', async () => {
+  it("follows a person with 150 anonymous ids within D1's parameter limit (C32)", async () => {
     const site = await seedSite('many-ids', ['step_1']);
     const batch = Array.from({ length: 150 }, (_, i) =>
       track(

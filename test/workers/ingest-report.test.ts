@@ -122,7 +122,7 @@ describe('request-level limits (review findings)', () => {
     expect(await res.json()).toMatchObject({ code: 'too_many_events' });
   });
 
-  it('deduplicates an identical retry of an event with neither message id nor timestamp', async () => {
+  it('deduplicates a retry of an event with neither message id nor timestamp', async () => {
     const site = await seedSite('no-ids', ['page_viewed']);
     const body = { event: 'page_viewed', anonymousId: 'dup-a' };
     const first = await ingest(site, body, '/v1/track');

@@ -142,7 +142,7 @@ describe('override view in the site object', () => {
     expect(later.ok).toBe(true);
   });
 
-  it('answers 503 busy with Retry-After through the report URL when the queue is full', async () => {
+  it('answers 503 busy with Retry-After through the report URL, queue full', async () => {
     const siteId = 'override-busy';
     await bigSite(siteId, 3000);
     const url = (hours: number) =>
@@ -167,7 +167,7 @@ describe('goal rebuild in the site object', () => {
         .first<{ n: number }>()
     )?.n ?? 0;
 
-  it('answers an ingest and a report while a large rebuild runs, the report on the old version', async () => {
+  it('answers ingest and report during a large rebuild, on the old version', async () => {
     const siteId = 'rebuild-stall';
     const { stub } = await bigSite(siteId, 3000);
     // Version 2 is saved without the route, so this test starts the only rebuild itself.

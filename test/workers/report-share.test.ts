@@ -215,7 +215,7 @@ describe('logging', () => {
 });
 
 describe('revalidation', () => {
-  it('keeps the ETag when unchanged data is recomputed and matches weak and listed tags', async () => {
+  it('keeps the ETag when unchanged data is recomputed; matches weak and listed tags', async () => {
     const site = await seedSite('etag-stable', ['view']);
     const fresh = { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } };
     const a =
@@ -249,7 +249,7 @@ describe('revalidation', () => {
 });
 
 describe('share and view guards (review findings)', () => {
-  it('refuses to re-create a chosen token with other restrictions, and keeps a repeat idempotent', async () => {
+  it('refuses to re-create a chosen token with other limits; a repeat is idempotent', async () => {
     const site = await seedSite('share-again', ['view']);
     const first = await admin(`/admin/sites/${site.siteId}/shares`, 'POST', {
       token: 'sh_chosen_token_abcdef01',
