@@ -263,9 +263,8 @@ adminRoutes.get('/admin/sites/:siteId/status', async (c) => {
   await requireAdmin(c, siteId);
   const [events, pending, rejected, filtered] = await c.env.DB.batch<{ n: number }>([
     c.env.DB.prepare('SELECT COUNT(*) AS n FROM events WHERE site_id = ?').bind(siteId),
-    c.env.DB.prepare(
-      'SELECT COUNT(*) AS n FROM batches WHERE site_id = ? AND applied_at IS NULL',
-    ).bind(siteId),
+    // The site object deletes a batch's record once applied: every row left is pending.
+    c.env.DB.prepare('SELECT COUNT(*) AS n FROM batches WHERE site_id = ?').bind(siteId),
     c.env.DB.prepare(
       "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ? AND disposition = 'rejected'",
     ).bind(siteId),

@@ -99,23 +99,19 @@ export const shares = sqliteTable(
   (t) => [index('shares_token_hash').on(t.tokenHash)],
 );
 
-/** One row per accepted ingest request; `appliedAt` is set once the Durable Object has it. */
-export const batches = sqliteTable(
-  'batches',
-  {
-    id: text('id').primaryKey(),
-    siteId: text('site_id').notNull(),
-    receivedAt: integer('received_at').notNull(),
-    /** JSON array of the message ids this batch stored for the first time. */
-    messageIds: text('message_ids').notNull(),
-    appliedAt: integer('applied_at'),
-  },
-  (t) => [
-    index('batches_pending')
-      .on(t.receivedAt)
-      .where(sql`applied_at IS NULL`),
-  ],
-);
+/**
+ * One row per ingest request the site's Durable Object has not applied yet: the object deletes
+ * it once the batch's people are written, so the table holds pending batches only and the
+ * reconciler reads it whole, with no index (docs/BENCHMARKS.md, cost). WITHOUT ROWID in the
+ * migration (0009): the primary key is the row, one billed row written instead of two.
+ */
+export const batches = sqliteTable('batches', {
+  id: text('id').primaryKey(),
+  siteId: text('site_id').notNull(),
+  receivedAt: integer('received_at').notNull(),
+  /** JSON array of the message ids this batch stored for the first time. */
+  messageIds: text('message_ids').notNull(),
+});
 
 export const events = sqliteTable(
   'events',
@@ -137,15 +133,19 @@ export const events = sqliteTable(
     context: text('context'),
     batchId: text('batch_id').notNull(),
   },
+  // WITHOUT ROWID in the migration (0009): the primary key is the row. An anonymous event
+  // (most web events) then writes two billed rows, the row and its `events_site_ts` entry.
   (t) => [
     primaryKey({ columns: [t.siteId, t.messageId] }),
     index('events_site_ts').on(t.siteId, t.ts),
-    // The ingest alias guardrail looks users up by id. Partial: most web events carry no user
-    // id, and every index entry is a billed row written (docs/BENCHMARKS.md, cost).
+    // The ingest guardrails look users, and devices of identified events, up by id. Partial:
+    // most web events carry no user id, and every index entry is a billed row written.
     index('events_site_user')
       .on(t.siteId, t.userId)
       .where(sql`${t.userId} IS NOT NULL`),
-    index('events_site_anonymous').on(t.siteId, t.anonymousId),
+    index('events_site_device')
+      .on(t.siteId, t.anonymousId)
+      .where(sql`${t.userId} IS NOT NULL`),
   ],
 );
 
@@ -194,6 +194,9 @@ export const adminAudit = sqliteTable(
  * One row per funnel attempt of a person on a goal version: the attempt starts at a step-1
  * event (`t1`) and records when each later step was reached. A report picks, per person, the
  * best attempt that starts in its range (docs/METRICS.md), so it is a GROUP BY over this table.
+ * WITHOUT ROWID in the migration (0009): a new attempt writes its row and its `attempts_range`
+ * entry, two billed rows. One person's rows are found through `goal_versions` and the primary
+ * key (`PERSON_ATTEMPTS` in src/funnel/rollups.ts), not through an index of their own.
  */
 export const attempts = sqliteTable(
   'attempts',
@@ -249,7 +252,6 @@ export const attempts = sqliteTable(
   (t) => [
     primaryKey({ columns: [t.siteId, t.goalId, t.version, t.personId, t.t1] }),
     index('attempts_range').on(t.siteId, t.goalId, t.version, t.t1),
-    index('attempts_person').on(t.siteId, t.personId),
   ],
 );
 

@@ -213,9 +213,18 @@ export function replaceRowsStatements(
   return REPLACE_SQL.map((sql) => bindUsed(db, sql, [siteId, scopeJson, rowsJson]));
 }
 
+/**
+ * One person's rows on every goal version of the site (?1), person ?2, looked up by primary key
+ * per version: `attempts` has no index by person (every index entry is a billed row written per
+ * attempt, docs/BENCHMARKS.md), and versions are few. `cols` is the select list over `a`.
+ */
+export const personAttemptsSql = (cols: string) => `SELECT ${cols}
+  FROM goal_versions g CROSS JOIN attempts a ON a.site_id = g.site_id AND a.goal_id = g.goal_id
+    AND a.version = g.version AND a.person_id = ?2
+  WHERE g.site_id = ?1`;
+
 /** The rows of one person on every goal version, with their rollup contributions. */
-const PERSON_ROWS = `SELECT -1 AS sign, ${stored('a')} FROM attempts a
-  WHERE a.site_id = ?1 AND a.person_id = ?2`;
+const PERSON_ROWS = personAttemptsSql(`-1 AS sign, ${stored('a')}`);
 
 /** Statements that delete every row of one person and take them out of the rollups. */
 export function erasePersonStatements(
@@ -226,7 +235,8 @@ export function erasePersonStatements(
   return [
     ...deltaStatements(PERSON_ROWS),
     ...cleanupStatements(PERSON_ROWS),
-    'DELETE FROM attempts WHERE site_id = ?1 AND person_id = ?2',
+    `DELETE FROM attempts WHERE site_id = ?1 AND person_id = ?2
+       AND (goal_id, version) IN (SELECT goal_id, version FROM goal_versions WHERE site_id = ?1)`,
   ].map((sql) => bindUsed(db, sql, [siteId, personId]));
 }
 

@@ -79,6 +79,31 @@ export interface AdminWho {
   note: string | null;
 }
 
+const EVENTS_COLUMNS = `message_id TEXT PRIMARY KEY, anon TEXT, user TEXT, ts INTEGER NOT NULL,
+  type TEXT NOT NULL, name TEXT, props TEXT, seg TEXT NOT NULL`;
+
+/**
+ * The object's events table. WITHOUT ROWID, so the message id key is the row itself, and both
+ * indexes partial (a user's events, a device's events): an anonymous web event writes two
+ * billed rows, a server event with only a user id two (docs/BENCHMARKS.md, cost). An object
+ * created with the earlier rowid table is copied over once.
+ */
+export function createEventsTable(sql: SqlStorage): void {
+  const existing = sql
+    .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'")
+    .toArray()[0];
+  if (existing && !/WITHOUT ROWID/i.test(existing.sql)) {
+    sql.exec(`CREATE TABLE events_lean (${EVENTS_COLUMNS}) WITHOUT ROWID`);
+    sql.exec(`INSERT INTO events_lean (message_id, anon, user, ts, type, name, props, seg)
+      SELECT message_id, anon, user, ts, type, name, props, seg FROM events`);
+    sql.exec('DROP TABLE events');
+    sql.exec('ALTER TABLE events_lean RENAME TO events');
+  }
+  sql.exec(`CREATE TABLE IF NOT EXISTS events (${EVENTS_COLUMNS}) WITHOUT ROWID`);
+  sql.exec('CREATE INDEX IF NOT EXISTS events_device ON events (anon) WHERE anon IS NOT NULL');
+  sql.exec('CREATE INDEX IF NOT EXISTS events_user_set ON events (user) WHERE user IS NOT NULL');
+}
+
 export class SiteState extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly identity: IdentityStore;
@@ -106,16 +131,7 @@ export class SiteState extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, meterEnv(env));
     this.sql = meterSql(ctx.storage.sql, env);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS events (
-      message_id TEXT PRIMARY KEY, anon TEXT, user TEXT, ts INTEGER NOT NULL, type TEXT NOT NULL,
-      name TEXT, props TEXT, seg TEXT NOT NULL)`);
-    this.sql.exec('CREATE INDEX IF NOT EXISTS events_anon ON events (anon)');
-    // Partial, as in D1: anonymous events (most of them) write no entry. Objects created before
-    // it had a full index, dropped here once.
-    this.sql.exec('DROP INDEX IF EXISTS events_user');
-    this.sql.exec(
-      'CREATE INDEX IF NOT EXISTS events_user_set ON events (user) WHERE user IS NOT NULL',
-    );
+    ctx.storage.transactionSync(() => createEventsTable(this.sql));
     this.sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)');
     // Dirty people survive an eviction: a recompute that was promised is still owed.
     this.sql.exec('CREATE TABLE IF NOT EXISTS dirty (key TEXT PRIMARY KEY, seq INTEGER NOT NULL)');
@@ -203,10 +219,10 @@ export class SiteState extends DurableObject<Env> {
   }
 
   /**
-   * Waits `INGEST_FLUSH_DELAY_MS`, flushes every dirty person, then marks applied the batches
-   * that were waiting when the pause ended: their people were dirty before the flush began, and
-   * the flush runs until nothing is dirty. A batch not marked (an eviction, a failed write) is
-   * handed back by the reconciler.
+   * Waits `INGEST_FLUSH_DELAY_MS`, flushes every dirty person, then marks applied (deletes the
+   * D1 records of) the batches that were waiting when the pause ended: their people were dirty
+   * before the flush began, and the flush runs until nothing is dirty. A batch not marked (an
+   * eviction, a failed write) is handed back by the reconciler.
    */
   private flushIngest(siteId: string): Promise<void> {
     this.ingestFlush ??= (async () => {
@@ -215,10 +231,9 @@ export class SiteState extends DurableObject<Env> {
       const batches = this.waitingBatches.splice(0);
       await this.flush(siteId);
       if (batches.length === 0) return;
-      await this.env.DB.prepare(
-        'UPDATE batches SET applied_at = ? WHERE id IN (SELECT value FROM json_each(?))',
-      )
-        .bind(Date.now(), JSON.stringify(batches))
+      // Applied: the record goes (one billed row, where keeping it marked would be two).
+      await this.env.DB.prepare('DELETE FROM batches WHERE id IN (SELECT value FROM json_each(?))')
+        .bind(JSON.stringify(batches))
         .run();
     })();
     return this.ingestFlush;

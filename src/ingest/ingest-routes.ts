@@ -114,8 +114,8 @@ async function checkRate(c: Context<{ Bindings: Env }>, site: SiteAccess, keyHas
 }
 
 /**
- * Sends the stored events to the site's Durable Object after the response (or marks a batch
- * that stored nothing new as applied). Every path that stores events ends with this.
+ * Sends the stored events to the site's Durable Object after the response (or drops the record
+ * of a batch that stored nothing new). Every path that stores events ends with this.
  */
 export function forward(
   c: Context<{ Bindings: Env }>,
@@ -132,10 +132,7 @@ export function forward(
           outcome.batchId,
           outcome.stored,
         )
-      : db
-          .prepare('UPDATE batches SET applied_at = ? WHERE id = ?')
-          .bind(nowMs(c.env), outcome.batchId)
-          .run();
+      : db.prepare('DELETE FROM batches WHERE id = ?').bind(outcome.batchId).run();
   // A failure leaves the batch pending in D1; the cron's reconciler applies it again.
   c.executionCtx.waitUntil(
     Promise.resolve(work).then(

@@ -5,7 +5,7 @@
  * (docs/IDENTITY.md), so a shared device or a refused alias never pulls in another customer.
  */
 import type { Env } from '../env';
-import { erasePersonStatements } from '../funnel/rollups';
+import { erasePersonStatements, personAttemptsSql } from '../funnel/rollups';
 import type { PersonRecord } from '../identity/site-state-do';
 import { ApiError } from '../lib/http-error';
 
@@ -34,7 +34,7 @@ function statements(
   siteId: string,
   record: PersonRecord,
   verb: 'SELECT *' | 'DELETE',
-) {
+): D1PreparedStatement[] {
   // Id lists travel as one JSON parameter each (D1's 100-parameter limit, C32).
   const messages = JSON.stringify(record.messageIds);
   return [
@@ -55,18 +55,16 @@ function statements(
              WHERE instr(raw, json_quote(j.value)) > 0)))`,
       )
       .bind(siteId, messages, JSON.stringify(record.userIds)),
-    db
-      .prepare(`${verb} FROM attempts WHERE site_id = ?1 AND person_id = ?2`)
-      .bind(siteId, record.person),
   ];
 }
 
 /** Everything stored about the person, from every store. */
 export async function exportPerson(env: Env, siteId: string, id: string): Promise<PersonData> {
   const record = await personRecord(env, siteId, id, false);
-  const [events, rejected, attempts] = await env.DB.batch<Record<string, unknown>>(
-    statements(env.DB, siteId, record, 'SELECT *'),
-  );
+  const [events, rejected, attempts] = await env.DB.batch<Record<string, unknown>>([
+    ...statements(env.DB, siteId, record, 'SELECT *'),
+    env.DB.prepare(personAttemptsSql('a.*')).bind(siteId, record.person),
+  ]);
   return {
     person: record.person,
     userIds: record.userIds,
@@ -97,17 +95,13 @@ export async function erasePerson(
   // The progress rows are counted first: erasing in the object recomputes the people it moves,
   // which may delete this person's rows before the D1 delete below sees them.
   const found = await personRecord(env, siteId, id, false);
-  const counted = await env.DB.prepare(
-    'SELECT COUNT(*) AS n FROM attempts WHERE site_id = ? AND person_id = ?',
-  )
+  const counted = await env.DB.prepare(personAttemptsSql('COUNT(*) AS n'))
     .bind(siteId, found.person)
     .first<{ n: number }>();
   // The object next: once its rows are gone no later flush can rewrite the person's progress.
   const record = await personRecord(env, siteId, id, true);
-  const [events, rejected] = statements(env.DB, siteId, record, 'DELETE');
   const results = await env.DB.batch([
-    events as D1PreparedStatement,
-    rejected as D1PreparedStatement,
+    ...statements(env.DB, siteId, record, 'DELETE'),
     // People actions in the audit log name the ids they merged or split: the entry stays (who,
     // when, which action), its ids go. Matched as JSON text, like refused payloads above.
     env.DB.prepare(

@@ -1,7 +1,9 @@
 /**
- * Per-site retention: the cron purges raw events, rejected and filtered events and applied
- * batch records older than the site's `retention_days`. Progress rows stay, so reports of purged
- * periods keep their numbers, but those periods can no longer be rebuilt for a new goal version.
+ * Per-site retention: the cron purges raw events and rejected and filtered events older than the
+ * site's `retention_days` (batch records go as soon as they are applied; a pending one is kept
+ * whatever its age, the reconciler still owes it an apply). Progress rows stay, so reports of
+ * purged periods keep their numbers, but those periods can no longer be rebuilt for a new goal
+ * version.
  */
 import { logger } from '../lib/logger';
 
@@ -19,12 +21,6 @@ export async function purgeExpired(db: D1Database, now: number): Promise<number>
       db.prepare('DELETE FROM events WHERE site_id = ? AND ts < ?').bind(site.id, cutoff),
       db
         .prepare('DELETE FROM rejected_events WHERE site_id = ? AND received_at < ?')
-        .bind(site.id, cutoff),
-      // A pending batch is kept whatever its age: the reconciler still owes it an apply.
-      db
-        .prepare(
-          'DELETE FROM batches WHERE site_id = ? AND received_at < ? AND applied_at IS NOT NULL',
-        )
         .bind(site.id, cutoff),
     ]);
     const count = results.reduce((sum, result) => sum + (result.meta.changes ?? 0), 0);

@@ -122,3 +122,22 @@ export async function waitReady(siteId: string, goalId: string, version: number)
   }
   throw new Error(`version ${version} never became ready`);
 }
+
+/** Sums `meta.rows_written` of every batch: a measuring view of the real binding. */
+export function counting(db: D1Database): { db: D1Database; written: () => number } {
+  let written = 0;
+  const wrapped = new Proxy(db, {
+    get(target, prop) {
+      if (prop !== 'batch') {
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      }
+      return async (statements: D1PreparedStatement[]) => {
+        const results = await target.batch(statements);
+        for (const r of results) written += r.meta.rows_written ?? 0;
+        return results;
+      };
+    },
+  });
+  return { db: wrapped, written: () => written };
+}

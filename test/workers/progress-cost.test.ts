@@ -7,6 +7,7 @@ import { env } from 'cloudflare:test';
 import { toEngineGoal } from '../../src/funnel/definition';
 import { computeAttempts } from '../../src/funnel/engine';
 import { writeProgress, type PersonProgress } from '../../src/funnel/progress-store';
+import { counting } from './helpers';
 
 const STEPS = ['page_viewed', 'product_added_to_cart', 'checkout_started', 'checkout_completed'];
 const START = Date.UTC(2025, 1, 23);
@@ -34,25 +35,6 @@ function random(seed: number) {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** Sums `meta.rows_written` of every batch: a measuring view of the real binding. */
-function counting(db: D1Database): { db: D1Database; written: () => number } {
-  let written = 0;
-  const wrapped = new Proxy(db, {
-    get(target, prop) {
-      if (prop !== 'batch') {
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      }
-      return async (statements: D1PreparedStatement[]) => {
-        const results = await target.batch(statements);
-        for (const r of results) written += r.meta.rows_written ?? 0;
-        return results;
-      };
-    },
-  });
-  return { db: wrapped, written: () => written };
 }
 
 type Event = Parameters<typeof computeAttempts>[0][number];

@@ -1,0 +1,100 @@
+/**
+ * Lean storage (migration 0009, docs/BENCHMARKS.md cost): what one event costs in billed rows
+ * written, worked out by hand from the rule D1 and object SQLite bill by (every b-tree entry
+ * written is a row: a table row, and one per index the row enters), and the site object's
+ * one-time move of an older events table to the lean one.
+ */
+import { env, runInDurableObject } from 'cloudflare:test';
+import { createEventsTable } from '../../src/identity/site-state-do';
+import { storeBatch } from '../../src/ingest/event-store';
+import type { StoredEvent } from '../../src/ingest/normalize';
+import { counting } from './helpers';
+
+const event = (messageId: string, ids: { anonymousId?: string; userId?: string }) =>
+  ({
+    messageId,
+    type: 'track',
+    event: 'page_viewed',
+    anonymousId: ids.anonymousId ?? null,
+    userId: ids.userId ?? null,
+    previousId: null,
+    ts: Date.UTC(2025, 2, 3, 10),
+    clientTs: null,
+    properties: null,
+    traits: null,
+    context: {},
+  }) satisfies StoredEvent & { messageId: string };
+
+/** The sum of `rows_written` of every statement of one `storeBatch` call. */
+async function rowsWritten(batchId: string, events: ReturnType<typeof event>[]) {
+  const { db, written } = counting(env.DB);
+  const stored = await storeBatch(db, {
+    siteId: 'lean',
+    batchId,
+    receivedAt: Date.now(),
+    events,
+    rejected: [],
+    filtered: [],
+  });
+  return { written: written(), stored: stored.length };
+}
+
+describe('lean storage', () => {
+  it('bills an anonymous event two D1 rows and its batch record one', async () => {
+    // Batch record: its row (the key is the row, WITHOUT ROWID, no index) = 1. Each anonymous
+    // event: its row + its `events_site_ts` entry = 2 (the user and device indexes are partial
+    // on a user id, which it lacks). 1 + 3 × 2 = 7.
+    const anonymous = ['a1', 'a2', 'a3'].map((id) => event(`lean-${id}`, { anonymousId: id }));
+    expect(await rowsWritten('lean-b1', anonymous)).toEqual({ written: 7, stored: 3 });
+    // An identified event also enters `events_site_user` and `events_site_device`: 1 + 4 = 5.
+    const identified = event('lean-u1', { anonymousId: 'a1', userId: 'ann' });
+    expect(await rowsWritten('lean-b2', [identified])).toEqual({ written: 5, stored: 1 });
+    // A retry stores nothing: only its batch record is written.
+    expect(await rowsWritten('lean-b3', anonymous)).toEqual({ written: 1, stored: 0 });
+  });
+
+  it("moves an object's older rowid events table to the lean one, keeping every event", async () => {
+    const stub = env.SITE_STATE.get(env.SITE_STATE.idFromName('lean-upgrade'));
+    await runInDurableObject(stub, (_instance, state) => {
+      const sql = state.storage.sql;
+      // The shape objects were created with before 0009.
+      sql.exec('DROP TABLE events');
+      sql.exec(`CREATE TABLE events (message_id TEXT PRIMARY KEY, anon TEXT, user TEXT,
+        ts INTEGER NOT NULL, type TEXT NOT NULL, name TEXT, props TEXT, seg TEXT NOT NULL)`);
+      sql.exec('CREATE INDEX events_anon ON events (anon)');
+      sql.exec(
+        `INSERT INTO events VALUES ('m1', 'dev-1', NULL, 1, 'track', 'view', NULL, '{}'),
+          ('m2', 'dev-1', 'ann', 2, 'identify', NULL, '{"plan":"pro"}', '{}')`,
+      );
+
+      createEventsTable(sql);
+      createEventsTable(sql); // a second start finds the lean table and leaves it alone
+
+      const table = sql
+        .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE name = 'events'")
+        .one();
+      expect(table.sql).toMatch(/WITHOUT ROWID/);
+      const indexes = sql
+        .exec<{ name: string }>(
+          "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' ORDER BY 1",
+        )
+        .toArray()
+        .map((r) => r.name);
+      expect(indexes).toEqual(['events_device', 'events_user_set']);
+      const rows = sql
+        .exec('SELECT message_id, anon, user, props FROM events ORDER BY 1')
+        .toArray();
+      expect(rows).toEqual([
+        { message_id: 'm1', anon: 'dev-1', user: null, props: null },
+        { message_id: 'm2', anon: 'dev-1', user: 'ann', props: '{"plan":"pro"}' },
+      ]);
+      // Written into the lean table: one row each, plus the device index for both and the user
+      // index for the identified one = 2 + 2 + 1.
+      const cursor = sql.exec(
+        `INSERT INTO events VALUES ('m3', 'dev-2', NULL, 3, 'track', 'view', NULL, '{}'),
+          ('m4', 'dev-2', 'bob', 4, 'track', 'view', NULL, '{}')`,
+      );
+      expect(cursor.rowsWritten).toBe(5);
+    });
+  });
+});
