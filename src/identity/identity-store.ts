@@ -95,7 +95,7 @@ export class IdentityStore {
     this.sql.exec(`INSERT OR IGNORE INTO aliases (message_id, prev, user, ts)
       SELECT message_id, anon, user, ts FROM events
       WHERE type = 'alias' AND anon IS NOT NULL AND user IS NOT NULL`);
-    this.sql.exec("UPDATE events SET anon = NULL WHERE type = 'alias'");
+    this.sql.exec("UPDATE events SET anon = NULL, dev = '' WHERE type = 'alias'");
     const rows = this.sql.exec<{
       message_id: string;
       anon: string | null;
@@ -215,7 +215,7 @@ export class IdentityStore {
     for (const device of new Set(deviceIds)) {
       const used = this.sql
         .exec(
-          `SELECT 1 FROM events WHERE anon = ?1 UNION ALL SELECT 1 FROM links WHERE anon = ?1
+          `SELECT 1 FROM events WHERE dev = ?1 UNION ALL SELECT 1 FROM links WHERE anon = ?1
            UNION ALL SELECT 1 FROM aliases WHERE prev = ?1 OR user = ?1 LIMIT 1`,
           device,
         )

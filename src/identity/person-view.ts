@@ -11,6 +11,8 @@ import { anonymousKey, MAX_EVENTS_PER_PERSON, userKey, type Resolution } from '.
 import type { IdentityStore } from './identity-store';
 
 export interface EventRow extends Record<string, SqlStorageValue> {
+  /** The row's device key: `anon`, or '' when it has none (src/identity/site-state-do.ts). */
+  dev: string;
   message_id: string;
   anon: string | null;
   user: string | null;
@@ -35,12 +37,12 @@ function eventsOf(sql: SqlStorage, resolution: Resolution, key: string) {
         .exec<EventRow>(
           `SELECT * FROM events WHERE user IN (SELECT value FROM json_each(?1))
            UNION SELECT * FROM events
-           WHERE user IS NULL AND anon IN (SELECT value FROM json_each(?2))`,
+           WHERE dev IN (SELECT value FROM json_each(?2)) AND user IS NULL`,
           JSON.stringify(resolution.usersOf(id)),
           JSON.stringify([...resolution.devicesOf(id)]),
         )
         .toArray()
-    : sql.exec<EventRow>('SELECT * FROM events WHERE anon = ? AND user IS NULL', id).toArray();
+    : sql.exec<EventRow>('SELECT * FROM events WHERE dev = ? AND user IS NULL', id).toArray();
   const mine = rows
     .filter(
       (row) =>
@@ -133,7 +135,7 @@ export function explainPerson(
     const device = query.anonymousId;
     const links = resolution.deviceLinks.get(device) ?? [];
     const seen =
-      sql.exec('SELECT 1 FROM events WHERE anon = ? LIMIT 1', device).toArray().length > 0;
+      sql.exec('SELECT 1 FROM events WHERE dev = ? LIMIT 1', device).toArray().length > 0;
     if (!seen && links.length === 0 && !facts.aliases.some((a) => a.previousId === device))
       return null;
     deviceHistory = links.map((l) => ({
@@ -150,14 +152,17 @@ export function explainPerson(
   const userIds = canonical ? [...resolution.usersOf(canonical)].sort() : [];
   const anonymousIds = canonical ? [...resolution.devicesOf(canonical)].sort() : [person.slice(2)];
   const mine = new Set(userIds);
-  const typeOf = (messageId: string) =>
+  // A link is an event sent from the device: found by its key.
+  const typeOf = (device: string, messageId: string) =>
     sql
-      .exec<{ type: string }>('SELECT type FROM events WHERE message_id = ?', messageId)
+      .exec<{
+        type: string;
+      }>('SELECT type FROM events WHERE dev = ? AND message_id = ?', device, messageId)
       .toArray()[0]?.type ?? null;
   const links = anonymousIds.flatMap((device) =>
     (resolution.deviceLinks.get(device) ?? [])
       .filter((l) => mine.has(l.userId))
-      .map((l) => ({ ...l, type: typeOf(l.messageId), ts: iso(l.ts) })),
+      .map((l) => ({ ...l, type: typeOf(device, l.messageId), ts: iso(l.ts) })),
   );
   const involved = (ids: readonly string[]) =>
     ids.some((id) => mine.has(id) || anonymousIds.includes(id));

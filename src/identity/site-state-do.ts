@@ -79,28 +79,34 @@ export interface AdminWho {
   note: string | null;
 }
 
-const EVENTS_COLUMNS = `message_id TEXT PRIMARY KEY, anon TEXT, user TEXT, ts INTEGER NOT NULL,
-  type TEXT NOT NULL, name TEXT, props TEXT, seg TEXT NOT NULL`;
+const EVENTS_COLUMNS = `dev TEXT NOT NULL, message_id TEXT NOT NULL, anon TEXT, user TEXT,
+  ts INTEGER NOT NULL, type TEXT NOT NULL, name TEXT, props TEXT, seg TEXT NOT NULL,
+  PRIMARY KEY (dev, message_id)`;
 
 /**
- * The object's events table. WITHOUT ROWID, so the message id key is the row itself, and both
- * indexes partial (a user's events, a device's events): an anonymous web event writes two
- * billed rows, a server event with only a user id two (docs/BENCHMARKS.md, cost). An object
- * created with the earlier rowid table is copied over once.
+ * The object's events table, keyed by device (`dev`: the anonymous id, '' when there is none)
+ * and message id, WITHOUT ROWID: the key is the row, and a device's events are found by it with
+ * no index of their own. Only a user's events need an index, partial on a user id. An anonymous
+ * web event then writes one billed row, an identified one two (docs/BENCHMARKS.md, cost).
+ *
+ * A message id reaches the object with one device only: D1 keeps the first copy of a message id
+ * per site and the object is only ever handed what D1 stored, so the key still keeps each event
+ * once. An object created with an earlier table (rowid, or keyed by message id alone) is copied
+ * over once.
  */
 export function createEventsTable(sql: SqlStorage): void {
   const existing = sql
     .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'")
     .toArray()[0];
-  if (existing && !/WITHOUT ROWID/i.test(existing.sql)) {
+  if (existing && !/\bdev TEXT NOT NULL\b/.test(existing.sql)) {
     sql.exec(`CREATE TABLE events_lean (${EVENTS_COLUMNS}) WITHOUT ROWID`);
-    sql.exec(`INSERT INTO events_lean (message_id, anon, user, ts, type, name, props, seg)
-      SELECT message_id, anon, user, ts, type, name, props, seg FROM events`);
+    sql.exec(`INSERT OR IGNORE INTO events_lean
+        (dev, message_id, anon, user, ts, type, name, props, seg)
+      SELECT COALESCE(anon, ''), message_id, anon, user, ts, type, name, props, seg FROM events`);
     sql.exec('DROP TABLE events');
     sql.exec('ALTER TABLE events_lean RENAME TO events');
   }
   sql.exec(`CREATE TABLE IF NOT EXISTS events (${EVENTS_COLUMNS}) WITHOUT ROWID`);
-  sql.exec('CREATE INDEX IF NOT EXISTS events_device ON events (anon) WHERE anon IS NOT NULL');
   sql.exec('CREATE INDEX IF NOT EXISTS events_user_set ON events (user) WHERE user IS NOT NULL');
 }
 
@@ -180,8 +186,9 @@ export class SiteState extends DurableObject<Env> {
       const alias = event.type === 'alias';
       const anonymousId = alias ? null : event.anonymousId;
       const cursor = this.sql.exec(
-        `INSERT OR IGNORE INTO events (message_id, anon, user, ts, type, name, props, seg)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT OR IGNORE INTO events (dev, message_id, anon, user, ts, type, name, props, seg)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        anonymousId ?? '',
         event.messageId,
         anonymousId,
         event.userId,
@@ -427,11 +434,13 @@ export class SiteState extends DurableObject<Env> {
       stateEvents: rows,
     };
     if (erase) {
-      const messages = JSON.stringify(record.messageIds);
-      this.sql.exec(
-        'DELETE FROM events WHERE message_id IN (SELECT value FROM json_each(?))',
-        messages,
-      );
+      for (const row of rows) {
+        this.sql.exec(
+          'DELETE FROM events WHERE dev = ? AND message_id = ?',
+          row.dev,
+          row.message_id,
+        );
+      }
       this.identity.forgetPerson(record);
       // Admin actions naming an erased id would otherwise keep it, and merge its new events
       // back into one person (docs/IDENTITY.md, erasure).
@@ -461,7 +470,7 @@ export class SiteState extends DurableObject<Env> {
     const events = this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM events').one().n;
     const devices = this.sql
       .exec<{ n: number }>(
-        `SELECT COUNT(*) AS n FROM (SELECT anon FROM events WHERE anon IS NOT NULL
+        `SELECT COUNT(*) AS n FROM (SELECT dev FROM events WHERE dev <> ''
            UNION SELECT prev FROM aliases WHERE prev NOT IN (SELECT user FROM users))`,
       )
       .one().n;
@@ -660,7 +669,7 @@ export class SiteState extends DurableObject<Env> {
     for (const userId of this.identity.load().users.keys())
       people.add(`u:${resolution.canonicalOf(userId)}`);
     const lone = this.sql.exec<{ anon: string }>(
-      'SELECT DISTINCT anon FROM events WHERE user IS NULL AND anon IS NOT NULL',
+      "SELECT DISTINCT dev AS anon FROM events WHERE dev <> '' AND user IS NULL",
     );
     for (const { anon } of lone) if (!resolution.deviceLinks.has(anon)) people.add(`a:${anon}`);
     return people;

@@ -53,48 +53,60 @@ describe('lean storage', () => {
     expect(await rowsWritten('lean-b3', anonymous)).toEqual({ written: 1, stored: 0 });
   });
 
-  it("moves an object's older rowid events table to the lean one, keeping every event", async () => {
-    const stub = env.SITE_STATE.get(env.SITE_STATE.idFromName('lean-upgrade'));
-    await runInDurableObject(stub, (_instance, state) => {
-      const sql = state.storage.sql;
-      // The shape objects were created with before 0009.
-      sql.exec('DROP TABLE events');
-      sql.exec(`CREATE TABLE events (message_id TEXT PRIMARY KEY, anon TEXT, user TEXT,
-        ts INTEGER NOT NULL, type TEXT NOT NULL, name TEXT, props TEXT, seg TEXT NOT NULL)`);
-      sql.exec('CREATE INDEX events_anon ON events (anon)');
-      sql.exec(
-        `INSERT INTO events VALUES ('m1', 'dev-1', NULL, 1, 'track', 'view', NULL, '{}'),
-          ('m2', 'dev-1', 'ann', 2, 'identify', NULL, '{"plan":"pro"}', '{}')`,
-      );
+  // The shapes objects were created with before: a rowid table, then one keyed by message id.
+  const OLDER_TABLES = [
+    `CREATE TABLE events (message_id TEXT PRIMARY KEY, anon TEXT, user TEXT,
+      ts INTEGER NOT NULL, type TEXT NOT NULL, name TEXT, props TEXT, seg TEXT NOT NULL)`,
+    `CREATE TABLE events (message_id TEXT PRIMARY KEY, anon TEXT, user TEXT,
+      ts INTEGER NOT NULL, type TEXT NOT NULL, name TEXT, props TEXT, seg TEXT NOT NULL)
+      WITHOUT ROWID`,
+  ];
 
-      createEventsTable(sql);
-      createEventsTable(sql); // a second start finds the lean table and leaves it alone
+  it.each(OLDER_TABLES.map((ddl, i) => [i, ddl]))(
+    "moves an object's older events table (%i) to the device-keyed one, keeping every event",
+    async (i, ddl) => {
+      const stub = env.SITE_STATE.get(env.SITE_STATE.idFromName(`lean-upgrade-${i}`));
+      await runInDurableObject(stub, (_instance, state) => {
+        const sql = state.storage.sql;
+        sql.exec('DROP TABLE events');
+        sql.exec(ddl as string);
+        sql.exec('CREATE INDEX events_anon ON events (anon)');
+        sql.exec(
+          `INSERT INTO events VALUES ('m1', 'dev-1', NULL, 1, 'track', 'view', NULL, '{}'),
+            ('m2', 'dev-1', 'ann', 2, 'identify', NULL, '{"plan":"pro"}', '{}'),
+            ('m3', NULL, 'ann', 3, 'track', 'buy', NULL, '{}')`,
+        );
 
-      const table = sql
-        .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE name = 'events'")
-        .one();
-      expect(table.sql).toMatch(/WITHOUT ROWID/);
-      const indexes = sql
-        .exec<{ name: string }>(
-          "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' ORDER BY 1",
-        )
-        .toArray()
-        .map((r) => r.name);
-      expect(indexes).toEqual(['events_device', 'events_user_set']);
-      const rows = sql
-        .exec('SELECT message_id, anon, user, props FROM events ORDER BY 1')
-        .toArray();
-      expect(rows).toEqual([
-        { message_id: 'm1', anon: 'dev-1', user: null, props: null },
-        { message_id: 'm2', anon: 'dev-1', user: 'ann', props: '{"plan":"pro"}' },
-      ]);
-      // Written into the lean table: one row each, plus the device index for both and the user
-      // index for the identified one = 2 + 2 + 1.
-      const cursor = sql.exec(
-        `INSERT INTO events VALUES ('m3', 'dev-2', NULL, 3, 'track', 'view', NULL, '{}'),
-          ('m4', 'dev-2', 'bob', 4, 'track', 'view', NULL, '{}')`,
-      );
-      expect(cursor.rowsWritten).toBe(5);
-    });
-  });
+        createEventsTable(sql);
+        createEventsTable(sql); // a second start finds the current table and leaves it alone
+
+        const table = sql
+          .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE name = 'events'")
+          .one();
+        expect(table.sql).toMatch(/PRIMARY KEY \(dev, message_id\)\) WITHOUT ROWID/);
+        const indexes = sql
+          .exec<{ name: string }>(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
+          )
+          .toArray()
+          .map((r) => r.name);
+        expect(indexes).toEqual(['events_user_set']);
+        const rows = sql
+          .exec('SELECT dev, message_id, anon, user, props FROM events ORDER BY message_id')
+          .toArray();
+        expect(rows).toEqual([
+          { dev: 'dev-1', message_id: 'm1', anon: 'dev-1', user: null, props: null },
+          { dev: 'dev-1', message_id: 'm2', anon: 'dev-1', user: 'ann', props: '{"plan":"pro"}' },
+          { dev: '', message_id: 'm3', anon: null, user: 'ann', props: null },
+        ]);
+        // One row each, and a user index entry for the identified one: 1 + 2.
+        const cursor = sql.exec(
+          `INSERT INTO events (dev, message_id, anon, user, ts, type, name, props, seg)
+           VALUES ('dev-2', 'm4', 'dev-2', NULL, 4, 'track', 'view', NULL, '{}'),
+             ('dev-2', 'm5', 'dev-2', 'bob', 5, 'track', 'view', NULL, '{}')`,
+        );
+        expect(cursor.rowsWritten).toBe(3);
+      });
+    },
+  );
 });
