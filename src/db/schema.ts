@@ -269,6 +269,7 @@ const counters = (prefix: string, from: number, to: number) =>
  * (-1 for never) and a breakdown (`dim` '' for the total, else a segment column with its value),
  * sums over the attempts that can be a counted attempt. Always equal to the aggregate of
  * `attempts`: maintained in the batch that rewrites the rows, rebuilt from them on a new version.
+ * WITHOUT ROWID, like `rollup_durations` (migration 0010): a new key writes one billed row.
  */
 export const rollups = sqliteTable(
   'rollups',

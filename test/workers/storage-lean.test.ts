@@ -5,6 +5,10 @@
  * one-time move of an older events table to the lean one.
  */
 import { env, runInDurableObject } from 'cloudflare:test';
+import { toEngineGoal } from '../../src/funnel/definition';
+import { computeAttempts } from '../../src/funnel/engine';
+import { writeProgress } from '../../src/funnel/progress-store';
+import { ROLLUP_DIMS } from '../../src/funnel/rollups';
 import { createEventsTable } from '../../src/identity/site-state-do';
 import { storeBatch } from '../../src/ingest/event-store';
 import type { StoredEvent } from '../../src/ingest/normalize';
@@ -51,6 +55,38 @@ describe('lean storage', () => {
     expect(await rowsWritten('lean-b2', [identified])).toEqual({ written: 5, stored: 1 });
     // A retry stores nothing: only its batch record is written.
     expect(await rowsWritten('lean-b3', anonymous)).toEqual({ written: 1, stored: 0 });
+  });
+
+  it('bills a lone new person one attempt row, its range entry and one rollup row per dim', async () => {
+    const goal = toEngineGoal(
+      { id: 'lean-goal', version: 1, name: 'Lean' },
+      { steps: [{ event: 'view' }, { event: 'buy' }], window: '7d', mode: 'ordered' },
+    );
+    const segment = {
+      utmSource: 'google',
+      utmMedium: 'cpc',
+      utmCampaign: null,
+      referrerDomain: null,
+      device: 'desktop',
+      browser: 'Chrome',
+      os: 'Windows',
+      country: 'US',
+    };
+    const at = Date.UTC(2025, 2, 3, 10);
+    const view = { messageId: 'lean-v1', ts: at, type: 'track', event: 'view', properties: null };
+    const attempts = computeAttempts([view], goal).map((a) => ({ ...a, segment }));
+    const { db, written } = counting(env.DB);
+    await writeProgress(
+      db,
+      'lean',
+      [goal],
+      [{ personId: 'a:lean-1', attempts: new Map([['lean-goal#1', attempts]]) }],
+    );
+    // `attempts`: row + `attempts_range` = 2. `rollups` (WITHOUT ROWID): one new row per dim (the
+    // total and each segment column, a missing value included) = 9. No step after the first was
+    // reached, so no `rollup_durations` row.
+    expect(ROLLUP_DIMS).toHaveLength(9);
+    expect(written()).toBe(2 + 9);
   });
 
   // The shapes objects were created with before: a rowid table, then one keyed by message id.
