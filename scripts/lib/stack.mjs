@@ -229,7 +229,7 @@ export async function waitForSettled(baseUrl, adminToken, { timeoutMs = 120_000 
  * own process group, waits for /healthz and seeds the demo. `vars` (e.g. `{ ADMIN_TOKEN }`)
  * replace .dev.vars for this stack only; without them .dev.vars is used (created from the
  * example if missing). `log(line)` receives wrangler's output lines as they come. Resolves with
- * `{ baseUrl, adminToken, logFile, pid, exited, stop() }`; `exited` resolves with
+ * `{ baseUrl, adminToken, logFile, pid, inspectorPort, exited, stop() }`; `exited` resolves with
  * `{ code, signal }` when wrangler exits, whoever stopped it.
  */
 export async function startStack({
@@ -393,5 +393,5 @@ export async function startStack({
       await fail(`seeding the demo failed: ${error.message}`, error);
     }
   }
-  return { baseUrl, adminToken, logFile: logPath, pid, exited: exitPromise, stop };
+  return { baseUrl, adminToken, logFile: logPath, pid, inspectorPort, exited: exitPromise, stop };
 }

@@ -3,6 +3,7 @@
  * context. User agents are parsed with bowser (MIT, pure JavaScript, runs in workerd).
  */
 import Bowser from 'bowser';
+import { memoize } from '../lib/memo';
 
 /** Breakdown keys stored as columns of `attempts` (and as rollup dims), by their URL name. */
 export const SEGMENT_COLUMNS = {
@@ -58,6 +59,17 @@ function campaignFromUrl(url: unknown): Record<string, string> {
   }
 }
 
+/** Device type, browser and OS of a user agent, remembered per agent string. */
+const agentFacts = memoize((userAgent: string) => {
+  const parsed = Bowser.parse(userAgent);
+  // Bowser answers "" for what it cannot name: that is no value, shown as "(none)".
+  return {
+    device: parsed.platform.type || null,
+    browser: parsed.browser.name || null,
+    os: parsed.os.name || null,
+  };
+});
+
 /** Derives the segment from an event context (Segment's `context` shape). */
 export function segmentOf(context: Record<string, unknown> | null): Segment {
   const ctx = context ?? {};
@@ -67,16 +79,9 @@ export function segmentOf(context: Record<string, unknown> | null): Segment {
   const location = (ctx.location ?? {}) as Record<string, unknown>;
   const userAgent = text(ctx.userAgent, 1000);
 
-  let device: string | null = null;
-  let browser: string | null = null;
-  let os: string | null = null;
-  if (userAgent) {
-    const parsed = Bowser.parse(userAgent);
-    // Bowser answers "" for what it cannot name: that is no value, shown as "(none)".
-    device = parsed.platform.type || null;
-    browser = parsed.browser.name || null;
-    os = parsed.os.name || null;
-  }
+  const { device, browser, os } = userAgent
+    ? agentFacts(userAgent)
+    : { device: null, browser: null, os: null };
   return {
     utmSource: text(campaign.source) ?? text(fromUrl.source),
     utmMedium: text(campaign.medium) ?? text(fromUrl.medium),

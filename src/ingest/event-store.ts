@@ -48,8 +48,8 @@ export function capRaw(raw: unknown): string {
 
 /**
  * Stores the batch and returns the events stored for the first time. D1 runs a `batch()` as
- * one transaction, so a failure stores nothing and the client's retry starts clean. Each
- * statement binds one row (14 parameters), well under D1's 100-parameter limit.
+ * one transaction, so a failure stores nothing and the client's retry starts clean. The events
+ * travel as one JSON parameter (D1 binds at most 100 values per statement).
  */
 export async function storeBatch(
   db: D1Database,
@@ -70,32 +70,40 @@ export async function storeBatch(
           JSON.stringify(input.events.map((e) => e.messageId)),
         ),
     );
-    const insertEvent = db.prepare(
-      `INSERT INTO events (site_id, message_id, type, event, anonymous_id, user_id, previous_id,
-         ts, client_ts, received_at, properties, traits, context, batch_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT DO NOTHING RETURNING message_id`,
-    );
-    for (const e of input.events) {
-      statements.push(
-        insertEvent.bind(
+    // Every event in one statement, its rows as one JSON parameter: one statement per event
+    // cost D1's client more than the inserts themselves (docs/BENCHMARKS.md, profile).
+    statements.push(
+      db
+        .prepare(
+          `INSERT INTO events (site_id, message_id, type, event, anonymous_id, user_id,
+             previous_id, ts, client_ts, received_at, properties, traits, context, batch_id)
+           SELECT ?1, e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4,
+             e.value ->> 5, e.value ->> 6, e.value ->> 7, ?2, e.value ->> 8, e.value ->> 9,
+             e.value ->> 10, ?3
+           FROM json_each(?4) e WHERE 1
+           ON CONFLICT DO NOTHING RETURNING message_id`,
+        )
+        .bind(
           input.siteId,
-          e.messageId,
-          e.type,
-          e.event,
-          e.anonymousId,
-          e.userId,
-          e.previousId,
-          e.ts,
-          e.clientTs,
           input.receivedAt,
-          json(e.properties),
-          json(e.traits),
-          json(e.context),
           input.batchId,
+          JSON.stringify(
+            input.events.map((e) => [
+              e.messageId,
+              e.type,
+              e.event,
+              e.anonymousId,
+              e.userId,
+              e.previousId,
+              e.ts,
+              e.clientTs,
+              json(e.properties),
+              json(e.traits),
+              json(e.context),
+            ]),
+          ),
         ),
-      );
-    }
+    );
   }
   // A retried batch must not file its refused events twice: an event with a message id is
   // filed only when that id is not filed yet with the same disposition and code. Events without

@@ -2,7 +2,8 @@
  * Which valid events are kept out of funnels: bots and crawlers (the `isbot` library), pages
  * being prerendered, and visitors who asked not to be tracked on a site that honours it. Pure.
  */
-import { isbotMatch, isbotPattern } from 'isbot';
+import { isbot, isbotMatch, isbotPattern } from 'isbot';
+import { memoize } from '../lib/memo';
 
 export interface TrafficFacts {
   /** The event's `context.userAgent`. */
@@ -47,15 +48,20 @@ export function classifyTraffic(facts: TrafficFacts): FilterVerdict | null {
     };
   }
   const agent = facts.eventUserAgent ?? (facts.fromBrowser ? facts.requestUserAgent : null);
-  if (agent) {
-    const pattern = isbotPattern(agent);
-    if (pattern) {
-      return {
-        code: 'bot',
-        rule: pattern,
-        message: `user agent matched the isbot rule for "${isbotMatch(agent) ?? pattern}"`,
-      };
-    }
-  }
-  return null;
+  return agent ? botVerdict(agent) : null;
 }
+
+/**
+ * The bot verdict of a user agent, remembered per agent string. `isbot` tests the one combined
+ * pattern; only a bot's agent is then matched rule by rule to name the rule (`isbotPattern`
+ * compiles each rule in turn, which for an ordinary browser meant every rule, per event).
+ */
+const botVerdict = memoize((agent: string): FilterVerdict | null => {
+  if (!isbot(agent)) return null;
+  const pattern = isbotPattern(agent) ?? 'isbot';
+  return {
+    code: 'bot',
+    rule: pattern,
+    message: `user agent matched the isbot rule for "${isbotMatch(agent) ?? pattern}"`,
+  };
+});
