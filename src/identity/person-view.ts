@@ -23,26 +23,26 @@ export interface EventRow extends Record<string, SqlStorageValue> {
   seg: string;
 }
 
-/** Every stored event that counts for a person key, by the identity rules, oldest first. */
-export function personRows(sql: SqlStorage, resolution: Resolution, key: string): EventRow[] {
-  return eventsOf(sql, resolution, key).all;
+/** The stored rows that may count for a person key (the identity rules pick among them). */
+function candidateRows(sql: SqlStorage, resolution: Resolution, key: string): EventRow[] {
+  const id = key.slice(2);
+  if (!key.startsWith('u:')) {
+    return sql.exec<EventRow>('SELECT * FROM events WHERE dev = ? AND user IS NULL', id).toArray();
+  }
+  // Id lists travel as one JSON parameter: a merged person may hold hundreds of ids.
+  return sql
+    .exec<EventRow>(
+      `SELECT * FROM events WHERE user IN (SELECT value FROM json_each(?1))
+       UNION SELECT * FROM events
+       WHERE dev IN (SELECT value FROM json_each(?2)) AND user IS NULL`,
+      JSON.stringify(resolution.usersOf(id)),
+      JSON.stringify([...resolution.devicesOf(id)]),
+    )
+    .toArray();
 }
 
-/** The stored events that count for a person key, oldest first, and how many exist. */
-function eventsOf(sql: SqlStorage, resolution: Resolution, key: string) {
-  const id = key.slice(2);
-  // Id lists travel as one JSON parameter: a merged person may hold hundreds of ids.
-  const rows = key.startsWith('u:')
-    ? sql
-        .exec<EventRow>(
-          `SELECT * FROM events WHERE user IN (SELECT value FROM json_each(?1))
-           UNION SELECT * FROM events
-           WHERE dev IN (SELECT value FROM json_each(?2)) AND user IS NULL`,
-          JSON.stringify(resolution.usersOf(id)),
-          JSON.stringify([...resolution.devicesOf(id)]),
-        )
-        .toArray()
-    : sql.exec<EventRow>('SELECT * FROM events WHERE dev = ? AND user IS NULL', id).toArray();
+/** Of the candidate rows, the events that count for the key, oldest first, and how many. */
+function eventsOf(resolution: Resolution, key: string, rows: readonly EventRow[]) {
   const mine = rows
     .filter(
       (row) =>
@@ -58,14 +58,19 @@ function eventsOf(sql: SqlStorage, resolution: Resolution, key: string) {
   return { total: mine.length, used: mine.slice(-MAX_EVENTS_PER_PERSON), all: mine };
 }
 
-/** Gathers a person's events by the identity rules and runs every goal over them. */
-export function computePerson(
-  sql: SqlStorage,
+/** Every stored event that counts for a person key, by the identity rules, oldest first. */
+export function personRows(sql: SqlStorage, resolution: Resolution, key: string): EventRow[] {
+  return eventsOf(resolution, key, candidateRows(sql, resolution, key)).all;
+}
+
+/** Runs every goal over the events that count for a person. */
+function progressOf(
   resolution: Resolution,
   key: string,
+  rows: readonly EventRow[],
   goals: readonly Goal[],
 ): { progress: PersonProgress; events: number; eventsUsed: number } {
-  const { total, used } = eventsOf(sql, resolution, key);
+  const { total, used } = eventsOf(resolution, key, rows);
   const events = used.map((row) => ({
     messageId: row.message_id,
     ts: row.ts,
@@ -84,6 +89,48 @@ export function computePerson(
     if (found.length > 0) attempts.set(goalKey(goal), found);
   }
   return { progress: { personId: key, attempts }, events: total, eventsUsed: used.length };
+}
+
+/** Gathers a person's events by the identity rules and runs every goal over them. */
+export function computePerson(
+  sql: SqlStorage,
+  resolution: Resolution,
+  key: string,
+  goals: readonly Goal[],
+): { progress: PersonProgress; events: number; eventsUsed: number } {
+  return progressOf(resolution, key, candidateRows(sql, resolution, key), goals);
+}
+
+/**
+ * `computePerson` for many people at once, in the order of `keys`: the events of every device
+ * person (the most common kind, one per anonymous visitor) come from one query instead of one
+ * each (docs/BENCHMARKS.md, processing).
+ */
+export function computePeople(
+  sql: SqlStorage,
+  resolution: Resolution,
+  keys: readonly string[],
+  goals: readonly Goal[],
+): PersonProgress[] {
+  const devices = keys.filter((key) => key.startsWith('a:')).map((key) => key.slice(2));
+  const byDevice = new Map<string, EventRow[]>();
+  if (devices.length > 0) {
+    const rows = sql.exec<EventRow>(
+      'SELECT * FROM events WHERE dev IN (SELECT value FROM json_each(?)) AND user IS NULL',
+      JSON.stringify(devices),
+    );
+    for (const row of rows) {
+      const list = byDevice.get(row.dev);
+      if (list) list.push(row);
+      else byDevice.set(row.dev, [row]);
+    }
+  }
+  return keys.map((key) => {
+    const rows = key.startsWith('a:')
+      ? (byDevice.get(key.slice(2)) ?? [])
+      : candidateRows(sql, resolution, key);
+    return progressOf(resolution, key, rows, goals).progress;
+  });
 }
 
 export interface ExplainAnswer {
@@ -182,7 +229,7 @@ export function explainPerson(
     mergesHere.has(a.id) ||
     (a.body.severedMessageIds ?? []).some((id) => linkIds.has(id)) ||
     (a.body.severedActionIds ?? []).some((id) => mergesHere.has(id));
-  const { total, used } = eventsOf(sql, resolution, person);
+  const { total, used } = eventsOf(resolution, person, candidateRows(sql, resolution, person));
   return {
     person,
     userIds,

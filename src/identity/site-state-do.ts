@@ -9,12 +9,11 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../env';
-import type { StoredEvent } from '../ingest/normalize';
+import type { StateBatch } from './state-batch';
 import type { Goal } from '../funnel/definition';
 import { listLiveGoals, markReady, type StoredGoal } from '../funnel/goal-store';
 import { attemptRow, goalKey, writeProgress, type AttemptRow } from '../funnel/progress-store';
 import { rebuildRollups } from '../funnel/rollups';
-import { segmentOf } from '../funnel/segment';
 import { logger } from '../lib/logger';
 import {
   countInvocation,
@@ -26,9 +25,13 @@ import {
 } from '../lib/meter';
 import { changedPeople, resolveIdentity, type AdminAction, type Resolution } from './id-graph';
 import { IdentityStore } from './identity-store';
-import { computePerson, explainPerson, personRows, type ExplainAnswer } from './person-view';
-
-const propsJson = (value: Record<string, unknown> | null) => (value ? JSON.stringify(value) : null);
+import {
+  computePeople,
+  computePerson,
+  explainPerson,
+  personRows,
+  type ExplainAnswer,
+} from './person-view';
 
 /** Goal definitions are re-read from D1 at most this often, and at once on `goalsChanged`. */
 const GOALS_TTL_MS = 30_000;
@@ -165,50 +168,35 @@ export class SiteState extends DurableObject<Env> {
   }
 
   /**
-   * Takes events already stored in D1, recomputes every person they touch and writes the
-   * progress rows, then marks the ingest batch applied. Safe to repeat: events are kept once by
-   * message id, and the people of every event passed are recomputed even if it was seen before
-   * (a retry after an eviction must still reach D1).
+   * Takes events already stored in D1 (shaped by `stateBatch` in the Worker), recomputes every
+   * person they touch and writes the progress rows, then marks the ingest batch applied. Safe to
+   * repeat: events are kept once by message id, and the people of every event passed are
+   * recomputed even if it was seen before (a retry after an eviction must still reach D1).
    */
-  async apply(siteId: string, batchId: string | null, events: StoredEvent[]): Promise<void> {
+  async apply(siteId: string, batchId: string | null, batch: StateBatch): Promise<void> {
     this.rememberSite(siteId);
     // Everything up to the flush is synchronous: no other request interleaves with it.
     const before = this.resolve();
     let graphChanged = false;
-    const touched: Array<{
-      ts: number;
-      messageId: string;
-      anonymousId: string | null;
-      userId: string | null;
-    }> = [];
-    for (const event of events) {
-      if (!event.messageId) continue;
-      const alias = event.type === 'alias';
-      const anonymousId = alias ? null : event.anonymousId;
-      const cursor = this.sql.exec(
-        `INSERT OR IGNORE INTO events (dev, message_id, anon, user, ts, type, name, props, seg)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        anonymousId ?? '',
-        event.messageId,
-        anonymousId,
-        event.userId,
-        event.ts,
-        event.type,
-        event.event,
-        // An identify call's traits stand in its properties: trait steps read them there.
-        propsJson(event.type === 'identify' ? event.traits : event.properties),
-        JSON.stringify(segmentOf(event.context)),
-      );
-      if (cursor.rowsWritten > 0) {
-        const facts = {
-          ...event,
-          messageId: event.messageId,
-          anonymousId,
-          previousId: alias ? event.previousId : null,
-        };
+    // One statement for the whole batch; it answers which events are new here.
+    const fresh = new Set(
+      this.sql
+        .exec<{ message_id: string }>(
+          `INSERT OR IGNORE INTO events (dev, message_id, anon, user, ts, type, name, props, seg)
+           SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4,
+             e.value ->> 5, e.value ->> 6, e.value ->> 7, e.value ->> 8
+           FROM json_each(?) e
+           RETURNING message_id`,
+          batch.rows,
+        )
+        .toArray()
+        .map((row) => row.message_id),
+    );
+    for (const facts of batch.facts) {
+      // Only a new event with a user id (or an alias) can change the identity facts.
+      if (fresh.delete(facts.messageId) && (facts.userId !== null || facts.type === 'alias')) {
         graphChanged = this.identity.record(facts) || graphChanged;
       }
-      touched.push({ ts: event.ts, messageId: event.messageId, anonymousId, userId: event.userId });
     }
     if (graphChanged) this.regraph(before);
     const after = this.resolve();
@@ -216,7 +204,7 @@ export class SiteState extends DurableObject<Env> {
     // below has written them, and the reconciler hands it back after an eviction. That saves
     // two billed rows written per person per batch (docs/BENCHMARKS.md, cost). People moved by
     // a graph change (regraph above) are marked durably: a replay would not move them again.
-    for (const event of touched) this.markDirty(after.personOf(event), batchId === null);
+    for (const event of batch.facts) this.markDirty(after.personOf(event), batchId === null);
 
     // Without a D1 batch record nothing would hand these people back after an eviction (they
     // were marked durably above): they are written at once.
@@ -719,7 +707,8 @@ export class SiteState extends DurableObject<Env> {
       const taken = [...this.dirty].slice(0, 500);
       for (const [key] of taken) this.dirty.delete(key);
       const resolution = this.resolve();
-      const people = taken.map(([key]) => computePerson(this.sql, resolution, key, goals).progress);
+      const keys = taken.map(([key]) => key);
+      const people = computePeople(this.sql, resolution, keys, goals);
       try {
         await writeProgress(this.env.DB, siteId, goals, people);
       } catch (error) {

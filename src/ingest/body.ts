@@ -5,6 +5,9 @@
 import { ApiError } from '../lib/http-error';
 import { idReviver } from './lossless-ids';
 
+/** An id field written as a JSON number, or any `\u` escape (which could spell one's key). */
+const MAY_HOLD_NUMERIC_ID = /"(?:anonymousId|userId|previousId)"\s*:\s*[-\d]|\\u/;
+
 /** Segment's batch limit. */
 export const MAX_BODY_BYTES = 500 * 1024;
 
@@ -65,7 +68,9 @@ export async function readJsonBody(request: Request): Promise<unknown> {
   // Broken UTF-8 becomes U+FFFD rather than an exception: the JSON may still be usable.
   const text = new TextDecoder('utf-8').decode(bytes);
   try {
-    return JSON.parse(text, idReviver);
+    // The reviver runs for every value of the body: only a body that may hold a numeric id
+    // needs it (an escaped key could spell an id field, so any escape counts as may).
+    return JSON.parse(text, MAY_HOLD_NUMERIC_ID.test(text) ? idReviver : undefined);
   } catch (error) {
     // A reviver walks the parsed value recursively: extreme nesting overflows its stack while a
     // plain parse succeeds. Such a body keeps its events (deep values are capped later), and only

@@ -8,6 +8,7 @@ import { SITE_ID } from '../admin/admin-routes';
 import type { Env } from '../env';
 import { nowMs } from '../lib/clock';
 import { sha256Hex } from '../lib/crypto';
+import { stateBatch } from '../identity/state-batch';
 import { ApiError, RateLimitedError } from '../lib/http-error';
 import { logger } from '../lib/logger';
 import { readJsonBody, UnreadableBodyError } from './body';
@@ -130,7 +131,7 @@ export function forward(
       ? c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId)).apply(
           siteId,
           outcome.batchId,
-          outcome.stored,
+          stateBatch(outcome.stored),
         )
       : db.prepare('DELETE FROM batches WHERE id = ?').bind(outcome.batchId).run();
   // A failure leaves the batch pending in D1; the cron's reconciler applies it again.

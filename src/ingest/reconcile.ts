@@ -3,6 +3,7 @@
  * completed (a failure after the 2xx) and applies them again. Applying is idempotent.
  */
 import type { Env } from '../env';
+import { stateBatch } from '../identity/state-batch';
 import { logger } from '../lib/logger';
 import type { StoredEvent } from './normalize';
 
@@ -68,7 +69,7 @@ export async function reconcilePending(env: Env, now: number): Promise<number> {
       }));
       try {
         const state = env.SITE_STATE.get(env.SITE_STATE.idFromName(batch.site_id));
-        await state.apply(batch.site_id, batch.id, events);
+        await state.apply(batch.site_id, batch.id, stateBatch(events));
         return true;
       } catch (error) {
         logger.error('reconcile.apply_failed', {

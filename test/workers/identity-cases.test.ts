@@ -439,4 +439,22 @@ describe('numeric ids', () => {
     expect(big.events).toBe(3);
     expect((await explain(site, { userId: '12345678901234567890' })).events).toBe(2);
   });
+
+  it('keeps a big numeric id exact when its key is written with a JSON escape', async () => {
+    const site = await seedSite('bigids-escaped', ['step_1', 'step_2']);
+    // "user\u0049d" is the key userId; the two ids round to the same double.
+    const at = (s: number) => `"timestamp":"2025-03-03T10:00:0${s}Z","messageId":"e${s}"`;
+    const res = await importText(
+      site,
+      `{"batch":[
+        {"type":"track","event":"step_1","user\\u0049d":12345678901234567890,${at(1)}},
+        {"type":"track","event":"step_2","user\\u0049d":12345678901234567891,${at(2)}}
+      ]}`,
+    );
+    expect(res.status).toBe(200);
+    await settle(site);
+    // Two people: one entered, the other did only step 2.
+    expect(counts(await report(site, ...DAY))).toEqual([1, 0]);
+    expect((await explain(site, { userId: '12345678901234567891' })).events).toBe(1);
+  });
 });

@@ -10,6 +10,7 @@ import { saveGoal } from '../../src/funnel/goal-store';
 import type { StoredEvent } from '../../src/ingest/normalize';
 import type { AttemptRow } from '../../src/funnel/progress-store';
 import type { ViewAnswer } from '../../src/identity/site-state-do';
+import { stateBatch } from '../../src/identity/state-batch';
 import { ADMIN, seedSite } from './helpers';
 
 const DAY = Date.UTC(2025, 2, 3);
@@ -41,7 +42,7 @@ async function bigSite(siteId: string, people: number) {
       events.push(event(`p${i}`, 'a', `a${i}`, DAY + i * 1000));
       if (i % 2 === 0) events.push(event(`p${i}`, 'b', `b${i}`, DAY + i * 1000 + 60_000));
     }
-    await stub.apply(siteId, null, events);
+    await stub.apply(siteId, null, stateBatch(events));
   }
   const goal: Goal = {
     id: 'goal',
@@ -66,9 +67,11 @@ describe('override view in the site object', () => {
     const finished: string[] = [];
     // Both calls go to the same object; the view arrives first.
     const view = stub.viewAttempts('override-stall', goal, DAY, DAY + 86_400_000, COLUMNS);
-    const applied = stub.apply('override-stall', null, [
-      event('late', 'a', 'late-a', DAY + 5_000_000),
-    ]);
+    const applied = stub.apply(
+      'override-stall',
+      null,
+      stateBatch([event('late', 'a', 'late-a', DAY + 5_000_000)]),
+    );
     const rows = view.then((r) => {
       finished.push('view');
       return rowsOf(r);
@@ -189,7 +192,7 @@ describe('goal rebuild in the site object', () => {
       rebuilt = true;
       return answer;
     });
-    await stub.apply(siteId, null, [event('late', 'a', 'late-a', DAY + 5_000_000)]);
+    await stub.apply(siteId, null, stateBatch([event('late', 'a', 'late-a', DAY + 5_000_000)]));
     // The ingest is written while most of the 3000 people still wait for their rebuild.
     expect(rebuilt).toBe(false);
     expect(await attemptsOf(siteId, 2)).toBeLessThan(3000);

@@ -1,0 +1,52 @@
+/**
+ * What the ingest path hands the site object: each event already shaped as the object's
+ * `events` row (one JSON text the object inserts as is) and the few identity facts the object
+ * reads. The shaping (segment from the user agent, property JSON) runs in the Worker, which
+ * scales out, instead of in the one object per site every event of the site goes through
+ * (docs/BENCHMARKS.md, processing).
+ */
+import { segmentOf } from '../funnel/segment';
+import type { StoredEvent } from '../ingest/normalize';
+import type { IdentityEvent } from './identity-store';
+
+export interface StateBatch {
+  /** JSON array of `[dev, message_id, anon, user, ts, type, name, props, seg]` rows. */
+  rows: string;
+  /** The identity part of each event, in the same order. */
+  facts: IdentityEvent[];
+}
+
+const propsJson = (value: Record<string, unknown> | null) => (value ? JSON.stringify(value) : null);
+
+/** Shapes stored events for `SiteState.apply`; events without a message id are left out. */
+export function stateBatch(events: readonly StoredEvent[]): StateBatch {
+  const rows: unknown[] = [];
+  const facts: IdentityEvent[] = [];
+  for (const event of events) {
+    if (!event.messageId) continue;
+    const alias = event.type === 'alias';
+    // An alias's previous id is no device of its own: it goes to the identity facts only.
+    const anonymousId = alias ? null : event.anonymousId;
+    rows.push([
+      anonymousId ?? '',
+      event.messageId,
+      anonymousId,
+      event.userId,
+      event.ts,
+      event.type,
+      event.event,
+      // An identify call's traits stand in its properties: trait steps read them there.
+      propsJson(event.type === 'identify' ? event.traits : event.properties),
+      JSON.stringify(segmentOf(event.context)),
+    ]);
+    facts.push({
+      messageId: event.messageId,
+      ts: event.ts,
+      type: event.type,
+      anonymousId,
+      userId: event.userId,
+      previousId: alias ? event.previousId : null,
+    });
+  }
+  return { rows: JSON.stringify(rows), facts };
+}
