@@ -115,7 +115,11 @@ export function progressRows(
       open_mask: f.openMask,
       progress_mask: f.progressMask,
       done_mask: f.doneMask,
-      duration_buckets: JSON.stringify(f.durationBuckets),
+      // No bucket at all (an attempt at its first step) is stored as NULL: the rollup writer
+      // then skips the row for the time-between-steps histograms.
+      duration_buckets: f.durationBuckets.some((b) => b !== null)
+        ? JSON.stringify(f.durationBuckets)
+        : null,
     };
     return ATTEMPT_FIELDS.map((field) => row[field] ?? null);
   });

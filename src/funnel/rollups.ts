@@ -98,35 +98,54 @@ export function dimValueSql(dim: string, row = ''): string {
  * restricted to attempts that can be counted in some hour-aligned range: an earlier attempt as
  * far in the same hour, or a further one later in the same hour, rules that out for good.
  */
-function factsCte(source: string): string {
+function factsCte(source: string, keyed = false): string {
   const dims = ROLLUP_DIMS.map((d) => `('${d}')`).join(', ');
   const cases = ROLLUP_DIMS.map((d) => `WHEN '${d}' THEN ${dimValueSql(d, 's.')}`);
   const value = `CASE dims.dim ${cases.join(' ')} END`;
-  return `src AS (${source}),
+  // A `keyed` source already carries its hour keys and holds countable rows only.
+  const hours = keyed ? source : hoursOf(source);
+  return `src AS (${hours}),
     dims(dim) AS (VALUES ${dims}),
-    keyed AS (
-      SELECT s.*, dims.dim AS dim, ${value} AS value,
-        s.t1 / ${HOUR_MS} AS hour,
-        COALESCE(s.prev_ge / ${HOUR_MS}, ${NO_PREV_HOUR}) AS prev_hour,
-        COALESCE(s.next_gt / ${HOUR_MS}, ${NO_NEXT_HOUR}) AS next_hour,
-        COALESCE(s.close_at / ${HOUR_MS}, ${NEVER_OPEN_HOUR}) AS open_hour
-      FROM src s CROSS JOIN dims),
+    keyed AS (SELECT s.*, dims.dim AS dim, ${value} AS value FROM src s CROSS JOIN dims),
     facts AS (SELECT * FROM keyed WHERE prev_hour < hour AND next_hour > hour)`;
 }
 
-/** Statements that add the signed source's contribution to both rollup tables (site is ?1). */
-function deltaStatements(source: string): string[] {
-  const sums = ROLLUP_MEASURES.map(([name, expr]) => `SUM(sign * ${expr}) AS ${name}`);
+const SEGMENT_NAMES: readonly string[] = Object.values(SEGMENT_COLUMNS);
+
+/** The source's rows with their hour keys (the hours of `t1`, `prev_ge`, `next_gt`, closing). */
+function hoursOf(source: string): string {
+  return `SELECT s.*, s.t1 / ${HOUR_MS} AS hour,
+      COALESCE(s.prev_ge / ${HOUR_MS}, ${NO_PREV_HOUR}) AS prev_hour,
+      COALESCE(s.next_gt / ${HOUR_MS}, ${NO_NEXT_HOUR}) AS next_hour,
+      COALESCE(s.close_at / ${HOUR_MS}, ${NEVER_OPEN_HOUR}) AS open_hour
+    FROM (${source}) s`;
+}
+
+/**
+ * Statements that add the signed source's contribution to both rollup tables (site is ?1).
+ * `bucketSource` may leave out rows without duration buckets (most: an attempt that reached
+ * only its first step has none), so the durations statement does not shape them for nothing.
+ */
+function deltaStatements(source: string, bucketSource = source): string[] {
   const names = ROLLUP_MEASURES.map(([name]) => name);
-  const counts = `WITH ${factsCte(source)}
+  // The rows are summed per hour keys and segment values first, then copied once per dim and
+  // summed again: attempts sharing their segment values cost one row per dim, not one each.
+  const rowKey = [...KEY.filter((c) => c !== 'dim' && c !== 'value'), ...SEGMENT_NAMES];
+  const rowSums = ROLLUP_MEASURES.map(([name, expr]) => `SUM(sign * ${expr}) AS ${name}`);
+  const counts = `WITH ${factsCte(
+    `SELECT ${rowKey.join(', ')}, ${rowSums.join(', ')}
+     FROM (${hoursOf(source)}) WHERE prev_hour < hour AND next_hour > hour
+     GROUP BY ${rowKey.join(', ')}`,
+    true,
+  )}
     INSERT INTO rollups (site_id, ${KEY.join(', ')}, ${names.join(', ')})
-    SELECT ?1, ${KEY.join(', ')}, ${sums.join(', ')}
+    SELECT ?1, ${KEY.join(', ')}, ${names.map((name) => `SUM(${name}) AS ${name}`).join(', ')}
     FROM facts WHERE 1
     GROUP BY ${KEY.join(', ')}
-    HAVING ${ROLLUP_MEASURES.map(([, expr]) => `SUM(sign * ${expr}) <> 0`).join(' OR ')}
+    HAVING ${names.map((name) => `SUM(${name}) <> 0`).join(' OR ')}
     ON CONFLICT (site_id, ${KEY.join(', ')}) DO UPDATE SET
       ${names.map((name) => `${name} = ${name} + excluded.${name}`).join(', ')}`;
-  const durations = `WITH ${factsCte(source)}
+  const durations = `WITH ${factsCte(bucketSource)}
     INSERT INTO rollup_durations (site_id, ${DURATION_KEY.join(', ')}, n)
     SELECT ?1, goal_id, version, dim, hour, prev_hour, next_hour, facts.value, j.key + 2,
       j.value, SUM(sign)
@@ -138,14 +157,14 @@ function deltaStatements(source: string): string[] {
 }
 
 /** Statements that drop rollup rows a signed-negative source may have brought to zero. */
-function cleanupStatements(source: string): string[] {
+function cleanupStatements(source: string, bucketSource = source): string[] {
   const keyList = `(site_id, ${KEY.join(', ')})`;
   return [
     `DELETE FROM rollups WHERE n = 0 AND ${keyList} IN (
        WITH ${factsCte(source)} SELECT ?1, ${KEY.join(', ')} FROM facts)`,
     `DELETE FROM rollup_durations WHERE n = 0 AND
        (site_id, goal_id, version, dim, hour, prev_hour, next_hour, value, step, bucket) IN (
-       WITH ${factsCte(source)} SELECT ?1, goal_id, version, dim, hour, prev_hour, next_hour,
+       WITH ${factsCte(bucketSource)} SELECT ?1, goal_id, version, dim, hour, prev_hour, next_hour,
          facts.value, j.key + 2, j.value
        FROM facts, json_each(facts.duration_buckets) j WHERE j.value IS NOT NULL)`,
   ];
@@ -165,14 +184,21 @@ const OLD_ROWS = `SELECT -1 AS sign, ${stored('a')}
     AND a.version = s.value ->> 1 AND a.person_id = s.value ->> 2`;
 /** The rows in JSON parameter ?3 (arrays in ATTEMPT_FIELDS order). */
 const NEW_ROWS = `SELECT 1 AS sign, ${fromJson('r')} FROM json_each(?3) r`;
+/** The same two sources, only the rows with duration buckets. */
+const OLD_BUCKET_ROWS = `${OLD_ROWS} WHERE a.duration_buckets IS NOT NULL`;
+const NEW_BUCKET_ROWS = `${NEW_ROWS}
+  WHERE r.value ->> ${ATTEMPT_FIELDS.indexOf('duration_buckets')} IS NOT NULL`;
 
 const REPLACE_SQL = (() => {
   const fields = ATTEMPT_FIELDS.join(', ');
   const keys: readonly string[] = ['goal_id', 'version', 'person_id', 't1'];
   const updated = ATTEMPT_FIELDS.filter((f) => !keys.includes(f));
   return [
-    ...deltaStatements(`${OLD_ROWS} UNION ALL ${NEW_ROWS}`),
-    ...cleanupStatements(OLD_ROWS),
+    ...deltaStatements(
+      `${OLD_ROWS} UNION ALL ${NEW_ROWS}`,
+      `${OLD_BUCKET_ROWS} UNION ALL ${NEW_BUCKET_ROWS}`,
+    ),
+    ...cleanupStatements(OLD_ROWS, OLD_BUCKET_ROWS),
     // Rows whose entry is gone; rows that stay are updated below only if they changed.
     `DELETE FROM attempts WHERE site_id = ?1
        AND (goal_id, version, person_id) IN
