@@ -9,6 +9,7 @@ import type { Env } from '../env';
 import { forward } from '../ingest/ingest-routes';
 import { ingestRequest } from '../ingest/ingest-request';
 import { erasePerson, exportPerson } from '../ingest/person-data';
+import { retainedFrom, siteRetention } from '../ingest/retention';
 import { clearWriteKeyCache } from '../ingest/site-keys';
 import { nowMs } from '../lib/clock';
 import { randomToken, sha256Hex } from '../lib/crypto';
@@ -164,6 +165,7 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
     impliedType: null,
     receivedAt: now,
     oldestAllowed: null,
+    retainedFrom: retainedFrom(now, (await siteRetention(c.env.DB, siteId)) ?? null),
     requestUserAgent: null,
     requestCountry: null,
     traffic: null,

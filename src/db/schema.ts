@@ -196,7 +196,7 @@ export const adminAudit = sqliteTable(
  * best attempt that starts in its range (docs/METRICS.md), so it is a GROUP BY over this table.
  * WITHOUT ROWID in the migration (0009): a new attempt writes its row and its `attempts_range`
  * entry, two billed rows. One person's rows are found through `goal_versions` and the primary
- * key (`PERSON_ATTEMPTS` in src/funnel/rollups.ts), not through an index of their own.
+ * key (`personAttemptsSql` in src/funnel/rollups.ts), not through an index of their own.
  */
 export const attempts = sqliteTable(
   'attempts',

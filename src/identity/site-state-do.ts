@@ -94,8 +94,9 @@ const EVENTS_COLUMNS = `dev TEXT NOT NULL, message_id TEXT NOT NULL, anon TEXT, 
  *
  * A message id reaches the object with one device only: D1 keeps the first copy of a message id
  * per site and the object is only ever handed what D1 stored, so the key still keeps each event
- * once. An object created with an earlier table (rowid, or keyed by message id alone) is copied
- * over once.
+ * once. That holds past D1's retention purge too, because ingest refuses events older than the
+ * retention (`older_than_retention`): a purged message id cannot come back. An object created
+ * with an earlier table (rowid, or keyed by message id alone) is copied over once.
  */
 export function createEventsTable(sql: SqlStorage): void {
   const existing = sql
@@ -169,8 +170,8 @@ export class SiteState extends DurableObject<Env> {
 
   /**
    * Takes events already stored in D1 (shaped by `stateBatch` in the Worker), recomputes every
-   * person they touch and writes the progress rows, then marks the ingest batch applied. Safe to
-   * repeat: events are kept once by message id, and the people of every event passed are
+   * person they touch and writes the progress rows, then deletes the batch's D1 record. Safe to
+   * repeat: events are kept once (by device and message id), and the people of every event passed are
    * recomputed even if it was seen before (a retry after an eviction must still reach D1).
    */
   async apply(siteId: string, batchId: string | null, batch: StateBatch): Promise<void> {

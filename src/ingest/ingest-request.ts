@@ -21,6 +21,8 @@ export interface IngestInput {
   receivedAt: number;
   /** Oldest event time accepted, or null on the historical import path. */
   oldestAllowed: number | null;
+  /** Oldest event time the site keeps, on every path (`retainedFrom`); null: everything. */
+  retainedFrom: number | null;
   requestUserAgent: string | null;
   requestCountry: string | null;
   /**
@@ -120,6 +122,7 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
     requestUserAgent: input.requestUserAgent,
     requestCountry: input.requestCountry,
     oldestAllowed: input.oldestAllowed,
+    retainedFrom: input.retainedFrom,
     impliedType: input.impliedType,
   };
 

@@ -15,6 +15,7 @@ import { readJsonBody, UnreadableBodyError } from './body';
 import { capRaw } from './event-store';
 import { ingestRequest, type IngestOutcome } from './ingest-request';
 import type { EventType } from './schema';
+import { retainedFrom, siteRetention } from './retention';
 import { siteForWriteKey, type SiteAccess } from './site-keys';
 
 const SINGLE_ROUTES: Record<string, EventType> = {
@@ -149,8 +150,8 @@ ingestRoutes.post('/v1/import', async (c) => {
   const siteId = c.req.query('site') ?? '';
   if (!SITE_ID.test(siteId)) throw new ApiError(400, 'invalid_site_id', 'pass ?site=<siteId>');
   await requireAdmin(c, siteId);
-  const exists = await c.env.DB.prepare('SELECT 1 FROM sites WHERE id = ?').bind(siteId).first();
-  if (!exists) throw new ApiError(404, 'site_not_found', `no site ${siteId}`);
+  const retention = await siteRetention(c.env.DB, siteId);
+  if (retention === undefined) throw new ApiError(404, 'site_not_found', `no site ${siteId}`);
 
   const body = await readJsonBody(c.req.raw);
   const outcome = await ingestRequest({
@@ -160,6 +161,7 @@ ingestRoutes.post('/v1/import', async (c) => {
     impliedType: null,
     receivedAt: nowMs(c.env),
     oldestAllowed: null,
+    retainedFrom: retainedFrom(nowMs(c.env), retention),
     ...requestFacts(c, false),
   });
   forward(c, siteId, outcome);
@@ -202,6 +204,7 @@ ingestRoutes.post('/v1/:kind', async (c) => {
     impliedType,
     receivedAt: now,
     oldestAllowed: now - site.backfillDays * 86_400_000,
+    retainedFrom: retainedFrom(now, site.retentionDays),
     ...requestFacts(c, site.honorPrivacySignals),
   });
   forward(c, site.siteId, outcome);

@@ -43,6 +43,8 @@ export interface NormalizeOptions {
   requestCountry: string | null;
   /** Oldest accepted event time, or null on the historical import path. */
   oldestAllowed: number | null;
+  /** Oldest event time the site keeps (its retention), on every path; null: keeps everything. */
+  retainedFrom: number | null;
   /** The type implied by a single-event route such as `/v1/track`. */
   impliedType: EventType | null;
 }
@@ -222,6 +224,13 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
       'timestamp_too_old',
       'timestamp',
       'event is older than the site accepts on a write key; send it through /v1/import',
+    );
+  }
+  if (options.retainedFrom !== null && time.ts < options.retainedFrom) {
+    return reject(
+      'older_than_retention',
+      'timestamp',
+      "event is older than the site's retention period (retentionDays) and would be purged",
     );
   }
 

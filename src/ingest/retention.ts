@@ -9,6 +9,27 @@ import { logger } from '../lib/logger';
 
 const DAY_MS = 86_400_000;
 
+/**
+ * The oldest event time a site keeps at `now`, or null when it keeps everything. Ingest refuses
+ * older events on every path: the purge would delete them from D1, and a message id D1 no
+ * longer holds can no longer be told apart from a new one (the site object keeps its copy).
+ */
+export function retainedFrom(now: number, retentionDays: number | null): number | null {
+  return retentionDays === null ? null : now - retentionDays * DAY_MS;
+}
+
+/** A site's retention in days (null: keeps everything); undefined when there is no such site. */
+export async function siteRetention(
+  db: D1Database,
+  siteId: string,
+): Promise<number | null | undefined> {
+  const row = await db
+    .prepare('SELECT retention_days FROM sites WHERE id = ?')
+    .bind(siteId)
+    .first<{ retention_days: number | null }>();
+  return row ? row.retention_days : undefined;
+}
+
 /** Purges what each site's retention period has expired; returns the rows deleted. */
 export async function purgeExpired(db: D1Database, now: number): Promise<number> {
   const { results: sites } = await db

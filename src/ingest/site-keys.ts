@@ -5,6 +5,8 @@ import { sha256Hex } from '../lib/crypto';
 export interface SiteAccess {
   siteId: string;
   backfillDays: number;
+  /** Days of events the site keeps; null keeps everything. */
+  retentionDays: number | null;
   /** Null allows any origin. */
   allowedOrigins: string[] | null;
   honorPrivacySignals: boolean;
@@ -18,6 +20,7 @@ export interface SiteAccess {
 interface SiteRow {
   id: string;
   backfill_days: number;
+  retention_days: number | null;
   allowed_origins: string | null;
   honor_privacy_signals: number;
   rate_per_key: number;
@@ -47,7 +50,7 @@ export async function siteForWriteKey(
 
   const row = await db
     .prepare(
-      `SELECT s.id, s.backfill_days, s.allowed_origins, s.honor_privacy_signals, s.rate_per_key,
+      `SELECT s.id, s.backfill_days, s.retention_days, s.allowed_origins, s.honor_privacy_signals, s.rate_per_key,
          s.rate_per_address, k.expires_at
        FROM write_keys k JOIN sites s ON s.id = k.site_id
        WHERE k.key_hash = ? AND k.revoked_at IS NULL`,
@@ -58,6 +61,7 @@ export async function siteForWriteKey(
     ? {
         siteId: row.id,
         backfillDays: row.backfill_days,
+        retentionDays: row.retention_days,
         allowedOrigins: parseOrigins(row.allowed_origins),
         honorPrivacySignals: row.honor_privacy_signals === 1,
         ratePerKey: row.rate_per_key,

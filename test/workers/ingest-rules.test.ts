@@ -67,6 +67,7 @@ describe('normalizeEvent', () => {
     requestUserAgent: 'UA/1',
     requestCountry: 'DE',
     oldestAllowed: ms('2025-02-24T10:00:00.000Z'),
+    retainedFrom: null,
     impliedType: null,
   };
 
@@ -142,6 +143,7 @@ describe('hostile shapes (review findings)', () => {
     requestUserAgent: null,
     requestCountry: null,
     oldestAllowed: null,
+    retainedFrom: null,
     impliedType: null,
   };
 

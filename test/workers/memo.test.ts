@@ -20,6 +20,19 @@ describe('memoize', () => {
     expect(computed).toEqual(['a', 'bb', 'ccc', 'a']);
   });
 
+  it('answers a key over 1,000 characters without keeping it', () => {
+    const computed: string[] = [];
+    const size = memoize((key: string) => {
+      computed.push(key);
+      return key.length;
+    });
+    const long = 'x'.repeat(1001);
+    expect([size(long), size(long), size('x'.repeat(1000)), size('x'.repeat(1000))]).toEqual([
+      1001, 1001, 1000, 1000,
+    ]);
+    expect(computed.map((key) => key.length)).toEqual([1001, 1001, 1000]);
+  });
+
   it('gives the same bot verdict for an agent seen before, naming the rule', () => {
     const facts = {
       requestUserAgent: null,
