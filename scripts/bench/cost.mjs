@@ -4,7 +4,9 @@
  * SQLite cursors), per 1,000 events, priced at Cloudflare's list prices.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { loadTest } from './load.mjs';
+import { performance } from 'node:perf_hooks';
+import { loadTest, pacedSend } from './load.mjs';
+import { batchesOf, shiftToEnd } from './puffy-slice.mjs';
 
 /**
  * Cloudflare list prices (USD) beyond the Workers Paid plan's included usage, as read on
@@ -68,30 +70,46 @@ async function pendingBatches(baseUrl, admin, siteId) {
 }
 
 /**
- * Sends `events` web-shaped events in batches of `batchSize` (`eventsPerPerson` each), waits
- * until the progress rows reflect them, and returns the metered usage per 1,000 events with its
- * price per million events. The status polls and the meter reads are measured alone afterwards
- * and taken out.
+ * Sends one shape's traffic to `/v1/batch`: synthetic (`eventsPerPerson` set: `events` made-up
+ * events, a person's adjacent, as fast as 4 connections go) or the Puffy slice's messages paced
+ * at `rate` events per second, shifted to end one second before the sending starts. Resolves
+ * with the sender's figures, `requests` and `events` included.
  */
-export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, shape }) {
-  const { batchSize, events, eventsPerPerson } = shape;
-  const requests = Math.ceil(events / batchSize);
-  await meter(baseUrl, admin, siteId, true);
-  const cpuBefore = workerdCpuMs(pid);
-  await loadTest({
-    url: `${baseUrl}/v1/batch`,
-    headers: writeKeyAuth,
+async function sendShape(url, headers, shape, slice) {
+  const { batchSize, eventsPerPerson, rate } = shape;
+  if (eventsPerPerson === undefined) {
+    const messages = shiftToEnd(slice.messages, Date.now() - 1000);
+    return pacedSend({ url, headers, batches: batchesOf(messages, batchSize), rate });
+  }
+  const requests = Math.ceil(shape.events / batchSize);
+  const load = await loadTest({
+    url,
+    headers,
     connections: 4,
     batchSize,
     requests,
     eventsPerPerson,
   });
+  return { ...load, events: requests * batchSize };
+}
+
+/**
+ * Sends one shape's traffic (`sendShape`), waits until the progress rows reflect it, and returns
+ * the metered usage per 1,000 events sent with its price per million events. The status polls
+ * and the meter reads are measured alone afterwards and taken out.
+ */
+export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, shape, slice }) {
+  await meter(baseUrl, admin, siteId, true);
+  const cpuBefore = workerdCpuMs(pid);
+  const started = performance.now();
+  const sender = await sendShape(`${baseUrl}/v1/batch`, writeKeyAuth, shape, slice);
   let polls = 0;
   while ((await pendingBatches(baseUrl, admin, siteId)) > 0) {
     polls += 1;
     await new Promise((done) => setTimeout(done, 250));
   }
   polls += 1;
+  const elapsedMs = performance.now() - started;
   const cpuMs = workerdCpuMs(pid) - cpuBefore;
   const used = await meter(baseUrl, admin, siteId, false);
   // The overhead: one meter read and `polls` status reads, measured on their own.
@@ -99,13 +117,15 @@ export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, s
   for (let i = 0; i < polls; i += 1) await pendingBatches(baseUrl, admin, siteId);
   const overhead = await meter(baseUrl, admin, siteId, false);
 
-  const sent = requests * batchSize;
+  const { events: sent, requests } = sender;
   const per1k = (key) => Math.max(0, ((used[key] ?? 0) - (overhead[key] ?? 0)) * (1000 / sent));
   const usage = {
     workerRequests: (requests * 1000) / sent,
     workerCpuMs: (cpuMs * 1000) / sent,
     objectRequests: per1k('objectRequests') + per1k('objectAlarms'),
-    objectGbSeconds: (per1k('objectMs') / 1000) * OBJECT_GB,
+    // The calls' wall times summed count the coalescing pauses of overlapping calls once each;
+    // the site's one object is not billed for more than the wall time of the whole run.
+    objectGbSeconds: (Math.min(per1k('objectMs'), (elapsedMs * 1000) / sent) / 1000) * OBJECT_GB,
     d1RowsRead: per1k('d1RowsRead'),
     d1RowsWritten: per1k('d1RowsWritten'),
     sqlRowsRead: per1k('sqlRowsRead'),
@@ -123,5 +143,5 @@ export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, s
     sqlRowsWritten: (usage.sqlRowsWritten * PRICES.sqlRowWrittenPerM) / 1000,
   };
   const total = Object.values(dollars).reduce((a, b) => a + b, 0);
-  return { ...shape, sent, usage, dollars, totalPerMillion: total };
+  return { ...shape, sent, sender, usage, dollars, totalPerMillion: total };
 }
