@@ -71,14 +71,14 @@ async function pendingBatches(baseUrl, admin, siteId) {
 
 /**
  * Sends one shape's traffic to `/v1/batch`: synthetic (`eventsPerPerson` set: `events` made-up
- * events, a person's adjacent, as fast as 4 connections go) or the Puffy slice's messages paced
- * at `rate` events per second, shifted to end one second before the sending starts. Resolves
- * with the sender's figures, `requests` and `events` included.
+ * events, a person's adjacent, as fast as 4 connections go) or the Puffy slice's messages (its
+ * `first` ones when set) paced at `rate` events per second, shifted to end one second before
+ * the sending starts. Resolves with the sender's figures, `requests` and `events` included.
  */
 async function sendShape(url, headers, shape, slice) {
-  const { batchSize, eventsPerPerson, rate } = shape;
+  const { batchSize, eventsPerPerson, rate, first } = shape;
   if (eventsPerPerson === undefined) {
-    const messages = shiftToEnd(slice.messages, Date.now() - 1000);
+    const messages = shiftToEnd(slice.messages.slice(0, first), Date.now() - 1000);
     return pacedSend({ url, headers, batches: batchesOf(messages, batchSize), rate });
   }
   const requests = Math.ceil(shape.events / batchSize);
