@@ -5,7 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { loadTest, pacedSend } from './load.mjs';
+import { loadTest, pacedSend, postJson } from './load.mjs';
 import { batchesOf, shiftToEnd } from './puffy-slice.mjs';
 
 /**
@@ -69,6 +69,16 @@ async function pendingBatches(baseUrl, admin, siteId) {
   return (await response.json()).pendingBatches;
 }
 
+/** Polls the status every `pollMs` until no batch is pending; resolves with the polls made. */
+async function settle(baseUrl, admin, siteId, pollMs) {
+  let polls = 1;
+  while ((await pendingBatches(baseUrl, admin, siteId)) > 0) {
+    polls += 1;
+    await new Promise((done) => setTimeout(done, pollMs));
+  }
+  return polls;
+}
+
 /**
  * Sends one shape's traffic to `/v1/batch`: synthetic (`eventsPerPerson` set: `events` made-up
  * events, a person's adjacent, as fast as 4 connections go) or the Puffy slice's messages (its
@@ -103,12 +113,7 @@ export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, s
   const cpuBefore = workerdCpuMs(pid);
   const started = performance.now();
   const sender = await sendShape(`${baseUrl}/v1/batch`, writeKeyAuth, shape, slice);
-  let polls = 0;
-  while ((await pendingBatches(baseUrl, admin, siteId)) > 0) {
-    polls += 1;
-    await new Promise((done) => setTimeout(done, 250));
-  }
-  polls += 1;
+  const polls = await settle(baseUrl, admin, siteId, 250);
   const elapsedMs = performance.now() - started;
   const cpuMs = workerdCpuMs(pid) - cpuBefore;
   const used = await meter(baseUrl, admin, siteId, false);
@@ -144,4 +149,55 @@ export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, s
   };
   const total = Object.values(dollars).reduce((a, b) => a + b, 0);
   return { ...shape, sent, sender, usage, dollars, totalPerMillion: total };
+}
+
+/**
+ * Rows written (D1, and the object's SQLite) by each of `messages` sent alone: one event per
+ * request, shifted to end now, its flush awaited and the meter read before the next, so no
+ * other event shares its flush. Grouped by kind: refused, filtered, identify, and a new or
+ * known person's event that is or is not their next step of the goal (`steps`, event names in
+ * order): a new person's first step starts an attempt, a known person's next step is a
+ * progression. Rows read are left out: the status polls between events scan the site's events.
+ */
+export async function measureLoneEvents({ baseUrl, admin, writeKeyAuth, siteId, messages, steps }) {
+  const url = `${baseUrl}/v1/batch`;
+  // The furthest goal step (index, -1 for none yet) of each person stored so far.
+  const furthest = new Map();
+  const kinds = new Map();
+  let polls = 0;
+  await meter(baseUrl, admin, siteId, true);
+  for (const message of shiftToEnd(messages, Date.now() - 1000)) {
+    const { answer } = await postJson(url, writeKeyAuth, JSON.stringify({ batch: [message] }));
+    polls += await settle(baseUrl, admin, siteId, 25);
+    const used = await meter(baseUrl, admin, siteId, true);
+    const person = message.anonymousId ?? message.userId;
+    const before = furthest.get(person) ?? -1;
+    const next = steps.indexOf(message.event) === before + 1;
+    let kind;
+    if (answer?.rejected?.length) kind = 'refused';
+    else if (answer?.filtered?.length) kind = 'filtered';
+    else if (message.type === 'identify') kind = 'identify';
+    else {
+      const who = furthest.has(person) ? 'known person' : 'new person';
+      kind = `${who}, ${next ? 'next goal step' : 'other event'}`;
+    }
+    const stored = kind !== 'refused' && kind !== 'filtered';
+    if (stored && person !== undefined) furthest.set(person, next ? before + 1 : before);
+    const sum = kinds.get(kind) ?? { kind, events: 0, d1RowsWritten: 0, sqlRowsWritten: 0 };
+    sum.events += 1;
+    sum.d1RowsWritten += used.d1RowsWritten ?? 0;
+    sum.sqlRowsWritten += used.sqlRowsWritten ?? 0;
+    kinds.set(kind, sum);
+  }
+  // What the status polls write themselves (nothing, as measured; meter reads write nothing).
+  for (let i = 0; i < polls; i += 1) await pendingBatches(baseUrl, admin, siteId);
+  const overhead = await meter(baseUrl, admin, siteId, true);
+  const perEvent = (key) => (overhead[key] ?? 0) / messages.length;
+  const byCount = [...kinds.values()].sort((a, b) => b.events - a.events);
+  return byCount.map((sum) => ({
+    kind: sum.kind,
+    events: sum.events,
+    d1RowsWritten: sum.d1RowsWritten / sum.events - perEvent('d1RowsWritten'),
+    sqlRowsWritten: sum.sqlRowsWritten / sum.events - perEvent('sqlRowsWritten'),
+  }));
 }

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { replay } from '../lib/replay-core.mjs';
 import { freePort, readDemo, repoRoot, startStack, waitForSettled } from '../lib/stack.mjs';
-import { measureCost, PRICES } from './cost.mjs';
+import { measureCost, measureLoneEvents, PRICES } from './cost.mjs';
 import { measureCron } from './cron.mjs';
 import { loadTest, peakWorkerdMemory } from './load.mjs';
 import { readPuffySlice } from './puffy-slice.mjs';
@@ -399,6 +399,8 @@ if (wants('merge')) {
 
 if (wants('cost')) {
   const events = quick ? 600 : 3000;
+  // The slow site's events (full run only): sent at 2 ev/s, and one at a time by kind.
+  const SLOW_EVENTS = 300;
   const slice = await readPuffySlice(puffyDir, quick ? 1000 : 3000);
   const synthetic = (traffic, batchSize) => ({
     label: `synthetic (a person's events adjacent, full speed): ${traffic}`,
@@ -416,7 +418,7 @@ if (wants('cost')) {
     synthetic('browser queue, 5 per request', 5),
     synthetic('server, 100 per request', 100),
     // A slow site, each event alone in its flush: the full run only (300 events take 150 s).
-    ...(quick ? [] : [real('browser, 1 per request', 1, 2, 300)]),
+    ...(quick ? [] : [real('browser, 1 per request', 1, 2, SLOW_EVENTS)]),
     real('browser, 1 per request', 1, 20),
     real('browser, 1 per request', 1, 200),
     real('browser queue, 5 per request', 5, 200),
@@ -428,6 +430,20 @@ if (wants('cost')) {
       await withStack({ vars: { ADMIN_TOKEN: adminToken, METER: '1' } }, async ({ baseUrl, pid }) =>
         measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId: demo.siteId, shape, slice }),
       ),
+    );
+  }
+  if (!quick) {
+    results.cost.lone = await withStack(
+      { vars: { ADMIN_TOKEN: adminToken, METER: '1' } },
+      async ({ baseUrl }) =>
+        measureLoneEvents({
+          baseUrl,
+          admin,
+          writeKeyAuth,
+          siteId: demo.siteId,
+          messages: slice.messages.slice(0, SLOW_EVENTS),
+          steps: demo.goal.steps.map((step) => step.event),
+        }),
     );
   }
   const rows = results.cost.shapes;
@@ -488,6 +504,19 @@ if (wants('cost')) {
     ['traffic', ...Object.keys(rows[0].dollars)],
     rows.map((r) => [r.label, ...Object.values(r.dollars).map((d) => `$${d.toFixed(3)}`)]),
   );
+  if (results.cost.lone) {
+    table(
+      `Cost: rows written by one event alone in its flush (the slice's first ${SLOW_EVENTS}, ` +
+        'one request each, its flush awaited before the next)',
+      ['event', 'events', 'D1 rows written', 'DO rows written'],
+      results.cost.lone.map((k) => [
+        k.kind,
+        k.events,
+        k.d1RowsWritten.toFixed(1),
+        k.sqlRowsWritten.toFixed(1),
+      ]),
+    );
+  }
   console.log(`\nPrices used (USD per million units): ${JSON.stringify(PRICES)}`);
 }
 

@@ -47,7 +47,7 @@ export function makeBatch(size, eventsPerPerson = 1) {
  * POSTs one JSON body with a 60 s timeout. Resolves with its latency (ms), whether it was 2xx,
  * and its answer parsed as JSON (null when it is not); a network failure counts as not 2xx.
  */
-async function post(url, headers, body) {
+export async function postJson(url, headers, body) {
   const t0 = performance.now();
   try {
     const response = await fetch(url, {
@@ -102,7 +102,7 @@ export async function loadTest({
       while (sent < requests) {
         const body = bodies[sent];
         sent += 1;
-        const { ms, ok } = await post(url, headers, body);
+        const { ms, ok } = await postJson(url, headers, body);
         if (!ok) non2xx += 1;
         latencies.push(ms);
       }
@@ -152,7 +152,7 @@ export async function pacedSend({ url, headers = {}, batches, rate, maxInFlight 
     while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
     lastSentAt = performance.now();
     maxLateMs = Math.max(maxLateMs, lastSentAt - due);
-    const request = post(url, headers, bodies[k])
+    const request = postJson(url, headers, bodies[k])
       .then(record)
       .finally(() => inFlight.delete(request));
     inFlight.add(request);
