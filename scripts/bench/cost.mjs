@@ -4,7 +4,9 @@
  * SQLite cursors), per 1,000 events, priced at Cloudflare's list prices.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { loadTest } from './load.mjs';
+import { performance } from 'node:perf_hooks';
+import { loadTest, pacedSend, postJson } from './load.mjs';
+import { batchesOf, shiftToEnd } from './puffy-slice.mjs';
 
 /**
  * Cloudflare list prices (USD) beyond the Workers Paid plan's included usage, as read on
@@ -67,31 +69,52 @@ async function pendingBatches(baseUrl, admin, siteId) {
   return (await response.json()).pendingBatches;
 }
 
+/** Polls the status every `pollMs` until no batch is pending; resolves with the polls made. */
+async function settle(baseUrl, admin, siteId, pollMs) {
+  let polls = 1;
+  while ((await pendingBatches(baseUrl, admin, siteId)) > 0) {
+    polls += 1;
+    await new Promise((done) => setTimeout(done, pollMs));
+  }
+  return polls;
+}
+
 /**
- * Sends `events` web-shaped events in batches of `batchSize` (`eventsPerPerson` each), waits
- * until the progress rows reflect them, and returns the metered usage per 1,000 events with its
- * price per million events. The status polls and the meter reads are measured alone afterwards
- * and taken out.
+ * Sends one shape's traffic to `/v1/batch`: synthetic (`eventsPerPerson` set: `events` made-up
+ * events, a person's adjacent, as fast as 4 connections go) or the Puffy slice's messages (its
+ * `first` ones when set) paced at `rate` events per second, shifted to end one second before
+ * the sending starts. Resolves with the sender's figures, `requests` and `events` included.
  */
-export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, shape }) {
-  const { batchSize, events, eventsPerPerson } = shape;
-  const requests = Math.ceil(events / batchSize);
-  await meter(baseUrl, admin, siteId, true);
-  const cpuBefore = workerdCpuMs(pid);
-  await loadTest({
-    url: `${baseUrl}/v1/batch`,
-    headers: writeKeyAuth,
+async function sendShape(url, headers, shape, slice) {
+  const { batchSize, eventsPerPerson, rate, first } = shape;
+  if (eventsPerPerson === undefined) {
+    const messages = shiftToEnd(slice.messages.slice(0, first), Date.now() - 1000);
+    return pacedSend({ url, headers, batches: batchesOf(messages, batchSize), rate });
+  }
+  const requests = Math.ceil(shape.events / batchSize);
+  const load = await loadTest({
+    url,
+    headers,
     connections: 4,
     batchSize,
     requests,
     eventsPerPerson,
   });
-  let polls = 0;
-  while ((await pendingBatches(baseUrl, admin, siteId)) > 0) {
-    polls += 1;
-    await new Promise((done) => setTimeout(done, 250));
-  }
-  polls += 1;
+  return { ...load, events: requests * batchSize };
+}
+
+/**
+ * Sends one shape's traffic (`sendShape`), waits until the progress rows reflect it, and returns
+ * the metered usage per 1,000 events sent with its price per million events. The status polls
+ * and the meter reads are measured alone afterwards and taken out.
+ */
+export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, shape, slice }) {
+  await meter(baseUrl, admin, siteId, true);
+  const cpuBefore = workerdCpuMs(pid);
+  const started = performance.now();
+  const sender = await sendShape(`${baseUrl}/v1/batch`, writeKeyAuth, shape, slice);
+  const polls = await settle(baseUrl, admin, siteId, 250);
+  const elapsedMs = performance.now() - started;
   const cpuMs = workerdCpuMs(pid) - cpuBefore;
   const used = await meter(baseUrl, admin, siteId, false);
   // The overhead: one meter read and `polls` status reads, measured on their own.
@@ -99,13 +122,15 @@ export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, s
   for (let i = 0; i < polls; i += 1) await pendingBatches(baseUrl, admin, siteId);
   const overhead = await meter(baseUrl, admin, siteId, false);
 
-  const sent = requests * batchSize;
+  const { events: sent, requests } = sender;
   const per1k = (key) => Math.max(0, ((used[key] ?? 0) - (overhead[key] ?? 0)) * (1000 / sent));
   const usage = {
     workerRequests: (requests * 1000) / sent,
     workerCpuMs: (cpuMs * 1000) / sent,
     objectRequests: per1k('objectRequests') + per1k('objectAlarms'),
-    objectGbSeconds: (per1k('objectMs') / 1000) * OBJECT_GB,
+    // The calls' wall times summed count the coalescing pauses of overlapping calls once each;
+    // the site's one object is not billed for more than the wall time of the whole run.
+    objectGbSeconds: (Math.min(per1k('objectMs'), (elapsedMs * 1000) / sent) / 1000) * OBJECT_GB,
     d1RowsRead: per1k('d1RowsRead'),
     d1RowsWritten: per1k('d1RowsWritten'),
     sqlRowsRead: per1k('sqlRowsRead'),
@@ -123,5 +148,56 @@ export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, s
     sqlRowsWritten: (usage.sqlRowsWritten * PRICES.sqlRowWrittenPerM) / 1000,
   };
   const total = Object.values(dollars).reduce((a, b) => a + b, 0);
-  return { ...shape, sent, usage, dollars, totalPerMillion: total };
+  return { ...shape, sent, sender, usage, dollars, totalPerMillion: total };
+}
+
+/**
+ * Rows written (D1, and the object's SQLite) by each of `messages` sent alone: one event per
+ * request, shifted to end now, its flush awaited and the meter read before the next, so no
+ * other event shares its flush. Grouped by kind: refused, filtered, identify, and a new or
+ * known person's event that is or is not their next step of the goal (`steps`, event names in
+ * order): a new person's first step starts an attempt, a known person's next step is a
+ * progression. Rows read are left out: the status polls between events scan the site's events.
+ */
+export async function measureLoneEvents({ baseUrl, admin, writeKeyAuth, siteId, messages, steps }) {
+  const url = `${baseUrl}/v1/batch`;
+  // The furthest goal step (index, -1 for none yet) of each person stored so far.
+  const furthest = new Map();
+  const kinds = new Map();
+  let polls = 0;
+  await meter(baseUrl, admin, siteId, true);
+  for (const message of shiftToEnd(messages, Date.now() - 1000)) {
+    const { answer } = await postJson(url, writeKeyAuth, JSON.stringify({ batch: [message] }));
+    polls += await settle(baseUrl, admin, siteId, 25);
+    const used = await meter(baseUrl, admin, siteId, true);
+    const person = message.anonymousId ?? message.userId;
+    const before = furthest.get(person) ?? -1;
+    const next = steps.indexOf(message.event) === before + 1;
+    let kind;
+    if (answer?.rejected?.length) kind = 'refused';
+    else if (answer?.filtered?.length) kind = 'filtered';
+    else if (message.type === 'identify') kind = 'identify';
+    else {
+      const who = furthest.has(person) ? 'known person' : 'new person';
+      kind = `${who}, ${next ? 'next goal step' : 'other event'}`;
+    }
+    const stored = kind !== 'refused' && kind !== 'filtered';
+    if (stored && person !== undefined) furthest.set(person, next ? before + 1 : before);
+    const sum = kinds.get(kind) ?? { kind, events: 0, d1RowsWritten: 0, sqlRowsWritten: 0 };
+    sum.events += 1;
+    sum.d1RowsWritten += used.d1RowsWritten ?? 0;
+    sum.sqlRowsWritten += used.sqlRowsWritten ?? 0;
+    kinds.set(kind, sum);
+  }
+  // What the status polls write themselves (nothing, as measured; meter reads write nothing).
+  for (let i = 0; i < polls; i += 1) await pendingBatches(baseUrl, admin, siteId);
+  const overhead = await meter(baseUrl, admin, siteId, true);
+  const perEvent = (key) => (overhead[key] ?? 0) / messages.length;
+  const byCount = [...kinds.values()].sort((a, b) => b.events - a.events);
+  return byCount.map((sum) => ({
+    kind: sum.kind,
+    events: sum.events,
+    d1RowsWritten: sum.d1RowsWritten / sum.events - perEvent('d1RowsWritten'),
+    sqlRowsWritten: sum.sqlRowsWritten / sum.events - perEvent('sqlRowsWritten'),
+  }));
 }

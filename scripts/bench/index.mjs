@@ -10,9 +10,10 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { replay } from '../lib/replay-core.mjs';
 import { freePort, readDemo, repoRoot, startStack, waitForSettled } from '../lib/stack.mjs';
-import { measureCost, PRICES } from './cost.mjs';
+import { measureCost, measureLoneEvents, PRICES } from './cost.mjs';
 import { measureCron } from './cron.mjs';
 import { loadTest, peakWorkerdMemory } from './load.mjs';
+import { readPuffySlice } from './puffy-slice.mjs';
 import { duckdbFunnel, loadPeople } from './report-sizes.mjs';
 import { sqliteFloor } from './sqlite-floor.mjs';
 
@@ -28,6 +29,7 @@ const writeKeyAuth = {
 const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' };
 const fresh = { authorization: `Bearer ${adminToken}`, 'cache-control': 'no-cache' };
 const results = {};
+const puffyDir = resolve(repoRoot, '..', 'shared', 'data', 'puffy');
 
 /** Runs `body` against a fresh stack (goalstep's, or another Worker's config) and stops it. */
 async function withStack(options, body) {
@@ -206,10 +208,9 @@ if (wants('processing')) {
 
 if (wants('replay')) {
   results.replay = await withStack({}, async ({ baseUrl }) => {
-    const dir = resolve(repoRoot, '..', 'shared', 'data', 'puffy');
     const started = performance.now();
     const summary = await replay({
-      dir,
+      dir: puffyDir,
       url: baseUrl,
       adminToken,
       siteId: demo.siteId,
@@ -398,24 +399,82 @@ if (wants('merge')) {
 
 if (wants('cost')) {
   const events = quick ? 600 : 3000;
+  // The slow site's events (full run only): sent at 2 ev/s, and one at a time by kind.
+  const SLOW_EVENTS = 300;
+  const slice = await readPuffySlice(puffyDir, quick ? 1000 : 3000);
+  const synthetic = (traffic, batchSize) => ({
+    label: `synthetic (a person's events adjacent, full speed): ${traffic}`,
+    batchSize,
+    eventsPerPerson: 2,
+    events,
+  });
+  const real = (traffic, batchSize, rate, first) => {
+    const part = first ? ` (first ${first})` : '';
+    const label = `Puffy slice${part} at ${rate.toLocaleString('en')} ev/s: ${traffic}`;
+    return { label, batchSize, rate, first };
+  };
   const shapes = [
-    { label: 'browser, 1 event per request', batchSize: 1, eventsPerPerson: 2, events },
-    { label: 'browser queue, 5 per request', batchSize: 5, eventsPerPerson: 2, events },
-    { label: 'server batches of 100', batchSize: 100, eventsPerPerson: 2, events },
+    synthetic('browser, 1 per request', 1),
+    synthetic('browser queue, 5 per request', 5),
+    synthetic('server, 100 per request', 100),
+    // A slow site, each event alone in its flush: the full run only (300 events take 150 s).
+    ...(quick ? [] : [real('browser, 1 per request', 1, 2, SLOW_EVENTS)]),
+    real('browser, 1 per request', 1, 20),
+    real('browser, 1 per request', 1, 200),
+    real('browser queue, 5 per request', 5, 200),
+    real('server, 100 per request', 100, 2000),
   ];
-  results.cost = [];
+  results.cost = { slice: slice.summary, shapes: [] };
   for (const shape of shapes) {
-    results.cost.push(
+    results.cost.shapes.push(
       await withStack({ vars: { ADMIN_TOKEN: adminToken, METER: '1' } }, async ({ baseUrl, pid }) =>
-        measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId: demo.siteId, shape }),
+        measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId: demo.siteId, shape, slice }),
       ),
     );
   }
+  if (!quick) {
+    results.cost.lone = await withStack(
+      { vars: { ADMIN_TOKEN: adminToken, METER: '1' } },
+      async ({ baseUrl }) =>
+        measureLoneEvents({
+          baseUrl,
+          admin,
+          writeKeyAuth,
+          siteId: demo.siteId,
+          messages: slice.messages.slice(0, SLOW_EVENTS),
+          steps: demo.goal.steps.map((step) => step.event),
+        }),
+    );
+  }
+  const rows = results.cost.shapes;
+  const { summary } = slice;
+  const answered = rows.find((r) => r.rate && !r.first).sender;
+  console.log(
+    `\nPuffy slice: the first ${summary.events.toLocaleString('en')} messages of the week in ` +
+      `event-time order (${summary.from} to ${summary.to}, ${summary.hours} h), shifted to end ` +
+      `1 s before each run starts: ${summary.people.toLocaleString('en')} people ` +
+      `(${summary.browserIds.toLocaleString('en')} browser ids), ${summary.eventsPerPerson} ` +
+      `events per person; ${JSON.stringify(summary.types)}. Refused ${answered.rejected} ` +
+      `(${summary.withoutIds} carry no id), filtered ${answered.filtered}.`,
+  );
+  for (const { label, sender } of rows) {
+    if (sender.keptUp === false) {
+      console.log(
+        `${label}: could not keep the rate, reached ${sender.eventsPerSecond} ev/s, ` +
+          `a request up to ${sender.maxLateMs} ms late.`,
+      );
+    }
+  }
   const fmt = (n) => (n >= 100 ? Math.round(n).toLocaleString('en') : n.toFixed(2));
+  const sentAt = ({ rate, sender }) =>
+    rate
+      ? `${sender.eventsPerSecond.toLocaleString('en')}${sender.keptUp ? '' : ' (behind)'}`
+      : `${sender.eventsPerSecond.toLocaleString('en')} (full speed)`;
   table(
-    'Cost: usage per 1,000 events (2 events per person) and $ per million events at list prices',
+    'Cost: usage per 1,000 events sent and $ per million events at list prices',
     [
       'traffic',
+      'sent ev/s',
       'Worker req',
       'Worker CPU ms (≤)',
       'DO req',
@@ -426,8 +485,9 @@ if (wants('cost')) {
       'DO rows written',
       '$ / M events',
     ],
-    results.cost.map((r) => [
+    rows.map((r) => [
       r.label,
+      sentAt(r),
       fmt(r.usage.workerRequests),
       fmt(r.usage.workerCpuMs),
       fmt(r.usage.objectRequests),
@@ -441,9 +501,22 @@ if (wants('cost')) {
   );
   table(
     'Cost: $ per million events by part',
-    ['traffic', ...Object.keys(results.cost[0].dollars)],
-    results.cost.map((r) => [r.label, ...Object.values(r.dollars).map((d) => `$${d.toFixed(3)}`)]),
+    ['traffic', ...Object.keys(rows[0].dollars)],
+    rows.map((r) => [r.label, ...Object.values(r.dollars).map((d) => `$${d.toFixed(3)}`)]),
   );
+  if (results.cost.lone) {
+    table(
+      `Cost: rows written by one event alone in its flush (the slice's first ${SLOW_EVENTS}, ` +
+        'one request each, its flush awaited before the next)',
+      ['event', 'events', 'D1 rows written', 'DO rows written'],
+      results.cost.lone.map((k) => [
+        k.kind,
+        k.events,
+        k.d1RowsWritten.toFixed(1),
+        k.sqlRowsWritten.toFixed(1),
+      ]),
+    );
+  }
   console.log(`\nPrices used (USD per million units): ${JSON.stringify(PRICES)}`);
 }
 

@@ -44,6 +44,39 @@ export function makeBatch(size, eventsPerPerson = 1) {
 }
 
 /**
+ * POSTs one JSON body with a 60 s timeout. Resolves with its latency (ms), whether it was 2xx,
+ * and its answer parsed as JSON (null when it is not); a network failure counts as not 2xx.
+ */
+export async function postJson(url, headers, body) {
+  const t0 = performance.now();
+  try {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+      signal: AbortSignal.timeout(60_000),
+    });
+    const text = await response.text();
+    let answer = null;
+    try {
+      answer = JSON.parse(text);
+    } catch {
+      // Not JSON: only the status counts.
+    }
+    return { ms: performance.now() - t0, ok: response.ok, answer };
+  } catch {
+    return { ms: performance.now() - t0, ok: false, answer: null };
+  }
+}
+
+/** p50 and p99 (ms, one decimal) of a list of latencies. */
+function percentiles(latencies) {
+  const sorted = [...latencies].sort((x, y) => x - y);
+  const at = (q) => +sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))].toFixed(1);
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
+/**
  * Sends `requests` POSTs of `batchSize` events each with `connections` in flight (keep-alive),
  * timing each one. Resolves with events per second, latency percentiles (ms) and the count of
  * non-2xx answers. Its own loop rather than autocannon: autocannon ends a fixed-count run on its
@@ -69,35 +102,74 @@ export async function loadTest({
       while (sent < requests) {
         const body = bodies[sent];
         sent += 1;
-        const t0 = performance.now();
-        try {
-          const response = await fetch(url, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', ...headers },
-            body,
-            signal: AbortSignal.timeout(60_000),
-          });
-          await response.arrayBuffer();
-          if (!response.ok) non2xx += 1;
-        } catch {
-          non2xx += 1;
-        }
-        latencies.push(performance.now() - t0);
+        const { ms, ok } = await postJson(url, headers, body);
+        if (!ok) non2xx += 1;
+        latencies.push(ms);
       }
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  latencies.sort((x, y) => x - y);
-  const at = (q) =>
-    +latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))].toFixed(1);
   return {
     batchSize,
     connections,
     requests,
     eventsPerSecond: Math.round((requests * batchSize) / seconds),
-    p50: at(0.5),
-    p99: at(0.99),
+    ...percentiles(latencies),
     non2xx,
+  };
+}
+
+/**
+ * A constant-rate sender: POSTs the `{ batch }` bodies of `batches` (arrays of events) in order,
+ * request k when the events before it divided by `rate` (events per second) have elapsed since
+ * the start, whatever the earlier answers, with at most `maxInFlight` unanswered. It never sends
+ * ahead of that schedule, so at no time has it sent more than `rate` × elapsed plus one batch;
+ * when the server (or this process) cannot keep up, requests go late and `keptUp` is false.
+ * Resolves with the rate reached, the largest lateness, latency percentiles and the ingest
+ * answers added up (`accepted`, `duplicates`, `rejected`, `filtered`).
+ */
+export async function pacedSend({ url, headers = {}, batches, rate, maxInFlight = 64 }) {
+  const bodies = batches.map((batch) => JSON.stringify({ batch }));
+  const latencies = [];
+  const counts = { accepted: 0, duplicates: 0, rejected: 0, filtered: 0, non2xx: 0 };
+  const record = ({ ms, ok, answer }) => {
+    latencies.push(ms);
+    if (!ok) counts.non2xx += 1;
+    counts.accepted += Number(answer?.accepted) || 0;
+    counts.duplicates += Number(answer?.duplicates) || 0;
+    counts.rejected += Array.isArray(answer?.rejected) ? answer.rejected.length : 0;
+    counts.filtered += Array.isArray(answer?.filtered) ? answer.filtered.length : 0;
+  };
+  const inFlight = new Set();
+  let before = 0;
+  let lastSentAt = 0;
+  let maxLateMs = 0;
+  const started = performance.now();
+  for (let k = 0; k < bodies.length; k += 1) {
+    const due = started + (before * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((done) => setTimeout(done, wait));
+    while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+    lastSentAt = performance.now();
+    maxLateMs = Math.max(maxLateMs, lastSentAt - due);
+    const request = postJson(url, headers, bodies[k])
+      .then(record)
+      .finally(() => inFlight.delete(request));
+    inFlight.add(request);
+    if (k < bodies.length - 1) before += batches[k].length;
+  }
+  await Promise.all(inFlight);
+  // The rate reached: the events sent before the last request over the time it took to reach it.
+  const reached = before > 0 ? before / ((lastSentAt - started) / 1000) : rate;
+  return {
+    rate,
+    eventsPerSecond: Math.round(reached),
+    maxLateMs: Math.round(maxLateMs),
+    keptUp: reached >= 0.95 * rate && maxLateMs <= 1000,
+    requests: bodies.length,
+    events: batches.reduce((sum, batch) => sum + batch.length, 0),
+    ...percentiles(latencies),
+    ...counts,
   };
 }
 
