@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `node scripts/bench/profile.mjs [--batches 60] [--per-person 1] [--top 25]`: where the time of
+ * `npm run bench:profile [-- --batches 60 --per-person 1 --top 25]`: where the time of
  * the processing benchmark goes. Starts a fresh stack, takes a V8 CPU profile of goalstep's
  * isolate (the Worker and its Durable Objects) through wrangler's devtools port while batches of
  * 100 web-shaped events are sent and applied, and prints the functions with the most self time
