@@ -18,7 +18,13 @@ import { duckdbFunnel, loadPeople } from './report-sizes.mjs';
 import { sqliteFloor } from './sqlite-floor.mjs';
 
 const args = process.argv.slice(2);
-const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : null;
+const only = args.includes('--only') ? (args[args.indexOf('--only') + 1] ?? '').split(',') : null;
+const SECTIONS = ['ingest', 'processing', 'replay', 'reports', 'merge', 'cost', 'cron'];
+const unknown = (only ?? []).filter((section) => !SECTIONS.includes(section));
+if (unknown.length > 0) {
+  console.error(`unknown section ${unknown.join(', ')}; sections: ${SECTIONS.join(', ')}`);
+  process.exit(2);
+}
 const quick = args.includes('--quick');
 const wants = (section) => !only || only.includes(section);
 const adminToken = 'adm_bench_token_000000000000001';

@@ -155,8 +155,8 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
     }
   });
 
-  // Re-submitted by an admin: every event time is accepted (as on the import path) and the
-  // traffic filters are skipped, since the admin has judged these events.
+  // Re-submitted by an admin: every event time within the retention is accepted (as on the
+  // import path) and the traffic filters are skipped, since the admin has judged these events.
   const now = nowMs(c.env);
   const outcome = await ingestRequest({
     db: c.env.DB,
@@ -165,7 +165,10 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
     impliedType: null,
     receivedAt: now,
     oldestAllowed: null,
-    retainedFrom: retainedFrom(now, (await siteRetention(c.env.DB, siteId)) ?? null),
+    retainedFrom: retainedFrom(
+      now,
+      (await siteRetention(c.env.DB, siteId)) ?? { days: null, purgedBefore: null },
+    ),
     requestUserAgent: null,
     requestCountry: null,
     traffic: null,

@@ -21,6 +21,12 @@ export const sites = sqliteTable('sites', {
   createdAt: integer('created_at').notNull(),
   /** Days raw events are kept before the cron purges them; null keeps them forever. */
   retentionDays: integer('retention_days'),
+  /**
+   * The newest cutoff a retention purge has deleted events before (epoch ms), or null: ingest
+   * refuses older events even if the retention is later raised, since D1 no longer holds their
+   * message ids to deduplicate a re-send.
+   */
+  purgedBefore: integer('purged_before'),
   /** JSON array of origins allowed to send browser beacons; null allows any origin. */
   allowedOrigins: text('allowed_origins'),
   /** 1: requests with `Sec-GPC: 1` or `DNT: 1` are kept only as a count, never stored. */

@@ -50,6 +50,16 @@ const asRecord = (value: unknown): Record<string, unknown> | null =>
     ? (value as Record<string, unknown>)
     : null;
 
+/**
+ * The payload filed with a refused event: a single-event route's body gets the type its route
+ * implied, so re-submitting it (which goes through the batch rules) reads the same event.
+ */
+function filedPayload(message: unknown, impliedType: EventType | null): unknown {
+  const record = asRecord(message);
+  if (impliedType === null || !record || record.type !== undefined) return message;
+  return { type: impliedType, ...record };
+}
+
 /** Splits a body into its messages and the envelope fields they inherit. */
 function unpack(body: unknown, impliedType: EventType | null) {
   const envelope = asRecord(body);
@@ -136,7 +146,8 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
   for (const [index, message] of messages.entries()) {
     const result = normalizeEvent(message, options);
     if (!result.ok) {
-      rejected.push({ index, ...result.rejection, raw: message, messageId: messageIdOf(message) });
+      const raw = filedPayload(message, input.impliedType);
+      rejected.push({ index, ...result.rejection, raw, messageId: messageIdOf(message) });
       continue;
     }
     for (const warning of result.warnings) warnings.push({ index, ...warning });
@@ -160,7 +171,8 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
     if (verdict) {
       // Kept where an operator can audit it, never sent to the funnels (C26). An opted-out
       // visitor's payload is not kept at all: only the count and the reason.
-      const raw = verdict.code === 'privacy_opt_out' ? null : message;
+      const raw =
+        verdict.code === 'privacy_opt_out' ? null : filedPayload(message, input.impliedType);
       filtered.push({ index, code: verdict.code, rule: verdict.rule, raw, messageId });
       continue;
     }

@@ -204,7 +204,7 @@ ingestRoutes.post('/v1/:kind', async (c) => {
     impliedType,
     receivedAt: now,
     oldestAllowed: now - site.backfillDays * 86_400_000,
-    retainedFrom: retainedFrom(now, site.retentionDays),
+    retainedFrom: retainedFrom(now, site.retention),
     ...requestFacts(c, site.honorPrivacySignals),
   });
   forward(c, site.siteId, outcome);

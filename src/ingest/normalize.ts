@@ -223,7 +223,8 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
     return reject(
       'timestamp_too_old',
       'timestamp',
-      'event is older than the site accepts on a write key; send it through /v1/import',
+      'event is older than the site accepts on a write key; send it through /v1/import ' +
+        "(which still refuses events older than the site's retention)",
     );
   }
   if (options.retainedFrom !== null && time.ts < options.retainedFrom) {

@@ -9,25 +9,35 @@ import { logger } from '../lib/logger';
 
 const DAY_MS = 86_400_000;
 
-/**
- * The oldest event time a site keeps at `now`, or null when it keeps everything. Ingest refuses
- * older events on every path: the purge would delete them from D1, and a message id D1 no
- * longer holds can no longer be told apart from a new one (the site object keeps its copy).
- */
-export function retainedFrom(now: number, retentionDays: number | null): number | null {
-  return retentionDays === null ? null : now - retentionDays * DAY_MS;
+/** A site's retention: days kept (null: everything) and how far a purge has deleted. */
+export interface Retention {
+  days: number | null;
+  /** The newest cutoff a purge deleted events before, or null when none has run. */
+  purgedBefore: number | null;
 }
 
-/** A site's retention in days (null: keeps everything); undefined when there is no such site. */
+/**
+ * The oldest event time a site accepts at `now`, or null when it keeps everything. Ingest refuses
+ * older events on every path: the purge deletes them from D1, and a message id D1 no longer
+ * holds can no longer be told apart from a new one (the site object keeps its copy). A purge's
+ * cutoff stays in force when the retention is raised later, for the same reason.
+ */
+export function retainedFrom(now: number, retention: Retention): number | null {
+  const kept = retention.days === null ? null : now - retention.days * DAY_MS;
+  if (kept === null) return retention.purgedBefore;
+  return retention.purgedBefore === null ? kept : Math.max(kept, retention.purgedBefore);
+}
+
+/** A site's retention; undefined when there is no such site. */
 export async function siteRetention(
   db: D1Database,
   siteId: string,
-): Promise<number | null | undefined> {
+): Promise<Retention | undefined> {
   const row = await db
-    .prepare('SELECT retention_days FROM sites WHERE id = ?')
+    .prepare('SELECT retention_days, purged_before FROM sites WHERE id = ?')
     .bind(siteId)
-    .first<{ retention_days: number | null }>();
-  return row ? row.retention_days : undefined;
+    .first<{ retention_days: number | null; purged_before: number | null }>();
+  return row ? { days: row.retention_days, purgedBefore: row.purged_before } : undefined;
 }
 
 /** Purges what each site's retention period has expired; returns the rows deleted. */
@@ -38,13 +48,19 @@ export async function purgeExpired(db: D1Database, now: number): Promise<number>
   let deleted = 0;
   for (const site of sites) {
     const cutoff = now - site.retention_days * DAY_MS;
-    const results = await db.batch([
+    const [events, rejected] = await db.batch([
       db.prepare('DELETE FROM events WHERE site_id = ? AND ts < ?').bind(site.id, cutoff),
       db
         .prepare('DELETE FROM rejected_events WHERE site_id = ? AND received_at < ?')
         .bind(site.id, cutoff),
+      // Ingest refuses events before this from now on, whatever the retention becomes.
+      db
+        .prepare(
+          `UPDATE sites SET purged_before = MAX(COALESCE(purged_before, 0), ?2) WHERE id = ?1`,
+        )
+        .bind(site.id, cutoff),
     ]);
-    const count = results.reduce((sum, result) => sum + (result.meta.changes ?? 0), 0);
+    const count = (events?.meta.changes ?? 0) + (rejected?.meta.changes ?? 0);
     if (count > 0) logger.info('retention.purged', { site: site.id, rows: count });
     deleted += count;
   }

@@ -1,12 +1,13 @@
 /** Resolves write keys to sites, with a short per-isolate cache off the beacon's D1 budget. */
 import { sha256Hex } from '../lib/crypto';
+import type { Retention } from './retention';
 
 /** The site a write key opens, with the ingest settings the beacon path needs. */
 export interface SiteAccess {
   siteId: string;
   backfillDays: number;
-  /** Days of events the site keeps; null keeps everything. */
-  retentionDays: number | null;
+  /** Days of events the site keeps and how far a purge has deleted (`retainedFrom`). */
+  retention: Retention;
   /** Null allows any origin. */
   allowedOrigins: string[] | null;
   honorPrivacySignals: boolean;
@@ -21,6 +22,7 @@ interface SiteRow {
   id: string;
   backfill_days: number;
   retention_days: number | null;
+  purged_before: number | null;
   allowed_origins: string | null;
   honor_privacy_signals: number;
   rate_per_key: number;
@@ -50,7 +52,8 @@ export async function siteForWriteKey(
 
   const row = await db
     .prepare(
-      `SELECT s.id, s.backfill_days, s.retention_days, s.allowed_origins, s.honor_privacy_signals, s.rate_per_key,
+      `SELECT s.id, s.backfill_days, s.retention_days, s.purged_before, s.allowed_origins,
+         s.honor_privacy_signals, s.rate_per_key,
          s.rate_per_address, k.expires_at
        FROM write_keys k JOIN sites s ON s.id = k.site_id
        WHERE k.key_hash = ? AND k.revoked_at IS NULL`,
@@ -61,7 +64,7 @@ export async function siteForWriteKey(
     ? {
         siteId: row.id,
         backfillDays: row.backfill_days,
-        retentionDays: row.retention_days,
+        retention: { days: row.retention_days, purgedBefore: row.purged_before },
         allowedOrigins: parseOrigins(row.allowed_origins),
         honorPrivacySignals: row.honor_privacy_signals === 1,
         ratePerKey: row.rate_per_key,

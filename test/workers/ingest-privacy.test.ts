@@ -65,6 +65,26 @@ describe('re-submitting rejected events', () => {
     };
     expect(audit.entries[0]).toMatchObject({ actor: 'root', action: 'rejected.resubmit' });
   });
+
+  it('re-sends an event refused on a single-event route with its implied type', async () => {
+    const site = await seedSite('resubmit-single', ['view']);
+    // `/v1/track` implies the type: the body carries none. Too old for a write key.
+    const { type: _type, ...body } = track(
+      'view',
+      { anonymousId: 'rs1' },
+      'rs1-1',
+      ago(30 * 86_400_000),
+    );
+    const res = await ingest(site, body, '/v1/track');
+    expect(await res.json()).toMatchObject({ rejected: [{ code: 'timestamp_too_old' }] });
+    const listed = (await (await admin('/admin/sites/resubmit-single/rejected')).json()) as {
+      rejected: Array<{ id: number }>;
+    };
+    const again = await admin('/admin/sites/resubmit-single/rejected/resubmit', 'POST', {
+      items: [{ id: listed.rejected[0]?.id }],
+    });
+    expect(await again.json()).toMatchObject({ accepted: 1, rejected: [] });
+  });
 });
 
 describe('re-submitting filtered events', () => {
@@ -265,7 +285,7 @@ describe('retention', () => {
     expect(counts(await report(site, '2025-01-10', '2025-01-11'))).toEqual(before);
   });
 
-  it('refuses events past the retention on every path: a purged event never counts twice', async () => {
+  it('refuses events past the retention on any path: purged events never count twice', async () => {
     const site = await seedSite('retain-twice', ['a', 'b']);
     await admin('/admin/sites/retain-twice/ingest-settings', 'PATCH', {
       retentionDays: 1,
@@ -303,5 +323,40 @@ describe('retention', () => {
     await settle(site);
     const day = [today(), tomorrow()] as const;
     expect(counts(await report(site, ...day))).toEqual([1, 0]);
+  });
+
+  it('keeps refusing what a purge deleted when the retention is raised afterwards', async () => {
+    const site = await seedSite('retain-raise', ['a', 'b']);
+    const settings = (retentionDays: number) =>
+      admin('/admin/sites/retain-raise/ingest-settings', 'PATCH', { retentionDays });
+    const at = (ms: number) => new Date(Date.now() - 3 * 86_400_000 + ms).toISOString();
+    const visit = (device: string) => [
+      track('a', { anonymousId: device }, 'raise-1', at(0)),
+      track('b', { anonymousId: device }, 'raise-2', at(60_000)),
+    ];
+    const days = [at(0).slice(0, 10), new Date(Date.now()).toISOString().slice(0, 10)] as const;
+    await settings(4);
+    expect(await (await importBatch(site, visit('dev-a'))).json()).toMatchObject({ accepted: 2 });
+    await settle(site);
+    expect(counts(await report(site, ...days))).toEqual([1, 1]);
+    // Retention lowered, purged, raised again: the events are inside the new retention, but D1
+    // no longer holds their ids, so a re-send (here from another device) must not count again.
+    await settings(2);
+    await purgeExpired(env.DB, Date.now());
+    expect(await count("SELECT COUNT(*) AS n FROM events WHERE site_id = 'retain-raise'")).toBe(0);
+    await settings(4);
+    for (const res of [
+      await importBatch(site, visit('dev-b')),
+      await ingest(site, { batch: visit('dev-b') }),
+    ]) {
+      const body = (await res.json()) as { accepted: number; rejected: Array<{ code: string }> };
+      expect(body.accepted).toBe(0);
+      expect(body.rejected.map((r) => r.code)).toEqual([
+        'older_than_retention',
+        'older_than_retention',
+      ]);
+    }
+    await settle(site);
+    expect(counts(await report(site, ...days))).toEqual([1, 1]);
   });
 });

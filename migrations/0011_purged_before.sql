@@ -1,0 +1,1 @@
+ALTER TABLE `sites` ADD `purged_before` integer;
