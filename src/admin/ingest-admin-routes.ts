@@ -173,6 +173,9 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
     requestCountry: null,
     traffic: null,
   });
+  // Only the items this attempt did not refuse again count as re-submitted.
+  const refusedAgain = new Set(outcome.body.rejected.map((r) => r.index));
+  const taken = input.items.filter((_, index) => !refusedAgain.has(index)).map((item) => item.id);
   await audited(
     c,
     admin,
@@ -180,7 +183,7 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
       c.env.DB.prepare(
         `UPDATE rejected_events SET resubmitted_at = ?
          WHERE site_id = ? AND id IN (SELECT value FROM json_each(?))`,
-      ).bind(now, siteId, JSON.stringify(input.items.map((item) => item.id))),
+      ).bind(now, siteId, JSON.stringify(taken)),
     ],
     {
       action: 'rejected.resubmit',

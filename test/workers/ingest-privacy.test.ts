@@ -84,6 +84,25 @@ describe('re-submitting rejected events', () => {
       items: [{ id: listed.rejected[0]?.id }],
     });
     expect(await again.json()).toMatchObject({ accepted: 1, rejected: [] });
+
+    // One refused again on re-submission (still no event name) is not marked re-submitted.
+    const nameless = { ...track('', { anonymousId: 'rs1' }, 'rs1-2', ago(1000)) };
+    await ingest(site, { batch: [nameless] });
+    const resubmitted = () =>
+      count(
+        `SELECT COUNT(*) AS n FROM rejected_events
+         WHERE site_id = 'resubmit-single' AND resubmitted_at IS NOT NULL`,
+      );
+    expect(await resubmitted()).toBe(1);
+    const rows = (await (await admin('/admin/sites/resubmit-single/rejected')).json()) as {
+      rejected: Array<{ id: number; messageId: string }>;
+    };
+    const id = rows.rejected.find((r) => r.messageId === 'rs1-2')?.id;
+    const refused = await admin('/admin/sites/resubmit-single/rejected/resubmit', 'POST', {
+      items: [{ id }],
+    });
+    expect(await refused.json()).toMatchObject({ rejected: [{ code: 'missing_event_name' }] });
+    expect(await resubmitted()).toBe(1);
   });
 });
 
