@@ -10,6 +10,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { build } from 'esbuild';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { seededRandom } from '../lib/random.mjs';
 import { openLocalD1, repoRoot } from '../lib/stack.mjs';
 
 const STEPS = ['page_viewed', 'product_added_to_cart', 'checkout_started', 'checkout_completed'];
@@ -25,18 +26,6 @@ const NO_SEGMENT = {
   os: null,
   country: null,
 };
-
-/** A small deterministic PRNG (mulberry32), so every run builds the same people. */
-function random(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Loads the pure engine and the progress writer's row shaping (rollup facts included) and the
@@ -116,7 +105,7 @@ export async function loadPeople({ persistDir, siteId, goalId, version, people }
     steps: STEPS.map((event) => ({ event })),
     windowMs: WEEK_MS,
   };
-  const next = random(people);
+  const next = seededRandom(people);
   const started = performance.now();
   d1.exec('BEGIN');
   for (let p = 0; p < people; p += 1) {

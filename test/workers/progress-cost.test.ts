@@ -7,6 +7,7 @@ import { env } from 'cloudflare:test';
 import { toEngineGoal } from '../../src/funnel/definition';
 import { computeAttempts } from '../../src/funnel/engine';
 import { writeProgress, type PersonProgress } from '../../src/funnel/progress-store';
+import { seededRandom } from '../../scripts/lib/random.mjs';
 import { counting } from './helpers';
 
 const STEPS = ['page_viewed', 'product_added_to_cart', 'checkout_started', 'checkout_completed'];
@@ -26,17 +27,6 @@ const segmentOf = (person: string) => {
   };
 };
 
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 type Event = Parameters<typeof computeAttempts>[0][number];
 
 /**
@@ -48,7 +38,7 @@ async function run(siteId: string, eventsPerPerson: number, events: number) {
     { id: 'checkout', version: 1, name: 'Checkout' },
     { steps: STEPS.map((event) => ({ event })), window: '7d', mode: 'ordered' },
   );
-  const next = random(eventsPerPerson);
+  const next = seededRandom(eventsPerPerson);
   const people = new Map<string, Event[]>();
   const stream: Array<[string, Event]> = [];
   // Arrival order is event time, about one new person a second (some 3,600 an hour); each

@@ -17,19 +17,8 @@ import { buildReport, type FunnelReport, type ReportView } from '../../src/repor
 import { queryCountedAttempts } from '../../src/report/funnel-query';
 import { resolveRange } from '../../src/report/range';
 import { queryRollupReport, rollupServes } from '../../src/report/rollup-report';
+import { seededRandom } from '../../scripts/lib/random.mjs';
 import { ADMIN, importBatch, seedSite, settle, track, waitReady } from './helpers';
-
-/** mulberry32: the same people on every run. */
-function random(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const START = Date.UTC(2025, 2, 3);
 const SPAN = 12 * 86_400_000;
@@ -159,7 +148,7 @@ function expectTimesClose(rollup: FunnelReport, exact: FunnelReport): void {
 describe.each(GOALS)('rollups of a goal with $name', ({ name, definition }) => {
   const siteId = `rollup-${name.replace(/\W+/g, '-')}`;
   const goal = toEngineGoal({ id: 'g', version: 1, name }, definition);
-  const next = random(name.length * 7919);
+  const next = seededRandom(name.length * 7919);
   const people = new Map<string, Event[]>();
 
   beforeAll(async () => {
