@@ -80,8 +80,9 @@ try {
       print(`| --- | ${report.steps.map(() => '---').join(' | ')} | --- | --- |`);
       for (const g of groups) {
         const last = g.steps[g.steps.length - 1];
+        const counts = g.steps.map((s) => s.count).join(' | ');
         print(
-          `| ${label(g)} | ${g.steps.map((s) => s.count).join(' | ')} | ${g.completionRate ?? '–'} | ` +
+          `| ${label(g)} | ${counts} | ${g.completionRate ?? '–'} | ` +
             `${last.secondsFromPrevious.median ?? '–'} |`,
         );
       }

@@ -173,8 +173,9 @@ export class SiteState extends DurableObject<Env> {
   /**
    * Takes events already stored in D1 (shaped by `stateBatch` in the Worker), recomputes every
    * person they touch and writes the progress rows, then deletes the batch's D1 record. Safe to
-   * repeat: events are kept once (by device and message id), and the people of every event passed are
-   * recomputed even if it was seen before (a retry after an eviction must still reach D1).
+   * repeat: events are kept once (by device and message id), and the people of every event
+   * passed are recomputed even if it was seen before (a retry after an eviction must still reach
+   * D1).
    */
   async apply(siteId: string, batchId: string | null, batch: StateBatch): Promise<void> {
     this.rememberSite(siteId);

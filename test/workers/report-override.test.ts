@@ -16,6 +16,11 @@ import { ADMIN, seedSite } from './helpers';
 const DAY = Date.UTC(2025, 2, 3);
 const COLUMNS = ['reached', 't1', 't2'];
 
+/** The JSON report of a seeded site's goal for 3 March 2025 (seedSite's share token). */
+const reportUrl = (siteId: string, extra = '') =>
+  `https://goalstep.test/r/sh_${siteId}_test_share_00000001/goal?from=2025-03-03` +
+  `&to=2025-03-04&format=json${extra}`;
+
 function event(anonymousId: string, name: string, messageId: string, ts: number): StoredEvent {
   return {
     messageId,
@@ -148,9 +153,7 @@ describe('override view in the site object', () => {
   it('answers 503 busy with Retry-After through the report URL, queue full', async () => {
     const siteId = 'override-busy';
     await bigSite(siteId, 3000);
-    const url = (hours: number) =>
-      `https://goalstep.test/r/sh_${siteId}_test_share_00000001/goal?from=2025-03-03` +
-      `&to=2025-03-04&format=json&window=${hours}h`;
+    const url = (hours: number) => reportUrl(siteId, `&window=${hours}h`);
     const responses = await Promise.all([1, 2, 3, 4, 5, 6, 7].map((h) => SELF.fetch(url(h))));
 
     const busy = responses.filter((r) => r.status === 503);
@@ -197,10 +200,9 @@ describe('goal rebuild in the site object', () => {
     expect(rebuilt).toBe(false);
     expect(await attemptsOf(siteId, 2)).toBeLessThan(3000);
 
-    const during = await SELF.fetch(
-      `https://goalstep.test/r/sh_${siteId}_test_share_00000001/goal?from=2025-03-03&to=2025-03-04&format=json`,
-      { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } },
-    );
+    const during = await SELF.fetch(reportUrl(siteId), {
+      headers: { ...ADMIN, 'Cache-Control': 'no-cache' },
+    });
     const shown = (await during.json()) as {
       version: number;
       rebuilding: boolean;

@@ -57,7 +57,7 @@ describe('lean storage', () => {
     expect(await rowsWritten('lean-b3', anonymous)).toEqual({ written: 1, stored: 0 });
   });
 
-  it('bills a lone new person an attempt row, its range entry and a rollup row per dim', async () => {
+  it('bills a lone new person an attempt row, a range entry and a rollup row per dim', async () => {
     const goal = toEngineGoal(
       { id: 'lean-goal', version: 1, name: 'Lean' },
       { steps: [{ event: 'view' }, { event: 'buy' }], window: '7d', mode: 'ordered' },
