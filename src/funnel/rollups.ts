@@ -94,17 +94,16 @@ export function dimValueSql(dim: string, row = ''): string {
 }
 
 /**
- * The keyed facts of a signed source of attempt rows (`sign` plus ATTEMPT_FIELDS), one per dim,
- * restricted to attempts that can be counted in some hour-aligned range: an earlier attempt as
- * far in the same hour, or a further one later in the same hour, rules that out for good.
+ * The keyed facts of a signed source of attempt rows carrying their hour keys (`hoursOf`), one
+ * per dim, restricted to attempts that can be counted in some hour-aligned range: an earlier
+ * attempt as far in the same hour, or a further one later in the same hour, rules that out for
+ * good.
  */
-function factsCte(source: string, keyed = false): string {
+function factsCte(keyedSource: string): string {
   const dims = ROLLUP_DIMS.map((d) => `('${d}')`).join(', ');
   const cases = ROLLUP_DIMS.map((d) => `WHEN '${d}' THEN ${dimValueSql(d, 's.')}`);
   const value = `CASE dims.dim ${cases.join(' ')} END`;
-  // A `keyed` source already carries its hour keys and holds countable rows only.
-  const hours = keyed ? source : hoursOf(source);
-  return `src AS (${hours}),
+  return `src AS (${keyedSource}),
     dims(dim) AS (VALUES ${dims}),
     keyed AS (SELECT s.*, dims.dim AS dim, ${value} AS value FROM src s CROSS JOIN dims),
     facts AS (SELECT * FROM keyed WHERE prev_hour < hour AND next_hour > hour)`;
@@ -136,7 +135,6 @@ function deltaStatements(source: string, bucketSource = source): string[] {
     `SELECT ${rowKey.join(', ')}, ${rowSums.join(', ')}
      FROM (${hoursOf(source)}) WHERE prev_hour < hour AND next_hour > hour
      GROUP BY ${rowKey.join(', ')}`,
-    true,
   )}
     INSERT INTO rollups (site_id, ${KEY.join(', ')}, ${names.join(', ')})
     SELECT ?1, ${KEY.join(', ')}, ${names.map((name) => `SUM(${name}) AS ${name}`).join(', ')}
@@ -145,7 +143,7 @@ function deltaStatements(source: string, bucketSource = source): string[] {
     HAVING ${names.map((name) => `SUM(${name}) <> 0`).join(' OR ')}
     ON CONFLICT (site_id, ${KEY.join(', ')}) DO UPDATE SET
       ${names.map((name) => `${name} = ${name} + excluded.${name}`).join(', ')}`;
-  const durations = `WITH ${factsCte(bucketSource)}
+  const durations = `WITH ${factsCte(hoursOf(bucketSource))}
     INSERT INTO rollup_durations (site_id, ${DURATION_KEY.join(', ')}, n)
     SELECT ?1, goal_id, version, dim, hour, prev_hour, next_hour, facts.value, j.key + 2,
       j.value, SUM(sign)
@@ -161,11 +159,11 @@ function cleanupStatements(source: string, bucketSource = source): string[] {
   const keyList = `(site_id, ${KEY.join(', ')})`;
   return [
     `DELETE FROM rollups WHERE n = 0 AND ${keyList} IN (
-       WITH ${factsCte(source)} SELECT ?1, ${KEY.join(', ')} FROM facts)`,
+       WITH ${factsCte(hoursOf(source))} SELECT ?1, ${KEY.join(', ')} FROM facts)`,
     `DELETE FROM rollup_durations WHERE n = 0 AND
        (site_id, goal_id, version, dim, hour, prev_hour, next_hour, value, step, bucket) IN (
-       WITH ${factsCte(bucketSource)} SELECT ?1, goal_id, version, dim, hour, prev_hour, next_hour,
-         facts.value, j.key + 2, j.value
+       WITH ${factsCte(hoursOf(bucketSource))} SELECT ?1, goal_id, version, dim, hour, prev_hour,
+         next_hour, facts.value, j.key + 2, j.value
        FROM facts, json_each(facts.duration_buckets) j WHERE j.value IS NOT NULL)`,
   ];
 }
