@@ -9,7 +9,7 @@ import type { Env } from '../env';
 import { forward } from '../ingest/ingest-routes';
 import { ingestRequest } from '../ingest/ingest-request';
 import { erasePerson, exportPerson } from '../ingest/person-data';
-import { retainedFrom, siteRetention } from '../ingest/retention';
+import { requireRetention, retainedFrom } from '../ingest/retention';
 import { clearWriteKeyCache } from '../ingest/site-keys';
 import { nowMs } from '../lib/clock';
 import { randomToken, sha256Hex } from '../lib/crypto';
@@ -129,7 +129,7 @@ ingestAdminRoutes.get('/admin/sites/:siteId/rejected', async (c) => {
 ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   const admin = await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const retention = await requireRetention(c.env.DB, siteId);
   const input = await parseJson(c.req.raw, resubmitSchema);
 
   const { results: rows } = await c.env.DB.prepare(
@@ -165,10 +165,7 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
     impliedType: null,
     receivedAt: now,
     oldestAllowed: null,
-    retainedFrom: retainedFrom(
-      now,
-      (await siteRetention(c.env.DB, siteId)) ?? { days: null, purgedBefore: null },
-    ),
+    retainedFrom: retainedFrom(now, retention),
     requestUserAgent: null,
     requestCountry: null,
     traffic: null,

@@ -15,7 +15,7 @@ import { readJsonBody, UnreadableBodyError } from './body';
 import { capRaw } from './event-store';
 import { ingestRequest, type IngestOutcome } from './ingest-request';
 import type { EventType } from './schema';
-import { retainedFrom, siteRetention } from './retention';
+import { requireRetention, retainedFrom } from './retention';
 import { siteForWriteKey, type SiteAccess } from './site-keys';
 
 const SINGLE_ROUTES: Record<string, EventType> = {
@@ -150,18 +150,18 @@ ingestRoutes.post('/v1/import', async (c) => {
   const siteId = c.req.query('site') ?? '';
   if (!SITE_ID.test(siteId)) throw new ApiError(400, 'invalid_site_id', 'pass ?site=<siteId>');
   await requireAdmin(c, siteId);
-  const retention = await siteRetention(c.env.DB, siteId);
-  if (retention === undefined) throw new ApiError(404, 'site_not_found', `no site ${siteId}`);
+  const retention = await requireRetention(c.env.DB, siteId);
 
   const body = await readJsonBody(c.req.raw);
+  const now = nowMs(c.env);
   const outcome = await ingestRequest({
     db: c.env.DB,
     siteId,
     body,
     impliedType: null,
-    receivedAt: nowMs(c.env),
+    receivedAt: now,
     oldestAllowed: null,
-    retainedFrom: retainedFrom(nowMs(c.env), retention),
+    retainedFrom: retainedFrom(now, retention),
     ...requestFacts(c, false),
   });
   forward(c, siteId, outcome);

@@ -5,6 +5,7 @@
  * purged periods keep their numbers, but those periods can no longer be rebuilt for a new goal
  * version.
  */
+import { ApiError } from '../lib/http-error';
 import { logger } from '../lib/logger';
 
 const DAY_MS = 86_400_000;
@@ -28,16 +29,14 @@ export function retainedFrom(now: number, retention: Retention): number | null {
   return retention.purgedBefore === null ? kept : Math.max(kept, retention.purgedBefore);
 }
 
-/** A site's retention; undefined when there is no such site. */
-export async function siteRetention(
-  db: D1Database,
-  siteId: string,
-): Promise<Retention | undefined> {
+/** A site's retention, read with the check that the site exists (404 `site_not_found`). */
+export async function requireRetention(db: D1Database, siteId: string): Promise<Retention> {
   const row = await db
     .prepare('SELECT retention_days, purged_before FROM sites WHERE id = ?')
     .bind(siteId)
     .first<{ retention_days: number | null; purged_before: number | null }>();
-  return row ? { days: row.retention_days, purgedBefore: row.purged_before } : undefined;
+  if (!row) throw new ApiError(404, 'site_not_found', `no site ${siteId}`);
+  return { days: row.retention_days, purgedBefore: row.purged_before };
 }
 
 /** Purges what each site's retention period has expired; returns the rows deleted. */
