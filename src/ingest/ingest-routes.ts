@@ -127,13 +127,15 @@ export function forward(
   const db = c.env.DB;
   // Deferred: the batch stays pending for the cron's reconciler (the benchmark's beacon-only run).
   if (c.env.DEFER_APPLY === '1' && outcome.stored.length > 0) return;
+  const apply = async () => {
+    // After the answer: shaping the object's rows is not the beacon's work.
+    await scheduler.wait(0);
+    const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
+    await state.apply(siteId, outcome.batchId, stateBatch(outcome.stored));
+  };
   const work =
     outcome.stored.length > 0
-      ? c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId)).apply(
-          siteId,
-          outcome.batchId,
-          stateBatch(outcome.stored),
-        )
+      ? apply()
       : db.prepare('DELETE FROM batches WHERE id = ?').bind(outcome.batchId).run();
   // A failure leaves the batch pending in D1; the cron's reconciler applies it again.
   c.executionCtx.waitUntil(
