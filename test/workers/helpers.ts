@@ -88,12 +88,17 @@ export interface ReportJson {
   }>;
 }
 
+/** Request options that bypass the report cache (an admin-only option). */
+export const FRESH: RequestInit = { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } };
+
+/** Fetches a site's report URL with `query`, bypassing the cache unless `init` says otherwise. */
+export function reportGet(site: TestSite, query: string, init: RequestInit = FRESH) {
+  return SELF.fetch(`${BASE}/r/${site.shareToken}/${site.goalId}?${query}`, init);
+}
+
 /** Fetches the JSON report for a range, bypassing the server cache (an admin-only option). */
 export async function report(site: TestSite, from: string, to: string): Promise<ReportJson> {
-  const res = await SELF.fetch(
-    `${BASE}/r/${site.shareToken}/${site.goalId}?from=${from}&to=${to}&format=json`,
-    { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } },
-  );
+  const res = await reportGet(site, `from=${from}&to=${to}&format=json`);
   expect(res.status).toBe(200);
   return (await res.json()) as ReportJson;
 }

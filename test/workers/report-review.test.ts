@@ -4,19 +4,22 @@
  * malformed parameters, and the cache key of pinned versions. Expected numbers are worked out by
  * hand from docs/METRICS.md.
  */
-import { SELF } from 'cloudflare:test';
-import { ADMIN, importBatch, seedSite, settle, track, waitReady, type TestSite } from './helpers';
+import {
+  FRESH,
+  importBatch,
+  reportGet,
+  seedSite,
+  settle,
+  track,
+  waitReady,
+  type TestSite,
+} from './helpers';
 
-const BASE = 'https://goalstep.test';
 const T = (minutes: number) => new Date(Date.UTC(2025, 2, 3, 10, minutes)).toISOString();
 const DAY = 'from=2025-03-03&to=2025-03-04';
 
-const fresh = { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } };
-const get = (site: TestSite, query: string, init: RequestInit = fresh) =>
-  SELF.fetch(`${BASE}/r/${site.shareToken}/${site.goalId}?${query}`, init);
-
 async function errorOf(site: TestSite, query: string): Promise<[number, string]> {
-  const res = await get(site, `${query}&format=json`);
+  const res = await reportGet(site, `${query}&format=json`);
   const body = (await res.json()) as { code?: string };
   return [res.status, body.code ?? ''];
 }
@@ -59,12 +62,12 @@ describe('user-given names that Object.prototype also has', () => {
       track('a', { anonymousId: 'p2' }, 'm2', T(1)),
     ]);
     await settle(site);
-    const res = await get(site, `${DAY}&breakdown=property:constructor&format=json`);
+    const res = await reportGet(site, `${DAY}&breakdown=property:constructor&format=json`);
     expect(res.status).toBe(200);
     const body = (await res.json()) as { breakdown: { groups: Array<{ entered: number }> } };
     // p1 has the value x, p2 has none: two groups of one person each.
     expect(body.breakdown.groups.map((g) => g.entered)).toEqual([1, 1]);
-    const filtered = await get(site, `${DAY}&filter=property:constructor:x&format=json`);
+    const filtered = await reportGet(site, `${DAY}&filter=property:constructor:x&format=json`);
     expect(((await filtered.json()) as { entered: number }).entered).toBe(1);
   });
 });
@@ -90,7 +93,7 @@ describe('breakdown groups no tracked value can name', () => {
 
   it('keeps tracked "other" and "(none)" apart from the other and no-value groups', async () => {
     const site = await literalSite('literal-groups');
-    const res = await get(site, `${DAY}&breakdown=utm_source&top=2&format=json`);
+    const res = await reportGet(site, `${DAY}&breakdown=utm_source&top=2&format=json`);
     const groups = ((await res.json()) as Groups).breakdown.groups;
     // "other" 2, then the ties of 1 by value: "(none)"; "x" and the missing one fold into other.
     expect(groups.map((g) => [g.value, g.kind, g.entered])).toEqual([
@@ -98,7 +101,7 @@ describe('breakdown groups no tracked value can name', () => {
       ['(none)', 'value', 1],
       [null, 'other', 2],
     ]);
-    const all = await get(site, `${DAY}&breakdown=utm_source&format=json`);
+    const all = await reportGet(site, `${DAY}&breakdown=utm_source&format=json`);
     expect(((await all.json()) as Groups).breakdown.groups.map((g) => [g.value, g.kind])).toEqual([
       ['other', 'value'],
       ['(none)', 'value'],
@@ -106,7 +109,7 @@ describe('breakdown groups no tracked value can name', () => {
       [null, 'none'],
     ]);
 
-    const page = await (await get(site, `${DAY}&breakdown=utm_source&top=2`)).text();
+    const page = await (await reportGet(site, `${DAY}&breakdown=utm_source&top=2`)).text();
     expect(page).toContain('<tr data-group="other" data-kind="value"><td>other</td>');
     expect(page).toContain('<tr data-kind="other"><td><em class="synthetic">Other values</em>');
   });
@@ -114,7 +117,7 @@ describe('breakdown groups no tracked value can name', () => {
   it('filters a tracked "(none)" apart from people without a value', async () => {
     const site = await literalSite('literal-filter');
     const entered = async (query: string) =>
-      ((await (await get(site, `${DAY}&${query}&format=json`)).json()) as { entered: number })
+      ((await (await reportGet(site, `${DAY}&${query}&format=json`)).json()) as { entered: number })
         .entered;
     expect(await entered('filter=utm_source:(none)')).toBe(1);
     expect(await entered('filter=utm_source:other')).toBe(2);
@@ -126,12 +129,12 @@ describe('breakdown groups no tracked value can name', () => {
 describe('parameters', () => {
   it('reads every empty parameter as its default, format included', async () => {
     const site = await seedSite('empty-params', ['a', 'b']);
-    const page = await get(site, `${DAY}&format=`);
+    const page = await reportGet(site, `${DAY}&format=`);
     expect(page.status).toBe(200);
     expect(page.headers.get('Content-Type')).toContain('text/html');
     const empty = 'mode=&window=&breakdown=&top=&interval=&version=&filter=&tz=&format=';
-    expect((await get(site, `from=&to=&${empty}`)).status).toBe(200);
-    const json = await get(site, `${DAY}&mode=&window=&top=&interval=&tz=&format=json`);
+    expect((await reportGet(site, `from=&to=&${empty}`)).status).toBe(200);
+    const json = await reportGet(site, `${DAY}&mode=&window=&top=&interval=&tz=&format=json`);
     expect(json.status).toBe(200);
   });
 
@@ -144,16 +147,16 @@ describe('parameters', () => {
       ['from=2025-01-10T10:00%2B25:00&to=2025-01-12', 'from'],
     ];
     for (const [query, name] of cases) {
-      const res = await get(site, `${query}&format=json`);
+      const res = await reportGet(site, `${query}&format=json`);
       expect(res.status, query).toBe(400);
       const body = (await res.json()) as { code: string; message: string };
       expect(body.code, query).toBe('invalid_time');
       expect(body.message.startsWith(`${name} `), body.message).toBe(true);
     }
     // The last real minute and second of a day are fine.
-    expect((await get(site, 'from=2025-01-10T23:59:59&to=2025-01-11&format=json')).status).toBe(
-      200,
-    );
+    expect(
+      (await reportGet(site, 'from=2025-01-10T23:59:59&to=2025-01-11&format=json')).status,
+    ).toBe(200);
   });
 
   it('takes top as plain digits only', async () => {
@@ -164,7 +167,7 @@ describe('parameters', () => {
         'invalid_top',
       ]);
     }
-    expect((await get(site, `${DAY}&top=10&format=json`)).status).toBe(200);
+    expect((await reportGet(site, `${DAY}&top=10&format=json`)).status).toBe(200);
   });
 });
 
@@ -172,16 +175,16 @@ describe('cache key', () => {
   it('does not serve the page rendered for a named version to the URL without one', async () => {
     const site = await seedSite('pinned-cache', ['a', 'b']);
     await waitReady(site.siteId, 'goal', 1);
-    const pinned = await get(site, `${DAY}&version=1`, {});
+    const pinned = await reportGet(site, `${DAY}&version=1`, {});
     expect(pinned.status).toBe(200);
     expect(await pinned.text()).toContain('version=1');
 
-    const plain = await get(site, DAY, {});
+    const plain = await reportGet(site, DAY, {});
     expect(plain.headers.get('X-Goalstep-Cache')).toBe('miss');
     expect(await plain.text()).not.toContain('version=1');
     // The JSON of the two spellings is one answer, and shares one entry.
-    await (await get(site, `${DAY}&version=1&format=json`, {})).text();
-    const json = await get(site, `${DAY}&format=json`, {});
+    await (await reportGet(site, `${DAY}&version=1&format=json`, {})).text();
+    const json = await reportGet(site, `${DAY}&format=json`, {});
     expect(json.headers.get('X-Goalstep-Cache')).toBe('hit');
     await json.text();
   });
@@ -189,7 +192,7 @@ describe('cache key', () => {
 
 describe('view form', () => {
   const form = async (site: TestSite, query: string) => {
-    const html = await (await get(site, query)).text();
+    const html = await (await reportGet(site, query)).text();
     return html.slice(html.indexOf('<form'), html.indexOf('</form>'));
   };
   const selectedMode = (form: string) =>

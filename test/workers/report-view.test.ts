@@ -6,15 +6,21 @@
 import { SELF } from 'cloudflare:test';
 import { parse } from 'csv-parse/browser/esm/sync';
 import { formatRange, resolveRange } from '../../src/report/range';
-import { ADMIN, importBatch, seedSite, settle, track, waitReady, type TestSite } from './helpers';
+import {
+  ADMIN,
+  FRESH,
+  importBatch,
+  reportGet,
+  seedSite,
+  settle,
+  track,
+  waitReady,
+  type TestSite,
+} from './helpers';
 
 const BASE = 'https://goalstep.test';
 const T = (minutes: number) => new Date(Date.UTC(2025, 2, 3, 10, minutes)).toISOString();
 const DAY = 'from=2025-03-03&to=2025-03-04';
-
-const fresh = { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } };
-const get = (site: TestSite, query: string, init: RequestInit = fresh) =>
-  SELF.fetch(`${BASE}/r/${site.shareToken}/${site.goalId}?${query}`, init);
 
 interface Summary {
   entered: number;
@@ -31,7 +37,7 @@ interface ViewJson extends Summary {
 }
 
 const json = async (site: TestSite, query: string) => {
-  const res = await get(site, `${query}&format=json`);
+  const res = await reportGet(site, `${query}&format=json`);
   expect(res.status).toBe(200);
   return (await res.json()) as ViewJson;
 };
@@ -79,7 +85,7 @@ describe('segment filters', () => {
   it('refuses a filter without a known key with a stable code', async () => {
     const site = await seedSite('filters-bad', ['a', 'b']);
     for (const filter of ['shoe_size:42', 'shoe_size', 'utm_source:', 'property:a b:c']) {
-      const res = await get(site, `${DAY}&format=json&filter=${encodeURIComponent(filter)}`);
+      const res = await reportGet(site, `${DAY}&format=json&filter=${encodeURIComponent(filter)}`);
       expect(res.status).toBe(400);
       expect(await res.json()).toMatchObject({ code: 'invalid_filter' });
     }
@@ -92,7 +98,7 @@ describe('view form', () => {
     const query =
       `${DAY}&tz=Europe/Berlin&mode=any&window=2d&breakdown=utm_source&top=3&interval=week` +
       '&version=1&filter=utm_source:news';
-    const html = await (await get(site, query)).text();
+    const html = await (await reportGet(site, query)).text();
     const form = html.slice(html.indexOf('<form'), html.indexOf('</form>'));
 
     const value = (name: string) =>
@@ -120,7 +126,7 @@ describe('view form', () => {
   it('reads the empty values of untouched form controls as the defaults', async () => {
     const site = await campaignSite('form-empty');
     const query = `${DAY}&mode=&window=&breakdown=&top=&interval=&version=&filter=&format=json`;
-    const res = await get(site, query);
+    const res = await reportGet(site, query);
     expect(res.status).toBe(200);
     const body = (await res.json()) as ViewJson;
     expect([body.source, counts(body)]).toEqual(['progress', [4, 2]]);
@@ -131,7 +137,7 @@ describe('CSV', () => {
   it('carries steps, summary, breakdown groups and trend, formulas neutralised', async () => {
     const site = await campaignSite('csv');
     const query = 'from=2025-03-03&to=2025-03-05&breakdown=utm_source';
-    const res = await get(site, `${query}&format=csv`);
+    const res = await reportGet(site, `${query}&format=csv`);
     const rows = parse(await res.text(), { columns: true }) as Array<Record<string, string>>;
     // Everyone's rows have no group kind; a group's rows name their kind.
     const pick = (section: string, group = '', kind = group === '' ? '' : 'value') =>
@@ -250,7 +256,7 @@ describe('glossary', () => {
         'windows do not apply.',
     );
 
-    const html = await (await get(site, `${DAY}&mode=strict`)).text();
+    const html = await (await reportGet(site, `${DAY}&mode=strict`)).text();
     expect(html).toContain('<dt>Exclusion</dt><dd>An event named &quot;refunded&quot;');
   });
 });
@@ -275,7 +281,9 @@ describe('range in the header', () => {
 
   it('puts the dates, not ISO instants, in the page header', async () => {
     const site = await seedSite('header', ['a', 'b']);
-    const html = await (await get(site, 'from=2025-02-23&to=2025-03-02&tz=Europe/Berlin')).text();
+    const html = await (
+      await reportGet(site, 'from=2025-02-23&to=2025-03-02&tz=Europe/Berlin')
+    ).text();
     expect(html).toContain('entries 23 Feb – 1 Mar 2025 (Europe/Berlin)');
     expect(html).not.toContain('2025-02-22T23:00:00.000Z');
   });
@@ -286,7 +294,7 @@ describe('cache key', () => {
     const site = await campaignSite('spellings');
     const first = `${DAY}&tz=UTC&format=json&filter=utm_source:ads&filter=utm_source:news`;
     for (let i = 0; ; i += 1) {
-      const res = await get(site, first, {});
+      const res = await reportGet(site, first, {});
       if (res.headers.get('X-Goalstep-Cache') === 'hit') break;
       if (i > 50) throw new Error('never cached');
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -296,7 +304,7 @@ describe('cache key', () => {
     const second =
       'format=json&filter=utm_source:news&to=2025-03-04T00:00:00Z&tz=utc&window=168h' +
       '&from=2025-03-03T00:00&version=1&top=5&filter=utm_source:ads';
-    const res = await get(site, second, {});
+    const res = await reportGet(site, second, {});
     expect(res.headers.get('X-Goalstep-Cache')).toBe('hit');
     expect(counts((await res.json()) as ViewJson)).toEqual([3, 2]);
   });
