@@ -6,7 +6,12 @@
 import { attemptFacts, type AttemptFacts } from './attempt-facts';
 import type { Goal } from './definition';
 import type { Attempt } from './engine';
-import { ATTEMPT_FIELDS, replaceRowsStatements, type AttemptJsonRow } from './rollups';
+import {
+  ATTEMPT_FIELDS,
+  foldLogStatements,
+  replaceRowsStatements,
+  type AttemptJsonRow,
+} from './rollups';
 import type { Segment } from './segment';
 
 export interface PersonProgress {
@@ -67,21 +72,25 @@ export function attemptRow(attempt: Attempt & { segment: Segment }): AttemptRow 
 const ROWS_PER_BATCH = 500;
 
 /**
- * Replaces the progress rows of the given people for the given goal versions, and moves the
- * rollups by the difference in the same batch (src/funnel/rollups.ts). Rows that did not change
- * are not written again, so a person whose attempts are unchanged costs reads only.
+ * Replaces the progress rows of the given people for the given goal versions, and logs the
+ * difference for the rollups in the same batch (src/funnel/rollups.ts). Rows that did not change
+ * are not written again, so a person whose attempts are unchanged costs reads only. With `fold`,
+ * the last batch also folds the site's rollup log into the rollups.
  */
 export async function writeProgress(
   db: D1Database,
   siteId: string,
   goals: readonly Goal[],
   people: readonly PersonProgress[],
+  options: { fold?: boolean } = {},
 ): Promise<void> {
   let scope: Array<[string, number, string]> = [];
   let rows: AttemptJsonRow[] = [];
-  const send = async () => {
+  const send = async (last = false) => {
     if (scope.length === 0) return;
-    await db.batch(replaceRowsStatements(db, siteId, scope, rows));
+    const statements = replaceRowsStatements(db, siteId, scope, rows);
+    if (last && options.fold) statements.push(...foldLogStatements(db, siteId));
+    await db.batch(statements);
     scope = [];
     rows = [];
   };
@@ -92,7 +101,7 @@ export async function writeProgress(
     }
     if (rows.length >= ROWS_PER_BATCH || scope.length >= ROWS_PER_BATCH) await send();
   }
-  await send();
+  await send(true);
 }
 
 /** One person's attempts on one goal version as rows for `replaceRowsStatements`. */

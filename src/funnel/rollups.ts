@@ -1,10 +1,15 @@
 /**
  * The SQL that keeps `rollups` and `rollup_durations` equal to an aggregate of `attempts`
  * (docs/METRICS.md, "Rollups"). Every statement here is the same projection of attempt rows into
- * rollup keys and sums, applied with a sign: -1 for rows about to be replaced, +1 for rows about
- * to be written, so the rollup moves in the same D1 batch (one transaction) as the rows and a
- * replayed batch nets to zero. No statement depends on a goal's definition: what depends on it
- * is stored on each row (src/funnel/attempt-facts.ts).
+ * rollup keys and sums, applied with a sign: -1 for rows replaced, +1 for rows written, so a
+ * replayed write nets to zero. A progress write does not move the rollups itself: it appends the
+ * rows it changed, signed, to `rollup_log` (one row, in the same D1 batch as the rows), and a
+ * fold applies the log to the rollups and empties it in one transaction. The site object folds
+ * about once a minute; a rollup report, a rebuild and an erasure fold first, in their own batch,
+ * so what they read or change is always the aggregate of `attempts`. A rollup key shared by the
+ * writes of a minute is then written once, not once per write (docs/BENCHMARKS.md, cost). No
+ * statement depends on a goal's definition: what depends on it is stored on each row
+ * (src/funnel/attempt-facts.ts).
  */
 import { HOUR_MS } from './attempt-facts';
 import { SEGMENT_COLUMNS } from './segment';
@@ -177,26 +182,56 @@ const fromJson = (alias: string) =>
  * SQLite loop over the triples and look each up by primary key: left to itself, it cannot size
  * json_each and scans the site's rows instead.
  */
-const OLD_ROWS = `SELECT -1 AS sign, ${stored('a')}
+const OLD_ROWS = `SELECT ${stored('a')}
   FROM json_each(?2) s CROSS JOIN attempts a ON a.site_id = ?1 AND a.goal_id = s.value ->> 0
     AND a.version = s.value ->> 1 AND a.person_id = s.value ->> 2`;
 /** The rows in JSON parameter ?3 (arrays in ATTEMPT_FIELDS order). */
-const NEW_ROWS = `SELECT 1 AS sign, ${fromJson('r')} FROM json_each(?3) r`;
-/** The same two sources, only the rows with duration buckets. */
-const OLD_BUCKET_ROWS = `${OLD_ROWS} WHERE a.duration_buckets IS NOT NULL`;
-const NEW_BUCKET_ROWS = `${NEW_ROWS}
-  WHERE r.value ->> ${ATTEMPT_FIELDS.indexOf('duration_buckets')} IS NOT NULL`;
+const NEW_ROWS = `SELECT ${fromJson('r')} FROM json_each(?3) r`;
+
+/** What the rollups read of a row: its person and entry properties are not among it. */
+const LOG_FIELDS = ATTEMPT_FIELDS.filter((f) => f !== 'person_id' && f !== 'entry_props');
+
+/**
+ * Appends the rows a write changes to the log as one row: stored rows the write does not keep
+ * as they are (-1) and written rows not stored as they are (+1). A write that changes nothing
+ * appends nothing.
+ */
+const LOG_SQL = `WITH old(${ATTEMPT_FIELDS.join(', ')}) AS (${OLD_ROWS}),
+    new(${ATTEMPT_FIELDS.join(', ')}) AS (${NEW_ROWS}),
+    changed AS (SELECT -1 AS sign, * FROM (SELECT * FROM old EXCEPT SELECT * FROM new)
+      UNION ALL SELECT 1 AS sign, * FROM (SELECT * FROM new EXCEPT SELECT * FROM old)),
+    logged AS (SELECT COUNT(*) AS n,
+      json_group_array(json_array(sign, ${LOG_FIELDS.join(', ')})) AS rows FROM changed)
+  INSERT INTO rollup_log (site_id, seq, rows)
+  SELECT ?1, COALESCE((SELECT MAX(seq) FROM rollup_log WHERE site_id = ?1), 0) + 1, rows
+  FROM logged WHERE n > 0`;
+
+const LOG_SIGN = 'j.value ->> 0';
+/** The site's (?1) logged rows, signed, with the fields the projection reads. */
+const LOG_ROWS = `SELECT ${LOG_SIGN} AS sign,
+    ${LOG_FIELDS.map((f, i) => `j.value ->> ${i + 1} AS ${f}`).join(', ')}
+  FROM rollup_log l, json_each(l.rows) j WHERE l.site_id = ?1`;
+const LOG_BUCKET_ROWS = `${LOG_ROWS}
+  AND j.value ->> ${LOG_FIELDS.indexOf('duration_buckets') + 1} IS NOT NULL`;
+
+/** Applies the site's (?1) log to the rollups and empties it: run as one batch, or inside one. */
+const FOLD_SQL = [
+  ...deltaStatements(LOG_ROWS, LOG_BUCKET_ROWS),
+  ...cleanupStatements(`${LOG_ROWS} AND ${LOG_SIGN} < 0`, `${LOG_BUCKET_ROWS} AND ${LOG_SIGN} < 0`),
+  'DELETE FROM rollup_log WHERE site_id = ?1',
+];
+
+/** The statements that fold the site's rollup log into its rollups (see the top of the file). */
+export function foldLogStatements(db: D1Database, siteId: string): D1PreparedStatement[] {
+  return FOLD_SQL.map((sql) => db.prepare(sql).bind(siteId));
+}
 
 const REPLACE_SQL = (() => {
   const fields = ATTEMPT_FIELDS.join(', ');
   const keys: readonly string[] = ['goal_id', 'version', 'person_id', 't1'];
   const updated = ATTEMPT_FIELDS.filter((f) => !keys.includes(f));
   return [
-    ...deltaStatements(
-      `${OLD_ROWS} UNION ALL ${NEW_ROWS}`,
-      `${OLD_BUCKET_ROWS} UNION ALL ${NEW_BUCKET_ROWS}`,
-    ),
-    ...cleanupStatements(OLD_ROWS, OLD_BUCKET_ROWS),
+    LOG_SQL,
     // Rows whose entry is gone; rows that stay are updated below only if they changed.
     `DELETE FROM attempts WHERE site_id = ?1
        AND (goal_id, version, person_id) IN
@@ -223,7 +258,7 @@ export type AttemptJsonRow = Array<string | number | null>;
 
 /**
  * The statements that replace the rows of some (goal, version, person) triples by new ones and
- * move the rollups by the difference, all in one batch. Three bound values each, whatever the
+ * log the difference for the rollups, all in one batch. Three bound values each, whatever the
  * number of rows: the triples and the rows travel as JSON (D1 allows 100 per statement).
  */
 export function replaceRowsStatements(
@@ -250,13 +285,17 @@ export const personAttemptsSql = (cols: string) => `SELECT ${cols}
 /** The rows of one person on every goal version, with their rollup contributions. */
 const PERSON_ROWS = personAttemptsSql(`-1 AS sign, ${stored('a')}`);
 
-/** Statements that delete every row of one person and take them out of the rollups. */
+/**
+ * Statements that delete every row of one person and take them out of the rollups, after folding
+ * the log (whose rows may hold the person's).
+ */
 export function erasePersonStatements(
   db: D1Database,
   siteId: string,
   personId: string,
 ): D1PreparedStatement[] {
   return [
+    ...FOLD_SQL,
     ...deltaStatements(PERSON_ROWS),
     ...cleanupStatements(PERSON_ROWS),
     `DELETE FROM attempts WHERE site_id = ?1 AND person_id = ?2
@@ -269,13 +308,15 @@ const VERSION_ROWS = `SELECT 1 AS sign, ${stored('a')} FROM attempts a
   WHERE a.site_id = ?1 AND a.goal_id = ?2 AND a.version = ?3`;
 
 /**
- * The one "rebuild rollups from attempts" SQL: wipes a goal version's rollups, aggregates its
- * rows again and records the version as built. Used when a version's rebuild finishes and by the
- * benchmark's bulk loader (as plain SQL, see `rebuildRollupsSql`).
+ * The one "rebuild rollups from attempts" SQL: folds the site's log (it holds every version's
+ * changes), wipes a goal version's rollups, aggregates its rows again and records the version as
+ * built. Used when a version's rebuild finishes and by the benchmark's bulk loader (as plain
+ * SQL, see `rebuildRollupsSql`).
  */
 export function rebuildRollupsSql(): string[] {
   const scope = 'site_id = ?1 AND goal_id = ?2 AND version = ?3';
   return [
+    ...FOLD_SQL,
     `DELETE FROM rollups WHERE ${scope}`,
     `DELETE FROM rollup_durations WHERE ${scope}`,
     ...deltaStatements(VERSION_ROWS),

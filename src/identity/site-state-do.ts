@@ -43,6 +43,12 @@ const GOALS_TTL_MS = 30_000;
 const INGEST_FLUSH_DELAY_MS = 250;
 /** People recomputed and written per D1 batch of a flush. */
 const FLUSH_CHUNK = 500;
+/**
+ * A flush folds the rollup log into the rollups when the last fold is at least this old: the
+ * rollup keys that the writes of a minute share are then written once (src/funnel/rollups.ts).
+ * Reports stay exact meanwhile: a rollup report folds first.
+ */
+const FOLD_EVERY_MS = 60_000;
 /** People computed between two yields of an override view (about 100 ms at the Puffy shape). */
 const VIEW_CHUNK = 250;
 /**
@@ -126,6 +132,8 @@ export class SiteState extends DurableObject<Env> {
   private sequence = 0;
   private resolution: Resolution | null = null;
   private flushing: Promise<void> | null = null;
+  /** When this instance last folded the rollup log (0: not yet, so its first flush folds). */
+  private foldedAt = 0;
   /** The coalescing pause of ingest batches under way, and the batches waiting for it. */
   private ingestFlush: Promise<void> | null = null;
   private readonly waitingBatches: string[] = [];
@@ -719,8 +727,10 @@ export class SiteState extends DurableObject<Env> {
       const resolution = this.resolve();
       const keys = taken.map(([key]) => key);
       const people = computePeople(this.sql, resolution, keys, goals);
+      const fold = Date.now() - this.foldedAt >= FOLD_EVERY_MS;
       try {
-        await writeProgress(this.env.DB, siteId, goals, people);
+        await writeProgress(this.env.DB, siteId, goals, people, { fold });
+        if (fold) this.foldedAt = Date.now();
       } catch (error) {
         for (const [key, seq] of taken) if (!this.dirty.has(key)) this.dirty.set(key, seq);
         logger.error('site_state.flush_failed', {

@@ -8,7 +8,7 @@
  */
 import { HOUR_MS, withinBuckets } from '../funnel/attempt-facts';
 import type { Goal } from '../funnel/definition';
-import { dimValueSql, NONE_VALUE, ROLLUP_MEASURES } from '../funnel/rollups';
+import { dimValueSql, foldLogStatements, NONE_VALUE, ROLLUP_MEASURES } from '../funnel/rollups';
 import { SEGMENT_COLUMNS } from '../funnel/segment';
 import { summaryOf, type FunnelSummary } from './metrics';
 import type { ReportRange } from './range';
@@ -94,7 +94,11 @@ export async function queryRollupReport(
       `SUM(CASE WHEN hour < ${edge} THEN n - w${i} ELSE 0 END) AS eligible${i}, ` +
       `SUM(CASE WHEN hour = ${edge} THEN n - w${i} ELSE 0 END) AS edge${i}`,
   );
-  const [built, main] = await db.batch<Row>([
+  // The rollup log is folded first, in the same transaction as the reads: the rollups then hold
+  // every progress write so far (src/funnel/rollups.ts).
+  const fold = foldLogStatements(db, input.siteId);
+  const results = await db.batch<Row>([
+    ...fold,
     db
       .prepare(
         `SELECT 1 AS built FROM rollup_versions
@@ -109,6 +113,7 @@ export async function queryRollupReport(
       )
       .bind(...keys, dim, from, to, nowHour),
   ]);
+  const [built, main] = results.slice(fold.length);
   if (!built?.results.length) return null;
   const rows = main?.results ?? [];
   const totalRow = rows.find((r) => r.dim === '');

@@ -8,7 +8,7 @@ import { env, runInDurableObject } from 'cloudflare:test';
 import { toEngineGoal } from '../../src/funnel/definition';
 import { computeAttempts } from '../../src/funnel/engine';
 import { writeProgress } from '../../src/funnel/progress-store';
-import { ROLLUP_DIMS } from '../../src/funnel/rollups';
+import { foldLogStatements, ROLLUP_DIMS } from '../../src/funnel/rollups';
 import { createEventsTable } from '../../src/identity/site-state-do';
 import { storeBatch } from '../../src/ingest/event-store';
 import type { StoredEvent } from '../../src/ingest/normalize';
@@ -57,7 +57,7 @@ describe('lean storage', () => {
     expect(await rowsWritten('lean-b3', anonymous)).toEqual({ written: 1, stored: 0 });
   });
 
-  it('bills a lone new person an attempt row, a range entry and a rollup row per dim', async () => {
+  it('bills a lone new person 3 rows and shares the rollup rows of a fold', async () => {
     const goal = toEngineGoal(
       { id: 'lean-goal', version: 1, name: 'Lean' },
       { steps: [{ event: 'view' }, { event: 'buy' }], window: '7d', mode: 'ordered' },
@@ -73,20 +73,39 @@ describe('lean storage', () => {
       country: 'US',
     };
     const at = Date.UTC(2025, 2, 3, 10);
-    const view = { messageId: 'lean-v1', ts: at, type: 'track', event: 'view', properties: null };
-    const attempts = computeAttempts([view], goal).map((a) => ({ ...a, segment }));
+    const person = (n: number) => {
+      const view = { messageId: `lean-v${n}`, ts: at + n, type: 'track', event: 'view' };
+      const attempts = computeAttempts([{ ...view, properties: null }], goal);
+      const withSegment = attempts.map((a) => ({ ...a, segment }));
+      return { personId: `a:lean-${n}`, attempts: new Map([['lean-goal#1', withSegment]]) };
+    };
     const { db, written } = counting(env.DB);
-    await writeProgress(
-      db,
-      'lean',
-      [goal],
-      [{ personId: 'a:lean-1', attempts: new Map([['lean-goal#1', attempts]]) }],
-    );
-    // `attempts`: row + `attempts_range` = 2. `rollups` (WITHOUT ROWID): one new row per dim (the
-    // total and each segment column, a missing value included) = 9. No step after the first was
+    const fold = () => db.batch(foldLogStatements(db, 'lean'));
+
+    await writeProgress(db, 'lean', [goal], [person(1)]);
+    // `attempts`: its row + its `attempts_range` entry = 2; the write's `rollup_log` row = 1.
+    expect(written()).toBe(3);
+    await fold();
+    // `rollups` (WITHOUT ROWID): one new row per dim (the total and each segment column, a
+    // missing value included) = 9, and the log row deleted = 1. No step after the first was
     // reached, so no `rollup_durations` row.
     expect(ROLLUP_DIMS).toHaveLength(9);
-    expect(written()).toBe(2 + 9);
+    expect(written()).toBe(3 + 10);
+
+    // Two more people of the same hour and segment, in two writes: 3 rows each. One fold
+    // updates the same 9 rollup rows once for both and deletes 2 log rows: 11, where moving the
+    // rollups in each write cost 9 each.
+    await writeProgress(db, 'lean', [goal], [person(2)]);
+    await writeProgress(db, 'lean', [goal], [person(3)]);
+    expect(written()).toBe(13 + 6);
+    await fold();
+    expect(written()).toBe(19 + 11);
+    const total = await env.DB.prepare(
+      "SELECT n, c1 FROM rollups WHERE site_id = 'lean' AND dim = '' AND hour = ?",
+    )
+      .bind(at / 3_600_000)
+      .first();
+    expect(total).toEqual({ n: 3, c1: 3 });
   });
 
   // The shapes objects were created with before: a rowid table, then one keyed by message id.
