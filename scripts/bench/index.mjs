@@ -306,6 +306,8 @@ if (wants('reports')) {
       const uncached = await timeGets(url, fresh, people >= 1_000_000 ? 5 : 10);
       await fetch(url).then((r) => r.text());
       const cached = await timeGets(url, {}, 20);
+      // The stack's floor for any GET (a route that reads nothing), with the same client.
+      const floor = await timeGets(`${baseUrl}/healthz`, {}, 20);
       out.push({
         people,
         source: report.source,
@@ -316,6 +318,7 @@ if (wants('reports')) {
         agree: JSON.stringify(counts) === JSON.stringify(duckdb.counts),
         uncached,
         cached,
+        floor,
         duckdbMs: +duckdb.ms.toFixed(1),
         loadSeconds: +loadSeconds.toFixed(1),
       });
@@ -329,6 +332,7 @@ if (wants('reports')) {
       'source',
       'uncached p50 / p90',
       'cached p50 / p90',
+      'GET /healthz p50 / p90 (the floor)',
       'DuckDB from raw events',
       'counts (goalstep = DuckDB?)',
       'rollup rows (build s)',
@@ -338,6 +342,7 @@ if (wants('reports')) {
       r.source,
       `${r.uncached.p50} / ${r.uncached.p90}`,
       `${r.cached.p50} / ${r.cached.p90}`,
+      `${r.floor.p50} / ${r.floor.p90}`,
       r.duckdbMs,
       `${r.counts.join('/')} (${r.agree ? 'yes' : `no: ${r.duckdbCounts.join('/')}`})`,
       `${r.rollupRows} (${r.rollupSeconds})`,
