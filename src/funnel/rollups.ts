@@ -178,41 +178,38 @@ const fromJson = (alias: string) =>
   ATTEMPT_FIELDS.map((f, i) => `${alias}.value ->> ${i} AS ${f}`).join(', ');
 
 /**
- * Stored rows of the (goal, version, person) triples of JSON parameter ?2. CROSS JOIN makes
+ * Stored rows of the (goal, version, person) triples of JSON parameter ?3. CROSS JOIN makes
  * SQLite loop over the triples and look each up by primary key: left to itself, it cannot size
  * json_each and scans the site's rows instead.
  */
 const OLD_ROWS = `SELECT ${stored('a')}
-  FROM json_each(?2) s CROSS JOIN attempts a ON a.site_id = ?1 AND a.goal_id = s.value ->> 0
+  FROM json_each(?3) s CROSS JOIN attempts a ON a.site_id = ?1 AND a.goal_id = s.value ->> 0
     AND a.version = s.value ->> 1 AND a.person_id = s.value ->> 2`;
-/** The rows in JSON parameter ?3 (arrays in ATTEMPT_FIELDS order). */
-const NEW_ROWS = `SELECT ${fromJson('r')} FROM json_each(?3) r`;
-
-/** What the rollups read of a row: its person and entry properties are not among it. */
-const LOG_FIELDS = ATTEMPT_FIELDS.filter((f) => f !== 'person_id' && f !== 'entry_props');
+/** The rows in JSON parameter ?4 (arrays in ATTEMPT_FIELDS order). */
+const NEW_ROWS = `SELECT ${fromJson('r')} FROM json_each(?4) r`;
 
 /**
- * Appends the rows a write changes to the log as one row: stored rows the write does not keep
- * as they are (-1) and written rows not stored as they are (+1). A write that changes nothing
- * appends nothing.
+ * Appends the rows a write changes to the log as one row, numbered ?2: stored rows the write
+ * does not keep as they are (-1) and written rows not stored as they are (+1), each as
+ * [sign, ...ATTEMPT_FIELDS]. A write that changes nothing appends nothing. The statements after
+ * it in the batch read the write's changes from that row, so the rows travel to D1 once.
  */
 const LOG_SQL = `WITH old(${ATTEMPT_FIELDS.join(', ')}) AS (${OLD_ROWS}),
     new(${ATTEMPT_FIELDS.join(', ')}) AS (${NEW_ROWS}),
     changed AS (SELECT -1 AS sign, * FROM (SELECT * FROM old EXCEPT SELECT * FROM new)
       UNION ALL SELECT 1 AS sign, * FROM (SELECT * FROM new EXCEPT SELECT * FROM old)),
     logged AS (SELECT COUNT(*) AS n,
-      json_group_array(json_array(sign, ${LOG_FIELDS.join(', ')})) AS rows FROM changed)
-  INSERT INTO rollup_log (site_id, seq, rows)
-  SELECT ?1, COALESCE((SELECT MAX(seq) FROM rollup_log WHERE site_id = ?1), 0) + 1, rows
-  FROM logged WHERE n > 0`;
+      json_group_array(json_array(sign, ${ATTEMPT_FIELDS.join(', ')})) AS rows FROM changed)
+  INSERT INTO rollup_log (site_id, seq, rows) SELECT ?1, ?2, rows FROM logged WHERE n > 0`;
 
 const LOG_SIGN = 'j.value ->> 0';
-/** The site's (?1) logged rows, signed, with the fields the projection reads. */
-const LOG_ROWS = `SELECT ${LOG_SIGN} AS sign,
-    ${LOG_FIELDS.map((f, i) => `j.value ->> ${i + 1} AS ${f}`).join(', ')}
-  FROM rollup_log l, json_each(l.rows) j WHERE l.site_id = ?1`;
+/** Logged rows, signed, with their fields (the row's own columns: `FROM rollup_log l, ...`). */
+const LOGGED = `${LOG_SIGN} AS sign,
+    ${ATTEMPT_FIELDS.map((f, i) => `j.value ->> ${i + 1} AS ${f}`).join(', ')}`;
+/** The site's (?1) logged rows. */
+const LOG_ROWS = `SELECT ${LOGGED} FROM rollup_log l, json_each(l.rows) j WHERE l.site_id = ?1`;
 const LOG_BUCKET_ROWS = `${LOG_ROWS}
-  AND j.value ->> ${LOG_FIELDS.indexOf('duration_buckets') + 1} IS NOT NULL`;
+  AND j.value ->> ${ATTEMPT_FIELDS.indexOf('duration_buckets') + 1} IS NOT NULL`;
 
 /** Applies the site's (?1) log to the rollups and empties it: run as one batch, or inside one. */
 const FOLD_SQL = [
@@ -228,22 +225,22 @@ export function foldLogStatements(db: D1Database, siteId: string): D1PreparedSta
 
 const REPLACE_SQL = (() => {
   const fields = ATTEMPT_FIELDS.join(', ');
-  const keys: readonly string[] = ['goal_id', 'version', 'person_id', 't1'];
+  const keys = ['goal_id', 'version', 'person_id', 't1'];
   const updated = ATTEMPT_FIELDS.filter((f) => !keys.includes(f));
+  // The write's changes (?2), read back from its log row.
+  const written = (sign: number, cols: string) => `SELECT ${cols} FROM (SELECT ${LOGGED}
+    FROM rollup_log l, json_each(l.rows) j WHERE l.site_id = ?1 AND l.seq = ?2)
+    WHERE sign = ${sign}`;
   return [
     LOG_SQL,
-    // Rows whose entry is gone; rows that stay are updated below only if they changed.
-    `DELETE FROM attempts WHERE site_id = ?1
-       AND (goal_id, version, person_id) IN
-         (SELECT s.value ->> 0, s.value ->> 1, s.value ->> 2 FROM json_each(?2) s)
-       AND (goal_id, version, person_id, t1) NOT IN
-         (SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3 FROM json_each(?3) r)`,
+    // Replaced rows whose key no written row has: their entry is gone.
+    `DELETE FROM attempts WHERE site_id = ?1 AND (${keys.join(', ')}) IN
+       (${written(-1, keys.join(', '))} EXCEPT ${written(1, keys.join(', '))})`,
+    // Written rows: each differs from what is stored under its key, if anything is.
     `INSERT INTO attempts (site_id, ${fields})
-       SELECT ?1, ${fromJson('r')} FROM json_each(?3) r WHERE 1
-       ON CONFLICT (site_id, goal_id, version, person_id, t1) DO UPDATE SET
-         ${updated.map((f) => `${f} = excluded.${f}`).join(', ')}
-       WHERE (${updated.map((f) => `attempts.${f}`).join(', ')})
-         IS NOT (${updated.map((f) => `excluded.${f}`).join(', ')})`,
+       SELECT ?1, ${fields} FROM (${written(1, fields)}) WHERE 1
+       ON CONFLICT (site_id, ${keys.join(', ')}) DO UPDATE SET
+         ${updated.map((f) => `${f} = excluded.${f}`).join(', ')}`,
   ];
 })();
 
@@ -256,10 +253,14 @@ function bindUsed(db: D1Database, sql: string, values: readonly unknown[]): D1Pr
 /** One attempt row for the writer: values in ATTEMPT_FIELDS order. */
 export type AttemptJsonRow = Array<string | number | null>;
 
+/** The log row number of the next write: increasing within an isolate and over restarts. */
+let lastSeq = 0;
+const nextSeq = () => (lastSeq = Math.max(lastSeq + 1, Date.now() * 1000));
+
 /**
  * The statements that replace the rows of some (goal, version, person) triples by new ones and
- * log the difference for the rollups, all in one batch. Three bound values each, whatever the
- * number of rows: the triples and the rows travel as JSON (D1 allows 100 per statement).
+ * log the difference for the rollups, all in one batch. Four bound values at most, whatever the
+ * number of rows: the triples and the rows travel as JSON (D1 allows 100 per statement), once.
  */
 export function replaceRowsStatements(
   db: D1Database,
@@ -269,7 +270,8 @@ export function replaceRowsStatements(
 ): D1PreparedStatement[] {
   const scopeJson = JSON.stringify(scope);
   const rowsJson = JSON.stringify(rows);
-  return REPLACE_SQL.map((sql) => bindUsed(db, sql, [siteId, scopeJson, rowsJson]));
+  const values = [siteId, nextSeq(), scopeJson, rowsJson];
+  return REPLACE_SQL.map((sql) => bindUsed(db, sql, values));
 }
 
 /**
