@@ -34,6 +34,42 @@ export const REPORT_FRESH_SECONDS = 60;
 export const REPORT_STALE_SECONDS = 600;
 const COMPUTED_AT = 'X-Goalstep-Computed-At';
 
+/** A computed answer as the report route serves it. */
+interface Answer {
+  body: string;
+  etag: string;
+  computedAt: number;
+}
+
+/**
+ * The latest answers, kept in the isolate's memory in front of the Cache API (which costs a
+ * lookup and a body read per hit, docs/BENCHMARKS.md): the same freshness rules apply to both,
+ * and the share is checked in D1 before either answers. Bounded in entries and body size.
+ */
+const MEMORY_ENTRIES = 32;
+const MEMORY_MAX_BODY = 128 * 1024;
+const inMemory = new Map<string, Answer>();
+
+function remember(key: string, answer: Answer): void {
+  if (answer.body.length > MEMORY_MAX_BODY) return;
+  inMemory.delete(key);
+  if (inMemory.size >= MEMORY_ENTRIES) inMemory.delete(inMemory.keys().next().value as string);
+  inMemory.set(key, answer);
+}
+
+/** The answer kept for key, from memory or else the edge cache; undefined when neither has it. */
+async function recall(key: Request, now: number): Promise<Answer | undefined> {
+  const kept = inMemory.get(key.url);
+  if (kept && now - kept.computedAt <= REPORT_STALE_SECONDS * 1000) return kept;
+  const hit = await caches.default.match(key);
+  const computedAt = Number(hit?.headers.get(COMPUTED_AT) ?? 0);
+  // Past the stale period an answer is computed again (the edge cache would have dropped it).
+  if (!hit || now - computedAt > REPORT_STALE_SECONDS * 1000) return undefined;
+  const answer = { body: await hit.text(), etag: hit.headers.get('ETag') ?? '', computedAt };
+  remember(key.url, answer);
+  return answer;
+}
+
 const FORMATS = ['html', 'json', 'csv'] as const;
 type Format = (typeof FORMATS)[number];
 
@@ -129,10 +165,9 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
     `https://report-cache.goalstep.invalid/${encodeURIComponent(share.siteId)}/` +
       `${encodeURIComponent(goal.id)}/${keyHash}`,
   );
-  const cache = caches.default;
   // An admin may ask for a fresh answer (measuring merge latency, tests); nobody else can.
   const bypass = /no-cache/.test(c.req.header('Cache-Control') ?? '') && (await isAdmin(c));
-  const compute = async () => {
+  const compute = async (): Promise<Answer> => {
     const engineGoal = { ...goal, mode: view.mode, windowMs: parseWindow(view.window) };
     const steps = goal.steps.length;
     const wanted = {
@@ -199,30 +234,36 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
     // The tag covers the view, the numbers and the page's alerts, not the moment they were
     // computed: a recompute with unchanged data keeps its tag, so revalidation stays a 304.
     const basis = JSON.stringify([keyHash, { ...report, generatedAt: null }, health]);
+    const answer = {
+      body,
+      etag: `W/"${(await sha256Hex(basis)).slice(0, 32)}"`,
+      computedAt: now,
+    };
     const response = new Response(body, {
       headers: {
         'Content-Type': CONTENT_TYPES[format],
-        ETag: `W/"${(await sha256Hex(basis)).slice(0, 32)}"`,
+        ETag: answer.etag,
         'Cache-Control': `max-age=${REPORT_STALE_SECONDS}`,
         [COMPUTED_AT]: String(now),
       },
     });
-    c.executionCtx.waitUntil(cache.put(cacheKey, response.clone()));
-    return response;
+    remember(cacheKey.url, answer);
+    c.executionCtx.waitUntil(caches.default.put(cacheKey, response));
+    return answer;
   };
 
-  let cached = bypass ? undefined : await cache.match(cacheKey);
+  let cached = bypass ? undefined : await recall(cacheKey, now);
   let cacheState: 'hit' | 'stale' | 'miss' | 'bypass' = 'hit';
   if (!cached) {
     cacheState = bypass ? 'bypass' : 'miss';
     cached = await compute();
-  } else if (now - Number(cached.headers.get(COMPUTED_AT) ?? 0) > REPORT_FRESH_SECONDS * 1000) {
+  } else if (now - cached.computedAt > REPORT_FRESH_SECONDS * 1000) {
     // Stale while revalidate: this answer goes out now, the next request gets a fresh one.
     cacheState = 'stale';
     c.executionCtx.waitUntil(compute().then(() => undefined));
   }
 
-  const etag = cached.headers.get('ETag') ?? '';
+  const etag = cached.etag;
   const headers = {
     ETag: etag,
     'Cache-Control': 'private, no-cache',
@@ -231,7 +272,7 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
     'X-Robots-Tag': 'noindex',
   };
   if (matchesEtag(c.req.header('If-None-Match'), etag)) return c.body(null, 304, headers);
-  return c.body(await cached.text(), 200, {
+  return c.body(cached.body, 200, {
     ...headers,
     'Content-Type': CONTENT_TYPES[format],
   });

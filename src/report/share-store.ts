@@ -1,6 +1,7 @@
 /** Share tokens: read-only access to one site's reports (optionally some goals). */
 import { toGoal, type GoalRow, type StoredGoal } from '../funnel/goal-store';
 import { sha256Hex } from '../lib/crypto';
+import { memoize } from '../lib/memo';
 
 export interface Share {
   id: string;
@@ -16,6 +17,9 @@ export interface ReportTarget {
   /** The version asked for, else the newest complete one; null when it does not exist. */
   goal: StoredGoal | null;
 }
+
+/** A token's hash, remembered per isolate: a cached report's hit repeats it on every view. */
+const tokenHash = memoize((token) => sha256Hex(token));
 
 /**
  * The share of a raw token joined with the goal's state and the version to show, or null when
@@ -38,7 +42,7 @@ export async function findReportTarget(
        WHERE s.token_hash = ?1 AND s.revoked_at IS NULL
          AND (s.expires_at IS NULL OR s.expires_at > ?2)`,
     )
-    .bind(await sha256Hex(input.token), input.now, input.goalId, input.version)
+    .bind(await tokenHash(input.token), input.now, input.goalId, input.version)
     .first<
       Partial<GoalRow> & {
         share_id: string;

@@ -2,7 +2,8 @@
  * Share tokens, caching and escaping of the read-only report, through the real Worker with the
  * real Cache API and local D1.
  */
-import { env, SELF } from 'cloudflare:test';
+import { createExecutionContext, env, SELF, waitOnExecutionContext } from 'cloudflare:test';
+import worker from '../../src/index';
 import { sha256Hex } from '../../src/lib/crypto';
 import { ADMIN, importBatch, seedSite, settle, track, waitReady, type TestSite } from './helpers';
 
@@ -57,6 +58,28 @@ describe('share tokens', () => {
     expect((await SELF.fetch(url(share.token, 'goal'))).status).toBe(404);
     // Another share of the same site still reads the same cached answer.
     expect((await SELF.fetch(url(site.shareToken, 'goal'))).status).toBe(200);
+  });
+
+  it('serves an answer fresh for a minute, stale while revalidating to ten, then anew', async () => {
+    const site = await seedSite('tok-ages', ['view']);
+    const target = url(site.shareToken, site.goalId, '&format=json');
+    const start = Date.UTC(2025, 2, 10);
+    // The declared clock override moves `now`; each answer's background work is awaited.
+    const state = async (ms: number) => {
+      const ctx = createExecutionContext();
+      const at = new Date(start + ms).toISOString();
+      const res = await worker.fetch(new Request(target), { ...env, GOALSTEP_NOW: at }, ctx);
+      await waitOnExecutionContext(ctx);
+      expect(res.status).toBe(200);
+      return res.headers.get('X-Goalstep-Cache');
+    };
+    expect(await state(0)).toBe('miss');
+    expect(await state(1_000)).toBe('hit');
+    expect(await state(60_000)).toBe('hit'); // 60 s old: still fresh
+    expect(await state(60_001)).toBe('stale'); // served, and computed again behind it
+    expect(await state(60_002)).toBe('hit'); // the answer computed at 60,001
+    expect(await state(60_001 + 600_000)).toBe('stale');
+    expect(await state(60_001 + 600_000 + 600_001)).toBe('miss'); // too old to serve at all
   });
 
   it('refuses an expired token', async () => {
