@@ -37,6 +37,11 @@ const fresh = { authorization: `Bearer ${adminToken}`, 'cache-control': 'no-cach
 const results = {};
 const puffyDir = resolve(repoRoot, '..', 'shared', 'data', 'puffy');
 
+/** Peak workerd memory (MiB) of every stack run so far, in the order they stopped. */
+const stackPeaks = [];
+/** The highest peak of the stacks that stopped since `mark` (an index into stackPeaks). */
+const peakSince = (mark) => Math.max(0, ...stackPeaks.slice(mark));
+
 /** Runs `body` against a fresh stack (goalstep's, or another Worker's config) and stops it. */
 async function withStack(options, body) {
   const persistTo = mkdtempSync(join(tmpdir(), 'goalstep-bench-'));
@@ -49,6 +54,7 @@ async function withStack(options, body) {
   try {
     return await body({ ...stack, persistTo });
   } finally {
+    stackPeaks.push(peakWorkerdMemory(stack.pid));
     await stack.stop();
     rmSync(persistTo, { recursive: true, force: true });
   }
@@ -213,6 +219,7 @@ if (wants('processing')) {
 }
 
 if (wants('replay')) {
+  const mark = stackPeaks.length;
   results.replay = await withStack({}, async ({ baseUrl }) => {
     const started = performance.now();
     const summary = await replay({
@@ -230,10 +237,12 @@ if (wants('replay')) {
       settledSeconds: +((performance.now() - started) / 1000).toFixed(1),
     };
   });
+  results.replay.memory = peakSince(mark);
+  const { events, eventsPerSecond, settledSeconds, memory } = results.replay;
   table(
     'Replay of the Puffy week (import path, batches of 100, 4 in flight)',
-    ['events', 'events/s while sending', 'until reports reflect all (s)'],
-    [[results.replay.events, results.replay.eventsPerSecond, results.replay.settledSeconds]],
+    ['events', 'events/s while sending', 'until reports reflect all (s)', 'peak workerd MiB'],
+    [[events, eventsPerSecond, settledSeconds, memory]],
   );
 }
 
@@ -253,6 +262,7 @@ async function timeGets(url, headers, runs) {
 }
 
 if (wants('reports')) {
+  const mark = stackPeaks.length;
   const sizes = args.includes('--sizes')
     ? args[args.indexOf('--sizes') + 1].split(',').map(Number)
     : quick
@@ -349,9 +359,12 @@ if (wants('reports')) {
     ]),
   );
   results.reports = rows;
+  results.reportsMemory = peakSince(mark);
+  console.log(`\nPeak workerd memory over the report stack: ${results.reportsMemory} MiB.`);
 }
 
 if (wants('merge')) {
+  const mark = stackPeaks.length;
   results.merge = await withStack({}, async ({ baseUrl }) => {
     const samples = [];
     for (let i = 0; i < (quick ? 3 : 10); i += 1) {
@@ -401,14 +414,16 @@ if (wants('merge')) {
       max: +samples.at(-1).toFixed(1),
     };
   });
+  results.merge.memory = peakSince(mark);
   table(
     'Merge latency: identify sent → report (cache bypassed) counts the merged person (ms)',
-    ['samples', 'p50', 'max'],
-    [[results.merge.samples, results.merge.p50, results.merge.max]],
+    ['samples', 'p50', 'max', 'peak workerd MiB'],
+    [[results.merge.samples, results.merge.p50, results.merge.max, results.merge.memory]],
   );
 }
 
 if (wants('cost')) {
+  const costMark = stackPeaks.length;
   const events = quick ? 600 : 3000;
   // The slow site's events (full run only): sent at 2 ev/s, and one at a time by kind.
   const SLOW_EVENTS = 300;
@@ -529,6 +544,8 @@ if (wants('cost')) {
     );
   }
   console.log(`\nPrices used (USD per million units): ${JSON.stringify(PRICES)}`);
+  results.cost.memory = peakSince(costMark);
+  console.log(`Peak workerd memory over the cost stacks: ${results.cost.memory} MiB.`);
 }
 
 if (wants('cron')) {
