@@ -68,14 +68,34 @@ export function attemptRow(attempt: Attempt & { segment: Segment }): AttemptRow 
   return row;
 }
 
-/** Rows (and people) per D1 batch: the JSON parameters stay far below D1's 2 MB per value. */
+/** Rows (and people) per D1 batch at most. */
 const ROWS_PER_BATCH = 500;
+/**
+ * Characters of row values per D1 batch at most: D1 takes values and rows of up to 2 MB, and the
+ * batch's log row holds its new rows and the replaced ones (without their entry properties).
+ * One person's rows on one version are never split: they are replaced together.
+ */
+const CHARS_PER_BATCH = 600_000;
+
+/** About how many characters a row takes as JSON. */
+function rowChars(row: AttemptJsonRow): number {
+  let chars = 2 * row.length;
+  for (const value of row) chars += typeof value === 'string' ? value.length + 2 : 14;
+  return chars;
+}
+
+/** What a progress write did: rows sent, and whether it folded the rollup log. */
+export interface WriteOutcome {
+  rows: number;
+  folded: boolean;
+}
 
 /**
  * Replaces the progress rows of the given people for the given goal versions, and logs the
  * difference for the rollups in the same batch (src/funnel/rollups.ts). Rows that did not change
  * are not written again, so a person whose attempts are unchanged costs reads only. With `fold`,
- * the last batch also folds the site's rollup log into the rollups.
+ * the last batch also folds the site's rollup log into the rollups (or, if the last chunk went
+ * out already, a batch of its own does).
  */
 export async function writeProgress(
   db: D1Database,
@@ -83,25 +103,42 @@ export async function writeProgress(
   goals: readonly Goal[],
   people: readonly PersonProgress[],
   options: { fold?: boolean } = {},
-): Promise<void> {
+): Promise<WriteOutcome> {
   let scope: Array<[string, number, string]> = [];
   let rows: AttemptJsonRow[] = [];
+  let chars = 0;
+  let sent = 0;
+  let batches = 0;
   const send = async (last = false) => {
-    if (scope.length === 0) return;
+    const fold = last && options.fold === true;
+    if (scope.length === 0) {
+      if (fold && batches > 0) await db.batch(foldLogStatements(db, siteId));
+      return;
+    }
     const statements = replaceRowsStatements(db, siteId, scope, rows);
-    if (last && options.fold) statements.push(...foldLogStatements(db, siteId));
+    if (fold) statements.push(...foldLogStatements(db, siteId));
     await db.batch(statements);
+    sent += rows.length;
+    batches += 1;
     scope = [];
     rows = [];
+    chars = 0;
   };
   for (const person of people) {
     for (const goal of goals) {
+      const own = progressRows(goal, person.personId, person.attempts.get(goalKey(goal)) ?? []);
+      const ownChars = own.reduce((sum, row) => sum + rowChars(row), 0);
+      if (scope.length > 0 && chars + ownChars > CHARS_PER_BATCH) await send();
       scope.push([goal.id, goal.version, person.personId]);
-      rows.push(...progressRows(goal, person.personId, person.attempts.get(goalKey(goal)) ?? []));
+      rows.push(...own);
+      chars += ownChars;
     }
     if (rows.length >= ROWS_PER_BATCH || scope.length >= ROWS_PER_BATCH) await send();
   }
+  // A write of nobody (nothing to send) folds nothing: there is no write to fold with.
+  if (scope.length === 0 && batches === 0) return { rows: 0, folded: false };
   await send(true);
+  return { rows: sent, folded: options.fold === true };
 }
 
 /** One person's attempts on one goal version as rows for `replaceRowsStatements`. */

@@ -191,16 +191,24 @@ const NEW_ROWS = `SELECT ${fromJson('r')} FROM json_each(?4) r`;
 /**
  * Appends the rows a write changes to the log as one row, numbered ?2: stored rows the write
  * does not keep as they are (-1) and written rows not stored as they are (+1), each as
- * [sign, ...ATTEMPT_FIELDS]. A write that changes nothing appends nothing. The statements after
- * it in the batch read the write's changes from that row, so the rows travel to D1 once.
+ * [sign, ...ATTEMPT_FIELDS]; a replaced row's entry properties are left out (nothing reads them),
+ * so a write that replaces every row logs well under twice its parameter. A write that changes
+ * nothing appends nothing. The statements after it in the batch read the write's changes from
+ * that row, so the rows travel to D1 once; a number already in the log fails the batch (its
+ * unique key), whether or not the write changes anything, so no write reads another's changes.
  */
-const LOG_SQL = `WITH old(${ATTEMPT_FIELDS.join(', ')}) AS (${OLD_ROWS}),
-    new(${ATTEMPT_FIELDS.join(', ')}) AS (${NEW_ROWS}),
-    changed AS (SELECT -1 AS sign, * FROM (SELECT * FROM old EXCEPT SELECT * FROM new)
+const LOG_SQL = (() => {
+  const fields = ATTEMPT_FIELDS.join(', ');
+  const replaced = ATTEMPT_FIELDS.map((f) => (f === 'entry_props' ? `NULL AS ${f}` : f));
+  return `WITH old(${fields}) AS (${OLD_ROWS}), new(${fields}) AS (${NEW_ROWS}),
+    changed AS (
+      SELECT -1 AS sign, ${replaced.join(', ')} FROM (SELECT * FROM old EXCEPT SELECT * FROM new)
       UNION ALL SELECT 1 AS sign, * FROM (SELECT * FROM new EXCEPT SELECT * FROM old)),
     logged AS (SELECT COUNT(*) AS n,
-      json_group_array(json_array(sign, ${ATTEMPT_FIELDS.join(', ')})) AS rows FROM changed)
-  INSERT INTO rollup_log (site_id, seq, rows) SELECT ?1, ?2, rows FROM logged WHERE n > 0`;
+      json_group_array(json_array(sign, ${fields})) AS rows FROM changed)
+  INSERT INTO rollup_log (site_id, seq, rows) SELECT ?1, ?2, rows FROM logged
+  WHERE n > 0 OR EXISTS (SELECT 1 FROM rollup_log WHERE site_id = ?1 AND seq = ?2)`;
+})();
 
 const LOG_SIGN = 'j.value ->> 0';
 /** Logged rows, signed, with their fields (the row's own columns: `FROM rollup_log l, ...`). */
@@ -253,9 +261,14 @@ function bindUsed(db: D1Database, sql: string, values: readonly unknown[]): D1Pr
 /** One attempt row for the writer: values in ATTEMPT_FIELDS order. */
 export type AttemptJsonRow = Array<string | number | null>;
 
-/** The log row number of the next write: increasing within an isolate and over restarts. */
-let lastSeq = 0;
-const nextSeq = () => (lastSeq = Math.max(lastSeq + 1, Date.now() * 1000));
+/**
+ * A log row number: random (53 bits), since nothing depends on the log's order and clocks of
+ * successive object instances need not agree; a repeat fails its batch (see LOG_SQL).
+ */
+export function randomSeq(): number {
+  const [high, low] = crypto.getRandomValues(new Uint32Array(2)) as unknown as [number, number];
+  return (high & 0x1fffff) * 2 ** 32 + low;
+}
 
 /**
  * The statements that replace the rows of some (goal, version, person) triples by new ones and
@@ -267,10 +280,11 @@ export function replaceRowsStatements(
   siteId: string,
   scope: ReadonlyArray<readonly [string, number, string]>,
   rows: readonly AttemptJsonRow[],
+  seq = randomSeq(),
 ): D1PreparedStatement[] {
   const scopeJson = JSON.stringify(scope);
   const rowsJson = JSON.stringify(rows);
-  const values = [siteId, nextSeq(), scopeJson, rowsJson];
+  const values = [siteId, seq, scopeJson, rowsJson];
   return REPLACE_SQL.map((sql) => bindUsed(db, sql, values));
 }
 

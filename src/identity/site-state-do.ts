@@ -49,6 +49,12 @@ const FLUSH_CHUNK = 500;
  * Reports stay exact meanwhile: a rollup report folds first.
  */
 const FOLD_EVERY_MS = 60_000;
+/**
+ * ... or when the writes since hold at least this many rows: a report's own fold (and a fold's
+ * hold on D1's writer) then stays bounded under heavy ingest, where a flush shares its rollup
+ * keys among many people anyway.
+ */
+const FOLD_EVERY_ROWS = 2_000;
 /** People computed between two yields of an override view (about 100 ms at the Puffy shape). */
 const VIEW_CHUNK = 250;
 /**
@@ -134,6 +140,8 @@ export class SiteState extends DurableObject<Env> {
   private flushing: Promise<void> | null = null;
   /** When this instance last folded the rollup log (0: not yet, so its first flush folds). */
   private foldedAt = 0;
+  /** Progress rows written since that fold. */
+  private rowsSinceFold = 0;
   /** The coalescing pause of ingest batches under way, and the batches waiting for it. */
   private ingestFlush: Promise<void> | null = null;
   private readonly waitingBatches: string[] = [];
@@ -727,10 +735,12 @@ export class SiteState extends DurableObject<Env> {
       const resolution = this.resolve();
       const keys = taken.map(([key]) => key);
       const people = computePeople(this.sql, resolution, keys, goals);
-      const fold = Date.now() - this.foldedAt >= FOLD_EVERY_MS;
+      const fold =
+        Date.now() - this.foldedAt >= FOLD_EVERY_MS || this.rowsSinceFold >= FOLD_EVERY_ROWS;
       try {
-        await writeProgress(this.env.DB, siteId, goals, people, { fold });
-        if (fold) this.foldedAt = Date.now();
+        const written = await writeProgress(this.env.DB, siteId, goals, people, { fold });
+        this.rowsSinceFold = written.folded ? 0 : this.rowsSinceFold + written.rows;
+        if (written.folded) this.foldedAt = Date.now();
       } catch (error) {
         for (const [key, seq] of taken) if (!this.dirty.has(key)) this.dirty.set(key, seq);
         logger.error('site_state.flush_failed', {

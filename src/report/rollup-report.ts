@@ -193,7 +193,12 @@ export async function queryRollupReport(
         .bind(...keys, range.from, range.to, edge * HOUR_MS, (edge + 1) * HOUR_MS, now - ms, i),
     );
   });
-  const [hours, hist, ...exact] = await db.batch<Row>(statements);
+  // Folded again first: a write between the two rounds must reach both the rollups and the
+  // exact reads of attempts, or neither (an empty log folds in no time).
+  const second = foldLogStatements(db, input.siteId);
+  const [hours, hist, ...exact] = (await db.batch<Row>([...second, ...statements])).slice(
+    second.length,
+  );
 
   const overTime = overTimeFromHours(
     (hours?.results ?? []).map((r) => ({

@@ -115,6 +115,29 @@ export function track(
   return { type: 'track', event, ...ids, messageId, timestamp };
 }
 
+/** An identify joining a device to a user at an ISO time. */
+export function identify(
+  anonymousId: string,
+  userId: string,
+  messageId: string,
+  timestamp: string,
+) {
+  return { type: 'identify', anonymousId, userId, messageId, timestamp };
+}
+
+/** A site's rollup tables, ordered by key (what a fold or a rebuild must leave equal). */
+export async function rollupTables(siteId: string): Promise<unknown[]> {
+  const [rollups, durations] = await env.DB.batch([
+    env.DB.prepare(
+      'SELECT * FROM rollups WHERE site_id = ? ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9',
+    ).bind(siteId),
+    env.DB.prepare(
+      'SELECT * FROM rollup_durations WHERE site_id = ? ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10',
+    ).bind(siteId),
+  ]);
+  return [rollups?.results, durations?.results];
+}
+
 /** Waits until a goal version's progress is rebuilt, so reports show that version. */
 export async function waitReady(siteId: string, goalId: string, version: number): Promise<void> {
   for (let i = 0; i < 200; i += 1) {

@@ -4,18 +4,11 @@
  * no merged id behind. Expected outcomes are worked out by hand from the rules.
  */
 import { env, SELF } from 'cloudflare:test';
-import { ADMIN, counts, importBatch, report, seedSite, settle, track } from './helpers';
+import { ADMIN, counts, identify, importBatch, report, seedSite, settle, track } from './helpers';
 import { auditOf, explain, identityStats, peopleAction, revertAction } from './identity-helpers';
 
 const DAY = ['2025-03-03', '2025-03-04'] as const;
 const at = (hour: number, minute = 0) => new Date(Date.UTC(2025, 2, 3, hour, minute)).toISOString();
-const identify = (anonymousId: string, userId: string, messageId: string, timestamp: string) => ({
-  type: 'identify',
-  anonymousId,
-  userId,
-  messageId,
-  timestamp,
-});
 
 describe('device splits', () => {
   it('refuses a second split of a device whose links are already severed', async () => {

@@ -14,7 +14,16 @@ import {
   waitOnExecutionContext,
 } from 'cloudflare:test';
 import worker from '../../src/index';
-import { counts, importBatch, report, seedSite, settle, track, type TestSite } from './helpers';
+import {
+  counts,
+  identify,
+  importBatch,
+  report,
+  seedSite,
+  settle,
+  track,
+  type TestSite,
+} from './helpers';
 import {
   auditOf,
   explain,
@@ -27,13 +36,6 @@ import {
 const DAY = ['2025-03-03', '2025-03-04'] as const;
 const at = (minute: number, second = 0) =>
   new Date(Date.UTC(2025, 2, 3, 10, minute, second)).toISOString();
-const identify = (anonymousId: string, userId: string, messageId: string, timestamp: string) => ({
-  type: 'identify',
-  anonymousId,
-  userId,
-  messageId,
-  timestamp,
-});
 
 /** People with progress rows in D1 for the site: stale rows of a merged-away person show here. */
 async function peopleWithRows(site: TestSite): Promise<string[]> {

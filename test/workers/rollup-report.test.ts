@@ -18,7 +18,7 @@ import { queryCountedAttempts } from '../../src/report/funnel-query';
 import { resolveRange } from '../../src/report/range';
 import { queryRollupReport, rollupServes } from '../../src/report/rollup-report';
 import { seededRandom } from '../../scripts/lib/random.mjs';
-import { ADMIN, importBatch, seedSite, settle, track, waitReady } from './helpers';
+import { ADMIN, importBatch, rollupTables, seedSite, settle, track, waitReady } from './helpers';
 
 const START = Date.UTC(2025, 2, 3);
 const SPAN = 12 * 86_400_000;
@@ -82,15 +82,7 @@ async function logRows(siteId: string): Promise<number> {
 async function snapshot(siteId: string): Promise<unknown[]> {
   await env.DB.batch(foldLogStatements(env.DB, siteId));
   expect(await logRows(siteId)).toBe(0);
-  const [rollups, durations] = await env.DB.batch([
-    env.DB.prepare(
-      'SELECT * FROM rollups WHERE site_id = ? ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9',
-    ).bind(siteId),
-    env.DB.prepare(
-      'SELECT * FROM rollup_durations WHERE site_id = ? ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10',
-    ).bind(siteId),
-  ]);
-  return [rollups?.results, durations?.results];
+  return rollupTables(siteId);
 }
 
 const GOALS: Array<{ name: string; definition: GoalDefinition }> = [
@@ -355,16 +347,20 @@ describe('report route', () => {
     const url =
       `https://goalstep.test/r/${site.shareToken}/${site.goalId}` +
       '?from=2025-03-03&to=2025-03-04&format=json';
-    const get = async (threshold: string) => {
+    const fetchAt = async (threshold: string, format = 'json') => {
       const ctx = createExecutionContext();
       const res = await worker.fetch(
-        new Request(url, { headers: { ...ADMIN, 'Cache-Control': 'no-cache' } }),
+        new Request(url.replace('format=json', `format=${format}`), {
+          headers: { ...ADMIN, 'Cache-Control': 'no-cache' },
+        }),
         { ...env, ROLLUP_MIN_PEOPLE: threshold },
         ctx,
       );
       await waitOnExecutionContext(ctx);
-      return (await res.json()) as FunnelReport;
+      return res;
     };
+    const get = async (threshold: string) =>
+      (await (await fetchAt(threshold)).json()) as FunnelReport;
 
     const small = await get('3');
     const large = await get('2');
@@ -374,6 +370,9 @@ describe('report route', () => {
     const median = large.steps[1]?.medianSecondsFromPrevious as number;
     expect(Math.abs(median - 180)).toBeLessThanOrEqual(180 * DURATION_RELATIVE_ERROR + 0.001);
     expect(small.steps[1]?.medianSecondsFromPrevious).toBe(180);
+    // The page says which data answered (review finding: it said "progress rows" for both).
+    expect(await (await fetchAt('2', 'html')).text()).toContain('from hourly rollups');
+    expect(await (await fetchAt('3', 'html')).text()).toContain('from progress rows');
 
     // The object folded its log in its first flush; the next write, within the minute, leaves
     // its change in the log, and the rollup report folds it before reading.

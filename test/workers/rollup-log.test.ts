@@ -1,0 +1,134 @@
+/**
+ * The rollup log (src/funnel/rollups.ts): cases where the log's rollups and the rows could
+ * part (found in review).
+ * Expected values come from the documented rule (docs/METRICS.md, "Kept equal to the rows"):
+ * after a fold, the rollups equal a rebuild from the rows, and the rows are the last write's.
+ */
+import { env } from 'cloudflare:test';
+import { toEngineGoal } from '../../src/funnel/definition';
+import { computeAttempts } from '../../src/funnel/engine';
+import { progressRows, writeProgress, type PersonProgress } from '../../src/funnel/progress-store';
+import { foldLogStatements, rebuildRollups, replaceRowsStatements } from '../../src/funnel/rollups';
+import type { Segment } from '../../src/funnel/segment';
+import { rollupTables } from './helpers';
+
+const SEGMENT: Segment = {
+  utmSource: 'google',
+  utmMedium: null,
+  utmCampaign: null,
+  referrerDomain: null,
+  device: 'desktop',
+  browser: 'Chrome',
+  os: null,
+  country: 'US',
+};
+const T0 = Date.UTC(2025, 2, 3, 10);
+const goal = toEngineGoal(
+  { id: 'g', version: 1, name: 'review' },
+  { steps: [{ event: 'a' }, { event: 'b' }, { event: 'c' }], window: '7d', mode: 'ordered' },
+);
+
+type Event = Parameters<typeof computeAttempts>[0][number];
+
+function progress(person: string, events: Event[]): PersonProgress {
+  const attempts = computeAttempts(events, goal).map((a) => ({ ...a, segment: SEGMENT }));
+  const map: PersonProgress['attempts'] = new Map();
+  if (attempts.length > 0) map.set('g#1', attempts);
+  return { personId: person, attempts: map };
+}
+
+const ev = (id: string, event: string, ts: number, properties: Event['properties'] = null) =>
+  ({ messageId: id, ts, type: 'track', event, properties }) as Event;
+
+describe('rollup log', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('a write that logs nothing never applies an older log row numbered like it', async () => {
+    const site = 'rl-seq';
+    const a = ev('p-a', 'a', T0);
+    const b = ev('p-b', 'b', T0 + 60_000);
+    const c = ev('p-c', 'c', T0 + 120_000);
+    await writeProgress(env.DB, site, [goal], [progress('a:p', [a])], { fold: true });
+    // Instance 1 of the site object, its clock some ms ahead: P reaches step 2; not folded yet.
+    const ahead = Date.now() + 86_400_000;
+    vi.spyOn(Date, 'now').mockReturnValue(ahead);
+    await writeProgress(env.DB, site, [goal], [progress('a:p', [a, b])]);
+    // Instance 2 (a fresh isolate: the writer's sequence starts again), its clock 5 ms behind:
+    // P reaches step 3, then a person with nothing to write (nothing logged) at the ms instance
+    // 1 wrote at.
+    vi.resetModules();
+    const fresh = await import('../../src/funnel/progress-store');
+    vi.spyOn(Date, 'now').mockReturnValue(ahead - 5);
+    await fresh.writeProgress(env.DB, site, [goal], [progress('a:p', [a, b, c])]);
+    vi.spyOn(Date, 'now').mockReturnValue(ahead);
+    await fresh.writeProgress(env.DB, site, [goal], [progress('a:q', [])]);
+    vi.restoreAllMocks();
+
+    // P's row is the last write's: reached 3.
+    const row = await env.DB.prepare(
+      `SELECT reached, t3 FROM attempts WHERE site_id = ? AND person_id = 'a:p'`,
+    )
+      .bind(site)
+      .all();
+    expect(row.results).toEqual([{ reached: 3, t3: T0 + 120_000 }]);
+    // And the folded rollups are those of the rows.
+    await env.DB.batch(foldLogStatements(env.DB, site));
+    const folded = await rollupTables(site);
+    await rebuildRollups(env.DB, site, [{ id: 'g', version: 1 }], 0);
+    expect(await rollupTables(site)).toEqual(folded);
+  });
+
+  it('fails a write numbered like a log row already there, changed or not', async () => {
+    const site = 'rl-guard';
+    const a = ev('g-a', 'a', T0);
+    const b = ev('g-b', 'b', T0 + 60_000);
+    await writeProgress(env.DB, site, [goal], [progress('a:p', [a])]);
+    const { seq } = (await env.DB.prepare('SELECT seq FROM rollup_log WHERE site_id = ?')
+      .bind(site)
+      .first<{ seq: number }>()) as { seq: number };
+    const rowsOf = (events: Event[]) =>
+      progressRows(goal, 'a:p', progress('a:p', events).attempts.get('g#1') ?? []);
+    const scope = [['g', 1, 'a:p'] as const];
+    // Unchanged (nothing to log) and changed: both refused, and the row stays as it was.
+    for (const events of [[a], [a, b]]) {
+      await expect(
+        env.DB.batch(replaceRowsStatements(env.DB, site, scope, rowsOf(events), seq)),
+      ).rejects.toThrow(/UNIQUE/);
+    }
+    const row = await env.DB.prepare(
+      `SELECT reached FROM attempts WHERE site_id = ? AND person_id = 'a:p'`,
+    )
+      .bind(site)
+      .first();
+    expect(row).toEqual({ reached: 1 });
+  });
+
+  it("a merge's log row stays within D1's 2 MB row limit when its parameters do", async () => {
+    const site = 'rl-size';
+    // One person, 450 attempts (an 'a' an hour), each entry with ~1,900 characters of
+    // properties (ENTRY_PROPS_MAX is 2,000).
+    const events: Event[] = [];
+    for (let i = 0; i < 450; i += 1) {
+      const props: Record<string, string> = {};
+      for (let k = 0; k < 40; k += 1) props[`k${k}`] = `"v${i}"`.padEnd(30, 'x');
+      events.push(ev(`m${i}`, 'a', T0 + i * 3_600_000, props));
+    }
+    const device = progress('a:dev', events);
+    await writeProgress(env.DB, site, [goal], [device], { fold: true });
+    // The device is merged into a user: the device's rows go, the user's come (one write).
+    const user = progress('u:ann', events);
+    const merge = [{ personId: 'a:dev', attempts: new Map() }, user];
+    const rowsJson = JSON.stringify(progressRows(goal, 'u:ann', user.attempts.get('g#1') ?? []));
+    await writeProgress(env.DB, site, [goal], merge);
+    const log = await env.DB.prepare(
+      'SELECT length(CAST(rows AS BLOB)) AS bytes FROM rollup_log WHERE site_id = ?',
+    )
+      .bind(site)
+      .first<{ bytes: number }>();
+    console.log(JSON.stringify({ rowsParamBytes: rowsJson.length, logRowBytes: log?.bytes }));
+    expect(rowsJson.length).toBeLessThan(2_000_000);
+    expect(log?.bytes).toBeLessThan(2_000_000);
+  });
+});
