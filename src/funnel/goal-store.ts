@@ -184,7 +184,12 @@ export async function listLiveGoals(db: D1Database, siteId: string): Promise<Sto
   return results.map(toGoal);
 }
 
-/** Marks the given versions' progress complete, never moving a goal back to an older one. */
+/**
+ * Marks the given versions' progress complete, never moving a goal back to an older one, and
+ * only while the version is still the goal's current one: a version saved over during its
+ * rebuild has incomplete rows (the walk went on with the newer definition), and the newer
+ * version's own rebuild marks that one.
+ */
 export async function markReady(
   db: D1Database,
   siteId: string,
@@ -193,7 +198,7 @@ export async function markReady(
   if (versions.length === 0) return;
   const update = db.prepare(
     `UPDATE goals SET ready_version = ?3 WHERE site_id = ?1 AND id = ?2
-       AND (ready_version IS NULL OR ready_version < ?3)`,
+       AND current_version = ?3 AND (ready_version IS NULL OR ready_version < ?3)`,
   );
   await db.batch(versions.map((v) => update.bind(siteId, v.id, v.version)));
 }

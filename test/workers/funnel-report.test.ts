@@ -10,6 +10,7 @@ import {
   SELF,
   waitOnExecutionContext,
 } from 'cloudflare:test';
+import { markReady } from '../../src/funnel/goal-store';
 import worker from '../../src/index';
 import { ADMIN, importBatch, seedSite, settle, track, waitReady, type TestSite } from './helpers';
 
@@ -169,6 +170,26 @@ describe('goal versions', () => {
       [2, 'c, not b', 'root'],
       [1, null, 'root'],
     ]);
+  });
+
+  it('never marks ready a version saved over during its rebuild (review finding)', async () => {
+    // A second save while version 2 rebuilds: the walk goes on with version 3's definition, so
+    // version 2's rows are incomplete and share links must keep showing version 1 until 3.
+    const site = await seedSite('saved-over', ['a', 'b']);
+    await waitReady(site.siteId, site.goalId, 1);
+    await env.DB.prepare(
+      "UPDATE goals SET current_version = 3 WHERE site_id = 'saved-over' AND id = 'goal'",
+    ).run();
+    const ready = async () =>
+      (
+        await env.DB.prepare(
+          "SELECT ready_version AS v FROM goals WHERE site_id = 'saved-over'",
+        ).first<{ v: number }>()
+      )?.v;
+    await markReady(env.DB, site.siteId, [{ id: 'goal', version: 2 }]);
+    expect(await ready()).toBe(1);
+    await markReady(env.DB, site.siteId, [{ id: 'goal', version: 3 }]);
+    expect(await ready()).toBe(3);
   });
 
   it('refuses an excluded event that is also a step', async () => {
