@@ -24,7 +24,7 @@ const port = await freePort();
 const stack = await startStack({
   port,
   persistTo,
-  vars: { ADMIN_TOKEN: adminToken, PUBLIC_BASE_URL: `http://127.0.0.1:${port}` },
+  vars: { ADMIN_TOKEN: adminToken },
 });
 /** The script's output: Markdown on stdout. */
 const print = (text) => process.stdout.write(`${text}\n`);

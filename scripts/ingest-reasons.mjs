@@ -14,7 +14,7 @@ const port = await freePort();
 const stack = await startStack({
   port,
   persistTo,
-  vars: { ADMIN_TOKEN: adminToken, PUBLIC_BASE_URL: `http://127.0.0.1:${port}` },
+  vars: { ADMIN_TOKEN: adminToken },
 });
 try {
   const summary = await replay({ dir, url: stack.baseUrl, adminToken, siteId: 'demo' });

@@ -69,12 +69,18 @@ function summaryLines(summary) {
     .sort((a, b) => b[1] - a[1])
     .map(([code, n]) => `${code} ${n}`)
     .join(', ');
+  const filtered = Object.entries(summary.filteredByCode ?? {})
+    .sort((a, b) => b[1] - a[1])
+    .map(([code, n]) => `${code} ${n}`)
+    .join(', ');
   const lines = [
     `rows read         ${summary.rows}`,
-    `events sent       ${summary.sent} in ${summary.batches} batches (${summary.retries} retries)`,
+    `events sent       ${summary.sent} in ${summary.batches} batches (${summary.retries} retries;` +
+      ' a row with an e-mail hash also sends an identify)',
     `accepted          ${summary.accepted}`,
     `duplicates        ${summary.duplicates}`,
     `rejected          ${summary.rejected}${codes ? ` (${codes})` : ''}`,
+    `filtered          ${summary.filtered ?? 0}${filtered ? ` (${filtered}: kept, not counted)` : ''}`,
     `wall time         ${summary.wallSeconds.toFixed(1)} s`,
     `events/s          ${summary.eventsPerSecond ?? '-'} (while sending)`,
   ];

@@ -49,8 +49,8 @@ goalstep is running on ${PUBLIC}
   Puffy days        ${reportUrl(PUBLIC, puffyRange)}
                     (format=json or format=csv in the query for data instead of the page)
 
-  Load the Puffy sample data in a second terminal:
-    npm run replay -- ../shared/data/puffy
+  Load the Puffy sample data in a second terminal (the directory of its CSV files):
+    npm run replay -- ../shared/data/puffy${PUBLIC === 'http://localhost:8787' ? '' : ` --url ${PUBLIC}`}
 
   Data: ${rel(persistTo)}   Log: ${rel(logFile)}   Ctrl-C stops.
 `);

@@ -9,7 +9,6 @@ export interface Env {
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
   /** Bootstrap admin token (a wrangler secret; `.dev.vars` locally). */
   ADMIN_TOKEN?: string;
-  PUBLIC_BASE_URL?: string;
   /**
    * People in a report's range from which rollups answer it (default 50000,
    * src/report/rollup-report.ts); below it the exact per-person path does.

@@ -68,6 +68,10 @@ export interface EventTime {
   warnings: Array<{ code: string; message: string }>;
 }
 
+/** A clock difference as a person reads it: milliseconds under ten seconds, else seconds. */
+const clockOff = (ms: number) =>
+  Math.abs(ms) < 10_000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+
 /**
  * Decides an event's stored time. The offset `receivedAt - sentAt` is applied only when the
  * client clock is clearly wrong; a time after the event's own `sentAt`, or after receipt, is
@@ -91,7 +95,7 @@ export function resolveEventTime({ timestamp, sentAt, receivedAt }: EventTimeInp
       ts += offset;
       warnings.push({
         code: 'clock_skew_corrected',
-        message: `client clock off by ${Math.round(-offset / 1000)} s; corrected using sentAt`,
+        message: `client clock off by ${clockOff(-offset)}; corrected using sentAt`,
       });
     }
   }

@@ -78,6 +78,12 @@ export interface ReportPageProps {
 const SYNTHETIC = { none: 'No value', other: 'Other values', value: '' } as const;
 
 const MODE_LABEL = { ordered: 'ordered steps', strict: 'strict order', any: 'any order' } as const;
+/** Which data answered, as the page says it (times from rollups are within 1 %, METRICS.md). */
+const SOURCE_LABEL = {
+  progress: 'from progress rows',
+  rollup: 'from hourly rollups of the progress rows (times within 1 %)',
+  events: 'computed from stored events',
+} as const;
 
 /** The whole report page. */
 export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, defined, links }) => (
@@ -94,8 +100,7 @@ export const ReportPage: FC<ReportPageProps> = ({ report, health, versions, defi
         <h1>{report.goal.name}</h1>
         <p class="sub">
           Version {report.version} · entries {report.rangeLabel} · {report.window} window ·{' '}
-          {MODE_LABEL[report.mode]} ·{' '}
-          {report.source === 'events' ? 'computed from stored events' : 'from progress rows'}
+          {MODE_LABEL[report.mode]} · {SOURCE_LABEL[report.source]}
           {report.filters.length > 0 ? ` · only people with ${filterText(report.filters)}` : ''}
         </p>
         {report.rebuilding ? (

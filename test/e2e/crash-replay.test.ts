@@ -62,7 +62,7 @@ describe('SIGKILL of the whole local server in the middle of a replay', () => {
     stack = (await startStack({
       port,
       persistTo,
-      vars: { ADMIN_TOKEN, PUBLIC_BASE_URL: `http://127.0.0.1:${port}` },
+      vars: { ADMIN_TOKEN },
     })) as Stack;
     return stack;
   };

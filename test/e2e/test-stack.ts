@@ -27,7 +27,7 @@ export function useTestStack(name: string, vars: Record<string, string> = {}): (
     stack = await startStack({
       port,
       persistTo,
-      vars: { ...vars, ADMIN_TOKEN: adminToken, PUBLIC_BASE_URL: `http://127.0.0.1:${port}` },
+      vars: { ...vars, ADMIN_TOKEN: adminToken },
     });
   });
 

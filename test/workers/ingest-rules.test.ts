@@ -48,6 +48,24 @@ describe('resolveEventTime', () => {
     expect(result.warnings.map((w) => w.code)).toEqual(['clock_skew_corrected']);
   });
 
+  it('says a small clock difference in milliseconds, not "0 s" (review finding)', () => {
+    const small = resolveEventTime({
+      timestamp: ms('2025-03-03T10:00:00.000Z'),
+      sentAt: ms('2025-03-03T10:00:00.400Z'),
+      receivedAt: ms('2025-03-03T10:00:00.100Z'),
+    });
+    expect(small.warnings[0]?.message).toBe('client clock off by 300 ms; corrected using sentAt');
+    // 2031-01-01T00:00:02Z − 2025-03-03T10:00:00Z = 2,129 days 14:00:02 = 183,996,002 s.
+    const large = resolveEventTime({
+      timestamp: ms('2031-01-01T00:00:00.000Z'),
+      sentAt: ms('2031-01-01T00:00:02.000Z'),
+      receivedAt: ms('2025-03-03T10:00:00.000Z'),
+    });
+    expect(large.warnings[0]?.message).toBe(
+      'client clock off by 183996002 s; corrected using sentAt',
+    );
+  });
+
   it('clamps a time after its own sentAt and flags it (C10)', () => {
     const result = resolveEventTime({
       timestamp: ms('2025-03-17T10:00:00.000Z'),
