@@ -80,7 +80,8 @@ function summaryLines(summary) {
     `accepted          ${summary.accepted}`,
     `duplicates        ${summary.duplicates}`,
     `rejected          ${summary.rejected}${codes ? ` (${codes})` : ''}`,
-    `filtered          ${summary.filtered ?? 0}${filtered ? ` (${filtered}: kept, not counted)` : ''}`,
+    `filtered          ${summary.filtered ?? 0}` +
+      (filtered ? ` (${filtered}: kept, not counted)` : ''),
     `wall time         ${summary.wallSeconds.toFixed(1)} s`,
     `events/s          ${summary.eventsPerSecond ?? '-'} (while sending)`,
   ];
@@ -119,7 +120,10 @@ async function main() {
       siteId: demo.siteId,
       batchSize: positiveInteger(values.batch, 'batch'),
       concurrency: positiveInteger(values.concurrency, 'concurrency'),
-      files: values.files?.split(',').map((name) => name.trim()).filter(Boolean),
+      files: values.files
+        ?.split(',')
+        .map((name) => name.trim())
+        .filter(Boolean),
       sentAt: !values['no-sent-at'],
       onProgress: printer.update,
     });

@@ -37,6 +37,8 @@ process.on('exit', () => {
 const demo = readDemo();
 const rel = (path) => relative(process.cwd(), path) || '.';
 const puffyRange = { from: '2025-02-23', to: '2025-03-02' };
+// The replay's own default is port 8787: another port has to be named.
+const replayUrl = PUBLIC === 'http://localhost:8787' ? '' : ` --url ${PUBLIC}`;
 console.log(`
 goalstep is running on ${PUBLIC}
 
@@ -50,7 +52,7 @@ goalstep is running on ${PUBLIC}
                     (format=json or format=csv in the query for data instead of the page)
 
   Load the Puffy sample data in a second terminal (the directory of its CSV files):
-    npm run replay -- ../shared/data/puffy${PUBLIC === 'http://localhost:8787' ? '' : ` --url ${PUBLIC}`}
+    npm run replay -- ../shared/data/puffy${replayUrl}
 
   Data: ${rel(persistTo)}   Log: ${rel(logFile)}   Ctrl-C stops.
 `);

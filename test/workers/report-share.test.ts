@@ -60,7 +60,7 @@ describe('share tokens', () => {
     expect((await SELF.fetch(url(site.shareToken, 'goal'))).status).toBe(200);
   });
 
-  it('serves an answer fresh for a minute, stale while revalidating to ten, then anew', async () => {
+  it('serves an answer fresh for 1 min, stale while revalidating to 10, then anew', async () => {
     const site = await seedSite('tok-ages', ['view']);
     const target = url(site.shareToken, site.goalId, '&format=json');
     const start = Date.UTC(2025, 2, 10);

@@ -132,7 +132,7 @@ it('rollup reports equal per-person ones through merges, splits and an edit', as
   console.log(JSON.stringify({ logRowsBeforeReport: logged }));
 }, 60_000);
 
-it('folds the log once the writes since the last fold hold 2,000 rows, within the minute', async () => {
+it('folds the log once 2,000 rows were logged since the last fold, within the minute', async () => {
   const site = await seedSite('rl-size-fold', ['a', 'b']);
   await waitReady(site.siteId, site.goalId, 1);
   const logRows = async () =>
