@@ -241,9 +241,10 @@ const REPLACE_SQL = (() => {
     WHERE sign = ${sign}`;
   return [
     LOG_SQL,
-    // Replaced rows whose key no written row has: their entry is gone.
-    `DELETE FROM attempts WHERE site_id = ?1 AND (${keys.join(', ')}) IN
-       (${written(-1, keys.join(', '))} EXCEPT ${written(1, keys.join(', '))})`,
+    // Replaced rows whose key no written row has: their entry is gone. The whole key on the
+    // left, so SQLite looks each row up by it (with the site alone it scans the site's rows).
+    `DELETE FROM attempts WHERE (site_id, ${keys.join(', ')}) IN (SELECT ?1, * FROM
+       (${written(-1, keys.join(', '))} EXCEPT ${written(1, keys.join(', '))}))`,
     // Written rows: each differs from what is stored under its key, if anything is.
     `INSERT INTO attempts (site_id, ${fields})
        SELECT ?1, ${fields} FROM (${written(1, fields)}) WHERE 1

@@ -151,9 +151,14 @@ export async function waitReady(siteId: string, goalId: string, version: number)
   throw new Error(`version ${version} never became ready`);
 }
 
-/** Sums `meta.rows_written` of every batch: a measuring view of the real binding. */
-export function counting(db: D1Database): { db: D1Database; written: () => number } {
+/** Sums `meta.rows_written` and `rows_read` of every batch: a measuring view of the real binding. */
+export function counting(db: D1Database): {
+  db: D1Database;
+  written: () => number;
+  read: () => number;
+} {
   let written = 0;
+  let read = 0;
   const wrapped = new Proxy(db, {
     get(target, prop) {
       if (prop !== 'batch') {
@@ -162,10 +167,13 @@ export function counting(db: D1Database): { db: D1Database; written: () => numbe
       }
       return async (statements: D1PreparedStatement[]) => {
         const results = await target.batch(statements);
-        for (const r of results) written += r.meta.rows_written ?? 0;
+        for (const r of results) {
+          written += r.meta.rows_written ?? 0;
+          read += r.meta.rows_read ?? 0;
+        }
         return results;
       };
     },
   });
-  return { db: wrapped, written: () => written };
+  return { db: wrapped, written: () => written, read: () => read };
 }

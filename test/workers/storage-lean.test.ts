@@ -108,6 +108,48 @@ describe('lean storage', () => {
     expect(total).toEqual({ n: 3, c1: 3 });
   });
 
+  it("reads as many rows to write one person whatever the site's other rows", async () => {
+    const goal = toEngineGoal(
+      { id: 'lean-reads', version: 1, name: 'Reads' },
+      { steps: [{ event: 'view' }, { event: 'buy' }], window: '7d', mode: 'ordered' },
+    );
+    const segment = {
+      utmSource: null,
+      utmMedium: null,
+      utmCampaign: null,
+      referrerDomain: null,
+      device: null,
+      browser: null,
+      os: null,
+      country: null,
+    };
+    const at = Date.UTC(2025, 2, 3, 10);
+    const person = (id: string, events: string[]) => {
+      const list = events.map((event, i) => ({
+        messageId: `${id}-${i}`,
+        ts: at + i * 60_000,
+        type: 'track',
+        event,
+        properties: null,
+      }));
+      const attempts = computeAttempts(list, goal).map((a) => ({ ...a, segment }));
+      return { personId: id, attempts: new Map([['lean-reads#1', attempts]]) };
+    };
+    // Site "big" holds 1,000 other people first; "small" none.
+    const others = Array.from({ length: 1000 }, (_, i) => person(`a:o${i}`, ['view']));
+    await writeProgress(env.DB, 'lean-big', [goal], others, { fold: true });
+    const reads = async (site: string) => {
+      const { db, read } = counting(env.DB);
+      await writeProgress(db, site, [goal], [person('a:me', ['view'])]);
+      await writeProgress(db, site, [goal], [person('a:me', ['view', 'buy'])]);
+      return read();
+    };
+    // Every row a write touches is found by its key: the 1,000 other people cost no reads (a
+    // scan of the site's rows would add at least 1,000; a key search may step on a neighbour).
+    const small = await reads('lean-small');
+    expect(await reads('lean-big')).toBeLessThanOrEqual(small + 10);
+  });
+
   // The shapes objects were created with before: a rowid table, then one keyed by message id.
   const OLDER_TABLES = [
     `CREATE TABLE events (message_id TEXT PRIMARY KEY, anon TEXT, user TEXT,
