@@ -7,6 +7,13 @@
 /** The longest key kept. */
 const MAX_KEY = 1000;
 
+/** Sets key in a map kept to at most `max` entries: the key becomes the newest, the oldest go. */
+export function keepNewest<K, V>(kept: Map<K, V>, key: K, value: V, max: number): void {
+  kept.delete(key);
+  if (kept.size >= max) kept.delete(kept.keys().next().value as K);
+  kept.set(key, value);
+}
+
 /** Wraps `compute` with a memo of at most `max` keys (of at most 1,000 characters each). */
 export function memoize<T>(compute: (key: string) => T, max = 1000): (key: string) => T {
   const kept = new Map<string, T>();
@@ -16,8 +23,7 @@ export function memoize<T>(compute: (key: string) => T, max = 1000): (key: strin
     // Real agents are a few hundred characters: a longer key is answered but not kept, so the
     // memo stays under max × MAX_KEY characters whatever a client sends.
     if (key.length > MAX_KEY) return value;
-    if (kept.size >= max) kept.delete(kept.keys().next().value as string);
-    kept.set(key, value);
+    keepNewest(kept, key, value, max);
     return value;
   };
 }

@@ -8,6 +8,7 @@ import { listStepHealth, type StepHealthIncident } from '../alerts/alert-store';
 import type { Env } from '../env';
 import { MODES, parseWindow, type Goal, type Mode } from '../funnel/definition';
 import { sha256Hex } from '../lib/crypto';
+import { keepNewest } from '../lib/memo';
 import { nowMs } from '../lib/clock';
 import { ApiError } from '../lib/http-error';
 import { buildReport, filterParam, type ReportView, type SegmentFilter } from './build-report';
@@ -51,10 +52,7 @@ const MEMORY_MAX_BODY = 128 * 1024;
 const inMemory = new Map<string, Answer>();
 
 function remember(key: string, answer: Answer): void {
-  if (answer.body.length > MEMORY_MAX_BODY) return;
-  inMemory.delete(key);
-  if (inMemory.size >= MEMORY_ENTRIES) inMemory.delete(inMemory.keys().next().value as string);
-  inMemory.set(key, answer);
+  if (answer.body.length <= MEMORY_MAX_BODY) keepNewest(inMemory, key, answer, MEMORY_ENTRIES);
 }
 
 /** The answer kept for key, from memory or else the edge cache; undefined when neither has it. */

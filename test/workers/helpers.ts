@@ -151,7 +151,7 @@ export async function waitReady(siteId: string, goalId: string, version: number)
   throw new Error(`version ${version} never became ready`);
 }
 
-/** Sums `meta.rows_written` and `rows_read` of every batch: a measuring view of the real binding. */
+/** Sums `meta.rows_written` and `rows_read` of every batch: a measuring view of the binding. */
 export function counting(db: D1Database): {
   db: D1Database;
   written: () => number;

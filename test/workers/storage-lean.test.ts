@@ -9,6 +9,7 @@ import { toEngineGoal } from '../../src/funnel/definition';
 import { computeAttempts } from '../../src/funnel/engine';
 import { writeProgress } from '../../src/funnel/progress-store';
 import { foldLogStatements, ROLLUP_DIMS } from '../../src/funnel/rollups';
+import { segmentOf } from '../../src/funnel/segment';
 import { createEventsTable } from '../../src/identity/site-state-do';
 import { storeBatch } from '../../src/ingest/event-store';
 import type { StoredEvent } from '../../src/ingest/normalize';
@@ -113,16 +114,7 @@ describe('lean storage', () => {
       { id: 'lean-reads', version: 1, name: 'Reads' },
       { steps: [{ event: 'view' }, { event: 'buy' }], window: '7d', mode: 'ordered' },
     );
-    const segment = {
-      utmSource: null,
-      utmMedium: null,
-      utmCampaign: null,
-      referrerDomain: null,
-      device: null,
-      browser: null,
-      os: null,
-      country: null,
-    };
+    const segment = segmentOf(null); // a visitor without context: no segment values
     const at = Date.UTC(2025, 2, 3, 10);
     const person = (id: string, events: string[]) => {
       const list = events.map((event, i) => ({
