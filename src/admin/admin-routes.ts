@@ -261,20 +261,26 @@ adminRoutes.delete('/admin/sites/:siteId/shares/:shareId', async (c) => {
 adminRoutes.get('/admin/sites/:siteId/status', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
-  const [events, pending, rejected, filtered] = await c.env.DB.batch<{ n: number }>([
-    c.env.DB.prepare('SELECT COUNT(*) AS n FROM events WHERE site_id = ?').bind(siteId),
-    // The site object deletes a batch's record once applied: every row left is pending.
-    c.env.DB.prepare('SELECT COUNT(*) AS n FROM batches WHERE site_id = ?').bind(siteId),
-    c.env.DB.prepare(
-      "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ? AND disposition = 'rejected'",
-    ).bind(siteId),
-    c.env.DB.prepare(
-      "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ? AND disposition = 'filtered'",
-    ).bind(siteId),
+  const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
+  const [[events, records, rejected, filtered], taken] = await Promise.all([
+    c.env.DB.batch<{ n: number }>([
+      c.env.DB.prepare('SELECT COUNT(*) AS n FROM events WHERE site_id = ?').bind(siteId),
+      // Batches the site object has not taken (the reconciler's work): it deletes a record
+      // once applied, so every row left is pending.
+      c.env.DB.prepare('SELECT COUNT(*) AS n FROM batches WHERE site_id = ?').bind(siteId),
+      c.env.DB.prepare(
+        "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ? AND disposition = 'rejected'",
+      ).bind(siteId),
+      c.env.DB.prepare(
+        "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ? AND disposition = 'filtered'",
+      ).bind(siteId),
+    ]),
+    // Requests the object took whose progress is not written yet.
+    state.pending(),
   ]);
   return c.json({
     events: events?.results[0]?.n ?? 0,
-    pendingBatches: pending?.results[0]?.n ?? 0,
+    pendingBatches: (records?.results[0]?.n ?? 0) + taken,
     rejected: rejected?.results[0]?.n ?? 0,
     filtered: filtered?.results[0]?.n ?? 0,
   });

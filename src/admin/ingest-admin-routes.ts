@@ -6,8 +6,7 @@
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import type { Env } from '../env';
-import { forward } from '../ingest/ingest-routes';
-import { ingestRequest } from '../ingest/ingest-request';
+import { ingestAndDeliver } from '../ingest/ingest-routes';
 import { erasePerson, exportPerson } from '../ingest/person-data';
 import { requireRetention, retainedFrom } from '../ingest/retention';
 import { clearWriteKeyCache } from '../ingest/site-keys';
@@ -158,7 +157,7 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
   // Re-submitted by an admin: every event time within the retention is accepted (as on the
   // import path) and the traffic filters are skipped, since the admin has judged these events.
   const now = nowMs(c.env);
-  const outcome = await ingestRequest({
+  const outcome = await ingestAndDeliver(c, {
     db: c.env.DB,
     siteId,
     body: { batch },
@@ -188,7 +187,6 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
       detail: { ids: input.items.map((item) => item.id), accepted: outcome.body.accepted },
     },
   );
-  forward(c, siteId, outcome);
   return c.json(outcome.body, outcome.status);
 });
 

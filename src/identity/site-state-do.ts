@@ -16,7 +16,9 @@ import { attemptRow, goalKey, writeProgress, type AttemptRow } from '../funnel/p
 import { rebuildRollups } from '../funnel/rollups';
 import { logger } from '../lib/logger';
 import {
+  countAlarmSet,
   countInvocation,
+  countObjectMs,
   meterEnv,
   meterSql,
   readTally,
@@ -41,6 +43,18 @@ const GOALS_TTL_MS = 30_000;
  * per beacon (docs/BENCHMARKS.md, cost). It bounds the extra lag from 2xx to report.
  */
 const INGEST_FLUSH_DELAY_MS = 250;
+/**
+ * The recovery after a lost write cycle recomputes the people of events received this long
+ * before the last recorded cycle end too: instances of the object on different machines need
+ * not agree on the time to the millisecond. Recomputing a person is idempotent.
+ */
+const RECOVERY_SLACK_MS = 60_000;
+/**
+ * The end of a write cycle is recorded (one row) at most this often: a recovery then recomputes
+ * the people of up to this much more traffic, which costs CPU once, where the row would be
+ * billed on every cycle of a quiet site.
+ */
+const CYCLE_MARK_EVERY_MS = 10_000;
 /** People recomputed and written per D1 batch of a flush. */
 const FLUSH_CHUNK = 500;
 /**
@@ -98,7 +112,7 @@ export interface AdminWho {
 
 const EVENTS_COLUMNS = `dev TEXT NOT NULL, message_id TEXT NOT NULL, anon TEXT, user TEXT,
   ts INTEGER NOT NULL, type TEXT NOT NULL, name TEXT, props TEXT, seg TEXT NOT NULL,
-  PRIMARY KEY (dev, message_id)`;
+  received INTEGER, PRIMARY KEY (dev, message_id)`;
 
 /**
  * The object's events table, keyed by device (`dev`: the anonymous id, '' when there is none)
@@ -111,6 +125,10 @@ const EVENTS_COLUMNS = `dev TEXT NOT NULL, message_id TEXT NOT NULL, anon TEXT, 
  * once. That holds past D1's retention purge too, because ingest refuses events older than the
  * retention (`older_than_retention`): a purged message id cannot come back. An object created
  * with an earlier table (rowid, or keyed by message id alone) is copied over once.
+ *
+ * `received` is when the object took the event (`receive`), with no index: only the recovery
+ * after a lost write cycle reads it (see `SiteState.alarm`). Rows stored before it existed hold
+ * NULL and were written long ago.
  */
 export function createEventsTable(sql: SqlStorage): void {
   const existing = sql
@@ -125,6 +143,10 @@ export function createEventsTable(sql: SqlStorage): void {
     sql.exec('ALTER TABLE events_lean RENAME TO events');
   }
   sql.exec(`CREATE TABLE IF NOT EXISTS events (${EVENTS_COLUMNS}) WITHOUT ROWID`);
+  const columns = sql.exec<{ name: string }>('SELECT name FROM pragma_table_info(?)', 'events');
+  if (!columns.toArray().some((c) => c.name === 'received')) {
+    sql.exec('ALTER TABLE events ADD COLUMN received INTEGER');
+  }
   sql.exec('CREATE INDEX IF NOT EXISTS events_user_set ON events (user) WHERE user IS NOT NULL');
 }
 
@@ -142,8 +164,16 @@ export class SiteState extends DurableObject<Env> {
   private foldedAt = 0;
   /** Progress rows written since that fold. */
   private rowsSinceFold = 0;
-  /** The coalescing pause of ingest batches under way, and the batches waiting for it. */
+  /** The coalescing pause of reconciled batches under way, and the batches waiting for it. */
   private ingestFlush: Promise<void> | null = null;
+  /** Whether this instance has set the alarm that writes what `receive` took. */
+  private armed = false;
+  /** Whether a predecessor instance may have left taken events unwritten (see `alarm`). */
+  private recovering = false;
+  /** Requests taken by `receive` whose people are not written yet (the status's pending). */
+  private receipts = 0;
+  /** When this instance last recorded a write cycle's end (`meta.cycle_end`). */
+  private cycleMarkedAt = 0;
   private readonly waitingBatches: string[] = [];
   private goals: { siteId: string; loadedAt: number; list: StoredGoal[] } | null = null;
   /** Views running or waiting for their turn, by view key (identical views share one). */
@@ -169,7 +199,12 @@ export class SiteState extends DurableObject<Env> {
       this.persisted.add(row.key);
       this.sequence = Math.max(this.sequence, row.seq);
     }
-    if (this.dirty.size > 0) void ctx.storage.setAlarm(Date.now() + 1_000);
+    void ctx.blockConcurrencyWhile(async () => {
+      // An alarm still set when an instance starts may be a write cycle its predecessor never
+      // finished (an eviction, a restart): the first alarm recovers it.
+      this.recovering = (await ctx.storage.getAlarm()) !== null;
+      if (this.dirty.size > 0) await this.setAlarm(1_000);
+    });
   }
 
   /** The usage meter's counters in this object's isolate (cost benchmark), reset if asked. */
@@ -179,35 +214,125 @@ export class SiteState extends DurableObject<Env> {
     return tally;
   }
 
-  /** Finishes a recompute left owed by an eviction or a failed D1 write. */
+  /**
+   * Writes the people of what `receive` took, finishes a recompute left owed by an eviction or a
+   * failed D1 write (`dirty` rows), and recovers a write cycle a predecessor instance lost. A
+   * failure throws, and the runtime retries the alarm.
+   *
+   * Recovery: an alarm this instance did not set, or one already set when it started, may be
+   * a predecessor's cycle, whose taken events are stored here but whose people were only
+   * marked in that instance's memory. Their events are found by `received` (a scan, no index:
+   * this runs only after a lost instance) after the last recorded cycle end, less a slack.
+   */
   override async alarm(): Promise<void> {
     countInvocation(this.env, 'alarm');
+    const started = Date.now();
+    try {
+      await this.writeTaken();
+    } finally {
+      countObjectMs(this.env, Date.now() - started);
+    }
+  }
+
+  private async writeTaken(): Promise<void> {
+    if (!this.armed) this.recovering = true;
+    this.armed = false;
     const siteId = this.knownSite();
-    if (siteId && this.dirty.size > 0) await this.flush(siteId);
+    if (!siteId) return;
+    const recovered = this.recovering;
+    if (recovered) this.markUnwritten();
+    await this.flush(siteId);
+    this.recovering = false;
+    // A request taken during the flush was written by it too (the loop runs until nothing is
+    // dirty); one taken after it armed the next alarm and marked someone dirty again.
+    if (this.dirty.size > 0 || (this.receipts === 0 && !recovered)) return;
+    this.receipts = 0;
+    const now = Date.now();
+    if (now - this.cycleMarkedAt < CYCLE_MARK_EVERY_MS) return;
+    this.cycleMarkedAt = now;
+    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('cycle_end', ?)", String(now));
+  }
+
+  /** Marks dirty the people of every event taken since the last recorded cycle end. */
+  private markUnwritten(): void {
+    const mark = this.sql
+      .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'cycle_end'")
+      .toArray()[0];
+    const since = mark ? Number(mark.value) - RECOVERY_SLACK_MS : 0;
+    const resolution = this.resolve();
+    const rows = this.sql.exec<{
+      message_id: string;
+      anon: string | null;
+      user: string | null;
+      ts: number;
+    }>('SELECT message_id, anon, user, ts FROM events WHERE received >= ?', since);
+    for (const row of rows) {
+      const event = {
+        messageId: row.message_id,
+        anonymousId: row.anon,
+        userId: row.user,
+        ts: row.ts,
+      };
+      this.markDirty(resolution.personOf(event), false);
+    }
   }
 
   /**
-   * Takes events already stored in D1 (shaped by `stateBatch` in the Worker), recomputes every
-   * person they touch and writes the progress rows, then deletes the batch's D1 record. Safe to
-   * repeat: events are kept once (by device and message id), and the people of every event
-   * passed are recomputed even if it was seen before (a retry after an eviction must still reach
-   * D1).
+   * Takes stored events from the ingest path before its answer (the Worker awaits this): keeps
+   * them here, updates the identity facts, and leaves their people to the alarm, which writes
+   * every request taken in the pause together. What survives an eviction before the alarm is
+   * the events (stored here, with when they were taken) and the alarm itself: see `alarm`. No
+   * D1 batch record is needed, and no `dirty` row per person (docs/BENCHMARKS.md, cost).
    */
-  async apply(siteId: string, batchId: string | null, batch: StateBatch): Promise<void> {
+  async receive(siteId: string, batch: StateBatch): Promise<void> {
     this.rememberSite(siteId);
-    // Everything up to the flush is synchronous: no other request interleaves with it.
+    this.take(batch, Date.now());
+    this.receipts += 1;
+    if (this.armed) return;
+    await this.setAlarm(INGEST_FLUSH_DELAY_MS);
+    this.armed = true;
+  }
+
+  private async setAlarm(inMs: number): Promise<void> {
+    countAlarmSet(this.env);
+    await this.ctx.storage.setAlarm(Date.now() + inMs);
+  }
+
+  /**
+   * The reconciler's way in: takes a batch D1 holds as pending (its `receive` failed, or
+   * `DEFER_APPLY` left it), writes its people after the coalescing pause, then deletes the
+   * batch's D1 record. Safe to repeat: events are kept once (by device and message id), and the
+   * people of every event passed are recomputed even if it was seen before.
+   */
+  async apply(siteId: string, batchId: string, batch: StateBatch): Promise<void> {
+    this.rememberSite(siteId);
+    this.take(batch, Date.now());
+    this.waitingBatches.push(batchId);
+    await this.flushIngest(siteId);
+  }
+
+  /**
+   * Stores a batch's events (once each), records the identity facts of the new ones and marks
+   * every event's person dirty, in memory: a batch's people need no `dirty` row, since what
+   * handed the batch over keeps it recoverable (the alarm for `receive`, the D1 record for
+   * `apply`). People moved by a graph change are marked durably: a replay would not move them
+   * again. Synchronous: no other request interleaves with it.
+   */
+  private take(batch: StateBatch, receivedAt: number): void {
     const before = this.resolve();
     let graphChanged = false;
     // One statement for the whole batch; it answers which events are new here.
     const fresh = new Set(
       this.sql
         .exec<{ message_id: string }>(
-          `INSERT OR IGNORE INTO events (dev, message_id, anon, user, ts, type, name, props, seg)
+          `INSERT OR IGNORE INTO events
+             (dev, message_id, anon, user, ts, type, name, props, seg, received)
            SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4,
-             e.value ->> 5, e.value ->> 6, e.value ->> 7, e.value ->> 8
-           FROM json_each(?) e
+             e.value ->> 5, e.value ->> 6, e.value ->> 7, e.value ->> 8, ?2
+           FROM json_each(?1) e
            RETURNING message_id`,
           batch.rows,
+          receivedAt,
         )
         .toArray()
         .map((row) => row.message_id),
@@ -220,17 +345,7 @@ export class SiteState extends DurableObject<Env> {
     }
     if (graphChanged) this.regraph(before);
     const after = this.resolve();
-    // A batch's own people need no `dirty` row: its D1 record stays unapplied until the flush
-    // below has written them, and the reconciler hands it back after an eviction. That saves
-    // two billed rows written per person per batch (docs/BENCHMARKS.md, cost). People moved by
-    // a graph change (regraph above) are marked durably: a replay would not move them again.
-    for (const event of batch.facts) this.markDirty(after.personOf(event), batchId === null);
-
-    // Without a D1 batch record nothing would hand these people back after an eviction (they
-    // were marked durably above): they are written at once.
-    if (!batchId) return this.flush(siteId);
-    this.waitingBatches.push(batchId);
-    await this.flushIngest(siteId);
+    for (const event of batch.facts) this.markDirty(after.personOf(event), false);
   }
 
   /**
@@ -460,6 +575,14 @@ export class SiteState extends DurableObject<Env> {
       await this.flush(siteId);
     }
     return record;
+  }
+
+  /**
+   * Requests taken by `receive` whose people are not written yet, plus one while a lost write
+   * cycle waits for its recovery (the site status adds these to its pending batches).
+   */
+  async pending(): Promise<number> {
+    return this.receipts + (this.recovering ? 1 : 0);
   }
 
   /** Counts kept in this object, for the admin identity summary and tests. */

@@ -1,6 +1,7 @@
 /**
- * Writes one ingest request to D1 in a single transactional batch: the batch record, every
- * valid event (deduplicated on the site's message id) and every rejected event with its reason.
+ * Writes one ingest request to D1 in a single transactional batch: every valid event
+ * (deduplicated on the site's message id), every rejected event with its reason and, when the
+ * site object will not take the events before the answer, the batch record the reconciler reads.
  */
 import { truncateText } from './guards';
 import type { StoredEvent } from './normalize';
@@ -26,6 +27,12 @@ export interface FilteredRecord {
 export interface StoreBatchInput {
   siteId: string | null;
   batchId: string;
+  /**
+   * Whether to write the batch record with the events (`DEFER_APPLY`): the reconciler then
+   * hands them to the site object. Otherwise the object takes them before the answer and no
+   * record is written (docs/ARCHITECTURE.md, ingest).
+   */
+  pending?: boolean;
   receivedAt: number;
   events: Array<StoredEvent & { messageId: string }>;
   rejected: RejectedRecord[];
@@ -57,19 +64,10 @@ export async function storeBatch(
 ): Promise<Array<StoredEvent & { messageId: string }>> {
   const statements: D1PreparedStatement[] = [];
   if (input.siteId !== null && input.events.length > 0) {
-    statements.push(
-      db
-        .prepare(
-          `INSERT OR IGNORE INTO batches (id, site_id, received_at, message_ids)
-           VALUES (?, ?, ?, ?)`,
-        )
-        .bind(
-          input.batchId,
-          input.siteId,
-          input.receivedAt,
-          JSON.stringify(input.events.map((e) => e.messageId)),
-        ),
-    );
+    if (input.pending) {
+      const ids = input.events.map((e) => e.messageId);
+      statements.push(pendingStatement(db, input.siteId, input.batchId, input.receivedAt, ids));
+    }
     // Every event in one statement, its rows as one JSON parameter: one statement per event
     // cost D1's client more than the inserts themselves (docs/BENCHMARKS.md, profile).
     statements.push(
@@ -153,4 +151,80 @@ export async function storeBatch(
     for (const row of result.results ?? []) if (row.message_id) stored.add(row.message_id);
   }
   return input.events.filter((e) => stored.has(e.messageId));
+}
+
+/** The record of a batch the site object has not taken yet (the reconciler's work list). */
+function pendingStatement(
+  db: D1Database,
+  siteId: string,
+  batchId: string,
+  receivedAt: number,
+  messageIds: readonly string[],
+): D1PreparedStatement {
+  return db
+    .prepare(
+      'INSERT OR IGNORE INTO batches (id, site_id, received_at, message_ids) VALUES (?, ?, ?, ?)',
+    )
+    .bind(batchId, siteId, receivedAt, JSON.stringify(messageIds));
+}
+
+/**
+ * Records stored events as pending after the site object failed to take them: the reconciler
+ * hands them over later.
+ */
+export async function recordPending(
+  db: D1Database,
+  input: { siteId: string; batchId: string; receivedAt: number; messageIds: readonly string[] },
+): Promise<void> {
+  await db.batch([
+    pendingStatement(db, input.siteId, input.batchId, input.receivedAt, input.messageIds),
+  ]);
+}
+
+interface EventRow {
+  message_id: string;
+  type: StoredEvent['type'];
+  event: string | null;
+  anonymous_id: string | null;
+  user_id: string | null;
+  previous_id: string | null;
+  ts: number;
+  client_ts: string | null;
+  properties: string | null;
+  traits: string | null;
+  context: string | null;
+}
+
+const parse = (text: string | null) =>
+  text ? (JSON.parse(text) as Record<string, unknown>) : null;
+
+/**
+ * The site's stored copies of some message ids, as first stored (a retry's duplicates are
+ * handed to the site object as D1 kept them; the reconciler reads a pending batch's events).
+ */
+export async function loadStored(
+  db: D1Database,
+  siteId: string,
+  messageIds: readonly string[],
+): Promise<Array<StoredEvent & { messageId: string }>> {
+  // The id list travels as one JSON parameter: no IN (?, ?, …) against D1's 100-bind limit.
+  const { results } = await db
+    .prepare(
+      `SELECT * FROM events WHERE site_id = ? AND message_id IN (SELECT value FROM json_each(?))`,
+    )
+    .bind(siteId, JSON.stringify(messageIds))
+    .all<EventRow>();
+  return results.map((r) => ({
+    messageId: r.message_id,
+    type: r.type,
+    event: r.event,
+    anonymousId: r.anonymous_id,
+    userId: r.user_id,
+    previousId: r.previous_id,
+    ts: r.ts,
+    clientTs: r.client_ts,
+    properties: parse(r.properties),
+    traits: parse(r.traits),
+    context: parse(r.context) ?? {},
+  }));
 }

@@ -30,12 +30,19 @@ export interface IngestInput {
    * when an admin re-submits events they have judged, which skips the filters.
    */
   traffic: Omit<TrafficFacts, 'eventUserAgent'> | null;
+  /** Write the batch record with the events, for the reconciler (`DEFER_APPLY`). */
+  pending?: boolean;
 }
 
 export interface IngestOutcome {
   status: 200 | 400;
   body: IngestResponse & { code?: string; message?: string };
   stored: Array<StoredEvent & { messageId: string }>;
+  /**
+   * Message ids of valid events D1 already held (a retry): the site object is handed their
+   * stored copies again, in case the first attempt stored them and failed before the object.
+   */
+  known: string[];
   batchId: string;
 }
 
@@ -190,6 +197,7 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
     stored = await storeBatch(input.db, {
       siteId: input.siteId,
       batchId,
+      pending: input.pending,
       receivedAt: input.receivedAt,
       events: valid,
       rejected,
@@ -208,6 +216,8 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
   }
 
   duplicates += valid.length - stored.length;
+  const storedIds = new Set(stored.map((e) => e.messageId));
+  const known = valid.filter((e) => !storedIds.has(e.messageId)).map((e) => e.messageId);
   const body: IngestOutcome['body'] = {
     accepted: stored.length,
     duplicates,
@@ -220,11 +230,12 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
       status: 400,
       body: { code: 'no_valid_events', message: 'no event in the body was valid', ...body },
       stored,
+      known,
       batchId,
     };
   }
   if (rejected.length > 0) {
     logger.info('ingest.rejected', { site: input.siteId, count: rejected.length });
   }
-  return { status: 200, body, stored, batchId };
+  return { status: 200, body, stored, known, batchId };
 }

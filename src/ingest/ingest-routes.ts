@@ -12,8 +12,8 @@ import { stateBatch } from '../identity/state-batch';
 import { ApiError, RateLimitedError } from '../lib/http-error';
 import { logger } from '../lib/logger';
 import { readJsonBody, UnreadableBodyError } from './body';
-import { capRaw } from './event-store';
-import { ingestRequest, type IngestOutcome } from './ingest-request';
+import { capRaw, loadStored, recordPending } from './event-store';
+import { ingestRequest, type IngestInput, type IngestOutcome } from './ingest-request';
 import type { EventType } from './schema';
 import { requireRetention, retainedFrom } from './retention';
 import { siteForWriteKey, type SiteAccess } from './site-keys';
@@ -116,34 +116,46 @@ async function checkRate(c: Context<{ Bindings: Env }>, site: SiteAccess, keyHas
 }
 
 /**
- * Sends the stored events to the site's Durable Object after the response (or drops the record
- * of a batch that stored nothing new). Every path that stores events ends with this.
+ * Runs `ingestRequest` and hands the stored events to the site's Durable Object before the
+ * answer, so a 2xx means D1 and the object both hold them (docs/ARCHITECTURE.md, ingest). The
+ * object keeps them in its own storage and writes their progress shortly after, from its alarm:
+ * no batch record is written to D1 on this path. Every path that stores events goes through it.
+ *
+ * A retry's duplicates are handed over again as D1 kept them: the first attempt may have stored
+ * them and failed before the object. When the object cannot be reached, the batch is recorded
+ * as pending for the cron's reconciler; when that write fails too, the request fails (503), and
+ * the client's retry hands the events over. `DEFER_APPLY=1` (the load-shedding switch, and the
+ * benchmark's beacon path alone) writes the record with the events and leaves the object out.
  */
-export function forward(
+export async function ingestAndDeliver(
   c: Context<{ Bindings: Env }>,
-  siteId: string,
-  outcome: IngestOutcome,
-): void {
-  const db = c.env.DB;
-  // Deferred: the batch stays pending for the cron's reconciler (the benchmark's beacon-only run).
-  if (c.env.DEFER_APPLY === '1' && outcome.stored.length > 0) return;
-  const apply = async () => {
-    // After the answer: shaping the object's rows is not the beacon's work.
-    await scheduler.wait(0);
+  input: Omit<IngestInput, 'pending'>,
+): Promise<IngestOutcome> {
+  const deferred = c.env.DEFER_APPLY === '1';
+  const outcome = await ingestRequest({ ...input, pending: deferred });
+  if (deferred) return outcome;
+  const { siteId } = input;
+  let events = outcome.stored;
+  try {
+    if (outcome.known.length > 0) {
+      events = [...events, ...(await loadStored(c.env.DB, siteId, outcome.known))];
+    }
+    if (events.length === 0) return outcome;
     const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
-    await state.apply(siteId, outcome.batchId, stateBatch(outcome.stored));
-  };
-  const work =
-    outcome.stored.length > 0
-      ? apply()
-      : db.prepare('DELETE FROM batches WHERE id = ?').bind(outcome.batchId).run();
-  // A failure leaves the batch pending in D1; the cron's reconciler applies it again.
-  c.executionCtx.waitUntil(
-    Promise.resolve(work).then(
-      () => undefined,
-      (error: unknown) => logger.error('ingest.apply_failed', { site: siteId, cause: error }),
-    ),
-  );
+    await state.receive(siteId, stateBatch(events));
+  } catch (error) {
+    logger.error('ingest.handover_failed', { site: siteId, events: events.length, cause: error });
+    try {
+      const messageIds = events.map((e) => e.messageId);
+      const receivedAt = input.receivedAt;
+      await recordPending(c.env.DB, { siteId, batchId: outcome.batchId, receivedAt, messageIds });
+    } catch (cause) {
+      throw new ApiError(503, 'storage_unavailable', 'events could not be stored; retry later', {
+        cause,
+      });
+    }
+  }
+  return outcome;
 }
 
 export const ingestRoutes = new Hono<{ Bindings: Env }>();
@@ -156,7 +168,7 @@ ingestRoutes.post('/v1/import', async (c) => {
 
   const body = await readJsonBody(c.req.raw);
   const now = nowMs(c.env);
-  const outcome = await ingestRequest({
+  const outcome = await ingestAndDeliver(c, {
     db: c.env.DB,
     siteId,
     body,
@@ -166,7 +178,6 @@ ingestRoutes.post('/v1/import', async (c) => {
     retainedFrom: retainedFrom(now, retention),
     ...requestFacts(c, false),
   });
-  forward(c, siteId, outcome);
   return c.json(outcome.body, outcome.status);
 });
 
@@ -199,7 +210,7 @@ ingestRoutes.post('/v1/:kind', async (c) => {
   await checkRate(c, site, await sha256Hex(writeKey));
   await checkOrigin(c, site, body);
 
-  const outcome = await ingestRequest({
+  const outcome = await ingestAndDeliver(c, {
     db: c.env.DB,
     siteId: site.siteId,
     body,
@@ -209,6 +220,5 @@ ingestRoutes.post('/v1/:kind', async (c) => {
     retainedFrom: retainedFrom(now, site.retention),
     ...requestFacts(c, site.honorPrivacySignals),
   });
-  forward(c, site.siteId, outcome);
   return c.json(outcome.body, outcome.status);
 });

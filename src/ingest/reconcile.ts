@@ -1,32 +1,16 @@
 /**
- * The reconciler: finds ingest batches stored in D1 whose Durable Object update never
- * completed (a failure after the 2xx) and applies them again. Applying is idempotent.
+ * The reconciler: finds ingest batches stored in D1 that their site object has not taken (its
+ * call failed before the answer, or `DEFER_APPLY` left them) and applies them. Applying is
+ * idempotent.
  */
 import type { Env } from '../env';
 import { stateBatch } from '../identity/state-batch';
 import { logger } from '../lib/logger';
-import type { StoredEvent } from './normalize';
+import { loadStored } from './event-store';
 
 /** A batch younger than this may still be in flight and is left alone. */
 export const RECONCILE_AFTER_MS = 60_000;
 const BATCHES_PER_RUN = 50;
-
-interface EventRow {
-  message_id: string;
-  type: StoredEvent['type'];
-  event: string | null;
-  anonymous_id: string | null;
-  user_id: string | null;
-  previous_id: string | null;
-  ts: number;
-  client_ts: string | null;
-  properties: string | null;
-  traits: string | null;
-  context: string | null;
-}
-
-const parse = (text: string | null) =>
-  text ? (JSON.parse(text) as Record<string, unknown>) : null;
 
 /**
  * Re-applies pending batches older than the grace period; returns how many were applied. Picks
@@ -48,25 +32,7 @@ export async function reconcilePending(env: Env, now: number): Promise<number> {
   // within its coalescing pause and writes them in one flush, instead of one pause per batch.
   const outcomes = await Promise.all(
     pending.map(async (batch) => {
-      // The id list travels as one JSON parameter: no IN (?, ?, …) against D1's 100-bind limit.
-      const { results } = await env.DB.prepare(
-        `SELECT * FROM events WHERE site_id = ? AND message_id IN (SELECT value FROM json_each(?))`,
-      )
-        .bind(batch.site_id, batch.message_ids)
-        .all<EventRow>();
-      const events: StoredEvent[] = results.map((r) => ({
-        messageId: r.message_id,
-        type: r.type,
-        event: r.event,
-        anonymousId: r.anonymous_id,
-        userId: r.user_id,
-        previousId: r.previous_id,
-        ts: r.ts,
-        clientTs: r.client_ts,
-        properties: parse(r.properties),
-        traits: parse(r.traits),
-        context: parse(r.context) ?? {},
-      }));
+      const events = await loadStored(env.DB, batch.site_id, JSON.parse(batch.message_ids));
       try {
         const state = env.SITE_STATE.get(env.SITE_STATE.idFromName(batch.site_id));
         await state.apply(batch.site_id, batch.id, stateBatch(events));

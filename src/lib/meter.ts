@@ -61,6 +61,19 @@ export function countInvocation(env: { METER?: string }, kind: 'request' | 'alar
   else tally.objectAlarms += 1;
 }
 
+/**
+ * Counts a `setAlarm` as one row written to the object's storage: the alarm is kept there, and
+ * this meter prices it like the rows around it (no-op when the meter is off).
+ */
+export function countAlarmSet(env: { METER?: string }): void {
+  if (metering(env)) tally.sqlRowsWritten += 1;
+}
+
+/** Adds an alarm's wall time to the objects' summed call time (no-op when the meter is off). */
+export function countObjectMs(env: { METER?: string }, ms: number): void {
+  if (metering(env)) tally.objectMs += ms;
+}
+
 type Meta = { rows_read?: number; rows_written?: number } | undefined;
 
 function addMeta(meta: Meta): void {

@@ -7,12 +7,17 @@ import type { Env } from '../../src/env';
 import worker from '../../src/index';
 
 export interface FaultPlan {
+  /** The next N `DB.batch()` calls pass before the failures below apply. */
+  passBatches?: number;
   /** The next N `DB.batch()` calls fail before anything is written. */
   failBatchesBefore?: number;
   /** The next N `DB.batch()` calls write, then fail as a timeout would (the write stands). */
   failBatchesAfter?: number;
-  /** Every `SiteState.apply()` fails (the Durable Object update after the D1 write). */
-  failApply?: boolean;
+  /**
+   * Every call into the site object fails (`receive`, the ingest's hand-over after the D1
+   * write, and `apply`, the reconciler's).
+   */
+  failObject?: boolean;
 }
 
 /** Calls the real binding's method with the binding itself as `this`. */
@@ -26,6 +31,10 @@ function faultyDb(db: D1Database, plan: FaultPlan): D1Database {
     get(target, prop) {
       if (prop !== 'batch') return passThrough(target, prop);
       return async (statements: D1PreparedStatement[]) => {
+        if ((plan.passBatches ?? 0) > 0) {
+          plan.passBatches = (plan.passBatches ?? 0) - 1;
+          return target.batch(statements);
+        }
         if ((plan.failBatchesBefore ?? 0) > 0) {
           plan.failBatchesBefore = (plan.failBatchesBefore ?? 0) - 1;
           throw new Error('D1_ERROR: injected failure before the write');
@@ -47,10 +56,11 @@ function faultySiteState(namespace: Env['SITE_STATE'], plan: FaultPlan): Env['SI
       if (prop !== 'get') return passThrough(target, prop);
       return (id: DurableObjectId) => {
         const stub = target.get(id);
-        if (!plan.failApply) return stub;
+        if (!plan.failObject) return stub;
         // An RPC stub answers any property as a remote method, so it is not wrapped: the
-        // failing stand-in offers `apply` only, the one method ingest calls.
-        return { apply: () => Promise.reject(new Error('injected SiteState failure')) };
+        // failing stand-in offers the two methods the ingest path and the reconciler call.
+        const fail = () => Promise.reject(new Error('injected SiteState failure'));
+        return { receive: fail, apply: fail };
       };
     },
   });

@@ -4,14 +4,14 @@
  * computation: ingest keeps flowing, identical views share one computation, and a repeat within
  * a short time is answered from memory.
  */
-import { env, SELF } from 'cloudflare:test';
+import { env, runDurableObjectAlarm, SELF } from 'cloudflare:test';
 import { goalInputSchema, type Goal } from '../../src/funnel/definition';
 import { saveGoal } from '../../src/funnel/goal-store';
 import type { StoredEvent } from '../../src/ingest/normalize';
 import type { AttemptRow } from '../../src/funnel/progress-store';
 import type { ViewAnswer } from '../../src/identity/site-state-do';
 import { stateBatch } from '../../src/identity/state-batch';
-import { ADMIN, seedSite } from './helpers';
+import { ADMIN, seedSite, settle } from './helpers';
 
 const DAY = Date.UTC(2025, 2, 3);
 const COLUMNS = ['reached', 't1', 't2'];
@@ -39,7 +39,7 @@ function event(anonymousId: string, name: string, messageId: string, ts: number)
 
 /** A site object holding `people` people who each did `a` and, every second one, `b`. */
 async function bigSite(siteId: string, people: number) {
-  await seedSite(siteId, ['a', 'b']);
+  const site = await seedSite(siteId, ['a', 'b']);
   const stub = env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId));
   for (let start = 0; start < people; start += 1000) {
     const events: StoredEvent[] = [];
@@ -47,8 +47,9 @@ async function bigSite(siteId: string, people: number) {
       events.push(event(`p${i}`, 'a', `a${i}`, DAY + i * 1000));
       if (i % 2 === 0) events.push(event(`p${i}`, 'b', `b${i}`, DAY + i * 1000 + 60_000));
     }
-    await stub.apply(siteId, null, stateBatch(events));
+    await stub.receive(siteId, stateBatch(events));
   }
+  await settle(site);
   const goal: Goal = {
     id: 'goal',
     version: 1,
@@ -57,7 +58,7 @@ async function bigSite(siteId: string, people: number) {
     windowMs: 3_600_000,
     mode: 'strict',
   };
-  return { stub, goal };
+  return { site, stub, goal };
 }
 
 function rowsOf(answer: ViewAnswer): AttemptRow[] {
@@ -72,11 +73,10 @@ describe('override view in the site object', () => {
     const finished: string[] = [];
     // Both calls go to the same object; the view arrives first.
     const view = stub.viewAttempts('override-stall', goal, DAY, DAY + 86_400_000, COLUMNS);
-    const applied = stub.apply(
-      'override-stall',
-      null,
-      stateBatch([event('late', 'a', 'late-a', DAY + 5_000_000)]),
-    );
+    // Taken, then written by the object's alarm (fired now rather than after its pause).
+    const applied = stub
+      .receive('override-stall', stateBatch([event('late', 'a', 'late-a', DAY + 5_000_000)]))
+      .then(() => runDurableObjectAlarm(stub));
     const rows = view.then((r) => {
       finished.push('view');
       return rowsOf(r);
@@ -175,7 +175,7 @@ describe('goal rebuild in the site object', () => {
 
   it('answers ingest and report during a large rebuild, on the old version', async () => {
     const siteId = 'rebuild-stall';
-    const { stub } = await bigSite(siteId, 3000);
+    const { site, stub } = await bigSite(siteId, 3000);
     // Version 2 is saved without the route, so this test starts the only rebuild itself.
     const saved = await saveGoal(env.DB, {
       siteId,
@@ -195,7 +195,8 @@ describe('goal rebuild in the site object', () => {
       rebuilt = true;
       return answer;
     });
-    await stub.apply(siteId, null, stateBatch([event('late', 'a', 'late-a', DAY + 5_000_000)]));
+    await stub.receive(siteId, stateBatch([event('late', 'a', 'late-a', DAY + 5_000_000)]));
+    await settle(site);
     // The ingest is written while most of the 3000 people still wait for their rebuild.
     expect(rebuilt).toBe(false);
     expect(await attemptsOf(siteId, 2)).toBeLessThan(3000);

@@ -31,11 +31,12 @@ const event = (messageId: string, ids: { anonymousId?: string; userId?: string }
   }) satisfies StoredEvent & { messageId: string };
 
 /** The sum of `rows_written` of every statement of one `storeBatch` call. */
-async function rowsWritten(batchId: string, events: ReturnType<typeof event>[]) {
+async function rowsWritten(batchId: string, events: ReturnType<typeof event>[], pending = false) {
   const { db, written } = counting(env.DB);
   const stored = await storeBatch(db, {
     siteId: 'lean',
     batchId,
+    pending,
     receivedAt: Date.now(),
     events,
     rejected: [],
@@ -45,17 +46,20 @@ async function rowsWritten(batchId: string, events: ReturnType<typeof event>[]) 
 }
 
 describe('lean storage', () => {
-  it('bills an anonymous event two D1 rows and its batch record one', async () => {
-    // Batch record: its row (the key is the row, WITHOUT ROWID, no index) = 1. Each anonymous
-    // event: its row + its `events_site_ts` entry = 2 (the user and device indexes are partial
-    // on a user id, which it lacks). 1 + 3 × 2 = 7.
+  it('bills an anonymous event two D1 rows, and a batch record only when deferred', async () => {
+    // Each anonymous event: its row + its `events_site_ts` entry = 2 (the user and device
+    // indexes are partial on a user id, which it lacks). No batch record: the site object takes
+    // the events before the answer. 3 × 2 = 6.
     const anonymous = ['a1', 'a2', 'a3'].map((id) => event(`lean-${id}`, { anonymousId: id }));
-    expect(await rowsWritten('lean-b1', anonymous)).toEqual({ written: 7, stored: 3 });
-    // An identified event also enters `events_site_user` and `events_site_device`: 1 + 4 = 5.
+    expect(await rowsWritten('lean-b1', anonymous)).toEqual({ written: 6, stored: 3 });
+    // An identified event also enters `events_site_user` and `events_site_device`: 4.
     const identified = event('lean-u1', { anonymousId: 'a1', userId: 'ann' });
-    expect(await rowsWritten('lean-b2', [identified])).toEqual({ written: 5, stored: 1 });
-    // A retry stores nothing: only its batch record is written.
-    expect(await rowsWritten('lean-b3', anonymous)).toEqual({ written: 1, stored: 0 });
+    expect(await rowsWritten('lean-b2', [identified])).toEqual({ written: 4, stored: 1 });
+    // A retry stores nothing.
+    expect(await rowsWritten('lean-b3', anonymous)).toEqual({ written: 0, stored: 0 });
+    // Deferred (`DEFER_APPLY`): the batch record too, its row (WITHOUT ROWID, no index): 1 + 2.
+    const deferred = [event('lean-d1', { anonymousId: 'd1' })];
+    expect(await rowsWritten('lean-b4', deferred, true)).toEqual({ written: 3, stored: 1 });
   });
 
   it('bills a lone new person 3 rows and shares the rollup rows of a fold', async () => {
