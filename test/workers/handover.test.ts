@@ -38,7 +38,7 @@ describe('ingest hand-over to the site object', () => {
     expect(counts(await report(site, today(), tomorrow()))).toEqual([2, 1]);
   });
 
-  it("recovers a write cycle lost with the object's instance, from the last cycle end", async () => {
+  it('recovers a write cycle lost with its instance, from the last cycle end', async () => {
     const site = await seedSite('handover-lost', ['view', 'cart']);
     const stub = stateOf(site.siteId);
     const now = Date.now();
