@@ -29,7 +29,10 @@ export interface ActionRow extends Record<string, SqlStorageValue> {
   reverted_by: string | null;
 }
 
-/** Version 3 keeps when each user became identified (version 2 kept only whether). */
+/**
+ * Version 3 keeps when each user became identified (version 2 kept only whether); version 4
+ * stores users and links WITHOUT ROWID.
+ */
 interface UserRow extends Record<string, SqlStorageValue> {
   user: string;
   first_ts: number;
@@ -56,7 +59,7 @@ function actionOf(row: ActionRow): AdminAction {
   return { id: row.id, kind: row.kind, ...JSON.parse(row.body) } as AdminAction;
 }
 
-const SCHEMA_VERSION = '3';
+const SCHEMA_VERSION = '4';
 
 export class IdentityStore {
   private facts: {
@@ -71,13 +74,19 @@ export class IdentityStore {
       .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'identity_schema'")
       .toArray()[0];
     const current = version?.value === SCHEMA_VERSION;
-    // The users table is derived from the events: an older shape is dropped and rebuilt below.
-    if (!current) sql.exec('DROP TABLE IF EXISTS users');
+    // Users and links are derived from the events: an older shape is dropped and rebuilt below.
+    // WITHOUT ROWID since version 4: the key is the row, so a new user or link writes one billed
+    // row for it instead of two (docs/BENCHMARKS.md, cost).
+    if (!current) {
+      sql.exec('DROP TABLE IF EXISTS users');
+      sql.exec('DROP TABLE IF EXISTS links');
+    }
     sql.exec(`CREATE TABLE IF NOT EXISTS users (
       user TEXT PRIMARY KEY, first_ts INTEGER NOT NULL, first_mid TEXT NOT NULL,
-      ident_ts INTEGER, ident_mid TEXT)`);
+      ident_ts INTEGER, ident_mid TEXT) WITHOUT ROWID`);
     sql.exec(`CREATE TABLE IF NOT EXISTS links (
-      message_id TEXT PRIMARY KEY, anon TEXT NOT NULL, user TEXT NOT NULL, ts INTEGER NOT NULL)`);
+      message_id TEXT PRIMARY KEY, anon TEXT NOT NULL, user TEXT NOT NULL, ts INTEGER NOT NULL)
+      WITHOUT ROWID`);
     sql.exec('CREATE INDEX IF NOT EXISTS links_anon ON links (anon)');
     sql.exec(`CREATE TABLE IF NOT EXISTS aliases (
       message_id TEXT PRIMARY KEY, prev TEXT NOT NULL, user TEXT NOT NULL, ts INTEGER NOT NULL)`);

@@ -150,6 +150,26 @@ export function createEventsTable(sql: SqlStorage): void {
   sql.exec('CREATE INDEX IF NOT EXISTS events_user_set ON events (user) WHERE user IS NOT NULL');
 }
 
+/**
+ * The durable dirty marks (people a graph change or an admin action made stale), WITHOUT ROWID:
+ * a mark then writes one billed row and its removal one, where a rowid table with a text key
+ * wrote two each. An older rowid table is copied over once.
+ */
+export function createDirtyTable(sql: SqlStorage): void {
+  const existing = sql
+    .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'dirty'")
+    .toArray()[0];
+  if (existing && !/WITHOUT ROWID/i.test(existing.sql)) {
+    sql.exec('ALTER TABLE dirty RENAME TO dirty_rowid');
+  }
+  sql.exec(`CREATE TABLE IF NOT EXISTS dirty (key TEXT PRIMARY KEY, seq INTEGER NOT NULL)
+    WITHOUT ROWID`);
+  if (existing && !/WITHOUT ROWID/i.test(existing.sql)) {
+    sql.exec('INSERT INTO dirty (key, seq) SELECT key, seq FROM dirty_rowid');
+    sql.exec('DROP TABLE dirty_rowid');
+  }
+}
+
 export class SiteState extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private readonly identity: IdentityStore;
@@ -174,6 +194,8 @@ export class SiteState extends DurableObject<Env> {
   private receipts = 0;
   /** When this instance last recorded a write cycle's end (`meta.cycle_end`). */
   private cycleMarkedAt = 0;
+  /** Write cycles failed in a row (the alarm's backoff). */
+  private failedCycles = 0;
   private readonly waitingBatches: string[] = [];
   private goals: { siteId: string; loadedAt: number; list: StoredGoal[] } | null = null;
   /** Views running or waiting for their turn, by view key (identical views share one). */
@@ -192,7 +214,7 @@ export class SiteState extends DurableObject<Env> {
     ctx.storage.transactionSync(() => createEventsTable(this.sql));
     this.sql.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)');
     // Dirty people survive an eviction: a recompute that was promised is still owed.
-    this.sql.exec('CREATE TABLE IF NOT EXISTS dirty (key TEXT PRIMARY KEY, seq INTEGER NOT NULL)');
+    ctx.storage.transactionSync(() => createDirtyTable(this.sql));
     this.identity = new IdentityStore(this.sql);
     for (const row of this.sql.exec<{ key: string; seq: number }>('SELECT key, seq FROM dirty')) {
       this.dirty.set(row.key, row.seq);
@@ -217,7 +239,9 @@ export class SiteState extends DurableObject<Env> {
   /**
    * Writes the people of what `receive` took, finishes a recompute left owed by an eviction or a
    * failed D1 write (`dirty` rows), and recovers a write cycle a predecessor instance lost. A
-   * failure throws, and the runtime retries the alarm.
+   * failed write sets the alarm again (backing off up to a minute) instead of throwing: the
+   * runtime gives up on an alarm that keeps throwing, and the alarm is what keeps a cycle
+   * recoverable once its instance is gone.
    *
    * Recovery: an alarm this instance did not set, or one already set when it started, may be
    * a predecessor's cycle, whose taken events are stored here but whose people were only
@@ -229,6 +253,14 @@ export class SiteState extends DurableObject<Env> {
     const started = Date.now();
     try {
       await this.writeTaken();
+      this.failedCycles = 0;
+    } catch (error) {
+      this.failedCycles += 1;
+      const backoff = Math.min(60_000, 1_000 * 2 ** (this.failedCycles - 1));
+      logger.error('site_state.cycle_failed', { retryInMs: backoff, cause: error });
+      // Still owed: the people stay dirty in memory, and a new instance recovers them.
+      await this.setAlarm(backoff);
+      this.armed = true;
     } finally {
       countObjectMs(this.env, Date.now() - started);
     }
@@ -286,11 +318,13 @@ export class SiteState extends DurableObject<Env> {
    */
   async receive(siteId: string, batch: StateBatch): Promise<void> {
     this.rememberSite(siteId);
-    this.take(batch, Date.now());
+    // An event already held here was taken before: its cycle writes or recovers its person.
+    if (!this.take(batch, Date.now(), 'fresh')) return;
+    if (!this.armed) {
+      await this.setAlarm(INGEST_FLUSH_DELAY_MS);
+      this.armed = true;
+    }
     this.receipts += 1;
-    if (this.armed) return;
-    await this.setAlarm(INGEST_FLUSH_DELAY_MS);
-    this.armed = true;
   }
 
   private async setAlarm(inMs: number): Promise<void> {
@@ -306,19 +340,21 @@ export class SiteState extends DurableObject<Env> {
    */
   async apply(siteId: string, batchId: string, batch: StateBatch): Promise<void> {
     this.rememberSite(siteId);
-    this.take(batch, Date.now());
+    this.take(batch, Date.now(), 'every');
     this.waitingBatches.push(batchId);
     await this.flushIngest(siteId);
   }
 
   /**
    * Stores a batch's events (once each), records the identity facts of the new ones and marks
-   * every event's person dirty, in memory: a batch's people need no `dirty` row, since what
-   * handed the batch over keeps it recoverable (the alarm for `receive`, the D1 record for
-   * `apply`). People moved by a graph change are marked durably: a replay would not move them
-   * again. Synchronous: no other request interleaves with it.
+   * dirty, in memory, the person of every new event (`fresh`) or of every event (`every`: the
+   * reconciler's batch, whose earlier hand-over may have stored the events and lost the write).
+   * A batch's people need no `dirty` row, since what handed the batch over keeps it recoverable
+   * (the alarm for `receive`, the D1 record for `apply`). People moved by a graph change are
+   * marked durably: a replay would not move them again. Synchronous: no other request
+   * interleaves with it. Returns whether any event was new here.
    */
-  private take(batch: StateBatch, receivedAt: number): void {
+  private take(batch: StateBatch, receivedAt: number, mark: 'fresh' | 'every'): boolean {
     const before = this.resolve();
     let graphChanged = false;
     // One statement for the whole batch; it answers which events are new here.
@@ -337,15 +373,18 @@ export class SiteState extends DurableObject<Env> {
         .toArray()
         .map((row) => row.message_id),
     );
-    for (const facts of batch.facts) {
+    const marked =
+      mark === 'every' ? batch.facts : batch.facts.filter((f) => fresh.has(f.messageId));
+    for (const facts of marked) {
       // Only a new event with a user id (or an alias) can change the identity facts.
-      if (fresh.delete(facts.messageId) && (facts.userId !== null || facts.type === 'alias')) {
+      if (fresh.has(facts.messageId) && (facts.userId !== null || facts.type === 'alias')) {
         graphChanged = this.identity.record(facts) || graphChanged;
       }
     }
     if (graphChanged) this.regraph(before);
     const after = this.resolve();
-    for (const event of batch.facts) this.markDirty(after.personOf(event), false);
+    for (const event of marked) this.markDirty(after.personOf(event), false);
+    return fresh.size > 0;
   }
 
   /**
@@ -575,6 +614,22 @@ export class SiteState extends DurableObject<Env> {
       await this.flush(siteId);
     }
     return record;
+  }
+
+  /**
+   * Which of the given events (`[dev, messageId]`, the key `stateBatch` gives them) this object
+   * does not hold: the reconciler's sweep hands those over.
+   */
+  async missing(pairs: ReadonlyArray<readonly [string, string]>): Promise<string[]> {
+    return this.sql
+      .exec<{ message_id: string }>(
+        `SELECT j.value ->> 1 AS message_id FROM json_each(?) j
+         WHERE NOT EXISTS (SELECT 1 FROM events e
+           WHERE e.dev = j.value ->> 0 AND e.message_id = j.value ->> 1)`,
+        JSON.stringify(pairs),
+      )
+      .toArray()
+      .map((row) => row.message_id);
   }
 
   /**
@@ -855,12 +910,14 @@ export class SiteState extends DurableObject<Env> {
         taken.push(entry);
       }
       for (const [key] of taken) this.dirty.delete(key);
-      const resolution = this.resolve();
-      const keys = taken.map(([key]) => key);
-      const people = computePeople(this.sql, resolution, keys, goals);
       const fold =
         Date.now() - this.foldedAt >= FOLD_EVERY_MS || this.rowsSinceFold >= FOLD_EVERY_ROWS;
       try {
+        // Inside the try: a throw here must put the chunk back as dirty too (most marks live in
+        // memory only).
+        const resolution = this.resolve();
+        const keys = taken.map(([key]) => key);
+        const people = computePeople(this.sql, resolution, keys, goals);
         const written = await writeProgress(this.env.DB, siteId, goals, people, { fold });
         this.rowsSinceFold = written.folded ? 0 : this.rowsSinceFold + written.rows;
         if (written.folded) this.foldedAt = Date.now();

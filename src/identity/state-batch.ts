@@ -18,6 +18,14 @@ export interface StateBatch {
 
 const propsJson = (value: Record<string, unknown> | null) => (value ? JSON.stringify(value) : null);
 
+/**
+ * The object's device key of an event: its anonymous id, '' when it has none. An alias's
+ * previous id is no device of its own: an alias goes under ''.
+ */
+export function deviceKey(event: { type: string; anonymousId: string | null }): string {
+  return event.type === 'alias' ? '' : (event.anonymousId ?? '');
+}
+
 /** Shapes stored events for `SiteState.apply`; events without a message id are left out. */
 export function stateBatch(events: readonly StoredEvent[]): StateBatch {
   const rows: unknown[] = [];
@@ -28,7 +36,7 @@ export function stateBatch(events: readonly StoredEvent[]): StateBatch {
     // An alias's previous id is no device of its own: it goes to the identity facts only.
     const anonymousId = alias ? null : event.anonymousId;
     rows.push([
-      anonymousId ?? '',
+      deviceKey(event),
       event.messageId,
       anonymousId,
       event.userId,

@@ -146,7 +146,8 @@ export async function ingestAndDeliver(
   } catch (error) {
     logger.error('ingest.handover_failed', { site: siteId, events: events.length, cause: error });
     try {
-      const messageIds = events.map((e) => e.messageId);
+      // The known ids too, read back or not: the reconciler loads them itself.
+      const messageIds = [...outcome.stored.map((e) => e.messageId), ...outcome.known];
       const receivedAt = input.receivedAt;
       await recordPending(c.env.DB, { siteId, batchId: outcome.batchId, receivedAt, messageIds });
     } catch (cause) {

@@ -5,15 +5,42 @@
  * events stored in the object, the people marked only in the lost memory) is recovered by the
  * alarm from when each event was taken, bounded by the last recorded cycle end.
  */
-import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import {
+  env,
+  evictDurableObject,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from 'cloudflare:test';
+import type { Env } from '../../src/env';
 import { segmentOf } from '../../src/funnel/segment';
-import { counts, ingest, report, seedSite, settle, track } from './helpers';
+import { reconcilePending, RECONCILE_AFTER_MS, sweepRecent } from '../../src/ingest/reconcile';
+import { faultyDb, fetchWithFaults } from './faults';
+import { counts, ingest, report, seedSite, settle, track, type TestSite } from './helpers';
 
 const T = (seconds: number) => new Date(Date.now() - 60_000 + seconds * 1000).toISOString();
 const today = () => new Date().toISOString().slice(0, 10);
 const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
 
 const stateOf = (siteId: string) => env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId));
+
+function beacon(site: TestSite, body: unknown): Request {
+  return new Request('https://goalstep.test/v1/batch', {
+    method: 'POST',
+    headers: {
+      Authorization: `Basic ${btoa(`${site.writeKey}:`)}`,
+      'Content-Type': 'application/json',
+    },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Two events of one visitor who viewed and added to cart: [1, 1] on the goal (view, cart). */
+const visit = (device: string, prefix: string) => ({
+  batch: [
+    track('view', { anonymousId: device }, `${prefix}-m1`, T(0)),
+    track('cart', { anonymousId: device }, `${prefix}-m2`, T(1)),
+  ],
+});
 
 describe('ingest hand-over to the site object', () => {
   it('answers once the object holds the events, and writes no batch record', async () => {
@@ -83,5 +110,89 @@ describe('ingest hand-over to the site object', () => {
     // lost1 viewed and added to cart, lost2 viewed; `old` was not recomputed (its progress
     // was written by the cycle that ended before the mark, so the recovery leaves it alone).
     expect(counts(await report(site, today(), tomorrow()))).toEqual([2, 1]);
+  });
+
+  it('recovers a cycle whose instance is evicted before its alarm', async () => {
+    const site = await seedSite('handover-evicted', ['view', 'cart']);
+    const stub = stateOf(site.siteId);
+    expect(await (await ingest(site, visit('ev', 'he'))).json()).toMatchObject({ accepted: 2 });
+    await runInDurableObject(stub, async (_instance, state) => {
+      // Still set: its cycle has not run yet (else this test would prove nothing).
+      expect(await state.storage.getAlarm()).not.toBeNull();
+    });
+    await evictDurableObject(stub);
+    await settle(site);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
+  });
+
+  it('sets its alarm again when a cycle fails, so a later instance still recovers it', async () => {
+    const site = await seedSite('handover-failing', ['view', 'cart']);
+    const stub = stateOf(site.siteId);
+    // Every D1 write of this instance fails (the one fault wrapper, around the real binding).
+    await runInDurableObject(stub, (instance) => {
+      const object = instance as unknown as { env: Env };
+      object.env = { ...object.env, DB: faultyDb(object.env.DB, { failBatchesBefore: 1_000 }) };
+    });
+    expect(await (await ingest(site, visit('fl', 'hf'))).json()).toMatchObject({ accepted: 2 });
+    // The cycle runs and fails: the alarm handler does not throw (the runtime would give up on
+    // an alarm after a few throws) and sets the alarm again.
+    await runDurableObjectAlarm(stub);
+    await runInDurableObject(stub, async (_instance, state) => {
+      expect(await state.storage.getAlarm()).not.toBeNull();
+    });
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([0, 0]);
+    // The instance goes (with its memory and its failing D1); the next one recovers the cycle.
+    await evictDurableObject(stub);
+    await settle(site);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
+  });
+
+  it('takes a retry whose events it holds without marking anyone or setting its alarm', async () => {
+    const site = await seedSite('handover-retry', ['view', 'cart']);
+    const stub = stateOf(site.siteId);
+    await ingest(site, visit('rt', 'hr'));
+    await settle(site);
+    const retried = await ingest(site, visit('rt', 'hr'));
+    expect(await retried.json()).toMatchObject({ accepted: 0, duplicates: 2 });
+    await runInDurableObject(stub, async (_instance, state) => {
+      expect(await state.storage.getAlarm()).toBeNull();
+    });
+    expect(await stub.pending()).toBe(0);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
+  });
+
+  it('records a retry as pending when its duplicates cannot be read back', async () => {
+    const site = await seedSite('handover-known', ['view', 'cart']);
+    // First attempt: D1 commits, the call then times out (503): the object never saw them.
+    const first = await fetchWithFaults(beacon(site, visit('k1', 'hk')), { failBatchesAfter: 1 });
+    expect(first.status).toBe(503);
+    // The client retries; reading the duplicates' stored copies back fails once.
+    const plan = {
+      failReads: { sql: 'SELECT * FROM events WHERE site_id = ? AND message_id IN', times: 1 },
+    };
+    const retried = await fetchWithFaults(beacon(site, visit('k1', 'hk')), plan);
+    expect(plan.failReads.times).toBe(0); // the fault hit the duplicates' read
+    expect(retried.status).toBe(200);
+    // The pending record names them: the reconciler hands them over.
+    await reconcilePending(env, Date.now() + RECONCILE_AFTER_MS + 1_000);
+    await settle(site);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
+  });
+
+  it('sweeps a committed write whose hand-over never ran into its object, once', async () => {
+    // A timeout after D1's commit answers 503; a sender that never retries (a page's last
+    // beacon) leaves the events in D1 with no record and no hand-over.
+    const site = await seedSite('handover-sweep', ['view', 'cart']);
+    const failed = await fetchWithFaults(beacon(site, visit('sw', 'hs')), { failBatchesAfter: 1 });
+    expect(failed.status).toBe(503);
+    // Still in flight for the sweep until a minute has passed.
+    expect(await sweepRecent(env, Date.now())).toBe(0);
+
+    const later = Date.now() + RECONCILE_AFTER_MS + 1_000;
+    expect(await sweepRecent(env, later)).toBe(2);
+    await settle(site);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
+    // Held now: a second sweep hands nothing over.
+    expect(await sweepRecent(env, later)).toBe(0);
   });
 });

@@ -155,6 +155,49 @@ describe('admin merge, split and revert', () => {
     expect((await identityStats(site)).users).toBe(2);
   });
 
+  it('moves an object stored by schema 3 to lean users and links, keeping its people', async () => {
+    const site = await seedSite('schema3', ['step_1', 'step_2']);
+    await importBatch(site, [
+      track('step_1', { anonymousId: 'phone' }, 's3-1', at(0)),
+      identify('phone', 'zoe', 's3-2', at(1)),
+      track('step_2', { userId: 'zoe' }, 's3-3', at(2)),
+    ]);
+    await settle(site);
+    expect(counts(await report(site, ...DAY))).toEqual([1, 1]);
+
+    // Put users and links back in schema 3's rowid shape, each emptied (a rebuild must
+    // find them again in the events), then restart.
+    const stub = env.SITE_STATE.get(env.SITE_STATE.idFromName(site.siteId));
+    await runInDurableObject(stub, (_instance, state) => {
+      const sql = state.storage.sql;
+      sql.exec('DROP TABLE users');
+      sql.exec('DROP TABLE links');
+      sql.exec(`CREATE TABLE users (user TEXT PRIMARY KEY, first_ts INTEGER NOT NULL,
+        first_mid TEXT NOT NULL, ident_ts INTEGER, ident_mid TEXT)`);
+      sql.exec(`CREATE TABLE links (message_id TEXT PRIMARY KEY, anon TEXT NOT NULL,
+        user TEXT NOT NULL, ts INTEGER NOT NULL)`);
+      sql.exec("UPDATE meta SET value = '3' WHERE key = 'identity_schema'");
+    });
+    await evictDurableObject(stub);
+
+    // The phone is zoe's again: one person who did both steps.
+    const person = await explain(site, { anonymousId: 'phone' });
+    expect(person.person).toBe('u:zoe');
+    expect((await identityStats(site)).linkedDevices).toBe(1);
+    await runInDurableObject(stub, (_instance, state) => {
+      const shapes = state.storage.sql
+        .exec<{
+          name: string;
+          sql: string;
+        }>("SELECT name, sql FROM sqlite_master WHERE name IN ('users', 'links') ORDER BY name")
+        .toArray();
+      expect(shapes.map((t) => [t.name, /WITHOUT ROWID\s*$/.test(t.sql)])).toEqual([
+        ['links', true],
+        ['users', true],
+      ]);
+    });
+  });
+
   it('splits a wrongly linked device back into a person of its own', async () => {
     const site = await seedSite('adm-dev', ['step_1', 'step_2']);
     await importBatch(site, [

@@ -10,7 +10,8 @@ import { computeAttempts } from '../../src/funnel/engine';
 import { writeProgress } from '../../src/funnel/progress-store';
 import { foldLogStatements, ROLLUP_DIMS } from '../../src/funnel/rollups';
 import { segmentOf } from '../../src/funnel/segment';
-import { createEventsTable } from '../../src/identity/site-state-do';
+import { IdentityStore } from '../../src/identity/identity-store';
+import { createDirtyTable, createEventsTable } from '../../src/identity/site-state-do';
 import { storeBatch } from '../../src/ingest/event-store';
 import type { StoredEvent } from '../../src/ingest/normalize';
 import { counting } from './helpers';
@@ -202,4 +203,63 @@ describe('lean storage', () => {
       });
     },
   );
+
+  it('bills a new identity fact and a durable dirty mark one row each, plus their indexes', async () => {
+    const stub = env.SITE_STATE.get(env.SITE_STATE.idFromName('lean-identity'));
+    await runInDurableObject(stub, (_instance, state) => {
+      const sql = state.storage.sql;
+      let written = 0;
+      const counted = new Proxy(sql, {
+        get(target, key) {
+          if (key !== 'exec') return Reflect.get(target, key, target) as unknown;
+          return (query: string, ...bindings: SqlStorageValue[]) => {
+            const cursor = target.exec(query, ...bindings);
+            written += cursor.rowsWritten;
+            return cursor;
+          };
+        },
+      });
+      const identity = new IdentityStore(counted);
+      written = 0;
+      // A device's first identify of a new user: its `users` row (1) and its `links` row (1)
+      // with the `links_anon` entry (1) = 3; rowid tables with a text key wrote 2 + 3 = 5.
+      const fact = {
+        messageId: 'li-1',
+        ts: 1,
+        type: 'identify',
+        anonymousId: 'dev',
+        userId: 'ann',
+        previousId: null,
+      };
+      expect(identity.record(fact)).toBe(true);
+      expect(written).toBe(3);
+
+      // A durable dirty mark: one row in, one out (a rowid table with a text key: 2 and 2).
+      createDirtyTable(sql);
+      expect(
+        sql.exec("INSERT OR REPLACE INTO dirty (key, seq) VALUES ('u:ann', 1)").rowsWritten,
+      ).toBe(1);
+      expect(sql.exec("DELETE FROM dirty WHERE key = 'u:ann' AND seq = 1").rowsWritten).toBe(1);
+    });
+  });
+
+  it("moves an object's rowid dirty table to the lean one, keeping its marks", async () => {
+    const stub = env.SITE_STATE.get(env.SITE_STATE.idFromName('lean-dirty-upgrade'));
+    await runInDurableObject(stub, (_instance, state) => {
+      const sql = state.storage.sql;
+      sql.exec('DROP TABLE dirty');
+      sql.exec('CREATE TABLE dirty (key TEXT PRIMARY KEY, seq INTEGER NOT NULL)');
+      sql.exec("INSERT INTO dirty VALUES ('a:one', 3), ('u:two', 5)");
+      createDirtyTable(sql);
+      createDirtyTable(sql); // a second start finds the lean table and leaves it alone
+      const table = sql
+        .exec<{ sql: string }>("SELECT sql FROM sqlite_master WHERE name = 'dirty'")
+        .one();
+      expect(table.sql).toMatch(/WITHOUT ROWID$/);
+      expect(sql.exec('SELECT key, seq FROM dirty ORDER BY key').toArray()).toEqual([
+        { key: 'a:one', seq: 3 },
+        { key: 'u:two', seq: 5 },
+      ]);
+    });
+  });
 });
