@@ -15,24 +15,13 @@ import type { Env } from '../../src/env';
 import { segmentOf } from '../../src/funnel/segment';
 import { reconcilePending, RECONCILE_AFTER_MS, sweepRecent } from '../../src/ingest/reconcile';
 import { faultyDb, fetchWithFaults } from './faults';
-import { counts, ingest, report, seedSite, settle, track, type TestSite } from './helpers';
+import { beacon, counts, ingest, report, seedSite, settle, track } from './helpers';
 
 const T = (seconds: number) => new Date(Date.now() - 60_000 + seconds * 1000).toISOString();
 const today = () => new Date().toISOString().slice(0, 10);
 const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
 
 const stateOf = (siteId: string) => env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId));
-
-function beacon(site: TestSite, body: unknown): Request {
-  return new Request('https://goalstep.test/v1/batch', {
-    method: 'POST',
-    headers: {
-      Authorization: `Basic ${btoa(`${site.writeKey}:`)}`,
-      'Content-Type': 'application/json',
-    },
-    body: JSON.stringify(body),
-  });
-}
 
 /** Two events of one visitor who viewed and added to cart: [1, 1] on the goal (view, cart). */
 const visit = (device: string, prefix: string) => ({
@@ -147,7 +136,7 @@ describe('ingest hand-over to the site object', () => {
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
   });
 
-  it('takes a retry whose events it holds without marking anyone or setting its alarm', async () => {
+  it('takes a retry it already holds without marking anyone or setting its alarm', async () => {
     const site = await seedSite('handover-retry', ['view', 'cart']);
     const stub = stateOf(site.siteId);
     await ingest(site, visit('rt', 'hr'));

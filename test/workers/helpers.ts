@@ -57,6 +57,18 @@ export function ingest(
   });
 }
 
+/** An ingest request with the site's write key, for the fault wrapper (`fetchWithFaults`). */
+export function beacon(site: TestSite, body: unknown): Request {
+  return new Request(`${BASE}/v1/batch`, {
+    method: 'POST',
+    headers: {
+      Authorization: `Basic ${btoa(`${site.writeKey}:`)}`,
+      'Content-Type': 'application/json',
+    },
+    body: JSON.stringify(body),
+  });
+}
+
 /** Posts to the historical import path with the admin token. */
 export function importBatch(site: TestSite, batch: unknown[]): Promise<Response> {
   return SELF.fetch(`${BASE}/v1/import?site=${site.siteId}`, {

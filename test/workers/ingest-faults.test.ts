@@ -9,20 +9,9 @@ import { createExecutionContext, env, SELF, waitOnExecutionContext } from 'cloud
 import worker from '../../src/index';
 import { reconcilePending, RECONCILE_AFTER_MS } from '../../src/ingest/reconcile';
 import { fetchWithFaults } from './faults';
-import { ADMIN, counts, report, seedSite, settle, track, type TestSite } from './helpers';
+import { ADMIN, beacon, counts, report, seedSite, settle, track } from './helpers';
 
 const T = (seconds: number) => new Date(Date.now() - 60_000 + seconds * 1000).toISOString();
-
-function beacon(site: TestSite, body: unknown): Request {
-  return new Request('https://goalstep.test/v1/batch', {
-    method: 'POST',
-    headers: {
-      Authorization: `Basic ${btoa(`${site.writeKey}:`)}`,
-      'Content-Type': 'application/json',
-    },
-    body: JSON.stringify(body),
-  });
-}
 
 async function storedCount(siteId: string): Promise<number> {
   const row = await env.DB.prepare('SELECT COUNT(*) AS n FROM events WHERE site_id = ?')
@@ -86,7 +75,7 @@ describe('D1 failing on insert', () => {
 });
 
 describe('the site object failing after the D1 write', () => {
-  it('records the batch as pending until the reconciler applies it, then reports it once', async () => {
+  it('records the batch as pending until the reconciler applies it, counted once', async () => {
     const site = await seedSite('fault-apply', ['view', 'cart']);
     const body = {
       batch: [

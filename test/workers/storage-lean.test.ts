@@ -204,7 +204,7 @@ describe('lean storage', () => {
     },
   );
 
-  it('bills a new identity fact and a durable dirty mark one row each, plus their indexes', async () => {
+  it('bills a new identity fact and a durable dirty mark one row each, plus indexes', async () => {
     const stub = env.SITE_STATE.get(env.SITE_STATE.idFromName('lean-identity'));
     await runInDurableObject(stub, (_instance, state) => {
       const sql = state.storage.sql;
