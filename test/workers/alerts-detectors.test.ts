@@ -514,6 +514,54 @@ describe('evaluateSite on synthetic weeks', () => {
     expect(ruleAt(start + HOUR_MS)).toBe('clear');
   });
 
+  it("judges the rest of the site as the other events' hourly sums, its own left out", () => {
+    // Judged hour H = 12:00–13:00 on T0. The step 'a' runs at 100 every hour; the rest of the
+    // site is 'b' (a step), 'c' (a step) and 'other' (no step), nonzero only where listed.
+    const H = T0 + 12 * HOUR_MS;
+    const ago = (weeks: number) => H - weeks * WEEK_MS;
+    const s: SiteSeries = {
+      volumes: new Map([
+        ['a', series(start, T0 + DAY_MS, () => 100)],
+        [
+          'b',
+          new Map([
+            [ago(1), 10],
+            [ago(2), 40],
+            [ago(3), 20],
+            [ago(4), 30],
+            [H, 14],
+          ]),
+        ],
+        ['c', new Map([[ago(3), 60]])],
+        [
+          'other',
+          new Map([
+            [ago(2), 5],
+            [H, 1],
+          ]),
+        ],
+      ]),
+      historyStart: start,
+      accepted: new Map(),
+      rejected: new Map(),
+      fields: new Map(),
+    };
+    const steps = ['a', 'b', 'c'].map((event) => ({ event, filterProperties: [] }));
+    const evaluations = evaluateSite({
+      end: H + HOUR_MS,
+      series: s,
+      goals: [{ goalId: 'g', steps }],
+      config,
+      activeUntil: new Map(),
+    });
+    const a = evaluations.find((e) => e.key === 'volume:a');
+    // 'a' expects 100 an hour: a one-hour window. The rest of the site at H a week, two, three
+    // and four weeks back: 10, 40 + 5, 20 + 60, 30; median of 10, 30, 45, 80 = 37.5 (the sum of
+    // each event's own median, 25 + 0 + 0, would be 25). At H it has 14 + 1 = 15: 0.4.
+    expect(a?.detail.windowHours).toBe(1);
+    expect(a?.detail.restOfSiteRatio).toBe(15 / 37.5);
+  });
+
   it('alerts only the first broken step when the steps after it fall with it', () => {
     const off = (h: number) => h >= T0 + 12 * HOUR_MS && h < T0 + DAY_MS;
     const s = build({
