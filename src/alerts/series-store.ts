@@ -79,10 +79,13 @@ export async function loadSiteSeries(
 ): Promise<SiteSeries> {
   const { siteId, from, recentFrom, to } = input;
   const [volumeRows, first, accepted, rejected] = await db.batch<Record<string, number | string>>([
+    // One row per event, its hours and counts packed as a JSON array [hour, count, hour, ...]:
+    // ~350,000 rows at 500 steps took 1.2 s to cross from D1 one by one, packed 0.2 s.
     db
       .prepare(
-        `SELECT event, hour, count AS n FROM step_volumes
-         WHERE site_id = ? AND hour >= ? AND hour < ? AND count > 0`,
+        `SELECT event, '[' || group_concat(hour || ',' || count) || ']' AS pairs
+         FROM step_volumes WHERE site_id = ? AND hour >= ? AND hour < ? AND count > 0
+         GROUP BY event ORDER BY event`,
       )
       .bind(siteId, from, to),
     db.prepare('SELECT MIN(hour) AS first FROM step_volumes WHERE site_id = ?').bind(siteId),
@@ -111,10 +114,11 @@ export async function loadSiteSeries(
 
   const volumes = new Map<string, Map<number, number>>();
   for (const row of volumeRows?.results ?? []) {
-    const event = String(row.event);
-    const series = volumes.get(event) ?? new Map<number, number>();
-    series.set(Number(row.hour), Number(row.n));
-    volumes.set(event, series);
+    const pairs = JSON.parse(String(row.pairs)) as number[];
+    const series = new Map<number, number>();
+    for (let i = 0; i < pairs.length; i += 2)
+      series.set(pairs[i] as number, pairs[i + 1] as number);
+    volumes.set(String(row.event), series);
   }
 
   const fields = new Map<string, Map<number, FieldCounts>>();
