@@ -51,6 +51,27 @@ export async function ensureVolumes(
   ]);
 }
 
+/**
+ * Each of a site's event names (in name order) with its first stored hour and, packed as a JSON
+ * array [hour, count, hour, ...], its hours of [?2, ?3) that counted events (NULL if none). The
+ * names are walked one index seek each (the primary key leads with site and event) and each
+ * event's hours are read by its key: a range or a MIN over the site alone scanned every row it
+ * ever stored (volumes are kept for good), 840,000 rows a run at 500 steps and five weeks where
+ * the range holds 348,000. Packed, those cross from D1 in 0.2 s; one row an hour took 1.2 s.
+ */
+const EVENT_VOLUMES = `WITH RECURSIVE names(event) AS (
+    SELECT MIN(event) FROM step_volumes WHERE site_id = ?1
+    UNION ALL
+    SELECT (SELECT MIN(event) FROM step_volumes WHERE site_id = ?1 AND event > names.event)
+    FROM names WHERE names.event IS NOT NULL)
+  SELECT event,
+    (SELECT MIN(hour) FROM step_volumes v WHERE v.site_id = ?1 AND v.event = names.event)
+      AS first,
+    (SELECT '[' || group_concat(v.hour || ',' || v.count) || ']' FROM step_volumes v
+      WHERE v.site_id = ?1 AND v.event = names.event AND v.hour >= ?2 AND v.hour < ?3
+        AND v.count > 0) AS pairs
+  FROM names WHERE event IS NOT NULL`;
+
 function toSeries(rows: Array<{ hour: number; n: number }>): Map<number, number> {
   return new Map(rows.map((row) => [row.hour, row.n]));
 }
@@ -78,17 +99,8 @@ export async function loadSiteSeries(
   },
 ): Promise<SiteSeries> {
   const { siteId, from, recentFrom, to } = input;
-  const [volumeRows, first, accepted, rejected] = await db.batch<Record<string, number | string>>([
-    // One row per event, its hours and counts packed as a JSON array [hour, count, hour, ...]:
-    // ~350,000 rows at 500 steps took 1.2 s to cross from D1 one by one, packed 0.2 s.
-    db
-      .prepare(
-        `SELECT event, '[' || group_concat(hour || ',' || count) || ']' AS pairs
-         FROM step_volumes WHERE site_id = ? AND hour >= ? AND hour < ? AND count > 0
-         GROUP BY event ORDER BY event`,
-      )
-      .bind(siteId, from, to),
-    db.prepare('SELECT MIN(hour) AS first FROM step_volumes WHERE site_id = ?').bind(siteId),
+  const [volumeRows, accepted, rejected] = await db.batch<Record<string, number | string | null>>([
+    db.prepare(EVENT_VOLUMES).bind(siteId, from, to),
     db
       .prepare(
         `SELECT (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, COUNT(*) AS n FROM events
@@ -113,7 +125,11 @@ export async function loadSiteSeries(
   ]);
 
   const volumes = new Map<string, Map<number, number>>();
+  let historyStart: number | null = null;
   for (const row of volumeRows?.results ?? []) {
+    const first = Number(row.first);
+    historyStart = historyStart === null ? first : Math.min(historyStart, first);
+    if (row.pairs === null) continue;
     const pairs = JSON.parse(String(row.pairs)) as number[];
     const series = new Map<number, number>();
     for (let i = 0; i < pairs.length; i += 2)
@@ -152,10 +168,9 @@ export async function loadSiteSeries(
     fields.set(`${event}\n${field}`, byHour);
   });
 
-  const firstHour = first?.results[0]?.first;
   return {
     volumes,
-    historyStart: typeof firstHour === 'number' ? firstHour : null,
+    historyStart,
     accepted: toSeries((accepted?.results ?? []) as Array<{ hour: number; n: number }>),
     rejected: toSeries((rejected?.results ?? []) as Array<{ hour: number; n: number }>),
     fields,

@@ -22,7 +22,10 @@ async function store(rows: Array<[site: string, event: string, hour: number, cou
 describe('loadSiteSeries', () => {
   it("reads each event's counts in [from, to) as stored, zeros and other sites out", async () => {
     await store([
-      ['s1', 'signup', T - 3 * H, 9], // before `from`: history starts here, not read
+      ['s2', 'view', T - 9 * H, 5], // another site's earlier history
+      ['s1', 'gone', T - 5 * H, 0], // a stored zero before `from`: history starts here
+      ['s1', 'gone', T - 4 * H, 8], // before `from`: not read
+      ['s1', 'signup', T - 3 * H, 9],
       ['s1', 'view', T, 120],
       ['s1', 'view', T + H, 0], // a stored zero reads as an absent hour
       ['s1', 'view', T + 2 * H, 1_234_567],
@@ -51,6 +54,19 @@ describe('loadSiteSeries', () => {
         ]),
       ],
     ]);
-    expect(series.historyStart).toBe(T - 3 * H);
+    expect(series.historyStart).toBe(T - 5 * H);
+  });
+
+  it('reads no volumes and no history start for a site with none stored', async () => {
+    await store([['s3', 'view', T, 4]]);
+    const series = await loadSiteSeries(env.DB, {
+      siteId: 's4',
+      from: T - 24 * H,
+      recentFrom: T - 24 * H,
+      to: T + 24 * H,
+      fields: [],
+    });
+    expect(series.volumes.size).toBe(0);
+    expect(series.historyStart).toBeNull();
   });
 });
