@@ -562,6 +562,58 @@ describe('evaluateSite on synthetic weeks', () => {
     expect(a?.detail.restOfSiteRatio).toBe(15 / 37.5);
   });
 
+  it('suggests for each broken step the names first seen since, history read in full', () => {
+    // At 12:00 on T0 'cart' (3 × seasonal) becomes 'Cart' and 'signup' (seasonal) 'sign_up'.
+    // 'legacy' ran like cart in the first week of history and is back from 12:00: not new,
+    // though its recent hours are stored first.
+    const at = T0 + 12 * HOUR_MS;
+    const before = (rate: (h: number) => number) => (h: number) => (h < at ? rate(h) : 0);
+    const since = (rate: (h: number) => number) => (h: number) => (h >= at ? rate(h) : 0);
+    const cart = (h: number) => 3 * seasonal(h);
+    const s = build({
+      view: normal.view,
+      cart: before(cart),
+      Cart: since(cart),
+      signup: before(seasonal),
+      sign_up: since(seasonal),
+    });
+    const legacy = new Map([
+      ...series(at, T0 + DAY_MS, cart),
+      ...series(start, start + WEEK_MS, cart),
+    ]);
+    const volumes = new Map([...s.volumes, ['legacy', legacy]]);
+    const evaluations = evaluateSite({
+      end: at + HOUR_MS,
+      series: { ...s, volumes },
+      goals: [
+        {
+          goalId: 'shop',
+          steps: [
+            { event: 'view', filterProperties: [] },
+            { event: 'cart', filterProperties: [] },
+          ],
+        },
+        { goalId: 'join', steps: [{ event: 'signup', filterProperties: [] }] },
+      ],
+      config,
+      activeUntil: new Map(),
+    });
+    const suggested = (key: string) => {
+      const e = evaluations.find((x) => x.key === key);
+      return [e?.verdict, e?.detail.renameSuggestions];
+    };
+    // Monday 12:00 is a busy hour: cart expects 360 (3 × 120), signup 120. sign_up's 120 is
+    // under half of cart's 360 and Cart's 360 over twice signup's 120: each gets its own name.
+    expect(suggested('volume:cart')).toEqual([
+      'firing',
+      [{ event: 'Cart', observed: 360, firstSeen: at, sameNormalizedName: true }],
+    ]);
+    expect(suggested('volume:signup')).toEqual([
+      'firing',
+      [{ event: 'sign_up', observed: 120, firstSeen: at, sameNormalizedName: true }],
+    ]);
+  });
+
   it('alerts only the first broken step when the steps after it fall with it', () => {
     const off = (h: number) => h >= T0 + 12 * HOUR_MS && h < T0 + DAY_MS;
     const s = build({
