@@ -137,25 +137,37 @@ export async function loadSiteSeries(
     volumes.set(String(row.event), series);
   }
 
-  const fields = new Map<string, Map<number, FieldCounts>>();
-  const queries = input.fields.map(({ event, field }) => {
+  // One query per field, over the events that watch it. The events index is by site and time,
+  // so a query per event and field read all of the site's events in the range each time: 1,008
+  // passes at 500 steps, 30 s of a run with 20,000 events in the range (2 passes: ~0.15 s).
+  const watchers = new Map<string, string[]>();
+  for (const { event, field } of input.fields) {
+    watchers.set(field, [...(watchers.get(field) ?? []), event]);
+  }
+  const queries = [...watchers].map(([field, events]) => {
     const { column, path } = fieldPath(field);
     return db
       .prepare(
         // Not aliased `type`: events has a `type` column, which GROUP BY would pick instead.
-        `SELECT (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, json_type(${column}, ?1) AS json_kind,
-           COUNT(*) AS n FROM events
-         WHERE site_id = ?2 AND event = ?3 AND ts >= ?4 AND ts < ?5 GROUP BY hour, json_kind`,
+        `SELECT event, (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour,
+           json_type(${column}, ?1) AS json_kind, COUNT(*) AS n FROM events
+         WHERE site_id = ?2 AND ts >= ?3 AND ts < ?4
+           AND event IN (SELECT value FROM json_each(?5))
+         GROUP BY event, hour, json_kind ORDER BY event, hour, json_kind`,
       )
-      .bind(path, siteId, event, recentFrom, to);
+      .bind(path, siteId, recentFrom, to, JSON.stringify(events));
   });
   const results =
     queries.length > 0
-      ? await db.batch<{ hour: number; json_kind: string | null; n: number }>(queries)
+      ? await db.batch<{ event: string; hour: number; json_kind: string | null; n: number }>(
+          queries,
+        )
       : [];
-  input.fields.forEach(({ event, field }, i) => {
-    const byHour = new Map<number, FieldCounts>();
+  const fields = new Map<string, Map<number, FieldCounts>>();
+  for (const { event, field } of input.fields) fields.set(`${event}\n${field}`, new Map());
+  [...watchers.keys()].forEach((field, i) => {
     for (const row of results[i]?.results ?? []) {
+      const byHour = fields.get(`${row.event}\n${field}`) as Map<number, FieldCounts>;
       const counts = byHour.get(row.hour) ?? { n: 0, present: 0, types: {} };
       counts.n += row.n;
       // json_type is NULL for a missing key and 'null' for an explicit null: both are absent.
@@ -165,7 +177,6 @@ export async function loadSiteSeries(
       }
       byHour.set(row.hour, counts);
     }
-    fields.set(`${event}\n${field}`, byHour);
   });
 
   return {
