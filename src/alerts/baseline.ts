@@ -12,8 +12,11 @@ export const WEEK_MS = 7 * DAY_MS;
 /** Window lengths tried, shortest first, until the expected count is enough to judge. */
 export const WINDOW_HOURS = [1, 2, 3, 4, 6, 8, 12, 24, 48, 72, 168] as const;
 
-/** Counts by hour start (epoch ms); an hour absent from the map counted zero events. */
-export type HourlySeries = ReadonlyMap<number, number>;
+/**
+ * Counts by hour start (epoch ms); an hour absent counted zero events. Only read by hour, so a
+ * series may be a view computed on read (the rest of the site: its total less one step).
+ */
+export type HourlySeries = Pick<ReadonlyMap<number, number>, 'get'>;
 
 /** The end of the newest bucket that is complete plus the grace period at `now`. */
 export function judgedBucketEnd(now: number, graceMinutes: number): number {

@@ -49,7 +49,7 @@ export interface GoalSteps {
 
 export interface SiteSeries {
   /** Hourly counts per event name, zero-filled on read. */
-  volumes: ReadonlyMap<string, HourlySeries>;
+  volumes: ReadonlyMap<string, ReadonlyMap<number, number>>;
   /** First hour the site has data for: hours before it are not history. */
   historyStart: number | null;
   /** Hourly accepted and rejected events (by event time where readable) for the reject share. */
@@ -76,13 +76,21 @@ export interface Evaluation {
 
 const DAY_HOURS = 24;
 
-function sumSeries(series: ReadonlyMap<string, HourlySeries>, skip?: string): Map<number, number> {
+function sumSeries(series: SiteSeries['volumes']): Map<number, number> {
   const total = new Map<number, number>();
-  for (const [event, hours] of series) {
-    if (event === skip) continue;
+  for (const hours of series.values()) {
     for (const [hour, count] of hours) total.set(hour, (total.get(hour) ?? 0) + count);
   }
   return total;
+}
+
+/**
+ * The site's total less one event's counts, computed per hour as it is read: summing every
+ * other event again for each step cost O(steps² × hours), 9 of the 11 s of a run at 500 steps.
+ * Counts are integers, so the difference is exactly the sum of the other events.
+ */
+function without(total: HourlySeries, series: HourlySeries | undefined): HourlySeries {
+  return { get: (hour) => countAt(total, hour) - countAt(series, hour) };
 }
 
 function ratioOver(
@@ -170,9 +178,23 @@ export function evaluateSite(input: {
   };
 
   // The whole site first: when it is silent, every step's stop is part of that one incident.
-  const siteTotal = judgeSiteTotal(sumSeries(series.volumes), end, historyStart, config);
+  const total = sumSeries(series.volumes);
+  const siteTotal = judgeSiteTotal(total, end, historyStart, config);
   const dipSteps: DipStep[] = [];
   const allSteps: DipStep[] = [];
+
+  // An event's first hour with events in the series, for rename candidates: found once per
+  // event, not again for every firing step (at 500 events, 0.03 s a step).
+  const firstSeen = new Map<string, number>();
+  const firstSeenOf = (event: string, hours: ReadonlyMap<number, number>): number => {
+    let first = firstSeen.get(event);
+    if (first === undefined) {
+      first = Infinity;
+      for (const [hour, n] of hours) if (n > 0 && hour < first) first = hour;
+      firstSeen.set(event, first);
+    }
+    return first;
+  };
 
   // Volume per step, with its cause and, for a stop, the names that may have replaced it. A
   // step that fell with the rest of the site is listed in the site-level incident instead.
@@ -209,7 +231,7 @@ export function evaluateSite(input: {
     }
     const judgement = judgeVolume(window.observed, window.expected, c);
     const windowStart = end - window.hours * HOUR_MS;
-    const rest = sumSeries(series.volumes, event);
+    const rest = without(total, stepSeries);
     const restRatio = ratioOver(rest, end, window.hours, historyStart, c);
     const previousRatios = [...(previousOf.get(event) ?? [])].map((previous) =>
       previous === null
@@ -256,14 +278,11 @@ export function evaluateSite(input: {
     if (verdict === 'firing') {
       volumeFiring.add(event);
       const candidates = [...series.volumes]
-        .map(([name, hours]) => {
-          const seen = [...hours].filter(([, n]) => n > 0).map(([h]) => h);
-          return {
-            event: name,
-            observed: sumWindow(hours, end, window.hours),
-            firstSeen: Math.min(...seen),
-          };
-        })
+        .map(([name, hours]) => ({
+          event: name,
+          observed: sumWindow(hours, end, window.hours),
+          firstSeen: firstSeenOf(name, hours),
+        }))
         .filter((candidate) => candidate.firstSeen >= windowStart - DAY_HOURS * HOUR_MS)
         .filter((candidate) => candidate.firstSeen - historyStart >= DAY_HOURS * HOUR_MS);
       detail.renameSuggestions = suggestRenames(event, window.expected, candidates).slice(0, 3);

@@ -51,6 +51,27 @@ export async function ensureVolumes(
   ]);
 }
 
+/**
+ * Each of a site's event names (in name order) with its first stored hour and, packed as a JSON
+ * array [hour, count, hour, ...], its hours of [?2, ?3) that counted events (NULL if none). The
+ * names are walked one index seek each (the primary key leads with site and event) and each
+ * event's hours are read by its key: a range or a MIN over the site alone scanned every row it
+ * ever stored (volumes are kept for good), 840,000 rows a run at 500 steps and five weeks where
+ * the range holds 348,000. Packed, those cross from D1 in 0.2 s; one row an hour took 1.2 s.
+ */
+const EVENT_VOLUMES = `WITH RECURSIVE names(event) AS (
+    SELECT MIN(event) FROM step_volumes WHERE site_id = ?1
+    UNION ALL
+    SELECT (SELECT MIN(event) FROM step_volumes WHERE site_id = ?1 AND event > names.event)
+    FROM names WHERE names.event IS NOT NULL)
+  SELECT event,
+    (SELECT MIN(hour) FROM step_volumes v WHERE v.site_id = ?1 AND v.event = names.event)
+      AS first,
+    (SELECT '[' || group_concat(v.hour || ',' || v.count) || ']' FROM step_volumes v
+      WHERE v.site_id = ?1 AND v.event = names.event AND v.hour >= ?2 AND v.hour < ?3
+        AND v.count > 0) AS pairs
+  FROM names WHERE event IS NOT NULL`;
+
 function toSeries(rows: Array<{ hour: number; n: number }>): Map<number, number> {
   return new Map(rows.map((row) => [row.hour, row.n]));
 }
@@ -78,14 +99,8 @@ export async function loadSiteSeries(
   },
 ): Promise<SiteSeries> {
   const { siteId, from, recentFrom, to } = input;
-  const [volumeRows, first, accepted, rejected] = await db.batch<Record<string, number | string>>([
-    db
-      .prepare(
-        `SELECT event, hour, count AS n FROM step_volumes
-         WHERE site_id = ? AND hour >= ? AND hour < ? AND count > 0`,
-      )
-      .bind(siteId, from, to),
-    db.prepare('SELECT MIN(hour) AS first FROM step_volumes WHERE site_id = ?').bind(siteId),
+  const [volumeRows, accepted, rejected] = await db.batch<Record<string, number | string | null>>([
+    db.prepare(EVENT_VOLUMES).bind(siteId, from, to),
     db
       .prepare(
         `SELECT (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, COUNT(*) AS n FROM events
@@ -110,32 +125,49 @@ export async function loadSiteSeries(
   ]);
 
   const volumes = new Map<string, Map<number, number>>();
+  let historyStart: number | null = null;
   for (const row of volumeRows?.results ?? []) {
-    const event = String(row.event);
-    const series = volumes.get(event) ?? new Map<number, number>();
-    series.set(Number(row.hour), Number(row.n));
-    volumes.set(event, series);
+    const first = Number(row.first);
+    historyStart = historyStart === null ? first : Math.min(historyStart, first);
+    if (row.pairs === null) continue;
+    const pairs = JSON.parse(String(row.pairs)) as number[];
+    const series = new Map<number, number>();
+    for (let i = 0; i < pairs.length; i += 2)
+      series.set(pairs[i] as number, pairs[i + 1] as number);
+    volumes.set(String(row.event), series);
   }
 
-  const fields = new Map<string, Map<number, FieldCounts>>();
-  const queries = input.fields.map(({ event, field }) => {
+  // One query per field, over the events that watch it. The events index is by site and time,
+  // so a query per event and field read all of the site's events in the range each time: 1,008
+  // passes at 500 steps, 30 s of a run with 20,000 events in the range (2 passes: ~0.15 s).
+  const watchers = new Map<string, string[]>();
+  for (const { event, field } of input.fields) {
+    watchers.set(field, [...(watchers.get(field) ?? []), event]);
+  }
+  const queries = [...watchers].map(([field, events]) => {
     const { column, path } = fieldPath(field);
     return db
       .prepare(
         // Not aliased `type`: events has a `type` column, which GROUP BY would pick instead.
-        `SELECT (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, json_type(${column}, ?1) AS json_kind,
-           COUNT(*) AS n FROM events
-         WHERE site_id = ?2 AND event = ?3 AND ts >= ?4 AND ts < ?5 GROUP BY hour, json_kind`,
+        `SELECT event, (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour,
+           json_type(${column}, ?1) AS json_kind, COUNT(*) AS n FROM events
+         WHERE site_id = ?2 AND ts >= ?3 AND ts < ?4
+           AND event IN (SELECT value FROM json_each(?5))
+         GROUP BY event, hour, json_kind ORDER BY event, hour, json_kind`,
       )
-      .bind(path, siteId, event, recentFrom, to);
+      .bind(path, siteId, recentFrom, to, JSON.stringify(events));
   });
   const results =
     queries.length > 0
-      ? await db.batch<{ hour: number; json_kind: string | null; n: number }>(queries)
+      ? await db.batch<{ event: string; hour: number; json_kind: string | null; n: number }>(
+          queries,
+        )
       : [];
-  input.fields.forEach(({ event, field }, i) => {
-    const byHour = new Map<number, FieldCounts>();
+  const fields = new Map<string, Map<number, FieldCounts>>();
+  for (const { event, field } of input.fields) fields.set(`${event}\n${field}`, new Map());
+  [...watchers.keys()].forEach((field, i) => {
     for (const row of results[i]?.results ?? []) {
+      const byHour = fields.get(`${row.event}\n${field}`) as Map<number, FieldCounts>;
       const counts = byHour.get(row.hour) ?? { n: 0, present: 0, types: {} };
       counts.n += row.n;
       // json_type is NULL for a missing key and 'null' for an explicit null: both are absent.
@@ -145,13 +177,11 @@ export async function loadSiteSeries(
       }
       byHour.set(row.hour, counts);
     }
-    fields.set(`${event}\n${field}`, byHour);
   });
 
-  const firstHour = first?.results[0]?.first;
   return {
     volumes,
-    historyStart: typeof firstHour === 'number' ? firstHour : null,
+    historyStart,
     accepted: toSeries((accepted?.results ?? []) as Array<{ hour: number; n: number }>),
     rejected: toSeries((rejected?.results ?? []) as Array<{ hour: number; n: number }>),
     fields,

@@ -514,6 +514,106 @@ describe('evaluateSite on synthetic weeks', () => {
     expect(ruleAt(start + HOUR_MS)).toBe('clear');
   });
 
+  it("judges the rest of the site as the other events' hourly sums, its own left out", () => {
+    // Judged hour H = 12:00–13:00 on T0. The step 'a' runs at 100 every hour; the rest of the
+    // site is 'b' (a step), 'c' (a step) and 'other' (no step), nonzero only where listed.
+    const H = T0 + 12 * HOUR_MS;
+    const ago = (weeks: number) => H - weeks * WEEK_MS;
+    const s: SiteSeries = {
+      volumes: new Map([
+        ['a', series(start, T0 + DAY_MS, () => 100)],
+        [
+          'b',
+          new Map([
+            [ago(1), 10],
+            [ago(2), 40],
+            [ago(3), 20],
+            [ago(4), 30],
+            [H, 14],
+          ]),
+        ],
+        ['c', new Map([[ago(3), 60]])],
+        [
+          'other',
+          new Map([
+            [ago(2), 5],
+            [H, 1],
+          ]),
+        ],
+      ]),
+      historyStart: start,
+      accepted: new Map(),
+      rejected: new Map(),
+      fields: new Map(),
+    };
+    const steps = ['a', 'b', 'c'].map((event) => ({ event, filterProperties: [] }));
+    const evaluations = evaluateSite({
+      end: H + HOUR_MS,
+      series: s,
+      goals: [{ goalId: 'g', steps }],
+      config,
+      activeUntil: new Map(),
+    });
+    const a = evaluations.find((e) => e.key === 'volume:a');
+    // 'a' expects 100 an hour: a one-hour window. The rest of the site at H a week, two, three
+    // and four weeks back: 10, 40 + 5, 20 + 60, 30; median of 10, 30, 45, 80 = 37.5 (the sum of
+    // each event's own median, 25 + 0 + 0, would be 25). At H it has 14 + 1 = 15: 0.4.
+    expect(a?.detail.windowHours).toBe(1);
+    expect(a?.detail.restOfSiteRatio).toBe(15 / 37.5);
+  });
+
+  it('suggests for each broken step the names first seen since, history read in full', () => {
+    // At 12:00 on T0 'cart' (3 × seasonal) becomes 'Cart' and 'signup' (seasonal) 'sign_up'.
+    // 'legacy' ran like cart in the first week of history and is back from 12:00: not new,
+    // though its recent hours are stored first.
+    const at = T0 + 12 * HOUR_MS;
+    const before = (rate: (h: number) => number) => (h: number) => (h < at ? rate(h) : 0);
+    const since = (rate: (h: number) => number) => (h: number) => (h >= at ? rate(h) : 0);
+    const cart = (h: number) => 3 * seasonal(h);
+    const s = build({
+      view: normal.view,
+      cart: before(cart),
+      Cart: since(cart),
+      signup: before(seasonal),
+      sign_up: since(seasonal),
+    });
+    const legacy = new Map([
+      ...series(at, T0 + DAY_MS, cart),
+      ...series(start, start + WEEK_MS, cart),
+    ]);
+    const volumes = new Map([...s.volumes, ['legacy', legacy]]);
+    const evaluations = evaluateSite({
+      end: at + HOUR_MS,
+      series: { ...s, volumes },
+      goals: [
+        {
+          goalId: 'shop',
+          steps: [
+            { event: 'view', filterProperties: [] },
+            { event: 'cart', filterProperties: [] },
+          ],
+        },
+        { goalId: 'join', steps: [{ event: 'signup', filterProperties: [] }] },
+      ],
+      config,
+      activeUntil: new Map(),
+    });
+    const suggested = (key: string) => {
+      const e = evaluations.find((x) => x.key === key);
+      return [e?.verdict, e?.detail.renameSuggestions];
+    };
+    // Monday 12:00 is a busy hour: cart expects 360 (3 × 120), signup 120. sign_up's 120 is
+    // under half of cart's 360 and Cart's 360 over twice signup's 120: each gets its own name.
+    expect(suggested('volume:cart')).toEqual([
+      'firing',
+      [{ event: 'Cart', observed: 360, firstSeen: at, sameNormalizedName: true }],
+    ]);
+    expect(suggested('volume:signup')).toEqual([
+      'firing',
+      [{ event: 'sign_up', observed: 120, firstSeen: at, sameNormalizedName: true }],
+    ]);
+  });
+
   it('alerts only the first broken step when the steps after it fall with it', () => {
     const off = (h: number) => h >= T0 + 12 * HOUR_MS && h < T0 + DAY_MS;
     const s = build({
