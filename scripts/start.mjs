@@ -51,7 +51,8 @@ goalstep is running on ${PUBLIC}
   Puffy days        ${reportUrl(PUBLIC, puffyRange)}
                     (format=json or format=csv in the query for data instead of the page)
 
-  Load the Puffy sample data in a second terminal (the directory of its CSV files):
+  Load the Puffy sample data in a second terminal (the directory of its CSV files; give
+  the path from where you are):
     npm run replay -- ../shared/data/puffy${replayUrl}
 
   Data: ${rel(persistTo)}   Log: ${rel(logFile)}   Ctrl-C stops.

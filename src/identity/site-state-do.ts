@@ -333,10 +333,10 @@ export class SiteState extends DurableObject<Env> {
   }
 
   /**
-   * The reconciler's way in: takes a batch D1 holds as pending (its `receive` failed, or
-   * `DEFER_APPLY` left it), writes its people after the coalescing pause, then deletes the
-   * batch's D1 record. Safe to repeat: events are kept once (by device and message id), and the
-   * people of every event passed are recomputed even if it was seen before.
+   * The way in of a batch D1 holds as pending (the historical import path; the reconciler's,
+   * when `receive` failed or `DEFER_APPLY` left it): writes its people after the coalescing
+   * pause, then deletes the batch's D1 record. Safe to repeat: events are kept once (by device
+   * and message id), and the people of every event passed are recomputed even if seen before.
    */
   async apply(siteId: string, batchId: string, batch: StateBatch): Promise<void> {
     this.rememberSite(siteId);

@@ -38,11 +38,6 @@ export interface IngestOutcome {
   status: 200 | 400;
   body: IngestResponse & { code?: string; message?: string };
   stored: Array<StoredEvent & { messageId: string }>;
-  /**
-   * Message ids of valid events D1 already held (a retry): the site object is handed their
-   * stored copies again, in case the first attempt stored them and failed before the object.
-   */
-  known: string[];
   batchId: string;
 }
 
@@ -216,8 +211,6 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
   }
 
   duplicates += valid.length - stored.length;
-  const storedIds = new Set(stored.map((e) => e.messageId));
-  const known = valid.filter((e) => !storedIds.has(e.messageId)).map((e) => e.messageId);
   const body: IngestOutcome['body'] = {
     accepted: stored.length,
     duplicates,
@@ -230,12 +223,11 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
       status: 400,
       body: { code: 'no_valid_events', message: 'no event in the body was valid', ...body },
       stored,
-      known,
       batchId,
     };
   }
   if (rejected.length > 0) {
     logger.info('ingest.rejected', { site: input.siteId, count: rejected.length });
   }
-  return { status: 200, body, stored, known, batchId };
+  return { status: 200, body, stored, batchId };
 }

@@ -12,7 +12,7 @@ import { stateBatch } from '../identity/state-batch';
 import { ApiError, RateLimitedError } from '../lib/http-error';
 import { logger } from '../lib/logger';
 import { readJsonBody, UnreadableBodyError } from './body';
-import { capRaw, loadStored, recordPending } from './event-store';
+import { capRaw, recordPending } from './event-store';
 import { ingestRequest, type IngestInput, type IngestOutcome } from './ingest-request';
 import type { EventType } from './schema';
 import { requireRetention, retainedFrom } from './retention';
@@ -121,33 +121,37 @@ async function checkRate(c: Context<{ Bindings: Env }>, site: SiteAccess, keyHas
  * object keeps them in its own storage and writes their progress shortly after, from its alarm:
  * no batch record is written to D1 on this path. Every path that stores events goes through it.
  *
- * A retry's duplicates are handed over again as D1 kept them: the first attempt may have stored
- * them and failed before the object. When the object cannot be reached, the batch is recorded
- * as pending for the cron's reconciler; when that write fails too, the request fails (503), and
- * the client's retry hands the events over. `DEFER_APPLY=1` (the load-shedding switch, and the
- * benchmark's beacon path alone) writes the record with the events and leaves the object out.
+ * Only events D1 stored for the first time go to the object. A retry's duplicates do not: a
+ * first attempt that stored them in D1 and failed before the object is found by the cron's sweep
+ * (src/ingest/reconcile.ts), and handing them over again would race a person's erasure (the
+ * object erases first, D1 after it). When the object cannot be reached, the batch is recorded as
+ * pending for the cron's reconciler; when that write fails too, the request fails (503).
+ * `DEFER_APPLY=1` (the load-shedding switch, and the benchmark's beacon path alone) writes the
+ * record with the events and leaves the object out; `backfill` (the historical paths) writes the
+ * record with the events and has the object apply them after the answer (`applyRecorded`).
  */
 export async function ingestAndDeliver(
   c: Context<{ Bindings: Env }>,
   input: Omit<IngestInput, 'pending'>,
+  options: { backfill?: boolean } = {},
 ): Promise<IngestOutcome> {
   const deferred = c.env.DEFER_APPLY === '1';
-  const outcome = await ingestRequest({ ...input, pending: deferred });
+  const outcome = await ingestRequest({ ...input, pending: deferred || options.backfill });
   if (deferred) return outcome;
   const { siteId } = input;
-  let events = outcome.stored;
+  const events = outcome.stored;
+  if (options.backfill) {
+    applyRecorded(c, siteId, outcome);
+    return outcome;
+  }
+  if (events.length === 0) return outcome;
   try {
-    if (outcome.known.length > 0) {
-      events = [...events, ...(await loadStored(c.env.DB, siteId, outcome.known))];
-    }
-    if (events.length === 0) return outcome;
     const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
     await state.receive(siteId, stateBatch(events));
   } catch (error) {
     logger.error('ingest.handover_failed', { site: siteId, events: events.length, cause: error });
     try {
-      // The known ids too, read back or not: the reconciler loads them itself.
-      const messageIds = [...outcome.stored.map((e) => e.messageId), ...outcome.known];
+      const messageIds = events.map((e) => e.messageId);
       const receivedAt = input.receivedAt;
       await recordPending(c.env.DB, { siteId, batchId: outcome.batchId, receivedAt, messageIds });
     } catch (cause) {
@@ -157,6 +161,31 @@ export async function ingestAndDeliver(
     }
   }
   return outcome;
+}
+
+/**
+ * The historical paths (`/v1/import`, an admin's re-submission): their events carry old times,
+ * which the cron's sweep (by recent event time) does not look at, so the batch record is
+ * written with the events as before and the object applies the batch after the answer, deleting
+ * the record; the reconciler applies what that misses. Imports are rare: the record's two rows
+ * per request do not matter for the bill.
+ */
+function applyRecorded(c: Context<{ Bindings: Env }>, siteId: string, outcome: IngestOutcome) {
+  const work = async () => {
+    if (outcome.stored.length === 0) {
+      // Nothing new: the record (of duplicates only) goes.
+      await c.env.DB.prepare('DELETE FROM batches WHERE id = ?').bind(outcome.batchId).run();
+      return;
+    }
+    const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
+    await state.apply(siteId, outcome.batchId, stateBatch(outcome.stored));
+  };
+  // A failure leaves the record pending; the cron's reconciler applies it again.
+  c.executionCtx.waitUntil(
+    work().catch((error: unknown) =>
+      logger.error('ingest.apply_failed', { site: siteId, cause: error }),
+    ),
+  );
 }
 
 export const ingestRoutes = new Hono<{ Bindings: Env }>();
@@ -169,16 +198,20 @@ ingestRoutes.post('/v1/import', async (c) => {
 
   const body = await readJsonBody(c.req.raw);
   const now = nowMs(c.env);
-  const outcome = await ingestAndDeliver(c, {
-    db: c.env.DB,
-    siteId,
-    body,
-    impliedType: null,
-    receivedAt: now,
-    oldestAllowed: null,
-    retainedFrom: retainedFrom(now, retention),
-    ...requestFacts(c, false),
-  });
+  const outcome = await ingestAndDeliver(
+    c,
+    {
+      db: c.env.DB,
+      siteId,
+      body,
+      impliedType: null,
+      receivedAt: now,
+      oldestAllowed: null,
+      retainedFrom: retainedFrom(now, retention),
+      ...requestFacts(c, false),
+    },
+    { backfill: true },
+  );
   return c.json(outcome.body, outcome.status);
 });
 

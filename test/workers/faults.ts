@@ -18,30 +18,6 @@ export interface FaultPlan {
    * write, and `apply`, the reconciler's).
    */
   failObject?: boolean;
-  /**
-   * The next `times` reads (`all`, `first`, `raw`, `run`) of a statement whose SQL contains
-   * `sql` fail before reaching D1, as a read would on a D1 hiccup.
-   */
-  failReads?: { sql: string; times: number };
-}
-
-/** A statement whose reads fail while the plan's `failReads` count lasts. */
-function failingReads(statement: D1PreparedStatement, plan: FaultPlan): D1PreparedStatement {
-  return new Proxy(statement, {
-    get(target, prop) {
-      if (prop === 'bind') {
-        return (...values: unknown[]) => failingReads(target.bind(...values), plan);
-      }
-      if (!['all', 'first', 'raw', 'run'].includes(String(prop))) return passThrough(target, prop);
-      const real = passThrough(target, prop) as (...a: unknown[]) => Promise<unknown>;
-      return (...args: unknown[]) => {
-        const reads = plan.failReads;
-        if (!reads || reads.times <= 0) return real(...args);
-        reads.times -= 1;
-        return Promise.reject(new Error('D1_ERROR: injected read failure'));
-      };
-    },
-  });
 }
 
 /** Calls the real binding's method with the binding itself as `this`. */
@@ -53,13 +29,6 @@ function passThrough<T extends object>(target: T, prop: string | symbol): unknow
 export function faultyDb(db: D1Database, plan: FaultPlan): D1Database {
   return new Proxy(db, {
     get(target, prop) {
-      if (prop === 'prepare' && plan.failReads) {
-        const sql = plan.failReads.sql;
-        return (query: string) => {
-          const statement = target.prepare(query);
-          return query.includes(sql) ? failingReads(statement, plan) : statement;
-        };
-      }
       if (prop !== 'batch') return passThrough(target, prop);
       return async (statements: D1PreparedStatement[]) => {
         if ((plan.passBatches ?? 0) > 0) {

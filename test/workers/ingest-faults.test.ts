@@ -1,13 +1,13 @@
 /**
  * Faults after the beacon arrives: D1 failing before or after its write (503, then a retry that
- * stores everything exactly once and hands it to the site object), the site object failing
- * after the D1 write (the batch is recorded as pending and the cron's reconciler completes it,
- * or, when that record cannot be written either, a 503 whose retry completes it), and the
- * deferred-apply switch.
+ * stores everything exactly once; a committed write the object never got is swept to it by the
+ * cron), the site object failing after the D1 write (the batch is recorded as pending and the
+ * cron's reconciler completes it, or, when that record cannot be written either, a 503 and the
+ * sweep), and the deferred-apply switch.
  */
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from 'cloudflare:test';
 import worker from '../../src/index';
-import { reconcilePending, RECONCILE_AFTER_MS } from '../../src/ingest/reconcile';
+import { reconcilePending, RECONCILE_AFTER_MS, sweepRecent } from '../../src/ingest/reconcile';
 import { fetchWithFaults } from './faults';
 import { ADMIN, beacon, counts, report, seedSite, settle, track } from './helpers';
 
@@ -67,8 +67,11 @@ describe('D1 failing on insert', () => {
     expect(retried.status).toBe(200);
     expect(await retried.json()).toMatchObject({ accepted: 0, duplicates: 2 });
     expect(await storedCount(site.siteId)).toBe(2);
-    // The first attempt stored the events and failed before the site object: the retry's
-    // duplicates are handed over as D1 kept them, so no reconciler run is needed.
+    // The first attempt stored the events and failed before the site object; the retry's
+    // duplicates are not handed over again: the cron's sweep finds them once a minute old.
+    await settle(site);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([0, 0]);
+    expect(await sweepRecent(env, Date.now() + RECONCILE_AFTER_MS + 1_000)).toBe(2);
     await settle(site);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
   });
@@ -123,9 +126,10 @@ describe('the site object and then D1 failing after the D1 write', () => {
     expect(await storedCount(site.siteId)).toBe(2);
     expect(await pendingBatches(site.siteId)).toBe(0);
 
-    // The client retries: D1 answers duplicates, and their stored copies reach the object.
+    // The client's retry finds duplicates; the cron's sweep hands the stored events over.
     const retried = await fetchWithFaults(beacon(site, body), {});
     expect(await retried.json()).toMatchObject({ accepted: 0, duplicates: 2 });
+    expect(await sweepRecent(env, Date.now() + RECONCILE_AFTER_MS + 1_000)).toBe(2);
     await settle(site);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
   });
