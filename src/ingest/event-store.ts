@@ -28,9 +28,9 @@ export interface StoreBatchInput {
   siteId: string | null;
   batchId: string;
   /**
-   * Whether to write the batch record with the events (`DEFER_APPLY`): the reconciler then
-   * hands them to the site object. Otherwise the object takes them before the answer and no
-   * record is written (docs/ARCHITECTURE.md, ingest).
+   * Whether to write the batch record with the events (`DEFER_APPLY`, and the historical import
+   * paths): the object applies them from it, or the reconciler does. Otherwise the object takes
+   * them before the answer and no record is written (docs/ARCHITECTURE.md, ingest).
    */
   pending?: boolean;
   receivedAt: number;
@@ -199,8 +199,8 @@ const parse = (text: string | null) =>
   text ? (JSON.parse(text) as Record<string, unknown>) : null;
 
 /**
- * The site's stored copies of some message ids, as first stored (a retry's duplicates are
- * handed to the site object as D1 kept them; the reconciler reads a pending batch's events).
+ * The site's stored copies of some message ids, as first stored: the reconciler reads a pending
+ * batch's events, and the sweep the events their object lacks.
  */
 export async function loadStored(
   db: D1Database,
