@@ -23,6 +23,10 @@ const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 
 
 const stateOf = (siteId: string) => env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId));
 
+/** When the site object's alarm is set to fire, or null when none is set. */
+const alarmOf = (stub: ReturnType<typeof stateOf>) =>
+  runInDurableObject(stub, (_instance, state) => state.storage.getAlarm());
+
 /** Two events of one visitor who viewed and added to cart: [1, 1] on the goal (view, cart). */
 const visit = (device: string, prefix: string) => ({
   batch: [
@@ -105,10 +109,8 @@ describe('ingest hand-over to the site object', () => {
     const site = await seedSite('handover-evicted', ['view', 'cart']);
     const stub = stateOf(site.siteId);
     expect(await (await ingest(site, visit('ev', 'he'))).json()).toMatchObject({ accepted: 2 });
-    await runInDurableObject(stub, async (_instance, state) => {
-      // Still set: its cycle has not run yet (else this test would prove nothing).
-      expect(await state.storage.getAlarm()).not.toBeNull();
-    });
+    // Still set: its cycle has not run yet (else this test would prove nothing).
+    expect(await alarmOf(stub)).not.toBeNull();
     await evictDurableObject(stub);
     await settle(site);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
@@ -126,9 +128,7 @@ describe('ingest hand-over to the site object', () => {
     // The cycle runs and fails: the alarm handler does not throw (the runtime would give up on
     // an alarm after a few throws) and sets the alarm again.
     await runDurableObjectAlarm(stub);
-    await runInDurableObject(stub, async (_instance, state) => {
-      expect(await state.storage.getAlarm()).not.toBeNull();
-    });
+    expect(await alarmOf(stub)).not.toBeNull();
     expect(counts(await report(site, today(), tomorrow()))).toEqual([0, 0]);
     // The instance goes (with its memory and its failing D1); the next one recovers the cycle.
     await evictDurableObject(stub);
@@ -143,9 +143,7 @@ describe('ingest hand-over to the site object', () => {
     await settle(site);
     const retried = await ingest(site, visit('rt', 'hr'));
     expect(await retried.json()).toMatchObject({ accepted: 0, duplicates: 2 });
-    await runInDurableObject(stub, async (_instance, state) => {
-      expect(await state.storage.getAlarm()).toBeNull();
-    });
+    expect(await alarmOf(stub)).toBeNull();
     expect(await stub.pending()).toBe(0);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
   });
