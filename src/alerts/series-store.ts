@@ -5,14 +5,15 @@
 import { HOUR_MS } from './baseline';
 import type { FieldCounts } from './detectors';
 import type { SiteSeries } from './evaluate';
+import { eventsByTime } from '../ingest/event-hours';
 import { KEEP_FULLER_COUNT } from './step-volumes';
 
 // Counts [?2, ?3) as seen at ?4: an hour the range or the run's time cuts short is partial.
 const COUNT_HOURS = `INSERT INTO step_volumes (site_id, event, hour, count, updated_at, counted_to)
   SELECT site_id, event, (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, COUNT(*), ?4,
     MIN((ts / ${HOUR_MS}) * ${HOUR_MS} + ${HOUR_MS}, ?3, ?4)
-  FROM events
-  WHERE site_id = ?1 AND ts >= ?2 AND ts < ?3 AND ts < ?4 AND event IS NOT NULL
+  FROM ${eventsByTime('h.site_id = ?1', '?2', 'MIN(?3, ?4)')} AS events
+  WHERE event IS NOT NULL
   GROUP BY site_id, event, hour
   ${KEEP_FULLER_COUNT}`;
 
@@ -103,8 +104,8 @@ export async function loadSiteSeries(
     db.prepare(EVENT_VOLUMES).bind(siteId, from, to),
     db
       .prepare(
-        `SELECT (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, COUNT(*) AS n FROM events
-         WHERE site_id = ? AND ts >= ? AND ts < ? GROUP BY hour`,
+        `SELECT (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, COUNT(*) AS n
+         FROM ${eventsByTime('h.site_id = ?1', '?2', '?3')} AS events GROUP BY hour`,
       )
       .bind(siteId, recentFrom, to),
     // Filtered traffic (bots, prerender, opt-outs) is not a tracking fault: only rejects count.
@@ -137,7 +138,7 @@ export async function loadSiteSeries(
     volumes.set(String(row.event), series);
   }
 
-  // One query per field, over the events that watch it. The events index is by site and time,
+  // One query per field, over the events that watch it. Events are read by site and time,
   // so a query per event and field read all of the site's events in the range each time: 1,008
   // passes at 500 steps, 30 s of a run with 20,000 events in the range (2 passes: ~0.15 s).
   const watchers = new Map<string, string[]>();
@@ -150,9 +151,9 @@ export async function loadSiteSeries(
       .prepare(
         // Not aliased `type`: events has a `type` column, which GROUP BY would pick instead.
         `SELECT event, (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour,
-           json_type(${column}, ?1) AS json_kind, COUNT(*) AS n FROM events
-         WHERE site_id = ?2 AND ts >= ?3 AND ts < ?4
-           AND event IN (SELECT value FROM json_each(?5))
+           json_type(${column}, ?1) AS json_kind, COUNT(*) AS n
+         FROM ${eventsByTime('h.site_id = ?2', '?3', '?4')} AS events
+         WHERE event IN (SELECT value FROM json_each(?5))
          GROUP BY event, hour, json_kind ORDER BY event, hour, json_kind`,
       )
       .bind(path, siteId, recentFrom, to, JSON.stringify(events));

@@ -2,6 +2,7 @@
  * The cron's volume recorder: hourly event counts per site and event name, by event time, for
  * the hours just behind `now`. Alerting on these series is built on top of them.
  */
+import { eventsByTime } from '../ingest/event-hours';
 
 /** Hours recounted on each run: late events of the last few hours still land in their bucket. */
 export const RECOUNT_HOURS = 3;
@@ -27,8 +28,8 @@ export async function recordStepVolumes(db: D1Database, now: number): Promise<nu
       `INSERT INTO step_volumes (site_id, event, hour, count, updated_at, counted_to)
        SELECT site_id, event, (ts / ${HOUR_MS}) * ${HOUR_MS} AS hour, COUNT(*), ?1,
          MIN((ts / ${HOUR_MS}) * ${HOUR_MS} + ${HOUR_MS}, ?1)
-       FROM events
-       WHERE ts >= ?2 AND ts < ?1 AND event IS NOT NULL AND site_id IN (SELECT id FROM sites)
+       FROM ${eventsByTime('h.site_id IN (SELECT id FROM sites)', '?2', '?1')} AS events
+       WHERE event IS NOT NULL
        GROUP BY site_id, event, hour
        ${KEEP_FULLER_COUNT}`,
     )

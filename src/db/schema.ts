@@ -140,10 +140,10 @@ export const events = sqliteTable(
     batchId: text('batch_id').notNull(),
   },
   // WITHOUT ROWID in the migration (0009): the primary key is the row. An anonymous event
-  // (most web events) then writes two billed rows, the row and its `events_site_ts` entry.
+  // (most web events) writes one billed row; reads by time go through `event_hours` (below),
+  // which replaced the `events_site_ts` index (migration 0013).
   (t) => [
     primaryKey({ columns: [t.siteId, t.messageId] }),
-    index('events_site_ts').on(t.siteId, t.ts),
     // The ingest guardrails look users, and devices of identified events, up by id. Partial:
     // most web events carry no user id, and every index entry is a billed row written.
     index('events_site_user')
@@ -153,6 +153,26 @@ export const events = sqliteTable(
       .on(t.siteId, t.anonymousId)
       .where(sql`${t.userId} IS NOT NULL`),
   ],
+);
+
+/**
+ * The events' time index, packed: one row per request and hour of event time, listing the
+ * message ids that request stored first (src/ingest/event-hours.ts). An index entry per event was
+ * a billed row written per event; this is one per request and hour. WITHOUT ROWID in the
+ * migration (0013).
+ */
+export const eventHours = sqliteTable(
+  'event_hours',
+  {
+    siteId: text('site_id').notNull(),
+    /** Start of the hour of event time, epoch milliseconds. */
+    hour: integer('hour').notNull(),
+    /** The request that stored the events (`events.batch_id`). */
+    batchId: text('batch_id').notNull(),
+    /** JSON array of the message ids. */
+    ids: text('ids').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.siteId, t.hour, t.batchId] })],
 );
 
 export const rejectedEvents = sqliteTable(

@@ -1,8 +1,10 @@
 /**
  * Writes one ingest request to D1 in a single transactional batch: every valid event
- * (deduplicated on the site's message id), every rejected event with its reason and, when the
- * site object will not take the events before the answer, the batch record the reconciler reads.
+ * (deduplicated on the site's message id) with its time index rows (src/ingest/event-hours.ts),
+ * every rejected event with its reason and, when the site object will not take the events before
+ * the answer, the batch record the reconciler reads.
  */
+import { eventHoursStatement } from './event-hours';
 import { truncateText } from './guards';
 import type { StoredEvent } from './normalize';
 import type { Rejection } from './schema';
@@ -101,6 +103,13 @@ export async function storeBatch(
             ]),
           ),
         ),
+      // After the insert, in the same transaction: the time index lists what it stored.
+      eventHoursStatement(
+        db,
+        input.siteId,
+        input.batchId,
+        input.events.map((e) => e.messageId),
+      ),
     );
   }
   // A retried batch must not file its refused events twice: an event with a message id is

@@ -8,6 +8,7 @@ import type { Env } from '../env';
 import { erasePersonStatements, personAttemptsSql } from '../funnel/rollups';
 import type { PersonRecord } from '../identity/site-state-do';
 import { ApiError } from '../lib/http-error';
+import { unlistEventsStatements } from './event-hours';
 
 export interface PersonData {
   person: string;
@@ -100,7 +101,10 @@ export async function erasePerson(
     .first<{ n: number }>();
   // The object next: once its rows are gone no later flush can rewrite the person's progress.
   const record = await personRecord(env, siteId, id, true);
+  // The time index first: it finds its rows from the events the next statements delete.
+  const unlist = unlistEventsStatements(env.DB, siteId, record.messageIds);
   const results = await env.DB.batch([
+    ...unlist,
     ...statements(env.DB, siteId, record, 'DELETE'),
     // People actions in the audit log name the ids they merged or split: the entry stays (who,
     // when, which action), its ids go. Matched as JSON text, like refused payloads above.
@@ -115,8 +119,8 @@ export async function erasePerson(
   ]);
   const attempts = results.at(-1);
   return {
-    events: results[0]?.meta.changes ?? 0,
-    rejected: results[1]?.meta.changes ?? 0,
+    events: results[unlist.length]?.meta.changes ?? 0,
+    rejected: results[unlist.length + 1]?.meta.changes ?? 0,
     // Rows either the recompute or the delete removed (not both: the delete runs after).
     attempts:
       record.person === found.person

@@ -6,6 +6,7 @@
 import type { Env } from '../env';
 import { deviceKey, stateBatch } from '../identity/state-batch';
 import { logger } from '../lib/logger';
+import { eventsByTime } from './event-hours';
 import { loadStored } from './event-store';
 
 /** A batch younger than this may still be in flight and is left alone. */
@@ -63,7 +64,7 @@ export async function reconcilePending(env: Env, now: number): Promise<number> {
  * Hands each site object the recent events D1 holds and the object does not: a request whose D1
  * write committed but whose hand-over never ran (a timeout answered 503 that its sender did not
  * retry, a Worker stopped between the two). No record marks such a write, so the sweep compares:
- * the site's events of the last `SWEEP_MS` by event time (the `events_site_ts` index), taken at
+ * the site's events of the last `SWEEP_MS` by event time (the `event_hours` index), taken at
  * least `RECONCILE_AFTER_MS` ago, against the object's keys. An event whose own time is older
  * (a back-fill) is left to its sender's retry. Returns how many events were handed over.
  */
@@ -73,10 +74,10 @@ export async function sweepRecent(env: Env, now: number): Promise<number> {
   for (const { id: siteId } of sites) {
     try {
       const { results } = await env.DB.prepare(
-        `SELECT message_id, type, anonymous_id FROM events
-         WHERE site_id = ? AND ts >= ? AND received_at < ?`,
+        `SELECT message_id, type, anonymous_id
+         FROM ${eventsByTime('h.site_id = ?1', '?2', '?3')} AS events WHERE received_at < ?4`,
       )
-        .bind(siteId, now - SWEEP_MS, now - RECONCILE_AFTER_MS)
+        .bind(siteId, now - SWEEP_MS, Number.MAX_SAFE_INTEGER, now - RECONCILE_AFTER_MS)
         .all<{ message_id: string; type: string; anonymous_id: string | null }>();
       if (results.length === 0) continue;
       const state = env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId));

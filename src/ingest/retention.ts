@@ -7,6 +7,7 @@
  */
 import { ApiError } from '../lib/http-error';
 import { logger } from '../lib/logger';
+import { purgeEventsBeforeStatements } from './event-hours';
 
 const DAY_MS = 86_400_000;
 
@@ -47,8 +48,8 @@ export async function purgeExpired(db: D1Database, now: number): Promise<number>
   let deleted = 0;
   for (const site of sites) {
     const cutoff = now - site.retention_days * DAY_MS;
-    const [events, rejected] = await db.batch([
-      db.prepare('DELETE FROM events WHERE site_id = ? AND ts < ?').bind(site.id, cutoff),
+    const [events, , rejected] = await db.batch([
+      ...purgeEventsBeforeStatements(db, site.id, cutoff),
       db
         .prepare('DELETE FROM rejected_events WHERE site_id = ? AND received_at < ?')
         .bind(site.id, cutoff),

@@ -4,6 +4,7 @@
  */
 import { env } from 'cloudflare:test';
 import { loadSiteSeries } from '../../src/alerts/series-store';
+import { eventHoursStatement } from '../../src/ingest/event-hours';
 import { counting } from './helpers';
 
 const H = 3_600_000;
@@ -20,19 +21,25 @@ async function store(rows: Array<[site: string, event: string, hour: number, cou
   );
 }
 
-/** Raw events of `site`: [event, ts, context] each (properties empty). */
+let batches = 0;
+
+/** Raw events of `site`: [event, ts, context] each (properties empty), with their time index. */
 async function track(
   site: string,
   rows: ReadonlyArray<readonly [event: string, ts: number, context: unknown]>,
 ) {
-  await env.DB.batch(
-    rows.map(([event, ts, context], i) =>
+  const id = ([event, ts]: readonly [string, number, unknown], i: number) =>
+    `${site}-${event}-${ts}-${i}`;
+  const batch = `b${(batches += 1)}`;
+  await env.DB.batch([
+    ...rows.map((row, i) =>
       env.DB.prepare(
         `INSERT INTO events (site_id, message_id, type, event, ts, received_at, context,
-           batch_id) VALUES (?, ?, 'track', ?, ?, ?, ?, 'b')`,
-      ).bind(site, `${site}-${event}-${ts}-${i}`, event, ts, ts, JSON.stringify(context)),
+           batch_id) VALUES (?, ?, 'track', ?, ?, ?, ?, ?)`,
+      ).bind(site, id(row, i), row[0], row[1], row[1], JSON.stringify(row[2]), batch),
     ),
-  );
+    eventHoursStatement(env.DB, site, batch, rows.map(id)),
+  ]);
 }
 
 describe('loadSiteSeries', () => {

@@ -47,18 +47,23 @@ async function rowsWritten(batchId: string, events: ReturnType<typeof event>[], 
 }
 
 describe('lean storage', () => {
-  it('bills an anonymous event two D1 rows, and a batch record only when deferred', async () => {
-    // Each anonymous event: its row + its `events_site_ts` entry = 2 (the user and device
-    // indexes are partial on a user id, which it lacks). No batch record: the site object takes
-    // the events before the answer. 3 × 2 = 6.
+  it('bills an event one D1 row, its request one per hour, a record only if deferred', async () => {
+    // Each anonymous event: its row = 1 (the user and device indexes are partial on a user id,
+    // which it lacks); the request's time index: one `event_hours` row per hour of event time
+    // (WITHOUT ROWID: the key is the row). No batch record: the site object takes the events
+    // before the answer. 3 × 1 + 1 = 4.
     const anonymous = ['a1', 'a2', 'a3'].map((id) => event(`lean-${id}`, { anonymousId: id }));
-    expect(await rowsWritten('lean-b1', anonymous)).toEqual({ written: 6, stored: 3 });
-    // An identified event also enters `events_site_user` and `events_site_device`: 4.
+    expect(await rowsWritten('lean-b1', anonymous)).toEqual({ written: 4, stored: 3 });
+    // An identified event also enters `events_site_user` and `events_site_device`: 3 + 1 = 4.
     const identified = event('lean-u1', { anonymousId: 'a1', userId: 'ann' });
     expect(await rowsWritten('lean-b2', [identified])).toEqual({ written: 4, stored: 1 });
-    // A retry stores nothing.
+    // A retry stores nothing, and lists nothing in the time index.
     expect(await rowsWritten('lean-b3', anonymous)).toEqual({ written: 0, stored: 0 });
-    // Deferred (`DEFER_APPLY`): the batch record too, its row (WITHOUT ROWID, no index): 1 + 2.
+    // Two hours of event time in one request (two events at 10:00, one at 11:00): 3 + 2 = 5.
+    const later = { ...event('lean-h3', { anonymousId: 'h3' }), ts: Date.UTC(2025, 2, 3, 11) };
+    const hours = [event('lean-h1', { anonymousId: 'h1' }), event('lean-h2', {}), later];
+    expect(await rowsWritten('lean-b5', hours)).toEqual({ written: 5, stored: 3 });
+    // Deferred (`DEFER_APPLY`): the batch record too, its row (WITHOUT ROWID, no index): 1 + 1 + 1.
     const deferred = [event('lean-d1', { anonymousId: 'd1' })];
     expect(await rowsWritten('lean-b4', deferred, true)).toEqual({ written: 3, stored: 1 });
   });

@@ -1,0 +1,121 @@
+/**
+ * The events' packed time index (`event_hours`, migration 0013): reads by event time see every
+ * stored event once, through retries, an erasure and a re-send, and the retention purge; the
+ * expected rows are worked out by hand from the events sent.
+ */
+import { env, SELF } from 'cloudflare:test';
+import { loadSiteSeries } from '../../src/alerts/series-store';
+import { eventsByTime } from '../../src/ingest/event-hours';
+import { purgeExpired } from '../../src/ingest/retention';
+import { ADMIN, importBatch, seedSite, settle, track } from './helpers';
+
+const H = 3_600_000;
+const T = Date.UTC(2025, 3, 7, 10); // an hour's start
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The site's message ids with event time in [from, to), read through the index, sorted. */
+async function idsBetween(siteId: string, from: number, to: number): Promise<string[]> {
+  const { results } = await env.DB.prepare(
+    `SELECT message_id FROM ${eventsByTime('h.site_id = ?1', '?2', '?3')} AS events`,
+  )
+    .bind(siteId, from, to)
+    .all<{ message_id: string }>();
+  return results.map((r) => r.message_id).sort();
+}
+
+/** The site's index rows as [hour offset from T in hours, ids sorted], by hour. */
+async function indexRows(siteId: string): Promise<Array<[number, string[]]>> {
+  const { results } = await env.DB.prepare(
+    'SELECT hour, ids FROM event_hours WHERE site_id = ? ORDER BY hour, ids',
+  )
+    .bind(siteId)
+    .all<{ hour: number; ids: string }>();
+  return results.map((r) => [(r.hour - T) / H, (JSON.parse(r.ids) as string[]).sort()]);
+}
+
+describe('event_hours', () => {
+  it('reads each stored event once by event time, at the bounds of hours and ranges', async () => {
+    const site = await seedSite('hours-read', ['view', 'buy']);
+    const first = [
+      track('view', { anonymousId: 'd1' }, 'r1', iso(T)), // an hour's first millisecond
+      track('view', { anonymousId: 'd1' }, 'r2', iso(T + H - 1)), // its last
+      track('buy', { anonymousId: 'd1' }, 'r3', iso(T + H)), // the next hour's first
+    ];
+    expect((await importBatch(site, first)).status).toBe(200);
+    // A retry of the request with one new event: only r4 is stored and listed.
+    const retry = [...first, track('view', { anonymousId: 'd2' }, 'r4', iso(T + 2 * H + 1))];
+    expect(await (await importBatch(site, retry)).json()).toMatchObject({
+      accepted: 1,
+      duplicates: 3,
+    });
+    // Two requests, three hours: request 1 lists r1, r2 (hour 0) and r3 (hour 1); request 2 r4.
+    expect(await indexRows('hours-read')).toEqual([
+      [0, ['r1', 'r2']],
+      [1, ['r3']],
+      [2, ['r4']],
+    ]);
+    expect(await idsBetween('hours-read', T, T + 3 * H)).toEqual(['r1', 'r2', 'r3', 'r4']);
+    // [from, to) to the millisecond, inside an hour's row.
+    expect(await idsBetween('hours-read', T + 1, T + H)).toEqual(['r2']);
+    expect(await idsBetween('hours-read', T, T + H - 1)).toEqual(['r1']);
+    expect(await idsBetween('hours-read', T + H - 1, T + 2 * H + 1)).toEqual(['r2', 'r3']);
+    expect(await idsBetween('hours-read', T - H, T)).toEqual([]);
+
+    // The cron's accepted series counts them once per hour: 2, 1, 1.
+    const series = await loadSiteSeries(env.DB, {
+      siteId: 'hours-read',
+      from: T,
+      recentFrom: T,
+      to: T + 3 * H,
+      fields: [{ event: 'view', field: 'properties.plan' }],
+    });
+    expect([-1, 0, 1, 2, 3].map((h) => series.accepted.get(T + h * H) ?? 0)).toEqual([
+      0, 2, 1, 1, 0,
+    ]);
+    // Views only, none with the field: n per hour, present 0.
+    const views = series.fields.get('view\nproperties.plan');
+    expect([...(views ?? [])].map(([hour, c]) => [(hour - T) / H, c.n, c.present])).toEqual([
+      [0, 2, 0],
+      [2, 1, 0],
+    ]);
+  });
+
+  it('forgets an erased event, and counts it once when it is sent again', async () => {
+    const site = await seedSite('hours-erase', ['view']);
+    await importBatch(site, [
+      track('view', { userId: 'zed' }, 'z1', iso(T + 5)),
+      track('view', { anonymousId: 'other' }, 'o1', iso(T + 6)),
+    ]);
+    await settle(site);
+    const erased = await SELF.fetch('https://goalstep.test/admin/sites/hours-erase/people/zed', {
+      method: 'DELETE',
+      headers: ADMIN,
+    });
+    expect(erased.status).toBe(200);
+    // The erased id leaves the index row; the other event's id stays.
+    expect(await indexRows('hours-erase')).toEqual([[0, ['o1']]]);
+    expect(await idsBetween('hours-erase', T, T + H)).toEqual(['o1']);
+
+    // Sent again (a client's retry after the erasure): stored by a new request, read once.
+    await importBatch(site, [track('view', { userId: 'zed' }, 'z1', iso(T + 5))]);
+    expect(await idsBetween('hours-erase', T, T + H)).toEqual(['o1', 'z1']);
+  });
+
+  it('purges events before the cutoff and the index rows of hours wholly before it', async () => {
+    const site = await seedSite('hours-purge', ['view']);
+    await importBatch(site, [
+      track('view', { anonymousId: 'p' }, 'p1', iso(T + 10 * 60_000)), // hour 0
+      track('view', { anonymousId: 'p' }, 'p2', iso(T + H + 5 * 60_000)), // hour 1, before
+      track('view', { anonymousId: 'p' }, 'p3', iso(T + H + 30 * 60_000)), // hour 1, after
+    ]);
+    await env.DB.prepare("UPDATE sites SET retention_days = 1 WHERE id = 'hours-purge'").run();
+    // Cutoff at hour 1 + 15 min: p1 and p2 go; hour 0's row goes, hour 1's (split) stays.
+    await purgeExpired(env.DB, T + H + 15 * 60_000 + 86_400_000);
+    const { results } = await env.DB.prepare(
+      "SELECT message_id FROM events WHERE site_id = 'hours-purge'",
+    ).all<{ message_id: string }>();
+    expect(results.map((r) => r.message_id)).toEqual(['p3']);
+    expect(await indexRows('hours-purge')).toEqual([[1, ['p2', 'p3']]]);
+    expect(await idsBetween('hours-purge', T, T + 2 * H)).toEqual(['p3']);
+  });
+});
