@@ -220,9 +220,10 @@ export const adminAudit = sqliteTable(
  * One row per funnel attempt of a person on a goal version: the attempt starts at a step-1
  * event (`t1`) and records when each later step was reached. A report picks, per person, the
  * best attempt that starts in its range (docs/METRICS.md), so it is a GROUP BY over this table.
- * WITHOUT ROWID in the migration (0009): a new attempt writes its row and its `attempts_range`
- * entry, two billed rows. One person's rows are found through `goal_versions` and the primary
- * key (`personAttemptsSql` in src/funnel/rollups.ts), not through an index of their own.
+ * WITHOUT ROWID in the migration (0009): a new attempt writes one billed row, its row. One
+ * person's rows are found through `goal_versions` and the primary key (`personAttemptsSql` in
+ * src/funnel/rollups.ts); the rows of a range of entry times through `attempt_hours` (below),
+ * which replaced the `attempts_range` index (migration 0014).
  */
 export const attempts = sqliteTable(
   'attempts',
@@ -275,10 +276,29 @@ export const attempts = sqliteTable(
     /** JSON array: per step after the first, the log bucket of its time from the step before. */
     durationBuckets: text('duration_buckets'),
   },
-  (t) => [
-    primaryKey({ columns: [t.siteId, t.goalId, t.version, t.personId, t.t1] }),
-    index('attempts_range').on(t.siteId, t.goalId, t.version, t.t1),
-  ],
+  (t) => [primaryKey({ columns: [t.siteId, t.goalId, t.version, t.personId, t.t1] })],
+);
+
+/**
+ * The attempts' index by entry time, packed: one row per progress write, goal version and hour
+ * of `t1`, listing the people for whom the write created an attempt key starting in that hour
+ * (src/funnel/attempt-hours.ts). An index entry per attempt was a billed row written per new
+ * attempt; this is one per write and hour. WITHOUT ROWID in the migration (0014).
+ */
+export const attemptHours = sqliteTable(
+  'attempt_hours',
+  {
+    siteId: text('site_id').notNull(),
+    goalId: text('goal_id').notNull(),
+    version: integer('version').notNull(),
+    /** Start of the hour of the attempts' `t1`, epoch milliseconds. */
+    hour: integer('hour').notNull(),
+    /** The write's log number (`rollup_log.seq`); 0 for rows a rebuild lists. */
+    seq: integer('seq').notNull(),
+    /** JSON array of the person ids. */
+    persons: text('persons').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.siteId, t.goalId, t.version, t.hour, t.seq] })],
 );
 
 const counters = (prefix: string, from: number, to: number) =>

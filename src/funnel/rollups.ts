@@ -12,6 +12,7 @@
  * (src/funnel/attempt-facts.ts).
  */
 import { HOUR_MS } from './attempt-facts';
+import { LIST_NEW_KEYS_SQL, RELIST_VERSION_SQL } from './attempt-hours';
 import { SEGMENT_COLUMNS } from './segment';
 
 /** The stand-in hours for "no such attempt": before every entry, after every entry. */
@@ -245,6 +246,9 @@ const REPLACE_SQL = (() => {
     // left, so SQLite looks each row up by it (with the site alone it scans the site's rows).
     `DELETE FROM attempts WHERE (site_id, ${keys.join(', ')}) IN (SELECT ?1, * FROM
        (${written(-1, keys.join(', '))} EXCEPT ${written(1, keys.join(', '))}))`,
+    // The keys the write creates, listed by entry hour (the index by entry time), before the
+    // upsert stores them.
+    LIST_NEW_KEYS_SQL(written(1, keys.join(', '))),
     // Written rows: each differs from what is stored under its key, if anything is.
     `INSERT INTO attempts (site_id, ${fields})
        SELECT ?1, ${fields} FROM (${written(1, fields)}) WHERE 1
@@ -337,6 +341,7 @@ export function rebuildRollupsSql(): string[] {
     `DELETE FROM rollups WHERE ${scope}`,
     `DELETE FROM rollup_durations WHERE ${scope}`,
     ...deltaStatements(VERSION_ROWS),
+    ...RELIST_VERSION_SQL,
     `INSERT INTO rollup_versions (site_id, goal_id, version, built_at) VALUES (?1, ?2, ?3, ?4)
        ON CONFLICT (site_id, goal_id, version) DO UPDATE SET built_at = excluded.built_at`,
   ];

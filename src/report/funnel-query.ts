@@ -3,6 +3,7 @@
  * required step, then earliest; docs/METRICS.md). It reads progress rows only, so its cost grows
  * with people in range, not with their events.
  */
+import { listedPeople } from '../funnel/attempt-hours';
 import { SEGMENT_COLUMNS, type SegmentKey } from '../funnel/segment';
 import type { CountedAttempt } from './metrics';
 
@@ -28,6 +29,7 @@ function bestAttemptsSql(steps: number, extra: readonly string[]): string {
       MAX(reached * 100000000000000000 - t1) AS score
     FROM attempts
     WHERE site_id = ?1 AND goal_id = ?2 AND version = ?3 AND t1 >= ?4 AND t1 < ?5
+      AND ${listedPeople('?4', '?5')}
     GROUP BY person_id`;
 }
 

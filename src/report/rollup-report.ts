@@ -7,6 +7,7 @@
  * attempts.
  */
 import { HOUR_MS, withinBuckets } from '../funnel/attempt-facts';
+import { listedPeople } from '../funnel/attempt-hours';
 import type { Goal } from '../funnel/definition';
 import { dimValueSql, foldLogStatements, NONE_VALUE, ROLLUP_MEASURES } from '../funnel/rollups';
 import { SEGMENT_COLUMNS } from '../funnel/segment';
@@ -54,7 +55,10 @@ type Row = Record<string, number | string | null>;
 
 const num = (row: Row, key: string) => Number(row[key] ?? 0);
 
-/** The counted-attempt filter on stored rows, for the exact reads (?4 from, ?5 to). */
+/**
+ * The counted-attempt filter on stored rows, for the exact reads (?4 from, ?5 to). Each read adds
+ * the people listed for its own entry times (`listedPeople`): its rows are found by key.
+ */
 const COUNTED = `site_id = ?1 AND goal_id = ?2 AND version = ?3 AND t1 >= ?4 AND t1 < ?5
   AND (prev_ge IS NULL OR prev_ge < ?4) AND (next_gt IS NULL OR next_gt >= ?5)`;
 
@@ -166,6 +170,7 @@ export async function queryRollupReport(
         .prepare(
           `SELECT ${dimValue} AS value, ${openSums.join(', ')} FROM attempts
            WHERE ${COUNTED} AND close_at > ?6 AND close_at < ?7 AND t1 > ?8 AND t1 < ?9
+             AND ${listedPeople('MAX(?4, ?8)', 'MIN(?5, ?9)')}
            GROUP BY value`,
         )
         .bind(
@@ -188,6 +193,7 @@ export async function queryRollupReport(
         .prepare(
           `SELECT ${dimValue} AS value, COUNT(*) AS n FROM attempts
            WHERE ${COUNTED} AND t1 >= ?6 AND t1 < ?7 AND t1 <= ?8 AND ((done_mask >> ?9) & 1) = 0
+             AND ${listedPeople('MAX(?4, ?6)', 'MIN(?5, ?7)')}
            GROUP BY value`,
         )
         .bind(...keys, range.from, range.to, edge * HOUR_MS, (edge + 1) * HOUR_MS, now - ms, i),

@@ -163,7 +163,13 @@ export async function waitReady(siteId: string, goalId: string, version: number)
   throw new Error(`version ${version} never became ready`);
 }
 
-/** Sums `meta.rows_written` and `rows_read` of every batch: a measuring view of the binding. */
+/** The real statement behind a counted one (what `batch` must be given). */
+const REAL = Symbol('real statement');
+
+/**
+ * Sums `meta.rows_written` and `rows_read` of every batch and of every statement's `run` and
+ * `all` (`first` and `raw` return no meta and are not counted): a measuring view of the binding.
+ */
 export function counting(db: D1Database): {
   db: D1Database;
   written: () => number;
@@ -171,18 +177,39 @@ export function counting(db: D1Database): {
 } {
   let written = 0;
   let read = 0;
+  const count = (meta: D1Meta) => {
+    written += meta.rows_written ?? 0;
+    read += meta.rows_read ?? 0;
+  };
+  const statement = (real: D1PreparedStatement): D1PreparedStatement =>
+    new Proxy(real, {
+      get(target, prop) {
+        if (prop === REAL) return target;
+        if (prop === 'bind') return (...values: unknown[]) => statement(target.bind(...values));
+        if (prop === 'run' || prop === 'all') {
+          return async () => {
+            const result = await target[prop]();
+            count(result.meta);
+            return result;
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
   const wrapped = new Proxy(db, {
     get(target, prop) {
+      if (prop === 'prepare') return (sql: string) => statement(target.prepare(sql));
       if (prop !== 'batch') {
         const value: unknown = Reflect.get(target, prop, target);
         return typeof value === 'function' ? value.bind(target) : value;
       }
       return async (statements: D1PreparedStatement[]) => {
-        const results = await target.batch(statements);
-        for (const r of results) {
-          written += r.meta.rows_written ?? 0;
-          read += r.meta.rows_read ?? 0;
-        }
+        const real = statements.map(
+          (s) => (s as D1PreparedStatement & { [REAL]?: D1PreparedStatement })[REAL] ?? s,
+        );
+        const results = await target.batch(real);
+        for (const r of results) count(r.meta);
         return results;
       };
     },

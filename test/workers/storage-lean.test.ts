@@ -8,6 +8,7 @@ import { env, runInDurableObject } from 'cloudflare:test';
 import { toEngineGoal } from '../../src/funnel/definition';
 import { computeAttempts } from '../../src/funnel/engine';
 import { writeProgress } from '../../src/funnel/progress-store';
+import { queryCountedAttempts } from '../../src/report/funnel-query';
 import { foldLogStatements, ROLLUP_DIMS } from '../../src/funnel/rollups';
 import { segmentOf } from '../../src/funnel/segment';
 import { IdentityStore } from '../../src/identity/identity-store';
@@ -84,9 +85,14 @@ describe('lean storage', () => {
       country: 'US',
     };
     const at = Date.UTC(2025, 2, 3, 10);
-    const person = (n: number) => {
+    const person = (n: number, bought = false) => {
       const view = { messageId: `lean-v${n}`, ts: at + n, type: 'track', event: 'view' };
-      const attempts = computeAttempts([{ ...view, properties: null }], goal);
+      const buy = { messageId: `lean-b${n}`, ts: at + n + 1, type: 'track', event: 'buy' };
+      const events = bought ? [view, buy] : [view];
+      const attempts = computeAttempts(
+        events.map((e) => ({ ...e, properties: null })),
+        goal,
+      );
       const withSegment = attempts.map((a) => ({ ...a, segment }));
       return { personId: `a:lean-${n}`, attempts: new Map([['lean-goal#1', withSegment]]) };
     };
@@ -94,7 +100,8 @@ describe('lean storage', () => {
     const fold = () => db.batch(foldLogStatements(db, 'lean'));
 
     await writeProgress(db, 'lean', [goal], [person(1)]);
-    // `attempts`: its row + its `attempts_range` entry = 2; the write's `rollup_log` row = 1.
+    // `attempts`: its row = 1; the write's listing of the new key in `attempt_hours` (one row
+    // for its goal version and entry hour) = 1; the write's `rollup_log` row = 1.
     expect(written()).toBe(3);
     await fold();
     // `rollups` (WITHOUT ROWID): one new row per dim (the total and each segment column, a
@@ -117,6 +124,25 @@ describe('lean storage', () => {
       .bind(at / 3_600_000)
       .first();
     expect(total).toEqual({ n: 3, c1: 3 });
+
+    // Three new people of one hour in one write: their rows = 3, one listing row for the three
+    // keys = 1, the log row = 1: 5 (an index entry per attempt made it 7).
+    await writeProgress(db, 'lean', [goal], [person(4), person(5), person(6)]);
+    expect(written()).toBe(30 + 5);
+    // Person 1 reaches the second step: the same key (same entry), so the row is updated = 1,
+    // nothing new is listed, and the log row = 1.
+    await writeProgress(db, 'lean', [goal], [person(1, true)]);
+    expect(written()).toBe(35 + 2);
+    const { results } = await env.DB.prepare(
+      "SELECT hour, persons FROM attempt_hours WHERE site_id = 'lean' ORDER BY seq",
+    ).all<{ hour: number; persons: string }>();
+    expect(new Set(results.map((r) => r.hour))).toEqual(new Set([at]));
+    expect(results.map((r) => (JSON.parse(r.persons) as string[]).sort()).sort()).toEqual([
+      ['a:lean-1'],
+      ['a:lean-2'],
+      ['a:lean-3'],
+      ['a:lean-4', 'a:lean-5', 'a:lean-6'],
+    ]);
   });
 
   it("reads as many rows to write one person whatever the site's other rows", async () => {
@@ -150,6 +176,38 @@ describe('lean storage', () => {
     // scan of the site's rows would add at least 1,000; a key search may step on a neighbour).
     const small = await reads('lean-small');
     expect(await reads('lean-big')).toBeLessThanOrEqual(small + 10);
+  });
+
+  it("reads a range's people by their listing, whatever the version's other rows", async () => {
+    const goal = toEngineGoal(
+      { id: 'lean-range', version: 1, name: 'Range' },
+      { steps: [{ event: 'view' }, { event: 'buy' }], window: '7d', mode: 'ordered' },
+    );
+    const segment = segmentOf(null);
+    const at = Date.UTC(2025, 2, 3, 10);
+    const person = (id: string, ts: number) => {
+      const view = { messageId: `${id}-v`, ts, type: 'track', event: 'view', properties: null };
+      const attempts = computeAttempts([view], goal).map((a) => ({ ...a, segment }));
+      return { personId: id, attempts: new Map([['lean-range#1', attempts]]) };
+    };
+    // Both sites: three people entering at 10:xx. Site "big" also 1,000 people a day earlier.
+    const three = ['a:r1', 'a:r2', 'a:r3'].map((id, i) => person(id, at + i * 60_000));
+    const earlier = Array.from({ length: 1000 }, (_, i) => person(`a:e${i}`, at - 86_400_000 + i));
+    await writeProgress(env.DB, 'lean-range-big', [goal], earlier, { fold: true });
+    const read = async (siteId: string) => {
+      await writeProgress(env.DB, siteId, [goal], three, { fold: true });
+      const { db, read: rowsRead } = counting(env.DB);
+      const query = { siteId, goalId: 'lean-range', version: 1, steps: 2 };
+      const found = await queryCountedAttempts(db, { ...query, from: at, to: at + 3_600_000 });
+      return { people: found.length, rows: rowsRead() };
+    };
+    const small = await read('lean-range-small');
+    const big = await read('lean-range-big');
+    // The same three people, and about the same rows read: a scan of the version's rows (no
+    // index by entry time) would read the 1,000 earlier people too.
+    expect(small.people).toBe(3);
+    expect(big.people).toBe(3);
+    expect(big.rows).toBeLessThanOrEqual(small.rows + 10);
   });
 
   // The shapes objects were created with before: a rowid table, then one keyed by message id.

@@ -1,0 +1,47 @@
+/**
+ * The attempts' index by entry time, packed (`attempt_hours`, migration 0014). D1 bills every
+ * index entry as a row written, so an index on `t1` cost a row per new attempt; instead, each
+ * progress write lists, per goal version and hour of `t1`, the people it created an attempt key
+ * for (an attempt key, once listed, stays listed while it lives: a write that only updates a row
+ * lists nothing). Readers by entry time take the listed people of the hours and look their rows
+ * up by primary key, then filter on `t1`.
+ *
+ * A person may be listed in hours where they no longer have an attempt (its key moved, or was
+ * erased) or more than once: readers use `person_id IN (…)`, which counts each person once, and
+ * filter rows on `t1`. Listings grow with attempt keys created, not with events per person.
+ */
+import { HOUR_MS } from './attempt-facts';
+
+/**
+ * `person_id IN (…)`: the people listed for goal version (?1 site, ?2 goal, ?3 version) in the
+ * hours that meet [from, to); `from` and `to` are SQL expressions.
+ */
+export function listedPeople(from: string, to: string): string {
+  return `person_id IN (SELECT j.value FROM attempt_hours h CROSS JOIN json_each(h.persons) j
+    WHERE h.site_id = ?1 AND h.goal_id = ?2 AND h.version = ?3
+      AND h.hour > ${from} - ${HOUR_MS} AND h.hour < ${to})`;
+}
+
+/**
+ * The listing statement of a progress write, to run after its delete of vanished keys and before
+ * its upsert: (site ?1, write ?2) the written rows' keys not stored yet, grouped by goal version
+ * and hour. `written` selects `goal_id, version, person_id, t1` of the written rows.
+ */
+export const LIST_NEW_KEYS_SQL = (written: string) => `INSERT OR IGNORE INTO attempt_hours
+    (site_id, goal_id, version, hour, seq, persons)
+  SELECT ?1, w.goal_id, w.version, (w.t1 / ${HOUR_MS}) * ${HOUR_MS} AS hour, ?2,
+    json_group_array(DISTINCT w.person_id)
+  FROM (${written}) w
+  WHERE NOT EXISTS (SELECT 1 FROM attempts a WHERE a.site_id = ?1 AND a.goal_id = w.goal_id
+    AND a.version = w.version AND a.person_id = w.person_id AND a.t1 = w.t1)
+  GROUP BY w.goal_id, w.version, hour`;
+
+/** A rebuild's listing of goal version (?1, ?2, ?3): every stored row, as seq 0. */
+export const RELIST_VERSION_SQL = [
+  'DELETE FROM attempt_hours WHERE site_id = ?1 AND goal_id = ?2 AND version = ?3',
+  `INSERT INTO attempt_hours (site_id, goal_id, version, hour, seq, persons)
+     SELECT site_id, goal_id, version, (t1 / ${HOUR_MS}) * ${HOUR_MS} AS hour, 0,
+       json_group_array(DISTINCT person_id)
+     FROM attempts WHERE site_id = ?1 AND goal_id = ?2 AND version = ?3
+     GROUP BY hour`,
+];
