@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { Env } from '../env';
 import { ingestAndDeliver } from '../ingest/ingest-routes';
 import { erasePerson, exportPerson } from '../ingest/person-data';
+import { rowsWithIds } from '../ingest/refused-store';
 import { requireRetention, retainedFrom } from '../ingest/retention';
 import { clearWriteKeyCache } from '../ingest/site-keys';
 import { nowMs } from '../lib/clock';
@@ -112,7 +113,7 @@ ingestAdminRoutes.get('/admin/sites/:siteId/rejected', async (c) => {
     `SELECT id, received_at AS receivedAt, disposition, code, path, message, rule,
        message_id AS messageId, resubmitted_at AS resubmittedAt, raw FROM rejected_events
      WHERE site_id = ?1 AND (?2 IS NULL OR disposition = ?2) AND (?3 IS NULL OR code = ?3)
-     ORDER BY id DESC LIMIT ?4`,
+     ORDER BY received_at DESC, id DESC LIMIT ?4`,
   )
     .bind(siteId, disposition, code, limit)
     .all();
@@ -131,11 +132,11 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
   const retention = await requireRetention(c.env.DB, siteId);
   const input = await parseJson(c.req.raw, resubmitSchema);
 
+  const ids = input.items.map((item) => item.id);
   const { results: rows } = await c.env.DB.prepare(
-    `SELECT id, raw FROM rejected_events
-     WHERE site_id = ? AND id IN (SELECT value FROM json_each(?))`,
+    `SELECT id, raw FROM rejected_events WHERE ${rowsWithIds(ids)}`,
   )
-    .bind(siteId, JSON.stringify(input.items.map((item) => item.id)))
+    .bind(siteId, JSON.stringify(ids))
     .all<{ id: number; raw: string | null }>();
   const byId = new Map(rows.map((row) => [row.id, row.raw]));
   const batch = input.items.map((item) => {
@@ -181,14 +182,13 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
     admin,
     [
       c.env.DB.prepare(
-        `UPDATE rejected_events SET resubmitted_at = ?
-         WHERE site_id = ? AND id IN (SELECT value FROM json_each(?))`,
-      ).bind(now, siteId, JSON.stringify(taken)),
+        `UPDATE rejected_events SET resubmitted_at = ?3 WHERE ${rowsWithIds(taken)}`,
+      ).bind(siteId, JSON.stringify(taken), now),
     ],
     {
       action: 'rejected.resubmit',
       siteId,
-      detail: { ids: input.items.map((item) => item.id), accepted: outcome.body.accepted },
+      detail: { ids, accepted: outcome.body.accepted },
     },
   );
   return c.json(outcome.body, outcome.status);

@@ -175,11 +175,18 @@ export const eventHours = sqliteTable(
   (t) => [primaryKey({ columns: [t.siteId, t.hour, t.batchId] })],
 );
 
+/**
+ * Refused and filtered events. WITHOUT ROWID in the migration (0015), keyed by site, received
+ * time and id: a row writes one billed row, and one more when it enters the partial message-id
+ * index. Ids are allocated by src/ingest/refused-store.ts (no AUTOINCREMENT counter row).
+ */
 export const rejectedEvents = sqliteTable(
   'rejected_events',
   {
-    id: integer('id').primaryKey({ autoIncrement: true }),
-    siteId: text('site_id'),
+    /** Unique within the site and never reused; rows before 0015 keep AUTOINCREMENT's ids. */
+    id: integer('id').notNull(),
+    siteId: text('site_id').notNull(),
+    /** When it was filed: for rows from 0015 on, the id / 1000. */
     receivedAt: integer('received_at').notNull(),
     code: text('code').notNull(),
     path: text('path'),
@@ -196,10 +203,24 @@ export const rejectedEvents = sqliteTable(
     resubmittedAt: integer('resubmitted_at'),
   },
   (t) => [
-    index('rejected_site_time').on(t.siteId, t.receivedAt),
-    index('rejected_site_message').on(t.siteId, t.messageId),
+    primaryKey({ columns: [t.siteId, t.receivedAt, t.id] }),
+    // The retry dedupe and a person's refused events look rows up by message id; a row
+    // without one (most refused events) stays out of the index.
+    index('rejected_site_message')
+      .on(t.siteId, t.messageId)
+      .where(sql`${t.messageId} IS NOT NULL`),
   ],
 );
+
+/**
+ * Per site, the highest refused-event id deleted while it was the site's newest (raised by the
+ * purge and the erasure before they delete, read when an id is allocated): a deleted id is never
+ * handed out again. WITHOUT ROWID in the migration (0015).
+ */
+export const rejectedFloor = sqliteTable('rejected_floor', {
+  siteId: text('site_id').primaryKey(),
+  id: integer('id').notNull(),
+});
 
 /** Every admin change: who (the token's name), when, what and on which site. */
 export const adminAudit = sqliteTable(
@@ -223,7 +244,7 @@ export const adminAudit = sqliteTable(
  * WITHOUT ROWID in the migration (0009): a new attempt writes one billed row, its row. One
  * person's rows are found through `goal_versions` and the primary key (`personAttemptsSql` in
  * src/funnel/rollups.ts); the rows of a range of entry times through `attempt_hours` (below),
- * which replaced the `attempts_range` index (migration 0014).
+ * which replaced the `attempts_range` index (migration 0015).
  */
 export const attempts = sqliteTable(
   'attempts',
@@ -283,7 +304,7 @@ export const attempts = sqliteTable(
  * The attempts' index by entry time, packed: one row per progress write, goal version and hour
  * of `t1`, listing the people for whom the write created an attempt key starting in that hour
  * (src/funnel/attempt-hours.ts). An index entry per attempt was a billed row written per new
- * attempt; this is one per write and hour. WITHOUT ROWID in the migration (0014).
+ * attempt; this is one per write and hour. WITHOUT ROWID in the migration (0015).
  */
 export const attemptHours = sqliteTable(
   'attempt_hours',

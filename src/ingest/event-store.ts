@@ -7,6 +7,7 @@
 import { eventHoursStatement } from './event-hours';
 import { truncateText } from './guards';
 import type { StoredEvent } from './normalize';
+import { fileRefusedStatement } from './refused-store';
 import type { Rejection } from './schema';
 
 /** Rejected payloads are kept for inspection and re-submission, capped at this many bytes. */
@@ -27,7 +28,7 @@ export interface FilteredRecord {
 }
 
 export interface StoreBatchInput {
-  siteId: string | null;
+  siteId: string;
   batchId: string;
   /**
    * Whether to write the batch record with the events (`DEFER_APPLY`, and the historical import
@@ -65,7 +66,7 @@ export async function storeBatch(
   input: StoreBatchInput,
 ): Promise<Array<StoredEvent & { messageId: string }>> {
   const statements: D1PreparedStatement[] = [];
-  if (input.siteId !== null && input.events.length > 0) {
+  if (input.events.length > 0) {
     if (input.pending) {
       const ids = input.events.map((e) => e.messageId);
       statements.push(pendingStatement(db, input.siteId, input.batchId, input.receivedAt, ids));
@@ -112,16 +113,8 @@ export async function storeBatch(
       ),
     );
   }
-  // A retried batch must not file its refused events twice: an event with a message id is
-  // filed only when that id is not filed yet with the same disposition and code. Events without
-  // one cannot be told apart from a retry and are filed each time.
-  const insertRefused = db.prepare(
-    `INSERT INTO rejected_events
-       (site_id, received_at, code, path, message, raw, disposition, rule, message_id)
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
-     WHERE ?9 IS NULL OR NOT EXISTS (SELECT 1 FROM rejected_events
-       WHERE site_id IS ?1 AND disposition = ?7 AND code = ?3 AND message_id = ?9)`,
-  );
+  // Refused and filtered events, each filed once across retries (refused-store.ts).
+  const insertRefused = fileRefusedStatement(db);
   for (const r of input.rejected) {
     statements.push(
       insertRefused.bind(

@@ -14,6 +14,7 @@ import { logger } from '../lib/logger';
 import { readJsonBody, UnreadableBodyError } from './body';
 import { capRaw, recordPending } from './event-store';
 import { ingestRequest, type IngestInput, type IngestOutcome } from './ingest-request';
+import { fileRefusedStatement } from './refused-store';
 import type { EventType } from './schema';
 import { requireRetention, retainedFrom } from './retention';
 import { siteForWriteKey, type SiteAccess } from './site-keys';
@@ -76,11 +77,18 @@ async function checkOrigin(c: Context<{ Bindings: Env }>, site: SiteAccess, body
   const origin = c.req.header('Origin');
   if (!site.allowedOrigins || origin === undefined || site.allowedOrigins.includes(origin)) return;
   // Kept with its reason like any refused event: the operator sees who copies the snippet.
-  await c.env.DB.prepare(
-    `INSERT INTO rejected_events (site_id, received_at, code, path, message, raw, disposition, rule)
-     VALUES (?, ?, 'origin_not_allowed', '', ?, ?, 'rejected', ?)`,
-  )
-    .bind(site.siteId, nowMs(c.env), `origin ${origin} is not allowed`, capRaw(body), origin)
+  await fileRefusedStatement(c.env.DB)
+    .bind(
+      site.siteId,
+      nowMs(c.env),
+      'origin_not_allowed',
+      '',
+      `origin ${origin} is not allowed`,
+      capRaw(body),
+      'rejected',
+      origin,
+      null,
+    )
     .run();
   throw new ApiError(403, 'origin_not_allowed', `origin ${origin} may not send to this site`);
 }
@@ -95,11 +103,18 @@ async function fileUnreadable(c: Context<{ Bindings: Env }>, error: UnreadableBo
   const site = await siteForWriteKey(c.env.DB, writeKey, nowMs(c.env));
   if (!site) return;
   await checkRate(c, site, await sha256Hex(writeKey));
-  await c.env.DB.prepare(
-    `INSERT INTO rejected_events (site_id, received_at, code, path, message, raw, disposition)
-     VALUES (?, ?, 'invalid_json', '', ?, ?, 'rejected')`,
-  )
-    .bind(site.siteId, nowMs(c.env), error.message, capRaw(error.text))
+  await fileRefusedStatement(c.env.DB)
+    .bind(
+      site.siteId,
+      nowMs(c.env),
+      'invalid_json',
+      '',
+      error.message,
+      capRaw(error.text),
+      'rejected',
+      null,
+      null,
+    )
     .run();
 }
 

@@ -9,6 +9,7 @@ import { erasePersonStatements, personAttemptsSql } from '../funnel/rollups';
 import type { PersonRecord } from '../identity/site-state-do';
 import { ApiError } from '../lib/http-error';
 import { unlistEventsStatements } from './event-hours';
+import { raiseFloorSql } from './refused-store';
 
 export interface PersonData {
   person: string;
@@ -30,6 +31,17 @@ async function personRecord(env: Env, siteId: string, id: string, erase: boolean
   return record as PersonRecord;
 }
 
+/**
+ * Refused events never reached the site object: they are the person's when their message id
+ * is, or when their payload (maybe truncated JSON, so matched as text) names one of the
+ * person's user ids. A device id alone is not enough: a shared device names two people.
+ * Binds: ?1 the site, ?2 the message ids, ?3 the user ids.
+ */
+const PERSON_REFUSED = `site_id = ?1 AND (
+  message_id IN (SELECT value FROM json_each(?2))
+  OR (raw IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(?3) j
+    WHERE instr(raw, json_quote(j.value)) > 0)))`;
+
 function statements(
   db: D1Database,
   siteId: string,
@@ -38,6 +50,8 @@ function statements(
 ): D1PreparedStatement[] {
   // Id lists travel as one JSON parameter each (D1's 100-parameter limit, C32).
   const messages = JSON.stringify(record.messageIds);
+  const refused = (sql: string) =>
+    db.prepare(sql).bind(siteId, messages, JSON.stringify(record.userIds));
   return [
     db
       .prepare(
@@ -45,17 +59,9 @@ function statements(
            AND message_id IN (SELECT value FROM json_each(?2))`,
       )
       .bind(siteId, messages),
-    // Refused events never reached the site object: they are the person's when their message
-    // id is, or when their payload (maybe truncated JSON, so matched as text) names one of the
-    // person's user ids. A device id alone is not enough: a shared device names two people.
-    db
-      .prepare(
-        `${verb} FROM rejected_events WHERE site_id = ?1 AND (
-           message_id IN (SELECT value FROM json_each(?2))
-           OR (raw IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(?3) j
-             WHERE instr(raw, json_quote(j.value)) > 0)))`,
-      )
-      .bind(siteId, messages, JSON.stringify(record.userIds)),
+    // Before a delete, the floor: erasing the site's newest refused row must not free its id.
+    ...(verb === 'DELETE' ? [refused(raiseFloorSql(PERSON_REFUSED))] : []),
+    refused(`${verb} FROM rejected_events WHERE ${PERSON_REFUSED}`),
   ];
 }
 
@@ -120,7 +126,8 @@ export async function erasePerson(
   const attempts = results.at(-1);
   return {
     events: results[unlist.length]?.meta.changes ?? 0,
-    rejected: results[unlist.length + 1]?.meta.changes ?? 0,
+    // results[unlist.length + 1] raised the refused-id floor.
+    rejected: results[unlist.length + 2]?.meta.changes ?? 0,
     // Rows either the recompute or the delete removed (not both: the delete runs after).
     attempts:
       record.person === found.person

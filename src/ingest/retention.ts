@@ -8,6 +8,7 @@
 import { ApiError } from '../lib/http-error';
 import { logger } from '../lib/logger';
 import { purgeEventsBeforeStatements } from './event-hours';
+import { raiseFloorSql } from './refused-store';
 
 const DAY_MS = 86_400_000;
 
@@ -48,10 +49,12 @@ export async function purgeExpired(db: D1Database, now: number): Promise<number>
   let deleted = 0;
   for (const site of sites) {
     const cutoff = now - site.retention_days * DAY_MS;
-    const [events, , rejected] = await db.batch([
+    const [events, , , rejected] = await db.batch([
       ...purgeEventsBeforeStatements(db, site.id, cutoff),
+      // The floor first: a purge of every row must not free the newest id (refused-store.ts).
+      db.prepare(raiseFloorSql('received_at < ?2')).bind(site.id, cutoff),
       db
-        .prepare('DELETE FROM rejected_events WHERE site_id = ? AND received_at < ?')
+        .prepare('DELETE FROM rejected_events WHERE site_id = ?1 AND received_at < ?2')
         .bind(site.id, cutoff),
       // Ingest refuses events before this from now on, whatever the retention becomes.
       db

@@ -69,6 +69,60 @@ describe('lean storage', () => {
     expect(await rowsWritten('lean-b4', deferred, true)).toEqual({ written: 3, stored: 1 });
   });
 
+  it('bills a refused or filtered event 1 row, and 1 more with a message id', async () => {
+    const refused = (messageId: string | null) => ({
+      index: 0,
+      code: 'missing_identity',
+      path: '',
+      message: 'no id',
+      raw: { messageId },
+      messageId,
+    });
+    const bot = (messageId: string) => ({
+      code: 'bot',
+      rule: 'bot',
+      raw: { messageId },
+      messageId,
+    });
+    const file = async (
+      rejected: ReturnType<typeof refused>[],
+      filtered: ReturnType<typeof bot>[],
+    ) => {
+      const { db, written, read } = counting(env.DB);
+      await storeBatch(db, {
+        siteId: 'lean-refused',
+        batchId: 'lean-r',
+        receivedAt: Date.now(),
+        events: [],
+        rejected,
+        filtered,
+      });
+      return { written: written(), read: read() };
+    };
+    // `rejected_events` is keyed by (site, received time, id): the row is the key, no rowid entry
+    // and no `sqlite_sequence` row (the id is not AUTOINCREMENT's). The message-id index is
+    // partial: only a row with a message id enters it, for the retry dedupe. So a filtered event
+    // (it always has a message id): its row + its `rejected_site_message` entry = 2 (4 before:
+    // the rowid row, two index entries and the sequence row).
+    expect((await file([], [bot('lean-f1')])).written).toBe(2);
+    // A refused event with a message id: 2; one without: its row alone, 1.
+    expect((await file([refused('lean-r1')], [])).written).toBe(2);
+    expect((await file([refused(null)], [])).written).toBe(1);
+    // A retry of both with ids files nothing; the one without an id is filed again: 1.
+    expect((await file([refused('lean-r1'), refused(null)], [bot('lean-f1')])).written).toBe(1);
+
+    // The retry check finds the message id by its index, not by reading the site's rows: with
+    // 300 more filtered rows on the site, a retry reads as few rows as with none (a scan of the
+    // site would read the 300).
+    const retry = () => file([], [bot('lean-f1')]);
+    const before = (await retry()).read;
+    await file(
+      [],
+      Array.from({ length: 300 }, (_, i) => bot(`lean-many-${i}`)),
+    );
+    expect((await retry()).read).toBeLessThanOrEqual(before + 2);
+  });
+
   it('bills a lone new person 3 rows and shares the rollup rows of a fold', async () => {
     const goal = toEngineGoal(
       { id: 'lean-goal', version: 1, name: 'Lean' },
