@@ -13,9 +13,13 @@ CREATE TABLE `attempt_hours` (
 	PRIMARY KEY(`site_id`, `goal_id`, `version`, `hour`, `seq`)
 ) WITHOUT ROWID;
 --> statement-breakpoint
+-- At most 2,000 people per row (D1 caps a value at 2 MB), as a rebuild lists them.
 INSERT INTO `attempt_hours` (`site_id`, `goal_id`, `version`, `hour`, `seq`, `persons`)
-	SELECT `site_id`, `goal_id`, `version`, (`t1` / 3600000) * 3600000, 0,
-		json_group_array(DISTINCT `person_id`)
-	FROM `attempts` GROUP BY 1, 2, 3, 4;
+	SELECT `site_id`, `goal_id`, `version`, `hour`, `n` / 2000, json_group_array(`person_id`)
+	FROM (SELECT `site_id`, `goal_id`, `version`, `hour`, `person_id`, ROW_NUMBER() OVER (
+			PARTITION BY `site_id`, `goal_id`, `version`, `hour` ORDER BY `person_id`) - 1 AS `n`
+		FROM (SELECT DISTINCT `site_id`, `goal_id`, `version`, (`t1` / 3600000) * 3600000 AS `hour`,
+			`person_id` FROM `attempts`))
+	GROUP BY `site_id`, `goal_id`, `version`, `hour`, `n` / 2000;
 --> statement-breakpoint
 DROP INDEX `attempts_range`;

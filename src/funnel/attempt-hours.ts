@@ -36,12 +36,22 @@ export const LIST_NEW_KEYS_SQL = (written: string) => `INSERT OR IGNORE INTO att
     AND a.version = w.version AND a.person_id = w.person_id AND a.t1 = w.t1)
   GROUP BY w.goal_id, w.version, hour`;
 
-/** A rebuild's listing of goal version (?1, ?2, ?3): every stored row, as seq 0. */
+/**
+ * People per listing row a rebuild writes at most: D1 caps a value at 2 MB, and an hour of a
+ * large site can hold more entering people than one row takes.
+ */
+export const RELIST_CHUNK = 2000;
+
+/**
+ * A rebuild's listing of goal version (?1, ?2, ?3): every stored row, as seq 0, 1, … (one per
+ * `RELIST_CHUNK` people of an hour). Also the shape of migration 0014's listing of stored rows.
+ */
 export const RELIST_VERSION_SQL = [
   'DELETE FROM attempt_hours WHERE site_id = ?1 AND goal_id = ?2 AND version = ?3',
   `INSERT INTO attempt_hours (site_id, goal_id, version, hour, seq, persons)
-     SELECT site_id, goal_id, version, (t1 / ${HOUR_MS}) * ${HOUR_MS} AS hour, 0,
-       json_group_array(DISTINCT person_id)
-     FROM attempts WHERE site_id = ?1 AND goal_id = ?2 AND version = ?3
-     GROUP BY hour`,
+     SELECT ?1, ?2, ?3, hour, n / ${RELIST_CHUNK}, json_group_array(person_id)
+     FROM (SELECT hour, person_id, ROW_NUMBER() OVER (PARTITION BY hour ORDER BY person_id) - 1 AS n
+       FROM (SELECT DISTINCT (t1 / ${HOUR_MS}) * ${HOUR_MS} AS hour, person_id FROM attempts
+         WHERE site_id = ?1 AND goal_id = ?2 AND version = ?3))
+     GROUP BY hour, n / ${RELIST_CHUNK}`,
 ];
