@@ -24,6 +24,9 @@ export default defineConfig({
                 // Alert receivers in tests listen on loopback (docs/ALERTS.md, Delivery).
                 ALERTS_ALLOW_PRIVATE_HOSTS: '1',
                 TEST_MIGRATIONS: migrations,
+                // The site object's write pause (default 1 s): a quarter keeps the suite quick;
+                // test/workers/handover.test.ts reads the pause in force, whatever it is.
+                FLUSH_PAUSE_MS: '250',
                 // Property-test knobs (test/workers/identity-property.test.ts), empty by default.
                 FC_RUNS: process.env.FC_RUNS ?? '',
                 FC_SEED: process.env.FC_SEED ?? '',

@@ -19,6 +19,12 @@ export interface Env {
    * "now" instead of the real clock. Unset in every real deployment.
    */
   GOALSTEP_NOW?: string;
+  /**
+   * The site object's pause between taking a request's events and writing their progress, in
+   * ms (default 1000, src/identity/site-state-do.ts): longer bills fewer rows per event on a
+   * quiet site, shorter shows events in reports sooner.
+   */
+  FLUSH_PAUSE_MS?: string;
   /** "1" turns on the usage meter of the cost benchmark (src/lib/meter.ts); unset elsewhere. */
   METER?: string;
   /**

@@ -39,10 +39,17 @@ import {
 const GOALS_TTL_MS = 30_000;
 /**
  * An ingest batch's people are written after this pause, with every batch that arrived during
- * it: progress and rollup rows shared by many people are then written once per flush, not once
- * per beacon (docs/BENCHMARKS.md, cost). It bounds the extra lag from 2xx to report.
+ * it: a write cycle's fixed rows (its log row, its listing rows, the alarm) and the rollup rows
+ * its people share are then billed once per pause, not once per beacon (docs/BENCHMARKS.md,
+ * cost). It bounds the extra lag from 2xx to report. `FLUSH_PAUSE_MS` overrides it.
  */
-const INGEST_FLUSH_DELAY_MS = 250;
+const FLUSH_PAUSE_MS = 1000;
+
+/** The pause in force: `FLUSH_PAUSE_MS` when a whole number of ms up to a minute, else 1 s. */
+export function flushPauseMs(env: { FLUSH_PAUSE_MS?: string }): number {
+  const set = env.FLUSH_PAUSE_MS?.trim();
+  return set && /^\d+$/.test(set) && Number(set) <= 60_000 ? Number(set) : FLUSH_PAUSE_MS;
+}
 /**
  * The recovery after a lost write cycle recomputes the people of events received this long
  * before the last recorded cycle end too: instances of the object on different machines need
@@ -321,7 +328,7 @@ export class SiteState extends DurableObject<Env> {
     // An event already held here was taken before: its cycle writes or recovers its person.
     if (!this.take(batch, Date.now(), 'fresh')) return;
     if (!this.armed) {
-      await this.setAlarm(INGEST_FLUSH_DELAY_MS);
+      await this.setAlarm(flushPauseMs(this.env));
       this.armed = true;
     }
     this.receipts += 1;
@@ -388,14 +395,14 @@ export class SiteState extends DurableObject<Env> {
   }
 
   /**
-   * Waits `INGEST_FLUSH_DELAY_MS`, flushes every dirty person, then marks applied (deletes the
+   * Waits the flush pause, flushes every dirty person, then marks applied (deletes the
    * D1 records of) the batches that were waiting when the pause ended: their people were dirty
    * before the flush began, and the flush runs until nothing is dirty. A batch not marked (an
    * eviction, a failed write) is handed back by the reconciler.
    */
   private flushIngest(siteId: string): Promise<void> {
     this.ingestFlush ??= (async () => {
-      await scheduler.wait(INGEST_FLUSH_DELAY_MS);
+      await scheduler.wait(flushPauseMs(this.env));
       this.ingestFlush = null;
       const batches = this.waitingBatches.splice(0);
       await this.flush(siteId);

@@ -13,6 +13,7 @@ import {
 } from 'cloudflare:test';
 import type { Env } from '../../src/env';
 import { segmentOf } from '../../src/funnel/segment';
+import { flushPauseMs } from '../../src/identity/site-state-do';
 import { reconcilePending, RECONCILE_AFTER_MS, sweepRecent } from '../../src/ingest/reconcile';
 import { faultyDb, fetchWithFaults } from './faults';
 import { ADMIN, beacon, counts, ingest, report, seedSite, settle, track } from './helpers';
@@ -35,6 +36,18 @@ const visit = (device: string, prefix: string) => ({
   ],
 });
 
+describe('the flush pause', () => {
+  it('is 1 s unless FLUSH_PAUSE_MS sets a whole number of ms up to a minute', () => {
+    expect(flushPauseMs({})).toBe(1000);
+    expect(flushPauseMs({ FLUSH_PAUSE_MS: '250' })).toBe(250);
+    expect(flushPauseMs({ FLUSH_PAUSE_MS: ' 0 ' })).toBe(0);
+    expect(flushPauseMs({ FLUSH_PAUSE_MS: '60000' })).toBe(60_000);
+    for (const bad of ['', '-5', '1.5', '60001', 'soon']) {
+      expect(flushPauseMs({ FLUSH_PAUSE_MS: bad })).toBe(1000);
+    }
+  });
+});
+
 describe('ingest hand-over to the site object', () => {
   it('answers once the object holds the events, and writes no batch record', async () => {
     const site = await seedSite('handover', ['view', 'cart']);
@@ -45,7 +58,13 @@ describe('ingest hand-over to the site object', () => {
         track('view', { anonymousId: 'h2' }, 'h-m3', T(2)),
       ],
     });
+    const answered = Date.now();
     expect(await res.json()).toMatchObject({ accepted: 3, duplicates: 0 });
+    // The write waits out the pause in force (this suite sets FLUSH_PAUSE_MS, vitest.config.ts):
+    // the alarm is due about that long after the request, not before it.
+    const due = (await alarmOf(stateOf(site.siteId))) as number;
+    expect(due).toBeGreaterThanOrEqual(answered - 1000 + flushPauseMs(env));
+    expect(due).toBeLessThanOrEqual(answered + flushPauseMs(env));
     // At the answer, before any waiting: the object already holds all three.
     expect((await stateOf(site.siteId).stats()).events).toBe(3);
     const records = await env.DB.prepare('SELECT COUNT(*) AS n FROM batches WHERE site_id = ?')
