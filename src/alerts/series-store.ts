@@ -2,10 +2,10 @@
  * Reads the hourly series the detectors judge: step volumes (backfilled from events once per
  * range), accepted and rejected events per hour, and property counts of the steps' events.
  */
+import { eventsByTime } from '../ingest/event-hours';
 import { HOUR_MS } from './baseline';
 import type { FieldCounts } from './detectors';
 import type { SiteSeries } from './evaluate';
-import { eventsByTime } from '../ingest/event-hours';
 import { KEEP_FULLER_COUNT } from './step-volumes';
 
 // Counts [?2, ?3) as seen at ?4: an hour the range or the run's time cuts short is partial.

@@ -244,7 +244,7 @@ export const adminAudit = sqliteTable(
  * WITHOUT ROWID in the migration (0009): a new attempt writes one billed row, its row. One
  * person's rows are found through `goal_versions` and the primary key (`personAttemptsSql` in
  * src/funnel/rollups.ts); the rows of a range of entry times through `attempt_hours` (below),
- * which replaced the `attempts_range` index (migration 0015).
+ * which replaced the `attempts_range` index (migration 0014).
  */
 export const attempts = sqliteTable(
   'attempts',
@@ -304,7 +304,7 @@ export const attempts = sqliteTable(
  * The attempts' index by entry time, packed: one row per progress write, goal version and hour
  * of `t1`, listing the people for whom the write created an attempt key starting in that hour
  * (src/funnel/attempt-hours.ts). An index entry per attempt was a billed row written per new
- * attempt; this is one per write and hour. WITHOUT ROWID in the migration (0015).
+ * attempt; this is one per write and hour. WITHOUT ROWID in the migration (0014).
  */
 export const attemptHours = sqliteTable(
   'attempt_hours',
@@ -314,7 +314,7 @@ export const attemptHours = sqliteTable(
     version: integer('version').notNull(),
     /** Start of the hour of the attempts' `t1`, epoch milliseconds. */
     hour: integer('hour').notNull(),
-    /** The write's log number (`rollup_log.seq`); 0 for rows a rebuild lists. */
+    /** The write's log number (`rollup_log.seq`); 0, 1, … for a rebuild's rows of an hour. */
     seq: integer('seq').notNull(),
     /** JSON array of the person ids. */
     persons: text('persons').notNull(),

@@ -6,11 +6,36 @@
  * lists nothing). Readers by entry time take the listed people of the hours and look their rows
  * up by primary key, then filter on `t1`.
  *
- * A person may be listed in hours where they no longer have an attempt (its key moved, or was
- * erased) or more than once: readers use `person_id IN (…)`, which counts each person once, and
- * filter rows on `t1`. Listings grow with attempt keys created, not with events per person.
+ * A person may be listed in hours where they no longer have an attempt (its key moved, or their
+ * device joined a user) or more than once: readers use `person_id IN (…)`, which counts each
+ * person once, and filter rows on `t1`. An erasure takes the person's keys out of every listing
+ * (`unlistPeopleStatements`). Listings grow with attempt keys created, not with events per person.
  */
 import { HOUR_MS } from './attempt-facts';
+
+/**
+ * Statements that take person keys (?2, a JSON array) out of a site's (?1) listing rows, and drop
+ * rows left empty: an erasure's, so no listing keeps an erased person's ids. They read the site's
+ * listing rows whole (an admin action, rare).
+ */
+export function unlistPeopleStatements(
+  db: D1Database,
+  siteId: string,
+  personKeys: readonly string[],
+): D1PreparedStatement[] {
+  return [
+    `UPDATE attempt_hours SET persons = (SELECT json_group_array(j.value) FROM json_each(persons) j
+       WHERE j.value NOT IN (SELECT value FROM json_each(?2)))
+     WHERE site_id = ?1 AND EXISTS (SELECT 1 FROM json_each(persons) j
+       WHERE j.value IN (SELECT value FROM json_each(?2)))`,
+  ]
+    .map((sql) => db.prepare(sql).bind(siteId, JSON.stringify(personKeys)))
+    .concat(
+      db
+        .prepare('DELETE FROM attempt_hours WHERE site_id = ? AND json_array_length(persons) = 0')
+        .bind(siteId),
+    );
+}
 
 /**
  * `person_id IN (…)`: the people listed for goal version (?1 site, ?2 goal, ?3 version) in the
@@ -23,18 +48,27 @@ export function listedPeople(from: string, to: string): string {
 }
 
 /**
+ * A listing row whose key is taken already (a write's random number equal to another's, or to a
+ * rebuild's chunk number, in the same hour: unlikely, never silent) takes both lists.
+ */
+const MERGE_LISTS = `ON CONFLICT (site_id, goal_id, version, hour, seq) DO UPDATE SET
+    persons = (SELECT json_group_array(value) FROM (SELECT value FROM json_each(persons)
+      UNION SELECT value FROM json_each(excluded.persons)))`;
+
+/**
  * The listing statement of a progress write, to run after its delete of vanished keys and before
  * its upsert: (site ?1, write ?2) the written rows' keys not stored yet, grouped by goal version
  * and hour. `written` selects `goal_id, version, person_id, t1` of the written rows.
  */
-export const LIST_NEW_KEYS_SQL = (written: string) => `INSERT OR IGNORE INTO attempt_hours
+export const LIST_NEW_KEYS_SQL = (written: string) => `INSERT INTO attempt_hours
     (site_id, goal_id, version, hour, seq, persons)
   SELECT ?1, w.goal_id, w.version, (w.t1 / ${HOUR_MS}) * ${HOUR_MS} AS hour, ?2,
     json_group_array(DISTINCT w.person_id)
   FROM (${written}) w
   WHERE NOT EXISTS (SELECT 1 FROM attempts a WHERE a.site_id = ?1 AND a.goal_id = w.goal_id
     AND a.version = w.version AND a.person_id = w.person_id AND a.t1 = w.t1)
-  GROUP BY w.goal_id, w.version, hour`;
+  GROUP BY w.goal_id, w.version, hour
+  ${MERGE_LISTS}`;
 
 /**
  * People per listing row a rebuild writes at most: D1 caps a value at 2 MB, and an hour of a

@@ -5,7 +5,9 @@
  * (docs/IDENTITY.md), so a shared device or a refused alias never pulls in another customer.
  */
 import type { Env } from '../env';
+import { unlistPeopleStatements } from '../funnel/attempt-hours';
 import { erasePersonStatements, personAttemptsSql } from '../funnel/rollups';
+import { anonymousKey, userKey } from '../identity/id-graph';
 import type { PersonRecord } from '../identity/site-state-do';
 import { ApiError } from '../lib/http-error';
 import { unlistEventsStatements } from './event-hours';
@@ -107,8 +109,19 @@ export async function erasePerson(
     .first<{ n: number }>();
   // The object next: once its rows are gone no later flush can rewrite the person's progress.
   const record = await personRecord(env, siteId, id, true);
-  // The time index first: it finds its rows from the events the next statements delete.
-  const unlist = unlistEventsStatements(env.DB, siteId, record.messageIds);
+  // The time index first: it finds its rows from the events the next statements delete. The
+  // entry-time index of attempts names people by key: the person's, their users' and devices'
+  // (a device's own key is listed from before it joined them). Keys of devices split away from
+  // them are another person's now and stay.
+  const personKeys = [
+    record.person,
+    ...record.userIds.map(userKey),
+    ...record.anonymousIds.map(anonymousKey),
+  ];
+  const unlist = [
+    ...unlistEventsStatements(env.DB, siteId, record.messageIds),
+    ...unlistPeopleStatements(env.DB, siteId, personKeys),
+  ];
   const results = await env.DB.batch([
     ...unlist,
     ...statements(env.DB, siteId, record, 'DELETE'),

@@ -11,3 +11,6 @@ export function nowMs(env: { GOALSTEP_NOW?: string }): number {
   }
   return Date.now();
 }
+
+/** An hour in milliseconds: the unit of the packed time indexes (src/ingest/event-hours.ts). */
+export const HOUR_MS = 3_600_000;

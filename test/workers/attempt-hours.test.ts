@@ -6,11 +6,10 @@
 import { env } from 'cloudflare:test';
 import { RELIST_CHUNK } from '../../src/funnel/attempt-hours';
 import { toEngineGoal } from '../../src/funnel/definition';
-import { computeAttempts } from '../../src/funnel/engine';
 import { writeProgress } from '../../src/funnel/progress-store';
 import { rebuildRollups } from '../../src/funnel/rollups';
-import { segmentOf } from '../../src/funnel/segment';
 import { queryCountedAttempts } from '../../src/report/funnel-query';
+import { viewer } from './helpers';
 
 const H = 3_600_000;
 const T = Date.UTC(2025, 4, 5, 10);
@@ -18,20 +17,8 @@ const goal = toEngineGoal(
   { id: 'hours', version: 1, name: 'Hours' },
   { steps: [{ event: 'view' }, { event: 'buy' }], window: '7d', mode: 'ordered' },
 );
-const segment = segmentOf(null);
 
-/** A person whose events are views at the given times. */
-function person(id: string, times: number[]) {
-  const events = times.map((ts, i) => ({
-    messageId: `${id}-${i}`,
-    ts,
-    type: 'track',
-    event: 'view',
-    properties: null,
-  }));
-  const attempts = computeAttempts(events, goal).map((a) => ({ ...a, segment }));
-  return { personId: id, attempts: new Map([['hours#1', attempts]]) };
-}
+const person = (id: string, times: number[]) => viewer(goal, id, times);
 
 async function peopleIn(siteId: string, from: number, to: number): Promise<string[]> {
   const query = { siteId, goalId: 'hours', version: 1, steps: 2, from, to };

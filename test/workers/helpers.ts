@@ -1,5 +1,9 @@
 /** Helpers for tests that drive the real Worker (SELF) with real local D1 and Durable Objects. */
 import { env, SELF } from 'cloudflare:test';
+import type { Goal } from '../../src/funnel/definition';
+import { computeAttempts } from '../../src/funnel/engine';
+import { goalKey, type PersonProgress } from '../../src/funnel/progress-store';
+import { segmentOf } from '../../src/funnel/segment';
 
 export const ADMIN = { Authorization: `Bearer ${env.ADMIN_TOKEN}` };
 const BASE = 'https://goalstep.test';
@@ -215,4 +219,17 @@ export function counting(db: D1Database): {
     },
   });
   return { db: wrapped, written: () => written, read: () => read };
+}
+
+/** A person whose events are views at the given times, with their attempts on `goal`. */
+export function viewer(goal: Goal, personId: string, times: readonly number[]): PersonProgress {
+  const events = times.map((ts, i) => ({
+    messageId: `${personId}-${i}`,
+    ts,
+    type: 'track',
+    event: 'view',
+    properties: null,
+  }));
+  const attempts = computeAttempts(events, goal).map((a) => ({ ...a, segment: segmentOf(null) }));
+  return { personId, attempts: new Map([[goalKey(goal), attempts]]) };
 }
