@@ -109,21 +109,38 @@ ingestAdminRoutes.get('/admin/sites/:siteId/rejected', async (c) => {
     throw new ApiError(400, 'invalid_disposition', 'disposition must be rejected or filtered');
   }
   const code = c.req.query('code') ?? null;
+  // Pages: `before` is the `next` of the previous page, the id of its last row; the list goes on
+  // from the rows filed before that one (key order: received time, then id).
+  const before = c.req.query('before') ?? null;
+  let after: { received_at: number; id: number } | null = null;
+  if (before !== null) {
+    if (!/^\d{1,16}$/.test(before)) {
+      throw new ApiError(400, 'invalid_before', 'before must be the id of a listed row (next)');
+    }
+    after = await c.env.DB.prepare(
+      `SELECT received_at, id FROM rejected_events WHERE ${rowsWithIds([Number(before)])}`,
+    )
+      .bind(siteId, JSON.stringify([Number(before)]))
+      .first<{ received_at: number; id: number }>();
+    if (!after) throw new ApiError(404, 'rejected_not_found', `no rejected event ${before}`);
+  }
   const { results } = await c.env.DB.prepare(
     `SELECT id, received_at AS receivedAt, disposition, code, path, message, rule,
        message_id AS messageId, resubmitted_at AS resubmittedAt, raw FROM rejected_events
      WHERE site_id = ?1 AND (?2 IS NULL OR disposition = ?2) AND (?3 IS NULL OR code = ?3)
+       AND (?5 IS NULL OR (received_at, id) < (?5, ?6))
      ORDER BY received_at DESC, id DESC LIMIT ?4`,
   )
-    .bind(siteId, disposition, code, limit)
-    .all();
+    .bind(siteId, disposition, code, limit, after?.received_at ?? null, after?.id ?? null)
+    .all<{ id: number }>();
   const { results: byCode } = await c.env.DB.prepare(
     `SELECT disposition, code, COUNT(*) AS count FROM rejected_events WHERE site_id = ?
      GROUP BY disposition, code ORDER BY disposition, code`,
   )
     .bind(siteId)
     .all();
-  return c.json({ byCode, rejected: results });
+  const next = results.length === limit ? (results.at(-1)?.id ?? null) : null;
+  return c.json({ byCode, rejected: results, next });
 });
 
 ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {

@@ -118,6 +118,34 @@ describe('refused event ids', () => {
   });
 });
 
+describe('refused event list pages', () => {
+  it('pages newest first with next / before until every row was listed once', async () => {
+    await seedSite('pages', ['view']);
+    await fileRefused('pages', T, 3); // three in one millisecond: ids T×1000 + 0, 1, 2
+    await fileRefused('pages', T + 5, 2); // two later
+    const list = async (query: string) => {
+      const res = await SELF.fetch(`${BASE}/admin/sites/pages/rejected?${query}`, {
+        headers: ADMIN,
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const ids = (body: Record<string, unknown>) =>
+      (body.rejected as Array<{ id: number }>).map((r) => r.id - T * 1000);
+    const first = await list('limit=2');
+    // Newest first: the later two (ids T+5 ms: 5000, 5001), then the first three backwards.
+    expect([ids(first.body), first.body.next]).toEqual([[5001, 5000], T * 1000 + 5000]);
+    const second = await list(`limit=2&before=${String(first.body.next)}`);
+    expect([ids(second.body), second.body.next]).toEqual([[2, 1], T * 1000 + 1]);
+    const third = await list(`limit=2&before=${String(second.body.next)}`);
+    // A short page is the last: no next.
+    expect([ids(third.body), third.body.next]).toEqual([[0], null]);
+    expect((await list('before=12x')).body).toMatchObject({ code: 'invalid_before' });
+    const unknown = await list(`before=${T * 1000 + 9}`);
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ code: 'rejected_not_found' });
+  });
+});
+
 describe('migration 0015', () => {
   it('carries old rows over with their ids, listed and re-submittable by them', async () => {
     await seedSite('legacy', ['view']);
