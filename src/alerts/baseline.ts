@@ -2,10 +2,11 @@
  * Hourly series and their seasonal baseline: zero-filled buckets, the judged bucket for a
  * scheduled time, the expected count of an hour, and the window a low-volume step is judged on.
  */
+import { HOUR_MS } from '../lib/units';
 import type { AlertConfig } from './config';
 import { median } from './stats';
 
-export const HOUR_MS = 3_600_000;
+export { HOUR_MS };
 export const DAY_MS = 24 * HOUR_MS;
 export const WEEK_MS = 7 * DAY_MS;
 

@@ -3,10 +3,10 @@
  * the hours just behind `now`. Alerting on these series is built on top of them.
  */
 import { eventsByTime } from '../ingest/event-hours';
+import { HOUR_MS } from '../lib/units';
 
 /** Hours recounted on each run: late events of the last few hours still land in their bucket. */
 export const RECOUNT_HOURS = 3;
-const HOUR_MS = 3_600_000;
 
 /**
  * The upsert of a count that saw events up to `counted_to`: it replaces a stored count only when

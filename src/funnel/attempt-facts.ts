@@ -3,10 +3,11 @@
  * attempts, stored on each `attempts` row so that reports can count from rollups (docs/METRICS.md,
  * "Rollups"). Pure: attempts and the goal in, facts out.
  */
+import { HOUR_MS } from '../lib/units';
 import { parseWindow, type Goal, type StepDefinition } from './definition';
 
+export { HOUR_MS };
 const DAY_MS = 86_400_000;
-export const HOUR_MS = 3_600_000;
 
 /** 1-based index of the last required step (every goal ends with one). */
 export function requiredCount(steps: readonly StepDefinition[]): number {

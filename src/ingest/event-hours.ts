@@ -9,7 +9,7 @@
  * row still listing it cannot count it a second time.
  */
 
-import { HOUR_MS } from '../lib/clock';
+import { HOUR_MS } from '../lib/units';
 
 /**
  * The statement, run in the same D1 batch right after the events' insert, that lists the events

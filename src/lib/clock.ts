@@ -11,6 +11,3 @@ export function nowMs(env: { GOALSTEP_NOW?: string }): number {
   }
   return Date.now();
 }
-
-/** An hour in milliseconds: the unit of the packed time indexes (src/ingest/event-hours.ts). */
-export const HOUR_MS = 3_600_000;
