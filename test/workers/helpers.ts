@@ -167,33 +167,32 @@ export async function waitReady(siteId: string, goalId: string, version: number)
   throw new Error(`version ${version} never became ready`);
 }
 
-/** The real statement behind a counted one (what `batch` must be given). */
+/** The real statement behind an observed one (what `batch` must be given). */
 const REAL = Symbol('real statement');
 
 /**
- * Sums `meta.rows_written` and `rows_read` of every batch and of every statement's `run` and
- * `all` (`first` and `raw` return no meta and are not counted): a measuring view of the binding.
+ * A view of the binding that reports each statement bound (its SQL and values) and the `meta`
+ * of every batch result and of every statement's `run` and `all` (`first` and `raw` return no
+ * meta): the one wrapper the measuring helpers build on.
  */
-export function counting(db: D1Database): {
-  db: D1Database;
-  written: () => number;
-  read: () => number;
-} {
-  let written = 0;
-  let read = 0;
-  const count = (meta: D1Meta) => {
-    written += meta.rows_written ?? 0;
-    read += meta.rows_read ?? 0;
-  };
-  const statement = (real: D1PreparedStatement): D1PreparedStatement =>
+export function observing(
+  db: D1Database,
+  seen: { bound?: (sql: string, values: unknown[]) => void; meta?: (meta: D1Meta) => void },
+): D1Database {
+  const statement = (real: D1PreparedStatement, sql: string): D1PreparedStatement =>
     new Proxy(real, {
       get(target, prop) {
         if (prop === REAL) return target;
-        if (prop === 'bind') return (...values: unknown[]) => statement(target.bind(...values));
+        if (prop === 'bind') {
+          return (...values: unknown[]) => {
+            seen.bound?.(sql, values);
+            return statement(target.bind(...values), sql);
+          };
+        }
         if (prop === 'run' || prop === 'all') {
           return async () => {
             const result = await target[prop]();
-            count(result.meta);
+            seen.meta?.(result.meta);
             return result;
           };
         }
@@ -201,9 +200,9 @@ export function counting(db: D1Database): {
         return typeof value === 'function' ? value.bind(target) : value;
       },
     });
-  const wrapped = new Proxy(db, {
+  return new Proxy(db, {
     get(target, prop) {
-      if (prop === 'prepare') return (sql: string) => statement(target.prepare(sql));
+      if (prop === 'prepare') return (sql: string) => statement(target.prepare(sql), sql);
       if (prop !== 'batch') {
         const value: unknown = Reflect.get(target, prop, target);
         return typeof value === 'function' ? value.bind(target) : value;
@@ -213,9 +212,25 @@ export function counting(db: D1Database): {
           (s) => (s as D1PreparedStatement & { [REAL]?: D1PreparedStatement })[REAL] ?? s,
         );
         const results = await target.batch(real);
-        for (const r of results) count(r.meta);
+        for (const r of results) seen.meta?.(r.meta);
         return results;
       };
+    },
+  });
+}
+
+/** Sums `meta.rows_written` and `rows_read` of what runs through the binding (`observing`). */
+export function counting(db: D1Database): {
+  db: D1Database;
+  written: () => number;
+  read: () => number;
+} {
+  let written = 0;
+  let read = 0;
+  const wrapped = observing(db, {
+    meta: (meta) => {
+      written += meta.rows_written ?? 0;
+      read += meta.rows_read ?? 0;
     },
   });
   return { db: wrapped, written: () => written, read: () => read };

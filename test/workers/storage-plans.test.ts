@@ -19,48 +19,20 @@ import { erasePerson, exportPerson } from '../../src/ingest/person-data';
 import { sweepRecent } from '../../src/ingest/reconcile';
 import { purgeExpired } from '../../src/ingest/retention';
 import { queryCountedAttempts } from '../../src/report/funnel-query';
-import { importBatch, seedSite, settle, track } from './helpers';
+import { importBatch, observing, seedSite, settle, track } from './helpers';
 
 const H = 3_600_000;
 const T = Date.UTC(2025, 3, 7, 10);
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The binding, recording every statement bound through it (SQL and values). */
-function recording(db: D1Database, seen: Array<{ sql: string; values: unknown[] }>) {
-  const REAL = Symbol('real');
-  const statement = (real: D1PreparedStatement, sql: string): D1PreparedStatement =>
-    new Proxy(real, {
-      get(target, prop) {
-        if (prop === REAL) return target;
-        if (prop === 'bind') {
-          return (...values: unknown[]) => {
-            seen.push({ sql, values });
-            return statement(target.bind(...values), sql);
-          };
-        }
-        const value: unknown = Reflect.get(target, prop, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-  return new Proxy(db, {
-    get(target, prop) {
-      if (prop === 'prepare') return (sql: string) => statement(target.prepare(sql), sql);
-      if (prop === 'batch') {
-        return (list: D1PreparedStatement[]) =>
-          target.batch(
-            list.map((s) => (s as unknown as Record<symbol, D1PreparedStatement>)[REAL] ?? s),
-          );
-      }
-      const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
+const recording = (db: D1Database, seen: Array<{ sql: string; values: unknown[] }>) =>
+  observing(db, { bound: (sql, values) => seen.push({ sql, values }) });
 
 /** A full scan of a changed table, by name or by the alias the statements give it. */
 const CHANGED = /^SCAN (events|attempts|event_hours|attempt_hours|rejected_events|h|e|a)\b/;
 
-describe('held', () => {
+describe('packed index query plans', () => {
   it('searches the changed tables by key in every statement that touches them', async () => {
     const site = await seedSite('rv-plans', ['view', 'buy']);
     await importBatch(site, [
