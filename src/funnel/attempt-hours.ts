@@ -11,6 +11,7 @@
  * person once, and filter rows on `t1`. An erasure takes the person's keys out of every listing
  * (`unlistPeopleStatements`). Listings grow with attempt keys created, not with events per person.
  */
+import { jsonArrayWithout } from '../lib/json-lists';
 import { HOUR_MS } from './attempt-facts';
 
 /**
@@ -24,8 +25,7 @@ export function unlistPeopleStatements(
   personKeys: readonly string[],
 ): D1PreparedStatement[] {
   return [
-    `UPDATE attempt_hours SET persons = (SELECT json_group_array(j.value) FROM json_each(persons) j
-       WHERE j.value NOT IN (SELECT value FROM json_each(?2)))
+    `UPDATE attempt_hours SET persons = ${jsonArrayWithout('persons', '?2')}
      WHERE site_id = ?1 AND EXISTS (SELECT 1 FROM json_each(persons) j
        WHERE j.value IN (SELECT value FROM json_each(?2)))`,
   ]

@@ -9,6 +9,7 @@
  * row still listing it cannot count it a second time.
  */
 
+import { jsonArrayWithout } from '../lib/json-lists';
 import { HOUR_MS } from '../lib/units';
 
 /**
@@ -84,9 +85,7 @@ export function unlistEventsStatements(
       SELECT (ts / ${HOUR_MS}) * ${HOUR_MS}, batch_id FROM events
       WHERE site_id = ?1 AND message_id IN (SELECT value FROM json_each(?2)))`;
   return [
-    `UPDATE event_hours SET ids = (SELECT json_group_array(j.value) FROM json_each(ids) j
-       WHERE j.value NOT IN (SELECT value FROM json_each(?2)))
-     WHERE ${listing}`,
+    `UPDATE event_hours SET ids = ${jsonArrayWithout('ids', '?2')} WHERE ${listing}`,
     `DELETE FROM event_hours WHERE ${listing} AND json_array_length(ids) = 0`,
   ].map((sql) => db.prepare(sql).bind(siteId, JSON.stringify(messageIds)));
 }
