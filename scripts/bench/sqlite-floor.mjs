@@ -1,7 +1,7 @@
 /**
- * The physical floor: the same rows goalstep's beacon path writes (a batch record and one event
- * row each, same schema and indexes) inserted straight into SQLite with `node:sqlite`, one
- * transaction per batch, on the same disk.
+ * The physical floor: the same rows goalstep's beacon path writes (a batch record and one
+ * `event_packs` row per hour of event time, same schema) inserted straight into SQLite with
+ * `node:sqlite`, one transaction per batch, on the same disk.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,35 +27,26 @@ export async function sqliteFloor({ migrationsDir, batchSize, batches }) {
     const insertBatch = db.prepare(
       'INSERT INTO batches (id, site_id, received_at, message_ids) VALUES (?, ?, ?, ?)',
     );
-    const insertEvent = db.prepare(
-      `INSERT INTO events (site_id, message_id, type, event, anonymous_id, user_id, previous_id,
-         ts, client_ts, received_at, properties, traits, context, batch_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+    const insertPack = db.prepare(
+      `INSERT INTO event_packs (site_id, hour, batch_id, received_at, events)
+       VALUES (?, ?, ?, ?, ?)`,
     );
     const bodies = Array.from({ length: batches }, () => makeBatch(batchSize));
     const started = performance.now();
     for (const { batch } of bodies) {
       const now = Date.now();
       const batchId = crypto.randomUUID();
+      const hours = new Map();
+      for (const e of batch) {
+        const ts = Date.parse(e.timestamp);
+        const hour = Math.floor(ts / 3_600_000) * 3_600_000;
+        const entry = [e.messageId, e.type, e.event, e.anonymousId, null, null, ts, e.timestamp];
+        hours.set(hour, [...(hours.get(hour) ?? []), [...entry, e.properties, null, e.context]]);
+      }
       db.exec('BEGIN');
       insertBatch.run(batchId, 'floor', now, JSON.stringify(batch.map((e) => e.messageId)));
-      for (const e of batch) {
-        insertEvent.run(
-          'floor',
-          e.messageId,
-          e.type,
-          e.event,
-          e.anonymousId,
-          null,
-          null,
-          Date.parse(e.timestamp),
-          e.timestamp,
-          now,
-          JSON.stringify(e.properties),
-          null,
-          JSON.stringify(e.context),
-          batchId,
-        );
+      for (const [hour, entries] of hours) {
+        insertPack.run('floor', hour, batchId, now, JSON.stringify(entries));
       }
       db.exec('COMMIT');
     }

@@ -2,7 +2,7 @@
  * Reads the hourly series the detectors judge: step volumes (backfilled from events once per
  * range), accepted and rejected events per hour, and property counts of the steps' events.
  */
-import { eventsByTime } from '../ingest/event-hours';
+import { eventsByTime } from '../ingest/event-packs';
 import { HOUR_MS } from './baseline';
 import type { FieldCounts } from './detectors';
 import type { SiteSeries } from './evaluate';

@@ -2,7 +2,7 @@
  * The cron's volume recorder: hourly event counts per site and event name, by event time, for
  * the hours just behind `now`. Alerting on these series is built on top of them.
  */
-import { eventsByTime } from '../ingest/event-hours';
+import { eventsByTime } from '../ingest/event-packs';
 import { HOUR_MS } from '../lib/units';
 
 /** Hours recounted on each run: late events of the last few hours still land in their bucket. */

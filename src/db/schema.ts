@@ -115,62 +115,29 @@ export const batches = sqliteTable('batches', {
   id: text('id').primaryKey(),
   siteId: text('site_id').notNull(),
   receivedAt: integer('received_at').notNull(),
-  /** JSON array of the message ids this batch stored for the first time. */
+  /** JSON array of the message ids of the batch's valid events (its packs hold them). */
   messageIds: text('message_ids').notNull(),
 });
 
-export const events = sqliteTable(
-  'events',
-  {
-    siteId: text('site_id').notNull(),
-    messageId: text('message_id').notNull(),
-    type: text('type').notNull(),
-    event: text('event'),
-    anonymousId: text('anonymous_id'),
-    userId: text('user_id'),
-    previousId: text('previous_id'),
-    /** Event time in epoch milliseconds, after skew correction. */
-    ts: integer('ts').notNull(),
-    /** The client's own timestamp as sent, for audits of skew correction. */
-    clientTs: text('client_ts'),
-    receivedAt: integer('received_at').notNull(),
-    properties: text('properties'),
-    traits: text('traits'),
-    context: text('context'),
-    batchId: text('batch_id').notNull(),
-  },
-  // WITHOUT ROWID in the migration (0009): the primary key is the row. An anonymous event
-  // (most web events) writes one billed row; reads by time go through `event_hours` (below),
-  // which replaced the `events_site_ts` index (migration 0013).
-  (t) => [
-    primaryKey({ columns: [t.siteId, t.messageId] }),
-    // The ingest guardrails look users, and devices of identified events, up by id. Partial:
-    // most web events carry no user id, and every index entry is a billed row written.
-    index('events_site_user')
-      .on(t.siteId, t.userId)
-      .where(sql`${t.userId} IS NOT NULL`),
-    index('events_site_device')
-      .on(t.siteId, t.anonymousId)
-      .where(sql`${t.userId} IS NOT NULL`),
-  ],
-);
-
 /**
- * The events' time index, packed: one row per request and hour of event time, listing the
- * message ids that request stored first (src/ingest/event-hours.ts). An index entry per event was
- * a billed row written per event; this is one per request and hour. WITHOUT ROWID in the
- * migration (0013).
+ * D1's copy of the events, packed (src/ingest/event-packs.ts): one row per ingest request and
+ * hour of event time, its valid events as a JSON array. A row per event (and a time index entry
+ * per event) was most of the bill: every row written is billed. Readers take the first copy of
+ * each event; the `events` view (migration 0016, not modelled here) reads them as the rows the
+ * old table held. WITHOUT ROWID in the migration.
  */
-export const eventHours = sqliteTable(
-  'event_hours',
+export const eventPacks = sqliteTable(
+  'event_packs',
   {
     siteId: text('site_id').notNull(),
     /** Start of the hour of event time, epoch milliseconds. */
     hour: integer('hour').notNull(),
-    /** The request that stored the events (`events.batch_id`). */
+    /** The request that brought the events. */
     batchId: text('batch_id').notNull(),
-    /** JSON array of the message ids. */
-    ids: text('ids').notNull(),
+    receivedAt: integer('received_at').notNull(),
+    /** JSON array of `[message_id, type, event, anonymous_id, user_id, previous_id, ts,
+     * client_ts, properties, traits, context]` entries. */
+    events: text('events').notNull(),
   },
   (t) => [primaryKey({ columns: [t.siteId, t.hour, t.batchId] })],
 );

@@ -1,7 +1,8 @@
 /**
  * The part of the alias guardrail the ingest path can answer at once (docs/IDENTITY.md): an
- * alias between two users that D1 (or the same request) already shows as identified before the
- * alias's event time is refused, and the client hears it as a per-event warning. The site
+ * alias between two users that the site object's identity facts (or the same request) already
+ * show as identified before the alias's event time is refused, and the client hears it as a
+ * per-event warning. The site
  * object makes the final, retroactive decision with every event; this check only reports what
  * is already certain.
  */
@@ -10,6 +11,19 @@ import type { StoredEvent } from '../ingest/normalize';
 import type { Warning } from '../ingest/schema';
 import { byLinkTime } from './assign';
 import type { EventStamp } from './id-graph';
+
+/** What the site object knows of some users and devices (`SiteState.guardFacts`). */
+export interface GuardFacts {
+  /** Each known user's earliest identifying (non-alias) event. */
+  identified: Array<{ user: string; ts: number; messageId: string }>;
+  /** Each user a device was linked to, with the earliest link's event time. */
+  links: Array<{ anon: string; user: string; ts: number }>;
+}
+
+/** Looks the facts up; null when the request has no site object to ask (`DEFER_APPLY`). */
+export type GuardLookup = ((users: string[], devices: string[]) => Promise<GuardFacts>) | null;
+
+const NO_FACTS: GuardFacts = { identified: [], links: [] };
 
 type Checked = {
   index: number;
@@ -20,7 +34,7 @@ type Checked = {
 
 /** Warnings for the aliases of a request that join two users identified before the alias. */
 export async function refusedAliasWarnings(
-  db: D1Database,
+  lookup: GuardLookup,
   siteId: string,
   events: readonly Checked[],
 ): Promise<Warning[]> {
@@ -44,19 +58,8 @@ export async function refusedAliasWarnings(
   }
   const candidates = [...new Set(aliases.flatMap((a) => [a.event.previousId, a.event.userId]))];
   try {
-    // The candidates travel as one JSON parameter (D1 binds at most 100 values per statement).
-    const { results } = await db
-      .prepare(
-        `SELECT user_id, ts, message_id FROM (
-           SELECT user_id, ts, message_id,
-             ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ts, message_id) AS n
-           FROM events WHERE site_id = ? AND type <> 'alias'
-             AND user_id IN (SELECT value FROM json_each(?)))
-         WHERE n = 1`,
-      )
-      .bind(siteId, JSON.stringify(candidates))
-      .all<{ user_id: string; ts: number; message_id: string }>();
-    for (const row of results) note(row.user_id, { ts: row.ts, messageId: row.message_id });
+    const facts = lookup ? await lookup(candidates as string[], []) : NO_FACTS;
+    for (const row of facts.identified) note(row.user, { ts: row.ts, messageId: row.messageId });
   } catch (error) {
     // Only the warning is lost: the site object still refuses the alias.
     logger.warn('ingest.alias_check_failed', { site: siteId, cause: error });
@@ -87,7 +90,7 @@ export async function refusedAliasWarnings(
  * logged-in traffic costs no extra query.
  */
 export async function deviceReassignedWarnings(
-  db: D1Database,
+  lookup: GuardLookup,
   siteId: string,
   events: readonly Checked[],
 ): Promise<Warning[]> {
@@ -110,16 +113,8 @@ export async function deviceReassignedWarnings(
   }
   const devices = [...new Set(identifies.map((e) => e.event.anonymousId as string))];
   try {
-    const { results } = await db
-      .prepare(
-        `SELECT anonymous_id, user_id, MIN(ts) AS ts FROM events
-         WHERE site_id = ? AND user_id IS NOT NULL
-           AND anonymous_id IN (SELECT value FROM json_each(?))
-         GROUP BY anonymous_id, user_id`,
-      )
-      .bind(siteId, JSON.stringify(devices))
-      .all<{ anonymous_id: string; user_id: string; ts: number }>();
-    for (const row of results) note(row.anonymous_id, row.user_id, row.ts);
+    const facts = lookup ? await lookup([], devices) : NO_FACTS;
+    for (const row of facts.links) note(row.anon, row.user, row.ts);
   } catch (error) {
     logger.warn('ingest.device_check_failed', { site: siteId, cause: error });
   }

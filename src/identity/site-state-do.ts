@@ -9,6 +9,7 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../env';
+import type { GuardFacts } from './alias-guard';
 import type { StateBatch } from './state-batch';
 import type { Goal } from '../funnel/definition';
 import { listLiveGoals, markReady, type StoredGoal } from '../funnel/goal-store';
@@ -127,11 +128,10 @@ const EVENTS_COLUMNS = `dev TEXT NOT NULL, message_id TEXT NOT NULL, anon TEXT, 
  * no index of their own. Only a user's events need an index, partial on a user id. An anonymous
  * web event then writes one billed row, an identified one two (docs/BENCHMARKS.md, cost).
  *
- * A message id reaches the object with one device only: D1 keeps the first copy of a message id
- * per site and the object is only ever handed what D1 stored, so the key still keeps each event
- * once. That holds past D1's retention purge too, because ingest refuses events older than the
- * retention (`older_than_retention`): a purged message id cannot come back. An object created
- * with an earlier table (rowid, or keyed by message id alone) is copied over once.
+ * The key is what keeps each event once: ingest hands the object every valid event and its
+ * answer (how many were new) is the request's `accepted`. A retry carries its first send's
+ * device, so it is a duplicate here; one message id sent from two devices is two events. An
+ * object created with an earlier table (rowid, or keyed by message id alone) is copied over once.
  *
  * `received` is when the object took the event (`receive`), with no index: only the recovery
  * after a lost write cycle reads it (see `SiteState.alarm`). Rows stored before it existed hold
@@ -323,15 +323,39 @@ export class SiteState extends DurableObject<Env> {
    * the events (stored here, with when they were taken) and the alarm itself: see `alarm`. No
    * D1 batch record is needed, and no `dirty` row per person (docs/BENCHMARKS.md, cost).
    */
-  async receive(siteId: string, batch: StateBatch): Promise<void> {
+  async receive(siteId: string, batch: StateBatch): Promise<number> {
     this.rememberSite(siteId);
     // An event already held here was taken before: its cycle writes or recovers its person.
-    if (!this.take(batch, Date.now(), 'fresh')) return;
+    const fresh = this.take(batch, Date.now(), 'fresh');
+    if (fresh === 0) return 0;
     if (!this.armed) {
       await this.setAlarm(flushPauseMs(this.env));
       this.armed = true;
     }
     this.receipts += 1;
+    return fresh;
+  }
+
+  /**
+   * The identity facts the ingest guardrails read (src/identity/alias-guard.ts): when each of
+   * `users` was first identified, and each user each of `devices` was linked to, from when.
+   */
+  async guardFacts(users: string[], devices: string[]): Promise<GuardFacts> {
+    const identified = this.sql
+      .exec<{ user: string; ts: number; messageId: string }>(
+        `SELECT user, ident_ts AS ts, ident_mid AS messageId FROM users
+         WHERE user IN (SELECT value FROM json_each(?)) AND ident_ts IS NOT NULL`,
+        JSON.stringify(users),
+      )
+      .toArray();
+    const links = this.sql
+      .exec<{ anon: string; user: string; ts: number }>(
+        `SELECT anon, user, MIN(ts) AS ts FROM links
+         WHERE anon IN (SELECT value FROM json_each(?)) GROUP BY anon, user`,
+        JSON.stringify(devices),
+      )
+      .toArray();
+    return { identified, links };
   }
 
   private async setAlarm(inMs: number): Promise<void> {
@@ -359,9 +383,9 @@ export class SiteState extends DurableObject<Env> {
    * A batch's people need no `dirty` row, since what handed the batch over keeps it recoverable
    * (the alarm for `receive`, the D1 record for `apply`). People moved by a graph change are
    * marked durably: a replay would not move them again. Synchronous: no other request
-   * interleaves with it. Returns whether any event was new here.
+   * interleaves with it. Returns how many events were new here.
    */
-  private take(batch: StateBatch, receivedAt: number, mark: 'fresh' | 'every'): boolean {
+  private take(batch: StateBatch, receivedAt: number, mark: 'fresh' | 'every'): number {
     const before = this.resolve();
     let graphChanged = false;
     // One statement for the whole batch; it answers which events are new here.
@@ -391,7 +415,7 @@ export class SiteState extends DurableObject<Env> {
     if (graphChanged) this.regraph(before);
     const after = this.resolve();
     for (const event of marked) this.markDirty(after.personOf(event), false);
-    return fresh.size > 0;
+    return fresh.size;
   }
 
   /**

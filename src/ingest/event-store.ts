@@ -1,10 +1,10 @@
 /**
- * Writes one ingest request to D1 in a single transactional batch: every valid event
- * (deduplicated on the site's message id) with its time index rows (src/ingest/event-hours.ts),
+ * Writes one ingest request to D1 in a single transactional batch: its valid events, packed
+ * per hour of event time (src/ingest/event-packs.ts),
  * every rejected event with its reason and, when the site object will not take the events before
  * the answer, the batch record the reconciler reads.
  */
-import { eventHoursStatement } from './event-hours';
+import { eventsByTime, packedEvents, packEntry, packStatement } from './event-packs';
 import { truncateText } from './guards';
 import type { StoredEvent } from './normalize';
 import { fileRefusedStatement } from './refused-store';
@@ -42,8 +42,6 @@ export interface StoreBatchInput {
   filtered: FilteredRecord[];
 }
 
-const json = (value: unknown) => (value == null ? null : JSON.stringify(value));
-
 /** The payload as JSON text, cut on a code-point boundary when it is over the cap. */
 export function capRaw(raw: unknown): string {
   let text: string;
@@ -57,14 +55,12 @@ export function capRaw(raw: unknown): string {
 }
 
 /**
- * Stores the batch and returns the events stored for the first time. D1 runs a `batch()` as
- * one transaction, so a failure stores nothing and the client's retry starts clean. The events
- * travel as one JSON parameter (D1 binds at most 100 values per statement).
+ * Stores the batch. D1 runs a `batch()` as one transaction, so a failure stores nothing and the
+ * client's retry starts clean. The events travel as one JSON parameter (D1 binds at most 100
+ * values per statement). Which of them are new is the site object's answer, not D1's: D1 keeps
+ * what each request brought (src/ingest/event-packs.ts).
  */
-export async function storeBatch(
-  db: D1Database,
-  input: StoreBatchInput,
-): Promise<Array<StoredEvent & { messageId: string }>> {
+export async function storeBatch(db: D1Database, input: StoreBatchInput): Promise<void> {
   const statements: D1PreparedStatement[] = [];
   if (input.events.length > 0) {
     if (input.pending) {
@@ -74,43 +70,12 @@ export async function storeBatch(
     // Every event in one statement, its rows as one JSON parameter: one statement per event
     // cost D1's client more than the inserts themselves (docs/BENCHMARKS.md, profile).
     statements.push(
-      db
-        .prepare(
-          `INSERT INTO events (site_id, message_id, type, event, anonymous_id, user_id,
-             previous_id, ts, client_ts, received_at, properties, traits, context, batch_id)
-           SELECT ?1, e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4,
-             e.value ->> 5, e.value ->> 6, e.value ->> 7, ?2, e.value ->> 8, e.value ->> 9,
-             e.value ->> 10, ?3
-           FROM json_each(?4) e WHERE 1
-           ON CONFLICT DO NOTHING RETURNING message_id`,
-        )
-        .bind(
-          input.siteId,
-          input.receivedAt,
-          input.batchId,
-          JSON.stringify(
-            input.events.map((e) => [
-              e.messageId,
-              e.type,
-              e.event,
-              e.anonymousId,
-              e.userId,
-              e.previousId,
-              e.ts,
-              e.clientTs,
-              json(e.properties),
-              json(e.traits),
-              json(e.context),
-            ]),
-          ),
-        ),
-      // After the insert, in the same transaction: the time index lists what it stored.
-      eventHoursStatement(
-        db,
-        input.siteId,
-        input.batchId,
-        input.events.map((e) => e.messageId),
-      ),
+      packStatement(db, {
+        siteId: input.siteId,
+        batchId: input.batchId,
+        receivedAt: input.receivedAt,
+        entries: input.events.map(packEntry),
+      }),
     );
   }
   // Refused and filtered events, each filed once across retries (refused-store.ts).
@@ -145,14 +110,7 @@ export async function storeBatch(
       ),
     );
   }
-  if (statements.length === 0) return [];
-
-  const results = await db.batch<{ message_id: string }>(statements);
-  const stored = new Set<string>();
-  for (const result of results) {
-    for (const row of result.results ?? []) if (row.message_id) stored.add(row.message_id);
-  }
-  return input.events.filter((e) => stored.has(e.messageId));
+  if (statements.length > 0) await db.batch(statements);
 }
 
 /** The record of a batch the site object has not taken yet (the reconciler's work list). */
@@ -201,21 +159,29 @@ const parse = (text: string | null) =>
   text ? (JSON.parse(text) as Record<string, unknown>) : null;
 
 /**
- * The site's stored copies of some message ids, as first stored: the reconciler reads a pending
- * batch's events, and the sweep the events their object lacks.
+ * Stored events by message id, as first stored, from the packs of one request (`batchId`: the
+ * reconciler reads a pending batch's events) or of an event-time range (`from`, `to`: the sweep
+ * reads the events their object lacks).
  */
 export async function loadStored(
   db: D1Database,
   siteId: string,
+  where: { batchId: string } | { from: number; to: number },
   messageIds: readonly string[],
 ): Promise<Array<StoredEvent & { messageId: string }>> {
   // The id list travels as one JSON parameter: no IN (?, ?, …) against D1's 100-bind limit.
-  const { results } = await db
-    .prepare(
-      `SELECT * FROM events WHERE site_id = ? AND message_id IN (SELECT value FROM json_each(?))`,
-    )
-    .bind(siteId, JSON.stringify(messageIds))
-    .all<EventRow>();
+  const ids = 'message_id IN (SELECT value FROM json_each(?2))';
+  const statement =
+    'batchId' in where
+      ? db
+          .prepare(
+            `SELECT * FROM ${packedEvents('h.site_id = ?1 AND h.batch_id = ?3')} WHERE ${ids}`,
+          )
+          .bind(siteId, JSON.stringify(messageIds), where.batchId)
+      : db
+          .prepare(`SELECT * FROM ${eventsByTime('h.site_id = ?1', '?3', '?4')} WHERE ${ids}`)
+          .bind(siteId, JSON.stringify(messageIds), where.from, where.to);
+  const { results } = await statement.all<EventRow>();
   return results.map((r) => ({
     messageId: r.message_id,
     type: r.type,

@@ -2,7 +2,11 @@
  * The ingest shell: from a parsed body and a resolved site to stored events and the response
  * contract of docs/API.md. Routes authenticate and read the body; this does the rest.
  */
-import { deviceReassignedWarnings, refusedAliasWarnings } from '../identity/alias-guard';
+import {
+  deviceReassignedWarnings,
+  refusedAliasWarnings,
+  type GuardLookup,
+} from '../identity/alias-guard';
 import { sha256Hex } from '../lib/crypto';
 import { logger } from '../lib/logger';
 import { ApiError } from '../lib/http-error';
@@ -32,11 +36,14 @@ export interface IngestInput {
   traffic: Omit<TrafficFacts, 'eventUserAgent'> | null;
   /** Write the batch record with the events, for the reconciler (`DEFER_APPLY`). */
   pending?: boolean;
+  /** The site object's identity facts for the guardrails' warnings (`alias-guard.ts`). */
+  guard: GuardLookup;
 }
 
 export interface IngestOutcome {
   status: 200 | 400;
   body: IngestResponse & { code?: string; message?: string };
+  /** The valid events, once each within the request; the site object keeps the new ones. */
   stored: Array<StoredEvent & { messageId: string }>;
   batchId: string;
 }
@@ -182,14 +189,13 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
     checked.push({ index, event: { ...result.event, messageId } });
   }
   warnings.push(
-    ...(await refusedAliasWarnings(input.db, input.siteId, checked)),
-    ...(await deviceReassignedWarnings(input.db, input.siteId, checked)),
+    ...(await refusedAliasWarnings(input.guard, input.siteId, checked)),
+    ...(await deviceReassignedWarnings(input.guard, input.siteId, checked)),
   );
 
   const batchId = crypto.randomUUID();
-  let stored: Array<StoredEvent & { messageId: string }>;
   try {
-    stored = await storeBatch(input.db, {
+    await storeBatch(input.db, {
       siteId: input.siteId,
       batchId,
       pending: input.pending,
@@ -210,7 +216,8 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
     });
   }
 
-  duplicates += valid.length - stored.length;
+  // Provisional: the site object says which events are new (`ingestAndDeliver`).
+  const stored = valid;
   const body: IngestOutcome['body'] = {
     accepted: stored.length,
     duplicates,

@@ -8,7 +8,7 @@ import { SITE_ID } from '../admin/admin-routes';
 import type { Env } from '../env';
 import { nowMs } from '../lib/clock';
 import { sha256Hex } from '../lib/crypto';
-import { stateBatch } from '../identity/state-batch';
+import { deviceKey, stateBatch } from '../identity/state-batch';
 import { ApiError, RateLimitedError } from '../lib/http-error';
 import { logger } from '../lib/logger';
 import { readJsonBody, UnreadableBodyError } from './body';
@@ -136,33 +136,50 @@ async function checkRate(c: Context<{ Bindings: Env }>, site: SiteAccess, keyHas
  * object keeps them in its own storage and writes their progress shortly after, from its alarm:
  * no batch record is written to D1 on this path. Every path that stores events goes through it.
  *
- * Only events D1 stored for the first time go to the object. A retry's duplicates do not: a
- * first attempt that stored them in D1 and failed before the object is found by the cron's sweep
- * (src/ingest/reconcile.ts), and handing them over again would race a person's erasure (the
- * object erases first, D1 after it). When the object cannot be reached, the batch is recorded as
- * pending for the cron's reconciler; when that write fails too, the request fails (503).
+ * D1 keeps what the request brought; the object keeps each event once and says how many were
+ * new, which is the answer's `accepted` (the rest are duplicates of earlier requests). A first
+ * attempt whose D1 write committed and which failed before the object is found by the cron's
+ * sweep (src/ingest/reconcile.ts). When the object cannot be reached, the batch is recorded as
+ * pending for the cron's reconciler and every valid event counts as accepted (the object drops
+ * duplicates when it applies the batch); when that write fails too, the request fails (503).
  * `DEFER_APPLY=1` (the load-shedding switch, and the benchmark's beacon path alone) writes the
  * record with the events and leaves the object out; `backfill` (the historical paths) writes the
- * record with the events and has the object apply them after the answer (`applyRecorded`).
+ * record with the events, asks the object which are new, and has it apply them after the answer
+ * (`applyRecorded`).
  */
 export async function ingestAndDeliver(
   c: Context<{ Bindings: Env }>,
-  input: Omit<IngestInput, 'pending'>,
+  input: Omit<IngestInput, 'pending' | 'guard'>,
   options: { backfill?: boolean } = {},
 ): Promise<IngestOutcome> {
-  const deferred = c.env.DEFER_APPLY === '1';
-  const outcome = await ingestRequest({ ...input, pending: deferred || options.backfill });
-  if (deferred) return outcome;
   const { siteId } = input;
+  const deferred = c.env.DEFER_APPLY === '1';
+  const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
+  const outcome = await ingestRequest({
+    ...input,
+    pending: deferred || options.backfill,
+    guard: deferred ? null : (users, devices) => state.guardFacts(users, devices),
+  });
+  if (deferred) return outcome;
   const events = outcome.stored;
+  if (events.length === 0) return outcome;
   if (options.backfill) {
-    applyRecorded(c, siteId, outcome);
+    let fresh = events;
+    try {
+      const missing = new Set(
+        await state.missing(events.map((e) => [deviceKey(e), e.messageId] as const)),
+      );
+      fresh = events.filter((e) => missing.has(e.messageId));
+      settleCounts(outcome, fresh.length);
+    } catch (error) {
+      // The record holds the events: applying all of them is safe, only the counts are unsure.
+      logger.warn('ingest.backfill_check_failed', { site: siteId, cause: error });
+    }
+    applyRecorded(c, siteId, outcome.batchId, fresh);
     return outcome;
   }
-  if (events.length === 0) return outcome;
   try {
-    const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
-    await state.receive(siteId, stateBatch(events));
+    settleCounts(outcome, await state.receive(siteId, stateBatch(events)));
   } catch (error) {
     logger.error('ingest.handover_failed', { site: siteId, events: events.length, cause: error });
     try {
@@ -178,22 +195,33 @@ export async function ingestAndDeliver(
   return outcome;
 }
 
+/** Counts as accepted only the events the site object found new; the rest are duplicates. */
+function settleCounts(outcome: IngestOutcome, fresh: number): void {
+  outcome.body.duplicates += outcome.body.accepted - fresh;
+  outcome.body.accepted = fresh;
+}
+
 /**
  * The historical paths (`/v1/import`, an admin's re-submission): their events carry old times,
  * which the cron's sweep (by recent event time) does not look at, so the batch record is
- * written with the events as before and the object applies the batch after the answer, deleting
- * the record; the reconciler applies what that misses. Imports are rare: the record's two rows
- * per request do not matter for the bill.
+ * written with the events and the object applies the new ones after the answer, deleting the
+ * record; the reconciler applies what that misses. Imports are rare: the record's two rows per
+ * request do not matter for the bill.
  */
-function applyRecorded(c: Context<{ Bindings: Env }>, siteId: string, outcome: IngestOutcome) {
+function applyRecorded(
+  c: Context<{ Bindings: Env }>,
+  siteId: string,
+  batchId: string,
+  fresh: IngestOutcome['stored'],
+) {
   const work = async () => {
-    if (outcome.stored.length === 0) {
+    if (fresh.length === 0) {
       // Nothing new: the record (of duplicates only) goes.
-      await c.env.DB.prepare('DELETE FROM batches WHERE id = ?').bind(outcome.batchId).run();
+      await c.env.DB.prepare('DELETE FROM batches WHERE id = ?').bind(batchId).run();
       return;
     }
     const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
-    await state.apply(siteId, outcome.batchId, stateBatch(outcome.stored));
+    await state.apply(siteId, batchId, stateBatch(fresh));
   };
   // A failure leaves the record pending; the cron's reconciler applies it again.
   c.executionCtx.waitUntil(

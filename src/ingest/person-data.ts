@@ -10,7 +10,11 @@ import { erasePersonStatements, personAttemptsSql } from '../funnel/rollups';
 import { anonymousKey, userKey } from '../identity/id-graph';
 import type { PersonRecord } from '../identity/site-state-do';
 import { ApiError } from '../lib/http-error';
-import { unlistEventsStatements } from './event-hours';
+import {
+  erasePersonEventsStatements,
+  personEventsStatement,
+  type PersonEvents,
+} from './event-packs';
 import { raiseFloorSql } from './refused-store';
 
 export interface PersonData {
@@ -44,34 +48,39 @@ const PERSON_REFUSED = `site_id = ?1 AND (
   OR (raw IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(?3) j
     WHERE instr(raw, json_quote(j.value)) > 0)))`;
 
-function statements(
+/** The person's refused events, read or deleted. */
+function refusedStatement(
   db: D1Database,
   siteId: string,
   record: PersonRecord,
-  verb: 'SELECT *' | 'DELETE',
-): D1PreparedStatement[] {
+  sql: string,
+): D1PreparedStatement {
   // Id lists travel as one JSON parameter each (D1's 100-parameter limit, C32).
-  const messages = JSON.stringify(record.messageIds);
-  const refused = (sql: string) =>
-    db.prepare(sql).bind(siteId, messages, JSON.stringify(record.userIds));
-  return [
-    db
-      .prepare(
-        `${verb} FROM events WHERE site_id = ?1
-           AND message_id IN (SELECT value FROM json_each(?2))`,
-      )
-      .bind(siteId, messages),
-    // Before a delete, the floor: erasing the site's newest refused row must not free its id.
-    ...(verb === 'DELETE' ? [refused(raiseFloorSql(PERSON_REFUSED))] : []),
-    refused(`${verb} FROM rejected_events WHERE ${PERSON_REFUSED}`),
-  ];
+  return db
+    .prepare(sql)
+    .bind(siteId, JSON.stringify(record.messageIds), JSON.stringify(record.userIds));
 }
+
+/** The person's events as the packs hold them: keyed like the site object, in their hours. */
+const personEvents = (record: PersonRecord): PersonEvents => ({
+  events: record.stateEvents.map((row) => ({
+    device: String(row.dev),
+    messageId: String(row.message_id),
+    ts: Number(row.ts),
+  })),
+});
 
 /** Everything stored about the person, from every store. */
 export async function exportPerson(env: Env, siteId: string, id: string): Promise<PersonData> {
   const record = await personRecord(env, siteId, id, false);
   const [events, rejected, attempts] = await env.DB.batch<Record<string, unknown>>([
-    ...statements(env.DB, siteId, record, 'SELECT *'),
+    personEventsStatement(env.DB, siteId, personEvents(record)),
+    refusedStatement(
+      env.DB,
+      siteId,
+      record,
+      `SELECT * FROM rejected_events WHERE ${PERSON_REFUSED}`,
+    ),
     env.DB.prepare(personAttemptsSql('a.*')).bind(siteId, record.person),
   ]);
   return {
@@ -109,22 +118,22 @@ export async function erasePerson(
     .first<{ n: number }>();
   // The object next: once its rows are gone no later flush can rewrite the person's progress.
   const record = await personRecord(env, siteId, id, true);
-  // The time index first: it finds its rows from the events the next statements delete. The
-  // entry-time index of attempts names people by key: the person's, their users' and devices'
-  // (a device's own key is listed from before it joined them). Keys of devices split away from
-  // them are another person's now and stay.
+  // The entry-time index of attempts names people by key: the person's, their users' and
+  // devices' (a device's own key is listed from before it joined them). Keys of devices split
+  // away from them are another person's now and stay.
   const personKeys = [
     record.person,
     ...record.userIds.map(userKey),
     ...record.anonymousIds.map(anonymousKey),
   ];
-  const unlist = [
-    ...unlistEventsStatements(env.DB, siteId, record.messageIds),
-    ...unlistPeopleStatements(env.DB, siteId, personKeys),
-  ];
-  const results = await env.DB.batch([
+  const unlist = unlistPeopleStatements(env.DB, siteId, personKeys);
+  const erase = erasePersonEventsStatements(env.DB, siteId, personEvents(record));
+  const results = await env.DB.batch<{ n?: number }>([
     ...unlist,
-    ...statements(env.DB, siteId, record, 'DELETE'),
+    ...erase,
+    // Before the delete, the floor: erasing the site's newest refused row must not free its id.
+    refusedStatement(env.DB, siteId, record, raiseFloorSql(PERSON_REFUSED)),
+    refusedStatement(env.DB, siteId, record, `DELETE FROM rejected_events WHERE ${PERSON_REFUSED}`),
     // People actions in the audit log name the ids they merged or split: the entry stays (who,
     // when, which action), its ids go. Matched as JSON text, like refused payloads above.
     env.DB.prepare(
@@ -138,9 +147,10 @@ export async function erasePerson(
   ]);
   const attempts = results.at(-1);
   return {
-    events: results[unlist.length]?.meta.changes ?? 0,
-    // results[unlist.length + 1] raised the refused-id floor.
-    rejected: results[unlist.length + 2]?.meta.changes ?? 0,
+    // The first statement of `erase` counted the events it erased.
+    events: results[unlist.length]?.results[0]?.n ?? 0,
+    // results[unlist.length + erase.length] raised the refused-id floor.
+    rejected: results[unlist.length + erase.length + 1]?.meta.changes ?? 0,
     // Rows either the recompute or the delete removed (not both: the delete runs after).
     attempts:
       record.person === found.person

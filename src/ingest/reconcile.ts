@@ -6,7 +6,7 @@
 import type { Env } from '../env';
 import { deviceKey, stateBatch } from '../identity/state-batch';
 import { logger } from '../lib/logger';
-import { eventsByTime } from './event-hours';
+import { eventsByTime } from './event-packs';
 import { loadStored } from './event-store';
 
 /** A batch younger than this may still be in flight and is left alone. */
@@ -40,7 +40,8 @@ export async function reconcilePending(env: Env, now: number): Promise<number> {
   // within its coalescing pause and writes them in one flush, instead of one pause per batch.
   const outcomes = await Promise.all(
     pending.map(async (batch) => {
-      const events = await loadStored(env.DB, batch.site_id, JSON.parse(batch.message_ids));
+      const ids = JSON.parse(batch.message_ids) as string[];
+      const events = await loadStored(env.DB, batch.site_id, { batchId: batch.id }, ids);
       try {
         const state = env.SITE_STATE.get(env.SITE_STATE.idFromName(batch.site_id));
         await state.apply(batch.site_id, batch.id, stateBatch(events));
@@ -64,7 +65,7 @@ export async function reconcilePending(env: Env, now: number): Promise<number> {
  * Hands each site object the recent events D1 holds and the object does not: a request whose D1
  * write committed but whose hand-over never ran (a timeout answered 503 that its sender did not
  * retry, a Worker stopped between the two). No record marks such a write, so the sweep compares:
- * the site's events of the last `SWEEP_MS` by event time (the `event_hours` index), taken at
+ * the site's events of the last `SWEEP_MS` by event time (the packs of those hours), taken at
  * least `RECONCILE_AFTER_MS` ago, against the object's keys. An event whose own time is older
  * (a back-fill) is left to its sender's retry. Returns how many events were handed over.
  */
@@ -73,11 +74,12 @@ export async function sweepRecent(env: Env, now: number): Promise<number> {
   let handed = 0;
   for (const { id: siteId } of sites) {
     try {
+      const range = { from: now - SWEEP_MS, to: Number.MAX_SAFE_INTEGER };
       const { results } = await env.DB.prepare(
         `SELECT message_id, type, anonymous_id
          FROM ${eventsByTime('h.site_id = ?1', '?2', '?3')} AS events WHERE received_at < ?4`,
       )
-        .bind(siteId, now - SWEEP_MS, Number.MAX_SAFE_INTEGER, now - RECONCILE_AFTER_MS)
+        .bind(siteId, range.from, range.to, now - RECONCILE_AFTER_MS)
         .all<{ message_id: string; type: string; anonymous_id: string | null }>();
       if (results.length === 0) continue;
       const state = env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId));
@@ -90,7 +92,7 @@ export async function sweepRecent(env: Env, now: number): Promise<number> {
           );
         const missing = await state.missing(pairs);
         if (missing.length === 0) continue;
-        await state.receive(siteId, stateBatch(await loadStored(env.DB, siteId, missing)));
+        await state.receive(siteId, stateBatch(await loadStored(env.DB, siteId, range, missing)));
         handed += missing.length;
       }
     } catch (error) {

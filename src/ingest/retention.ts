@@ -7,7 +7,7 @@
  */
 import { ApiError } from '../lib/http-error';
 import { logger } from '../lib/logger';
-import { purgeEventsBeforeStatements } from './event-hours';
+import { purgeEventsBeforeStatements } from './event-packs';
 import { raiseFloorSql } from './refused-store';
 
 const DAY_MS = 86_400_000;
@@ -49,8 +49,9 @@ export async function purgeExpired(db: D1Database, now: number): Promise<number>
   let deleted = 0;
   for (const site of sites) {
     const cutoff = now - site.retention_days * DAY_MS;
-    const [events, , , rejected] = await db.batch([
-      ...purgeEventsBeforeStatements(db, site.id, cutoff),
+    const purge = purgeEventsBeforeStatements(db, site.id, cutoff);
+    const results = await db.batch<{ n?: number }>([
+      ...purge,
       // The floor first: a purge of every row must not free the newest id (refused-store.ts).
       db.prepare(raiseFloorSql('received_at < ?2')).bind(site.id, cutoff),
       db
@@ -63,7 +64,9 @@ export async function purgeExpired(db: D1Database, now: number): Promise<number>
         )
         .bind(site.id, cutoff),
     ]);
-    const count = (events?.meta.changes ?? 0) + (rejected?.meta.changes ?? 0);
+    // The purge's first statement counted its events; the refused rows' delete follows the floor.
+    const events = results[0]?.results[0]?.n ?? 0;
+    const count = events + (results[purge.length + 1]?.meta.changes ?? 0);
     if (count > 0) logger.info('retention.purged', { site: site.id, rows: count });
     deleted += count;
   }

@@ -4,8 +4,7 @@
  */
 import { env } from 'cloudflare:test';
 import { loadSiteSeries } from '../../src/alerts/series-store';
-import { eventHoursStatement } from '../../src/ingest/event-hours';
-import { counting } from './helpers';
+import { counting, packEvents } from './helpers';
 
 const H = 3_600_000;
 const T = Date.parse('2025-03-10T00:00:00Z');
@@ -23,7 +22,7 @@ async function store(rows: Array<[site: string, event: string, hour: number, cou
 
 let batches = 0;
 
-/** Raw events of `site`: [event, ts, context] each (properties empty), with their time index. */
+/** Raw events of `site`: [event, ts, context] each (properties empty), in one request's packs. */
 async function track(
   site: string,
   rows: ReadonlyArray<readonly [event: string, ts: number, context: unknown]>,
@@ -32,13 +31,17 @@ async function track(
     `${site}-${event}-${ts}-${i}`;
   const batch = `b${(batches += 1)}`;
   await env.DB.batch([
-    ...rows.map((row, i) =>
-      env.DB.prepare(
-        `INSERT INTO events (site_id, message_id, type, event, ts, received_at, context,
-           batch_id) VALUES (?, ?, 'track', ?, ?, ?, ?, ?)`,
-      ).bind(site, id(row, i), row[0], row[1], row[1], JSON.stringify(row[2]), batch),
+    packEvents(
+      site,
+      batch,
+      rows[0]?.[1] ?? 0,
+      rows.map((row, i) => ({
+        messageId: id(row, i),
+        event: row[0],
+        ts: row[1],
+        context: row[2] as Record<string, unknown>,
+      })),
     ),
-    eventHoursStatement(env.DB, site, batch, rows.map(id)),
   ]);
 }
 

@@ -9,7 +9,7 @@ import {
   waitOnExecutionContext,
 } from 'cloudflare:test';
 import worker from '../../src/index';
-import { counts, importBatch, report, seedSite, track } from './helpers';
+import { counts, importBatch, packEvents, report, seedSite, track } from './helpers';
 
 const HOUR = 3_600_000;
 
@@ -88,14 +88,14 @@ describe('scheduled handler', () => {
       env.DB.prepare(
         `INSERT INTO batches (id, site_id, received_at, message_ids) VALUES ('b-lost', ?, ?, ?)`,
       ).bind(site.siteId, receivedAt, JSON.stringify(['lost-1', 'lost-2'])),
-      ...[
-        ['lost-1', 'view', ts(0)],
-        ['lost-2', 'buy', ts(30)],
-      ].map(([id, event, at]) =>
-        env.DB.prepare(
-          `INSERT INTO events (site_id, message_id, type, event, anonymous_id, ts, received_at,
-             context, batch_id) VALUES (?, ?, 'track', ?, 'lost-device', ?, ?, '{}', 'b-lost')`,
-        ).bind(site.siteId, id, event, Date.parse(at as string), receivedAt),
+      packEvents(
+        site.siteId,
+        'b-lost',
+        receivedAt,
+        [
+          { messageId: 'lost-1', event: 'view', ts: Date.parse(ts(0)) },
+          { messageId: 'lost-2', event: 'buy', ts: Date.parse(ts(30)) },
+        ].map((e) => ({ ...e, anonymousId: 'lost-device' })),
       ),
     ]);
     expect(counts(await report(site, '2025-03-03', '2025-03-04'))).toEqual([0, 0]);

@@ -1,6 +1,6 @@
 /**
- * An erasure leaves none of the person's ids in any D1 table, the packed indexes included
- * (`event_hours` lists message ids, `attempt_hours` person keys: `u:<user id>`, `a:<device id>`).
+ * An erasure leaves none of the person's ids in any D1 table, the packed ones included
+ * (`event_packs` holds events, `attempt_hours` person keys: `u:<user id>`, `a:<device id>`).
  */
 import { env, SELF } from 'cloudflare:test';
 import { ADMIN, counts, identify, importBatch, report, seedSite, settle, track } from './helpers';

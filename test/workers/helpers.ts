@@ -4,6 +4,7 @@ import type { Goal } from '../../src/funnel/definition';
 import { computeAttempts } from '../../src/funnel/engine';
 import { goalKey, type PersonProgress } from '../../src/funnel/progress-store';
 import { segmentOf } from '../../src/funnel/segment';
+import { packEntry, packStatement } from '../../src/ingest/event-packs';
 
 export const ADMIN = { Authorization: `Bearer ${env.ADMIN_TOKEN}` };
 const BASE = 'https://goalstep.test';
@@ -247,4 +248,48 @@ export function viewer(goal: Goal, personId: string, times: readonly number[]): 
   }));
   const attempts = computeAttempts(events, goal).map((a) => ({ ...a, segment: segmentOf(null) }));
   return { personId, attempts: new Map([[goalKey(goal), attempts]]) };
+}
+
+/** An event as a test writes it to D1's packs directly (the fields it leaves out are null). */
+export interface PackedEvent {
+  messageId: string;
+  event: string;
+  ts: number;
+  type?: 'track' | 'page' | 'identify' | 'alias';
+  anonymousId?: string | null;
+  userId?: string | null;
+  properties?: Record<string, unknown> | null;
+  context?: Record<string, unknown>;
+}
+
+/**
+ * The statement that stores events in D1 the way an ingest request does (one pack per hour of
+ * event time), without the site object: for tests of what reads D1 alone.
+ */
+export function packEvents(
+  siteId: string,
+  batchId: string,
+  receivedAt: number,
+  events: readonly PackedEvent[],
+): D1PreparedStatement {
+  return packStatement(env.DB, {
+    siteId,
+    batchId,
+    receivedAt,
+    entries: events.map((e) =>
+      packEntry({
+        messageId: e.messageId,
+        type: e.type ?? 'track',
+        event: e.event,
+        anonymousId: e.anonymousId ?? null,
+        userId: e.userId ?? null,
+        previousId: null,
+        ts: e.ts,
+        clientTs: null,
+        properties: e.properties ?? null,
+        traits: null,
+        context: e.context ?? {},
+      }),
+    ),
+  });
 }

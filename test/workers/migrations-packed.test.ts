@@ -1,11 +1,12 @@
 /**
- * Migrations 0013 and 0014 run on a database that already holds events and attempts (the tests'
- * setup applies them to empty tables only): the stored rows end up listed. Expected rows by hand.
+ * Migrations 0014 and 0016 run on a database that already holds attempts and events (the tests'
+ * setup applies them to empty tables only): the stored rows end up listed or packed. Expected
+ * rows by hand.
  */
 import { env } from 'cloudflare:test';
 import { toEngineGoal } from '../../src/funnel/definition';
 import { writeProgress } from '../../src/funnel/progress-store';
-import { eventsByTime } from '../../src/ingest/event-hours';
+import { eventsByTime } from '../../src/ingest/event-packs';
 import { queryCountedAttempts } from '../../src/report/funnel-query';
 import { viewer } from './helpers';
 
@@ -18,48 +19,76 @@ async function runMigration(name: string) {
   await env.DB.batch((migration?.queries ?? []).map((sql) => env.DB.prepare(sql)));
 }
 
-describe('migration 0013 on stored events', () => {
-  it('lists every stored event once, by site, hour and request', async () => {
+describe('migration 0016 on stored events', () => {
+  it('packs every stored event by site, hour and request, and reads them back as before', async () => {
+    // The tables as 0015 left them (the tests' setup applies 0016 to empty tables only).
     await env.DB.batch(
-      ['DROP TABLE event_hours', 'CREATE INDEX events_site_ts ON events (site_id, ts)'].map((s) =>
-        env.DB.prepare(s),
-      ),
+      [
+        'DROP VIEW events',
+        'DROP TABLE event_packs',
+        `CREATE TABLE events (site_id text NOT NULL, message_id text NOT NULL, type text NOT NULL,
+           event text, anonymous_id text, user_id text, previous_id text, ts integer NOT NULL,
+           client_ts text, received_at integer NOT NULL, properties text, traits text,
+           context text, batch_id text NOT NULL, PRIMARY KEY (site_id, message_id)) WITHOUT ROWID`,
+        `CREATE TABLE event_hours (site_id text NOT NULL, hour integer NOT NULL,
+           batch_id text NOT NULL, ids text NOT NULL, PRIMARY KEY (site_id, hour, batch_id))
+           WITHOUT ROWID`,
+      ].map((sql) => env.DB.prepare(sql)),
     );
     const insert = env.DB.prepare(
-      `INSERT INTO events (site_id, message_id, type, event, ts, received_at, context, batch_id)
-       VALUES (?, ?, 'track', 'view', ?, ?, '{}', ?)`,
+      `INSERT INTO events (site_id, message_id, type, event, anonymous_id, ts, received_at,
+         properties, context, batch_id) VALUES (?, ?, 'track', 'view', ?, ?, ?, ?, '{}', ?)`,
     );
     await env.DB.batch([
-      insert.bind('m13', 'e1', T, T, 'b1'),
-      insert.bind('m13', 'e2', T + H - 1, T, 'b1'),
-      insert.bind('m13', 'e3', T + H, T, 'b1'),
-      insert.bind('m13', 'e4', T + 5, T, 'b2'),
-      insert.bind('m13-other', 'e1', T, T, 'b1'),
+      insert.bind('m16', 'e1', 'd1', T, T, '{"plan":"pro"}', 'b1'),
+      insert.bind('m16', 'e2', 'd1', T + H - 1, T, null, 'b1'),
+      insert.bind('m16', 'e3', null, T + H, T, null, 'b1'),
+      insert.bind('m16', 'e4', 'd2', T + 5, T + 9, null, 'b2'),
+      insert.bind('m16-other', 'e1', 'd1', T, T, null, 'b1'),
     ]);
 
-    await runMigration('0013_event_hours.sql');
+    await runMigration('0016_store_once.sql');
 
     const { results } = await env.DB.prepare(
-      'SELECT site_id, hour, batch_id, ids FROM event_hours ORDER BY site_id, hour, batch_id',
-    ).all<{ site_id: string; hour: number; batch_id: string; ids: string }>();
+      `SELECT site_id, hour, batch_id, received_at,
+         (SELECT json_group_array(j.value ->> 0) FROM json_each(events) j) AS ids
+       FROM event_packs ORDER BY site_id, hour, batch_id`,
+    ).all<{ site_id: string; hour: number; batch_id: string; received_at: number; ids: string }>();
     expect(
-      results.map((r) => [r.site_id, (r.hour - T) / H, r.batch_id, JSON.parse(r.ids).sort()]),
+      results.map((r) => [
+        r.site_id,
+        (r.hour - T) / H,
+        r.batch_id,
+        r.received_at - T,
+        JSON.parse(r.ids).sort(),
+      ]),
     ).toEqual([
-      ['m13', 0, 'b1', ['e1', 'e2']],
-      ['m13', 0, 'b2', ['e4']],
-      ['m13', 1, 'b1', ['e3']],
-      ['m13-other', 0, 'b1', ['e1']],
+      ['m16', 0, 'b1', 0, ['e1', 'e2']],
+      ['m16', 0, 'b2', 9, ['e4']],
+      ['m16', 1, 'b1', 0, ['e3']],
+      ['m16-other', 0, 'b1', 0, ['e1']],
     ]);
     const read = await env.DB.prepare(
-      `SELECT message_id FROM ${eventsByTime('h.site_id = ?1', '?2', '?3')} AS events`,
+      `SELECT message_id, anonymous_id, properties, received_at
+       FROM ${eventsByTime('h.site_id = ?1', '?2', '?3')} AS events ORDER BY message_id`,
     )
-      .bind('m13', T, T + 2 * H)
-      .all<{ message_id: string }>();
-    expect(read.results.map((r) => r.message_id).sort()).toEqual(['e1', 'e2', 'e3', 'e4']);
-    const index = await env.DB.prepare(
-      "SELECT name FROM sqlite_master WHERE name = 'events_site_ts'",
+      .bind('m16', T, T + 2 * H)
+      .all();
+    expect(read.results).toEqual([
+      { message_id: 'e1', anonymous_id: 'd1', properties: '{"plan":"pro"}', received_at: T },
+      { message_id: 'e2', anonymous_id: 'd1', properties: null, received_at: T },
+      { message_id: 'e3', anonymous_id: null, properties: null, received_at: T },
+      { message_id: 'e4', anonymous_id: 'd2', properties: null, received_at: T + 9 },
+    ]);
+    // The view reads the same rows, every column as the table held it.
+    const view = await env.DB.prepare(
+      "SELECT * FROM events WHERE site_id = 'm16' AND message_id = 'e4'",
+    ).first();
+    expect(view).toMatchObject({ type: 'track', event: 'view', ts: T + 5, context: '{}' });
+    const gone = await env.DB.prepare(
+      "SELECT name FROM sqlite_master WHERE name IN ('event_hours', 'events_site_user')",
     ).all();
-    expect(index.results).toEqual([]);
+    expect(gone.results).toEqual([]);
   });
 });
 

@@ -13,9 +13,12 @@ describe('workers test setup', () => {
   });
 
   it('has the migrated D1 tables', async () => {
-    const row = await env.DB.prepare(
-      "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'",
-    ).first<{ name: string }>();
-    expect(row?.name).toBe('events');
+    const { results } = await env.DB.prepare(
+      "SELECT type, name FROM sqlite_master WHERE name IN ('events', 'event_packs') ORDER BY name",
+    ).all<{ type: string; name: string }>();
+    expect(results).toEqual([
+      { type: 'table', name: 'event_packs' },
+      { type: 'view', name: 'events' },
+    ]);
   });
 });

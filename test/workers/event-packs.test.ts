@@ -1,11 +1,12 @@
 /**
- * The events' packed time index (`event_hours`, migration 0013): reads by event time see every
- * stored event once, through retries, an erasure and a re-send, and the retention purge; the
- * expected rows are worked out by hand from the events sent.
+ * D1's packed events (`event_packs`, migration 0016): each request writes one row per hour of
+ * event time holding what it brought, and reads by event time see every event once, through
+ * retries, an erasure and a re-send, and the retention purge; the expected rows are worked out by
+ * hand from the events sent.
  */
 import { env, SELF } from 'cloudflare:test';
 import { loadSiteSeries } from '../../src/alerts/series-store';
-import { eventsByTime } from '../../src/ingest/event-hours';
+import { eventsByTime } from '../../src/ingest/event-packs';
 import { purgeExpired } from '../../src/ingest/retention';
 import { ADMIN, importBatch, seedSite, settle, track } from './helpers';
 
@@ -23,17 +24,18 @@ async function idsBetween(siteId: string, from: number, to: number): Promise<str
   return results.map((r) => r.message_id).sort();
 }
 
-/** The site's index rows as [hour offset from T in hours, ids sorted], by hour. */
+/** The site's packs as [hour offset from T in hours, ids sorted], by hour and received time. */
 async function indexRows(siteId: string): Promise<Array<[number, string[]]>> {
   const { results } = await env.DB.prepare(
-    'SELECT hour, ids FROM event_hours WHERE site_id = ? ORDER BY hour, ids',
+    `SELECT hour, (SELECT json_group_array(j.value ->> 0) FROM json_each(events) j) AS ids
+     FROM event_packs WHERE site_id = ? ORDER BY hour, received_at, ids`,
   )
     .bind(siteId)
     .all<{ hour: number; ids: string }>();
   return results.map((r) => [(r.hour - T) / H, (JSON.parse(r.ids) as string[]).sort()]);
 }
 
-describe('event_hours', () => {
+describe('event_packs', () => {
   it('reads each stored event once by event time, at the bounds of hours and ranges', async () => {
     const site = await seedSite('hours-read', ['view', 'buy']);
     const first = [
@@ -42,15 +44,18 @@ describe('event_hours', () => {
       track('buy', { anonymousId: 'd1' }, 'r3', iso(T + H)), // the next hour's first
     ];
     expect((await importBatch(site, first)).status).toBe(200);
-    // A retry of the request with one new event: only r4 is stored and listed.
+    // A retry of the request with one new event: only r4 is new.
     const retry = [...first, track('view', { anonymousId: 'd2' }, 'r4', iso(T + 2 * H + 1))];
     expect(await (await importBatch(site, retry)).json()).toMatchObject({
       accepted: 1,
       duplicates: 3,
     });
-    // Two requests, three hours: request 1 lists r1, r2 (hour 0) and r3 (hour 1); request 2 r4.
+    // Two requests, three hours: request 1 packs r1, r2 (hour 0) and r3 (hour 1); request 2 the
+    // same and r4 (hour 2). Its copies of r1-r3 are never read: every read takes first copies.
     expect(await indexRows('hours-read')).toEqual([
       [0, ['r1', 'r2']],
+      [0, ['r1', 'r2']],
+      [1, ['r3']],
       [1, ['r3']],
       [2, ['r4']],
     ]);
@@ -92,7 +97,7 @@ describe('event_hours', () => {
       headers: ADMIN,
     });
     expect(erased.status).toBe(200);
-    // The erased id leaves the index row; the other event's id stays.
+    // The erased event leaves its pack; the other event stays.
     expect(await indexRows('hours-erase')).toEqual([[0, ['o1']]]);
     expect(await idsBetween('hours-erase', T, T + H)).toEqual(['o1']);
 
@@ -101,7 +106,7 @@ describe('event_hours', () => {
     expect(await idsBetween('hours-erase', T, T + H)).toEqual(['o1', 'z1']);
   });
 
-  it('purges events before the cutoff and the index rows of hours wholly before it', async () => {
+  it('purges events before the cutoff: the packs of hours wholly before it, and the older events of the hour it splits', async () => {
     const site = await seedSite('hours-purge', ['view']);
     await importBatch(site, [
       track('view', { anonymousId: 'p' }, 'p1', iso(T + 10 * 60_000)), // hour 0
@@ -109,13 +114,53 @@ describe('event_hours', () => {
       track('view', { anonymousId: 'p' }, 'p3', iso(T + H + 30 * 60_000)), // hour 1, after
     ]);
     await env.DB.prepare("UPDATE sites SET retention_days = 1 WHERE id = 'hours-purge'").run();
-    // Cutoff at hour 1 + 15 min: p1 and p2 go; hour 0's row goes, hour 1's (split) stays.
+    // Cutoff at hour 1 + 15 min: p1 and p2 go; hour 0's pack goes, hour 1's keeps p3.
     await purgeExpired(env.DB, T + H + 15 * 60_000 + 86_400_000);
     const { results } = await env.DB.prepare(
       "SELECT message_id FROM events WHERE site_id = 'hours-purge'",
     ).all<{ message_id: string }>();
     expect(results.map((r) => r.message_id)).toEqual(['p3']);
-    expect(await indexRows('hours-purge')).toEqual([[1, ['p2', 'p3']]]);
+    expect(await indexRows('hours-purge')).toEqual([[1, ['p3']]]);
     expect(await idsBetween('hours-purge', T, T + 2 * H)).toEqual(['p3']);
+  });
+
+  it('keeps one message id from two devices as two events, and a retry of either once', async () => {
+    const site = await seedSite('packs-devices', ['view']);
+    const from = (device: string) => track('view', { anonymousId: device }, 'same', iso(T + 9));
+    // One request per device, then a retry of the first: 1 + 1 new, then a duplicate.
+    const answers = [];
+    for (const body of [[from('phone')], [from('laptop')], [from('phone')]]) {
+      answers.push(await (await importBatch(site, body)).json());
+    }
+    expect(answers).toMatchObject([
+      { accepted: 1, duplicates: 0 },
+      { accepted: 1, duplicates: 0 },
+      { accepted: 0, duplicates: 1 },
+    ]);
+    await settle(site);
+    // Three packs hold three copies; the readers see two events, one per device.
+    expect(await indexRows('packs-devices')).toEqual([
+      [0, ['same']],
+      [0, ['same']],
+      [0, ['same']],
+    ]);
+    const { results } = await env.DB.prepare(
+      `SELECT anonymous_id FROM ${eventsByTime('h.site_id = ?1', '?2', '?3')} AS events
+       ORDER BY anonymous_id`,
+    )
+      .bind('packs-devices', T, T + H)
+      .all<{ anonymous_id: string }>();
+    expect(results.map((r) => r.anonymous_id)).toEqual(['laptop', 'phone']);
+    const view = await env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM events WHERE site_id = 'packs-devices'",
+    ).first<{ n: number }>();
+    expect(view?.n).toBe(2);
+    // The phone's export lists its event once, though two packs hold it.
+    const exported = await SELF.fetch(
+      'https://goalstep.test/admin/sites/packs-devices/people/phone',
+      { headers: ADMIN },
+    );
+    const body = (await exported.json()) as { events: Array<{ anonymous_id: string }> };
+    expect(body.events.map((e) => e.anonymous_id)).toEqual(['phone']);
   });
 });

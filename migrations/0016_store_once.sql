@@ -1,0 +1,36 @@
+-- Each event stored once in D1, packed (docs/BENCHMARKS.md, cost): `events` wrote a billed row
+-- per event and `event_hours` one per request and hour. `event_packs` holds a request's valid
+-- events as a JSON array, one row per request and hour of event time; the site object keeps
+-- each event once and says which are new (src/ingest/event-packs.ts). The stored events carry
+-- over, one pack per former request and hour. `events` becomes a view with the old columns,
+-- reading the first copy of each event (device and message id, as the site object keys them).
+-- Hand-written: drizzle-kit does not model WITHOUT ROWID or views; its snapshot (meta/0016)
+-- matches the table below.
+CREATE TABLE `event_packs` (
+	`site_id` text NOT NULL,
+	`hour` integer NOT NULL,
+	`batch_id` text NOT NULL,
+	`received_at` integer NOT NULL,
+	`events` text NOT NULL,
+	PRIMARY KEY(`site_id`, `hour`, `batch_id`)
+) WITHOUT ROWID;
+--> statement-breakpoint
+INSERT INTO `event_packs` (`site_id`, `hour`, `batch_id`, `received_at`, `events`)
+	SELECT `site_id`, (`ts` / 3600000) * 3600000, `batch_id`, MIN(`received_at`),
+		json_group_array(json_array(`message_id`, `type`, `event`, `anonymous_id`, `user_id`,
+			`previous_id`, `ts`, `client_ts`, json(`properties`), json(`traits`), json(`context`)))
+	FROM `events` GROUP BY 1, 2, 3;
+--> statement-breakpoint
+DROP TABLE `event_hours`;
+--> statement-breakpoint
+DROP TABLE `events`;
+--> statement-breakpoint
+CREATE VIEW `events` AS
+	SELECT MIN(h.received_at) AS received_at, h.site_id AS site_id, j.value ->> 0 AS message_id,
+		j.value ->> 1 AS type, j.value ->> 2 AS event, j.value ->> 3 AS anonymous_id,
+		j.value ->> 4 AS user_id, j.value ->> 5 AS previous_id, j.value ->> 6 AS ts,
+		j.value ->> 7 AS client_ts, j.value ->> 8 AS properties, j.value ->> 9 AS traits,
+		j.value ->> 10 AS context, h.batch_id AS batch_id
+	FROM `event_packs` h CROSS JOIN json_each(h.events) j
+	GROUP BY h.site_id, j.value ->> 0,
+		CASE WHEN j.value ->> 1 = 'alias' THEN '' ELSE COALESCE(j.value ->> 3, '') END;

@@ -1,0 +1,162 @@
+/**
+ * D1's copy of the events, packed (`event_packs`, migration 0016). D1 bills every row written,
+ * so a row per event (and an index entry per event) was most of the bill: each ingest request
+ * now writes one row per hour of event time, holding its valid events as a JSON array. The site
+ * object keeps each event once (by device and message id) and answers which are new; D1's copy
+ * is the log of what requests brought, so a retry's duplicates may sit in a second request's
+ * pack. Every reader takes the first copy of each event: a retry carries the same event time, so
+ * its copy is in the same hour.
+ *
+ * Each entry is `[message_id, type, event, anonymous_id, user_id, previous_id, ts, client_ts,
+ * properties, traits, context]`, the last three as JSON objects (or null). The `events` view
+ * (same migration) reads every pack of a site as the rows the old table held.
+ */
+import { HOUR_MS } from '../lib/units';
+import type { StoredEvent } from './normalize';
+
+/** The old `events` columns, read from a pack entry `j` of a pack `h`. */
+const ENTRY_COLUMNS = `h.site_id AS site_id, j.value ->> 0 AS message_id, j.value ->> 1 AS type,
+  j.value ->> 2 AS event, j.value ->> 3 AS anonymous_id, j.value ->> 4 AS user_id,
+  j.value ->> 5 AS previous_id, j.value ->> 6 AS ts, j.value ->> 7 AS client_ts,
+  j.value ->> 8 AS properties, j.value ->> 9 AS traits, j.value ->> 10 AS context,
+  h.batch_id AS batch_id`;
+
+/** The device part of an entry's key (`ENTRY_KEY`): as `deviceKey` makes it. */
+const ENTRY_DEVICE = `CASE WHEN j.value ->> 1 = 'alias' THEN '' ELSE COALESCE(j.value ->> 3, '') END`;
+
+/**
+ * What keeps one copy of an event: the site object's key (src/identity/state-batch.ts,
+ * `deviceKey`), the device ('' for an alias or an event without one) and the message id.
+ */
+const ENTRY_KEY = `h.site_id, j.value ->> 0, ${ENTRY_DEVICE}`;
+
+/** A pack entry of an event. */
+export function packEntry(e: StoredEvent & { messageId: string }): unknown[] {
+  return [
+    e.messageId,
+    e.type,
+    e.event,
+    e.anonymousId,
+    e.userId,
+    e.previousId,
+    e.ts,
+    e.clientTs,
+    e.properties,
+    e.traits,
+    e.context,
+  ];
+}
+
+/**
+ * The statement that stores a request's events (`entries`: `packEntry` of each), one row per
+ * hour of event time.
+ */
+export function packStatement(
+  db: D1Database,
+  input: { siteId: string; batchId: string; receivedAt: number; entries: unknown[][] },
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO event_packs (site_id, hour, batch_id, received_at, events)
+       SELECT ?1, ((e.value ->> 6) / ${HOUR_MS}) * ${HOUR_MS} AS hour, ?2, ?3,
+         json_group_array(json(e.value))
+       FROM json_each(?4) e GROUP BY hour`,
+    )
+    .bind(input.siteId, input.batchId, input.receivedAt, JSON.stringify(input.entries));
+}
+
+/**
+ * A subquery of the events (first copies, with the old table's columns and the `received_at` of
+ * the request that brought them) in the packs `where` selects: a condition on the pack `h` (its
+ * `site_id`, `hour`, `batch_id`) and the entry `j`. Use it as a table.
+ */
+export function packedEvents(where: string): string {
+  return `(SELECT MIN(h.received_at) AS received_at, ${ENTRY_COLUMNS}
+    FROM event_packs h CROSS JOIN json_each(h.events) j
+    WHERE ${where}
+    GROUP BY ${ENTRY_KEY})`;
+}
+
+/**
+ * The events with event time in [from, to) of the sites `site` selects. `site` is a condition on
+ * `h.site_id` (`h.site_id = ?1`, `h.site_id IN (…)`); `from` and `to` are SQL expressions
+ * (parameters). Use it as a table: `FROM ${eventsByTime(…)} AS events`.
+ */
+export function eventsByTime(site: string, from: string, to: string): string {
+  return packedEvents(`${site} AND h.hour > ${from} - ${HOUR_MS} AND h.hour < ${to}
+      AND j.value ->> 6 >= ${from} AND j.value ->> 6 < ${to}`);
+}
+
+/** A pack's events less the entries `keep` (a condition on the entry `j`) turns away. */
+const packKeeping = (keep: string) =>
+  `(SELECT json_group_array(json(j.value)) FROM json_each(events) j WHERE ${keep})`;
+
+/**
+ * Statements that delete a site's (?1) events from before ?2: the packs of the hours wholly
+ * before it, and the older entries of the hour it splits. The first statement's single row
+ * `n` is the events deleted (every copy).
+ */
+export function purgeEventsBeforeStatements(
+  db: D1Database,
+  siteId: string,
+  cutoff: number,
+): D1PreparedStatement[] {
+  const split = `site_id = ?1 AND hour > ?2 - ${HOUR_MS} AND hour < ?2`;
+  return [
+    `SELECT COUNT(*) AS n FROM event_packs h CROSS JOIN json_each(h.events) j
+     WHERE h.site_id = ?1 AND h.hour < ?2 AND j.value ->> 6 < ?2`,
+    `DELETE FROM event_packs WHERE site_id = ?1 AND hour <= ?2 - ${HOUR_MS}`,
+    `UPDATE event_packs SET events = ${packKeeping('j.value ->> 6 >= ?2')} WHERE ${split}`,
+    `DELETE FROM event_packs WHERE ${split} AND json_array_length(events) = 0`,
+  ].map((sql) => db.prepare(sql).bind(siteId, cutoff));
+}
+
+/**
+ * The condition on a pack `h` and entry `j` that finds a person's events (every copy): site ?1,
+ * keys (`device` + U+001F + `message id`) in the JSON array ?2, among the hours in the JSON
+ * array ?3. Keyed like the site object, so another device's event with the same message id stays.
+ */
+const PERSON_ENTRIES = `h.site_id = ?1 AND h.hour IN (SELECT value FROM json_each(?3))
+  AND ${ENTRY_DEVICE} || char(31) || (j.value ->> 0) IN (SELECT value FROM json_each(?2))`;
+
+/** A person's events as the site object keys them: device, message id and event time. */
+export interface PersonEvents {
+  events: ReadonlyArray<{ device: string; messageId: string; ts: number }>;
+}
+
+/** The bound values of `PERSON_ENTRIES`. */
+function personValues(siteId: string, person: PersonEvents): [string, string, string] {
+  const keys = person.events.map((e) => `${e.device}\u001f${e.messageId}`);
+  const hours = new Set(person.events.map((e) => Math.floor(e.ts / HOUR_MS) * HOUR_MS));
+  return [siteId, JSON.stringify(keys), JSON.stringify([...hours])];
+}
+
+/** The statement that reads a person's events (`messageIds` at event times `times`). */
+export function personEventsStatement(
+  db: D1Database,
+  siteId: string,
+  person: PersonEvents,
+): D1PreparedStatement {
+  return db
+    .prepare(`SELECT * FROM ${packedEvents(PERSON_ENTRIES)} ORDER BY ts, message_id`)
+    .bind(...personValues(siteId, person));
+}
+
+/**
+ * Statements that erase a person's events (every copy) from the packs of their hours. The first
+ * statement's single row `n` is the events erased (first copies).
+ */
+export function erasePersonEventsStatements(
+  db: D1Database,
+  siteId: string,
+  person: PersonEvents,
+): D1PreparedStatement[] {
+  const packs = `site_id = ?1 AND hour IN (SELECT value FROM json_each(?3))`;
+  const theirs = `${ENTRY_DEVICE} || char(31) || (j.value ->> 0) IN (SELECT value FROM json_each(?2))`;
+  return [
+    `SELECT COUNT(*) AS n FROM ${packedEvents(PERSON_ENTRIES)}`,
+    `UPDATE event_packs SET events = ${packKeeping(`NOT (${theirs})`)}
+     WHERE ${packs} AND EXISTS (SELECT 1 FROM json_each(events) j WHERE ${theirs})`,
+    `DELETE FROM event_packs WHERE ${packs} AND json_array_length(events) = 0`,
+  ].map((sql) => db.prepare(sql).bind(...personValues(siteId, person)));
+}
