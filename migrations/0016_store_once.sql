@@ -1,9 +1,10 @@
 -- Each event stored once in D1, packed (docs/BENCHMARKS.md, cost): `events` wrote a billed row
--- per event and `event_hours` one per request and hour. `event_packs` holds a request's valid
--- events as a JSON array, one row per request and hour of event time; the site object keeps
--- each event once and says which are new (src/ingest/event-packs.ts). The stored events carry
--- over, one pack per former request and hour. `events` becomes a view with the old columns,
--- reading the first copy of each event (device and message id, as the site object keys them).
+-- per event and `event_hours` one per request and hour. The site object keeps each event once
+-- and its write cycle copies what it took to `event_packs`, as JSON arrays, one row per cycle
+-- and hour of event time (src/ingest/event-packs.ts). The stored events carry over, one pack
+-- per former request and hour; a pending batch record now holds its events (`batches.events`),
+-- filled here for the records waiting. `events` becomes a view with the old columns, reading
+-- the first copy of each event (device and message id, as the site object keys them).
 -- Hand-written: drizzle-kit does not model WITHOUT ROWID or views; its snapshot (meta/0016)
 -- matches the table below.
 CREATE TABLE `event_packs` (
@@ -20,6 +21,14 @@ INSERT INTO `event_packs` (`site_id`, `hour`, `batch_id`, `received_at`, `events
 		json_group_array(json_array(`message_id`, `type`, `event`, `anonymous_id`, `user_id`,
 			`previous_id`, `ts`, `client_ts`, json(`properties`), json(`traits`), json(`context`)))
 	FROM `events` GROUP BY 1, 2, 3;
+--> statement-breakpoint
+ALTER TABLE `batches` ADD `events` text;
+--> statement-breakpoint
+UPDATE `batches` SET `events` = (
+	SELECT json_group_array(json_array(`message_id`, `type`, `event`, `anonymous_id`, `user_id`,
+		`previous_id`, `ts`, `client_ts`, json(`properties`), json(`traits`), json(`context`)))
+	FROM `events` e WHERE e.`site_id` = `batches`.`site_id`
+		AND e.`message_id` IN (SELECT value FROM json_each(`batches`.`message_ids`)));
 --> statement-breakpoint
 DROP TABLE `event_hours`;
 --> statement-breakpoint

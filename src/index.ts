@@ -17,7 +17,7 @@ import { recordStepVolumes } from './alerts/step-volumes';
 import type { Env } from './env';
 import { resumeRebuilds } from './funnel/rebuild';
 import { ingestRoutes } from './ingest/ingest-routes';
-import { reconcilePending, sweepRecent } from './ingest/reconcile';
+import { reconcilePending } from './ingest/reconcile';
 import { purgeExpired } from './ingest/retention';
 import { nowMs } from './lib/clock';
 import { ApiError, RateLimitedError } from './lib/http-error';
@@ -95,7 +95,6 @@ export default {
     const now = env.GOALSTEP_NOW ? nowMs(env) : controller.scheduledTime;
     const work = (async () => {
       const applied = await reconcilePending(env, now);
-      const swept = await sweepRecent(env, now);
       const volumes = await recordStepVolumes(env.DB, now);
       const rebuilt = await resumeRebuilds(env);
       const purged = await purgeExpired(env.DB, now);
@@ -104,7 +103,6 @@ export default {
       logger.info('cron.done', {
         cron: controller.cron,
         applied,
-        swept,
         volumes,
         rebuilt: rebuilt.length,
         purged,

@@ -210,9 +210,13 @@ export async function openLocalD1(persistDir) {
   return d1;
 }
 
-/** Polls the demo site's status until `pendingBatches` is 0; resolves with the last status. */
-export async function waitForSettled(baseUrl, adminToken, { timeoutMs = 120_000 } = {}) {
-  const url = `${baseUrl}/admin/sites/${encodeURIComponent(readDemo().siteId)}/status`;
+/** Polls a site's status (the demo's by default) until `pendingBatches` is 0; resolves with it. */
+export async function waitForSettled(
+  baseUrl,
+  adminToken,
+  { timeoutMs = 120_000, siteId = readDemo().siteId } = {},
+) {
+  const url = `${baseUrl}/admin/sites/${encodeURIComponent(siteId)}/status`;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const status = await request('GET', url, adminToken);

@@ -175,22 +175,18 @@ ingestAdminRoutes.post('/admin/sites/:siteId/rejected/resubmit', async (c) => {
   // Re-submitted by an admin: every event time within the retention is accepted (as on the
   // import path) and the traffic filters are skipped, since the admin has judged these events.
   const now = nowMs(c.env);
-  const outcome = await ingestAndDeliver(
-    c,
-    {
-      db: c.env.DB,
-      siteId,
-      body: { batch },
-      impliedType: null,
-      receivedAt: now,
-      oldestAllowed: null,
-      retainedFrom: retainedFrom(now, retention),
-      requestUserAgent: null,
-      requestCountry: null,
-      traffic: null,
-    },
-    { backfill: true },
-  );
+  const outcome = await ingestAndDeliver(c, {
+    db: c.env.DB,
+    siteId,
+    body: { batch },
+    impliedType: null,
+    receivedAt: now,
+    oldestAllowed: null,
+    retainedFrom: retainedFrom(now, retention),
+    requestUserAgent: null,
+    requestCountry: null,
+    traffic: null,
+  });
   // Only the items this attempt did not refuse again count as re-submitted.
   const refusedAgain = new Set(outcome.body.rejected.map((r) => r.index));
   const taken = input.items.filter((_, index) => !refusedAgain.has(index)).map((item) => item.id);

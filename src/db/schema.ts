@@ -115,8 +115,10 @@ export const batches = sqliteTable('batches', {
   id: text('id').primaryKey(),
   siteId: text('site_id').notNull(),
   receivedAt: integer('received_at').notNull(),
-  /** JSON array of the message ids of the batch's valid events (its packs hold them). */
+  /** JSON array of the message ids of the batch's valid events. */
   messageIds: text('message_ids').notNull(),
+  /** JSON array of its events as D1's packs hold them (src/ingest/event-packs.ts). */
+  events: text('events'),
 });
 
 /**

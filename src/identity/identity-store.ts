@@ -31,7 +31,9 @@ export interface ActionRow extends Record<string, SqlStorageValue> {
 
 /**
  * Version 3 keeps when each user became identified (version 2 kept only whether); version 4
- * stores users and links WITHOUT ROWID.
+ * stores users and links WITHOUT ROWID; version 5 keys a link by device and message id, as the
+ * events are keyed (one message id from two devices is two events), which also finds a device's
+ * links with no index of its own.
  */
 interface UserRow extends Record<string, SqlStorageValue> {
   user: string;
@@ -59,7 +61,7 @@ function actionOf(row: ActionRow): AdminAction {
   return { id: row.id, kind: row.kind, ...JSON.parse(row.body) } as AdminAction;
 }
 
-const SCHEMA_VERSION = '4';
+const SCHEMA_VERSION = '5';
 
 export class IdentityStore {
   private facts: {
@@ -85,9 +87,8 @@ export class IdentityStore {
       user TEXT PRIMARY KEY, first_ts INTEGER NOT NULL, first_mid TEXT NOT NULL,
       ident_ts INTEGER, ident_mid TEXT) WITHOUT ROWID`);
     sql.exec(`CREATE TABLE IF NOT EXISTS links (
-      message_id TEXT PRIMARY KEY, anon TEXT NOT NULL, user TEXT NOT NULL, ts INTEGER NOT NULL)
-      WITHOUT ROWID`);
-    sql.exec('CREATE INDEX IF NOT EXISTS links_anon ON links (anon)');
+      anon TEXT NOT NULL, message_id TEXT NOT NULL, user TEXT NOT NULL, ts INTEGER NOT NULL,
+      PRIMARY KEY (anon, message_id)) WITHOUT ROWID`);
     sql.exec(`CREATE TABLE IF NOT EXISTS aliases (
       message_id TEXT PRIMARY KEY, prev TEXT NOT NULL, user TEXT NOT NULL, ts INTEGER NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS actions (
@@ -195,16 +196,23 @@ export class IdentityStore {
    * made by their own events or naming their users. Links of a shared device made by another
    * person's events stay: they are that person's.
    */
-  forgetPerson(person: { userIds: string[]; messageIds: string[] }): void {
+  forgetPerson(person: {
+    userIds: string[];
+    messageIds: string[];
+    /** Their events' keys, device + U+001F + message id: a link is keyed the same way. */
+    eventKeys: string[];
+  }): void {
     const users = JSON.stringify(person.userIds);
     const messages = JSON.stringify(person.messageIds);
     const inUsers = 'IN (SELECT value FROM json_each(?1))';
     const inMessages = 'IN (SELECT value FROM json_each(?2))';
     this.sql.exec(
-      `DELETE FROM links WHERE user ${inUsers} OR message_id ${inMessages}`,
+      `DELETE FROM links WHERE user ${inUsers}
+         OR anon || char(31) || message_id IN (SELECT value FROM json_each(?2))`,
       users,
-      messages,
+      JSON.stringify(person.eventKeys),
     );
+    // An alias has no device of its own (its key's device is ''): its message id is its key.
     this.sql.exec(
       `DELETE FROM aliases WHERE user ${inUsers} OR prev ${inUsers} OR message_id ${inMessages}`,
       users,

@@ -10,11 +10,16 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../env';
 import type { GuardFacts } from './alias-guard';
-import type { StateBatch } from './state-batch';
+import { deviceKey, type StateBatch } from './state-batch';
 import type { Goal } from '../funnel/definition';
 import { listLiveGoals, markReady, type StoredGoal } from '../funnel/goal-store';
 import { attemptRow, goalKey, writeProgress, type AttemptRow } from '../funnel/progress-store';
 import { rebuildRollups } from '../funnel/rollups';
+import {
+  erasePersonEventsStatements,
+  mirrorStatements,
+  type PersonEvents,
+} from '../ingest/event-packs';
 import { logger } from '../lib/logger';
 import {
   countAlarmSet,
@@ -27,7 +32,7 @@ import {
   type Tally,
 } from '../lib/meter';
 import { changedPeople, resolveIdentity, type AdminAction, type Resolution } from './id-graph';
-import { IdentityStore } from './identity-store';
+import { IdentityStore, type IdentityEvent } from './identity-store';
 import {
   computePeople,
   computePerson,
@@ -65,6 +70,8 @@ const RECOVERY_SLACK_MS = 60_000;
 const CYCLE_MARK_EVERY_MS = 10_000;
 /** People recomputed and written per D1 batch of a flush. */
 const FLUSH_CHUNK = 500;
+/** Events copied to D1's packs per D1 batch of a flush (`mirror`): bounds the entries read. */
+const MIRROR_CHUNK = 5_000;
 /**
  * A flush folds the rollup log into the rollups when the last fold is at least this old: the
  * rollup keys that the writes of a minute share are then written once (src/funnel/rollups.ts).
@@ -110,6 +117,19 @@ export interface PersonRecord {
   anonymousIds: string[];
   messageIds: string[];
   stateEvents: Array<Record<string, SqlStorageValue>>;
+  /** With `erase`: how many of the person's events D1's packs held (first copies). */
+  erasedEvents?: number;
+}
+
+/**
+ * An event taken here whose copy D1's packs do not hold yet, by key: its entry (`raw`) is read
+ * from storage when copied, so a long D1 outage holds keys in memory, not events.
+ */
+interface Unmirrored {
+  dev: string;
+  messageId: string;
+  /** Its `received` stamp. */
+  at: number;
 }
 
 export interface AdminWho {
@@ -120,7 +140,7 @@ export interface AdminWho {
 
 const EVENTS_COLUMNS = `dev TEXT NOT NULL, message_id TEXT NOT NULL, anon TEXT, user TEXT,
   ts INTEGER NOT NULL, type TEXT NOT NULL, name TEXT, props TEXT, seg TEXT NOT NULL,
-  received INTEGER, PRIMARY KEY (dev, message_id)`;
+  received INTEGER, raw TEXT, PRIMARY KEY (dev, message_id)`;
 
 /**
  * The object's events table, keyed by device (`dev`: the anonymous id, '' when there is none)
@@ -135,7 +155,9 @@ const EVENTS_COLUMNS = `dev TEXT NOT NULL, message_id TEXT NOT NULL, anon TEXT, 
  *
  * `received` is when the object took the event (`receive`), with no index: only the recovery
  * after a lost write cycle reads it (see `SiteState.alarm`). Rows stored before it existed hold
- * NULL and were written long ago.
+ * NULL and were written long ago. `raw` is the whole event as D1's packs hold it, which the
+ * write cycle copies to D1 (`mirror`); rows from before it (migration 0016 packed their D1
+ * copies) hold NULL.
  */
 export function createEventsTable(sql: SqlStorage): void {
   const existing = sql
@@ -151,9 +173,9 @@ export function createEventsTable(sql: SqlStorage): void {
   }
   sql.exec(`CREATE TABLE IF NOT EXISTS events (${EVENTS_COLUMNS}) WITHOUT ROWID`);
   const columns = sql.exec<{ name: string }>('SELECT name FROM pragma_table_info(?)', 'events');
-  if (!columns.toArray().some((c) => c.name === 'received')) {
-    sql.exec('ALTER TABLE events ADD COLUMN received INTEGER');
-  }
+  const names = new Set(columns.toArray().map((c) => c.name));
+  if (!names.has('received')) sql.exec('ALTER TABLE events ADD COLUMN received INTEGER');
+  if (!names.has('raw')) sql.exec('ALTER TABLE events ADD COLUMN raw TEXT');
   sql.exec('CREATE INDEX IF NOT EXISTS events_user_set ON events (user) WHERE user IS NOT NULL');
 }
 
@@ -203,6 +225,12 @@ export class SiteState extends DurableObject<Env> {
   private cycleMarkedAt = 0;
   /** Write cycles failed in a row (the alarm's backoff). */
   private failedCycles = 0;
+  /** Events taken here and not yet copied to D1's packs, in the order taken (`mirror`). */
+  private unmirrored: Unmirrored[] = [];
+  /** Erasures of D1 copies owed, run by the next mirror before its packs (`personRecord`). */
+  private readonly erasures: Array<{ person: PersonEvents; done: (erased: number) => void }> = [];
+  /** The last `received` stamp handed out: stamps only grow within an instance. */
+  private lastStamp = 0;
   private readonly waitingBatches: string[] = [];
   private goals: { siteId: string; loadedAt: number; list: StoredGoal[] } | null = null;
   /** Views running or waiting for their turn, by view key (identical views share one). */
@@ -284,7 +312,8 @@ export class SiteState extends DurableObject<Env> {
     this.recovering = false;
     // A request taken during the flush was written by it too (the loop runs until nothing is
     // dirty); one taken after it armed the next alarm and marked someone dirty again.
-    if (this.dirty.size > 0 || (this.receipts === 0 && !recovered)) return;
+    if (this.dirty.size > 0 || this.unmirrored.length > 0) return;
+    if (this.receipts === 0 && !recovered) return;
     this.receipts = 0;
     const now = Date.now();
     if (now - this.cycleMarkedAt < CYCLE_MARK_EVERY_MS) return;
@@ -300,11 +329,18 @@ export class SiteState extends DurableObject<Env> {
     const since = mark ? Number(mark.value) - RECOVERY_SLACK_MS : 0;
     const resolution = this.resolve();
     const rows = this.sql.exec<{
+      dev: string;
       message_id: string;
       anon: string | null;
       user: string | null;
       ts: number;
-    }>('SELECT message_id, anon, user, ts FROM events WHERE received >= ?', since);
+      raw: string | null;
+      received: number;
+    }>(
+      'SELECT dev, message_id, anon, user, ts, raw, received FROM events WHERE received >= ?',
+      since,
+    );
+    const owed: Unmirrored[] = [];
     for (const row of rows) {
       const event = {
         messageId: row.message_id,
@@ -313,7 +349,11 @@ export class SiteState extends DurableObject<Env> {
         ts: row.ts,
       };
       this.markDirty(resolution.personOf(event), false);
+      // Copied to D1 again: a copy the lost cycle did write is read once (event-packs.ts).
+      if (row.raw !== null)
+        owed.push({ dev: row.dev, messageId: row.message_id, at: row.received });
     }
+    this.unmirrored = [...owed, ...this.unmirrored.filter((e) => e.at < since)];
   }
 
   /**
@@ -326,7 +366,7 @@ export class SiteState extends DurableObject<Env> {
   async receive(siteId: string, batch: StateBatch): Promise<number> {
     this.rememberSite(siteId);
     // An event already held here was taken before: its cycle writes or recovers its person.
-    const fresh = this.take(batch, Date.now(), 'fresh');
+    const fresh = this.take(batch, this.stamp(), 'fresh');
     if (fresh === 0) return 0;
     if (!this.armed) {
       await this.setAlarm(flushPauseMs(this.env));
@@ -358,6 +398,12 @@ export class SiteState extends DurableObject<Env> {
     return { identified, links };
   }
 
+  /** A `received` stamp: now, or one more than the last if the clock has not moved past it. */
+  private stamp(): number {
+    this.lastStamp = Math.max(Date.now(), this.lastStamp + 1);
+    return this.lastStamp;
+  }
+
   private async setAlarm(inMs: number): Promise<void> {
     countAlarmSet(this.env);
     await this.ctx.storage.setAlarm(Date.now() + inMs);
@@ -371,7 +417,7 @@ export class SiteState extends DurableObject<Env> {
    */
   async apply(siteId: string, batchId: string, batch: StateBatch): Promise<void> {
     this.rememberSite(siteId);
-    this.take(batch, Date.now(), 'every');
+    this.take(batch, this.stamp(), 'every');
     this.waitingBatches.push(batchId);
     await this.flushIngest(siteId);
   }
@@ -389,26 +435,28 @@ export class SiteState extends DurableObject<Env> {
     const before = this.resolve();
     let graphChanged = false;
     // One statement for the whole batch; it answers which events are new here.
-    const fresh = new Set(
-      this.sql
-        .exec<{ message_id: string }>(
-          `INSERT OR IGNORE INTO events
-             (dev, message_id, anon, user, ts, type, name, props, seg, received)
-           SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4,
-             e.value ->> 5, e.value ->> 6, e.value ->> 7, e.value ->> 8, ?2
-           FROM json_each(?1) e
-           RETURNING message_id`,
-          batch.rows,
-          receivedAt,
-        )
-        .toArray()
-        .map((row) => row.message_id),
-    );
-    const marked =
-      mark === 'every' ? batch.facts : batch.facts.filter((f) => fresh.has(f.messageId));
+    const taken = this.sql
+      .exec<{ dev: string; message_id: string }>(
+        `INSERT OR IGNORE INTO events
+           (dev, message_id, anon, user, ts, type, name, props, seg, received, raw)
+         SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4,
+           e.value ->> 5, e.value ->> 6, e.value ->> 7, e.value ->> 8, ?2, e.value -> 9
+         FROM json_each(?1) e
+         RETURNING dev, message_id`,
+        batch.rows,
+        receivedAt,
+      )
+      .toArray();
+    const key = (dev: string, messageId: string) => `${dev}\u001f${messageId}`;
+    const fresh = new Set(taken.map((row) => key(row.dev, row.message_id)));
+    const isFresh = (f: IdentityEvent) => fresh.has(key(deviceKey(f), f.messageId));
+    for (const row of taken) {
+      this.unmirrored.push({ dev: row.dev, messageId: row.message_id, at: receivedAt });
+    }
+    const marked = mark === 'every' ? batch.facts : batch.facts.filter(isFresh);
     for (const facts of marked) {
       // Only a new event with a user id (or an alias) can change the identity facts.
-      if (fresh.has(facts.messageId) && (facts.userId !== null || facts.type === 'alias')) {
+      if (isFresh(facts) && (facts.userId !== null || facts.type === 'alias')) {
         graphChanged = this.identity.record(facts) || graphChanged;
       }
     }
@@ -615,6 +663,8 @@ export class SiteState extends DurableObject<Env> {
     erase: boolean,
   ): Promise<PersonRecord | null> {
     this.rememberSite(siteId);
+    // What D1 is read or erased for must be there first: copy what was taken (`mirror`).
+    if (this.unmirrored.length > 0) await this.flush(siteId);
     const resolution = this.resolve();
     const answer = explainPerson(this.sql, this.identity, resolution, query);
     if (!answer) return null;
@@ -634,7 +684,8 @@ export class SiteState extends DurableObject<Env> {
           row.message_id,
         );
       }
-      this.identity.forgetPerson(record);
+      const eventKeys = rows.map((row) => `${row.dev}\u001f${row.message_id}`);
+      this.identity.forgetPerson({ ...record, eventKeys });
       // Admin actions naming an erased id would otherwise keep it, and merge its new events
       // back into one person (docs/IDENTITY.md, erasure).
       // Devices split away from the person still appear on the events they sent from them.
@@ -642,25 +693,22 @@ export class SiteState extends DurableObject<Env> {
       const erased = this.identity.unusedIds(record.userIds, devices);
       this.identity.forgetInActions(erased, record.messageIds);
       this.regraph(resolution);
-      await this.flush(siteId);
+      // D1's copies go in the object's own write order (`mirror`): every copy written before
+      // this erasure, none of a re-send taken after it. A copy not written yet is not owed.
+      const gone = new Set(eventKeys);
+      this.unmirrored = this.unmirrored.filter((e) => !gone.has(`${e.dev}\u001f${e.messageId}`));
+      const person: PersonEvents = {
+        events: rows.map((row) => ({
+          device: String(row.dev),
+          messageId: String(row.message_id),
+          ts: Number(row.ts),
+        })),
+      };
+      const owed = { person, done: (n: number) => (record.erasedEvents = n) };
+      this.erasures.push(owed);
+      while (this.erasures.includes(owed)) await this.flush(siteId);
     }
     return record;
-  }
-
-  /**
-   * Which of the given events (`[dev, messageId]`, the key `stateBatch` gives them) this object
-   * does not hold: the reconciler's sweep hands those over.
-   */
-  async missing(pairs: ReadonlyArray<readonly [string, string]>): Promise<string[]> {
-    return this.sql
-      .exec<{ message_id: string }>(
-        `SELECT j.value ->> 1 AS message_id FROM json_each(?) j
-         WHERE NOT EXISTS (SELECT 1 FROM events e
-           WHERE e.dev = j.value ->> 0 AND e.message_id = j.value ->> 1)`,
-        JSON.stringify(pairs),
-      )
-      .toArray()
-      .map((row) => row.message_id);
   }
 
   /**
@@ -931,7 +979,9 @@ export class SiteState extends DurableObject<Env> {
   }
 
   private async runFlush(siteId: string): Promise<void> {
-    while (this.dirty.size > 0) {
+    while (this.dirty.size > 0 || this.unmirrored.length > 0 || this.erasures.length > 0) {
+      await this.mirror(siteId);
+      if (this.dirty.size === 0) continue;
       const goals = await this.loadGoals(siteId);
       // The first 500 in marking order, without copying the whole map (it holds every person
       // of a burst: copying it per chunk made a large flush quadratic).
@@ -966,6 +1016,44 @@ export class SiteState extends DurableObject<Env> {
         const done = this.sql.exec('DELETE FROM dirty WHERE key = ? AND seq = ?', key, seq);
         if (done.rowsWritten > 0) this.persisted.delete(key);
       }
+    }
+  }
+
+  /**
+   * Copies events taken since the last mirror (up to `MIRROR_CHUNK`) to D1's packs
+   * (src/ingest/event-packs.ts), after the erasures of D1 copies owed, in one D1 batch: an
+   * erasure then removes every copy written before it and none written after (a re-send taken
+   * after the erasure). On failure both go back to wait for the next cycle.
+   */
+  private async mirror(siteId: string): Promise<void> {
+    const erasures = this.erasures.splice(0);
+    const entries = this.unmirrored.splice(0, MIRROR_CHUNK);
+    if (erasures.length === 0 && entries.length === 0) return;
+    const erase = erasures.map((e) => erasePersonEventsStatements(this.env.DB, siteId, e.person));
+    try {
+      // Read from storage in the order taken; an event erased since has no row and is skipped.
+      const stored = this.sql
+        .exec<{ raw: string; at: number }>(
+          `SELECT e.raw, j.value ->> 2 AS at FROM json_each(?) j
+           CROSS JOIN events e ON e.dev = j.value ->> 0 AND e.message_id = j.value ->> 1
+           WHERE e.raw IS NOT NULL ORDER BY j.key`,
+          JSON.stringify(entries.map((e) => [e.dev, e.messageId, e.at])),
+        )
+        .toArray();
+      const results = await this.env.DB.batch<{ n?: number }>([
+        ...erase.flat(),
+        ...mirrorStatements(this.env.DB, siteId, stored),
+      ]);
+      let at = 0;
+      for (const [i, erasure] of erasures.entries()) {
+        erasure.done(results[at]?.results[0]?.n ?? 0);
+        at += (erase[i] as D1PreparedStatement[]).length;
+      }
+    } catch (error) {
+      // Back in front: the next cycle copies them (an event erased since is skipped then).
+      this.erasures.unshift(...erasures);
+      this.unmirrored.unshift(...entries);
+      throw error;
     }
   }
 

@@ -6,11 +6,15 @@
  * (docs/BENCHMARKS.md, processing).
  */
 import { segmentOf } from '../funnel/segment';
+import { packEntry } from '../ingest/event-packs';
 import type { StoredEvent } from '../ingest/normalize';
 import type { IdentityEvent } from './identity-store';
 
 export interface StateBatch {
-  /** JSON array of `[dev, message_id, anon, user, ts, type, name, props, seg]` rows. */
+  /**
+   * JSON array of `[dev, message_id, anon, user, ts, type, name, props, seg, entry]` rows, `entry`
+   * being the whole event as D1's packs hold it (src/ingest/event-packs.ts).
+   */
   rows: string;
   /** The identity part of each event, in the same order. */
   facts: IdentityEvent[];
@@ -46,6 +50,7 @@ export function stateBatch(events: readonly StoredEvent[]): StateBatch {
       // An identify call's traits stand in its properties: trait steps read them there.
       propsJson(event.type === 'identify' ? event.traits : event.properties),
       JSON.stringify(segmentOf(event.context)),
+      packEntry({ ...event, messageId: event.messageId }),
     ]);
     facts.push({
       messageId: event.messageId,

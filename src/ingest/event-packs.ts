@@ -1,11 +1,12 @@
 /**
  * D1's copy of the events, packed (`event_packs`, migration 0016). D1 bills every row written,
- * so a row per event (and an index entry per event) was most of the bill: each ingest request
- * now writes one row per hour of event time, holding its valid events as a JSON array. The site
- * object keeps each event once (by device and message id) and answers which are new; D1's copy
- * is the log of what requests brought, so a retry's duplicates may sit in a second request's
- * pack. Every reader takes the first copy of each event: a retry carries the same event time, so
- * its copy is in the same hour.
+ * so a row per event (and an index entry per event) was most of the bill. The site object keeps
+ * each event once (by device and message id) with its whole entry, and its write cycle copies
+ * the events it took since the last cycle to D1: one row per hour of event time (per chunk of
+ * `PACK_CHARS`), holding the entries as a JSON array. A cycle lost with its instance is copied
+ * again by the recovery, so a pack may repeat an entry another pack holds: every reader takes
+ * the first copy of each event. Both copies come from the object's one stored entry, so they
+ * carry the same event time and sit in the same hour.
  *
  * Each entry is `[message_id, type, event, anonymous_id, user_id, previous_id, ts, client_ts,
  * properties, traits, context]`, the last three as JSON objects (or null). The `events` view
@@ -22,7 +23,8 @@ const ENTRY_COLUMNS = `h.site_id AS site_id, j.value ->> 0 AS message_id, j.valu
   h.batch_id AS batch_id`;
 
 /** The device part of an entry's key (`ENTRY_KEY`): as `deviceKey` makes it. */
-const ENTRY_DEVICE = `CASE WHEN j.value ->> 1 = 'alias' THEN '' ELSE COALESCE(j.value ->> 3, '') END`;
+const ENTRY_DEVICE = `CASE WHEN j.value ->> 1 = 'alias' THEN ''
+  ELSE COALESCE(j.value ->> 3, '') END`;
 
 /**
  * What keeps one copy of an event: the site object's key (src/identity/state-batch.ts,
@@ -47,13 +49,34 @@ export function packEntry(e: StoredEvent & { messageId: string }): unknown[] {
   ];
 }
 
+/** Most characters of entries one pack statement carries: D1 holds a value of up to 2 MB. */
+const PACK_CHARS = 1_000_000;
+
+/** The event a pack entry holds (`packEntry` read back). */
+export function entryEvent(entry: unknown[]): StoredEvent & { messageId: string } {
+  const object = (value: unknown) => (value ?? null) as Record<string, unknown> | null;
+  return {
+    messageId: entry[0] as string,
+    type: entry[1] as StoredEvent['type'],
+    event: (entry[2] ?? null) as string | null,
+    anonymousId: (entry[3] ?? null) as string | null,
+    userId: (entry[4] ?? null) as string | null,
+    previousId: (entry[5] ?? null) as string | null,
+    ts: entry[6] as number,
+    clientTs: (entry[7] ?? null) as string | null,
+    properties: object(entry[8]),
+    traits: object(entry[9]),
+    context: object(entry[10]) ?? {},
+  };
+}
+
 /**
- * The statement that stores a request's events (`entries`: `packEntry` of each), one row per
- * hour of event time.
+ * The statement that stores events (`entries`: a JSON array of `packEntry` arrays, as text), one
+ * row per hour of event time, under a new batch id.
  */
 export function packStatement(
   db: D1Database,
-  input: { siteId: string; batchId: string; receivedAt: number; entries: unknown[][] },
+  input: { siteId: string; receivedAt: number; entries: string },
 ): D1PreparedStatement {
   return db
     .prepare(
@@ -62,7 +85,45 @@ export function packStatement(
          json_group_array(json(e.value))
        FROM json_each(?4) e GROUP BY hour`,
     )
-    .bind(input.siteId, input.batchId, input.receivedAt, JSON.stringify(input.entries));
+    .bind(input.siteId, crypto.randomUUID(), input.receivedAt, input.entries);
+}
+
+/**
+ * JSON texts grouped into JSON arrays (as text) of at most `PACK_CHARS` characters each (a text
+ * longer than that alone in its array), in order, with the indexes each array holds.
+ */
+export function chunkJson(
+  texts: readonly string[],
+): Array<{ json: string; from: number; to: number }> {
+  const chunks: Array<{ json: string; from: number; to: number }> = [];
+  let from = 0;
+  let chars = 0;
+  for (let i = 0; i <= texts.length; i += 1) {
+    const text = texts[i];
+    if (i === texts.length || (chars > 0 && chars + (text as string).length > PACK_CHARS)) {
+      if (i > from) chunks.push({ json: `[${texts.slice(from, i).join(',')}]`, from, to: i });
+      from = i;
+      chars = 0;
+    }
+    if (text !== undefined) chars += text.length + 1;
+  }
+  return chunks;
+}
+
+/**
+ * The statements that copy events taken by the site object to the packs (`raw`: the entry as
+ * JSON text, `at`: when taken), one per chunk (`chunkJson`). Each chunk's packs carry the last
+ * `at` among its entries as their `received_at`.
+ */
+export function mirrorStatements(
+  db: D1Database,
+  siteId: string,
+  events: ReadonlyArray<{ raw: string; at: number }>,
+): D1PreparedStatement[] {
+  return chunkJson(events.map((e) => e.raw)).map(({ json, from, to }) => {
+    const last = Math.max(...events.slice(from, to).map((e) => e.at));
+    return packStatement(db, { siteId, receivedAt: last, entries: json });
+  });
 }
 
 /**
@@ -131,7 +192,7 @@ function personValues(siteId: string, person: PersonEvents): [string, string, st
   return [siteId, JSON.stringify(keys), JSON.stringify([...hours])];
 }
 
-/** The statement that reads a person's events (`messageIds` at event times `times`). */
+/** The statement that reads a person's events (first copies), in event-time order. */
 export function personEventsStatement(
   db: D1Database,
   siteId: string,
@@ -152,7 +213,8 @@ export function erasePersonEventsStatements(
   person: PersonEvents,
 ): D1PreparedStatement[] {
   const packs = `site_id = ?1 AND hour IN (SELECT value FROM json_each(?3))`;
-  const theirs = `${ENTRY_DEVICE} || char(31) || (j.value ->> 0) IN (SELECT value FROM json_each(?2))`;
+  const theirs = `${ENTRY_DEVICE} || char(31) || (j.value ->> 0)
+    IN (SELECT value FROM json_each(?2))`;
   return [
     `SELECT COUNT(*) AS n FROM ${packedEvents(PERSON_ENTRIES)}`,
     `UPDATE event_packs SET events = ${packKeeping(`NOT (${theirs})`)}

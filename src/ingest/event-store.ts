@@ -1,10 +1,10 @@
 /**
- * Writes one ingest request to D1 in a single transactional batch: its valid events, packed
- * per hour of event time (src/ingest/event-packs.ts),
- * every rejected event with its reason and, when the site object will not take the events before
- * the answer, the batch record the reconciler reads.
+ * Writes what one ingest request leaves in D1 in a single transactional batch: every rejected
+ * and filtered event with its reason and, when the site object will not take the events before
+ * the answer, the batch record the reconciler reads, holding the events. Valid events reach D1
+ * through the site object, which copies them to the packs (src/ingest/event-packs.ts).
  */
-import { eventsByTime, packedEvents, packEntry, packStatement } from './event-packs';
+import { chunkJson, entryEvent, packEntry } from './event-packs';
 import { truncateText } from './guards';
 import type { StoredEvent } from './normalize';
 import { fileRefusedStatement } from './refused-store';
@@ -31,9 +31,9 @@ export interface StoreBatchInput {
   siteId: string;
   batchId: string;
   /**
-   * Whether to write the batch record with the events (`DEFER_APPLY`, and the historical import
-   * paths): the object applies them from it, or the reconciler does. Otherwise the object takes
-   * them before the answer and no record is written (docs/ARCHITECTURE.md, ingest).
+   * Whether to write the batch record with the events (`DEFER_APPLY`): the reconciler hands them
+   * to the object. Otherwise the object takes them before the answer and no record is written
+   * (docs/ARCHITECTURE.md, ingest).
    */
   pending?: boolean;
   receivedAt: number;
@@ -55,29 +55,13 @@ export function capRaw(raw: unknown): string {
 }
 
 /**
- * Stores the batch. D1 runs a `batch()` as one transaction, so a failure stores nothing and the
- * client's retry starts clean. The events travel as one JSON parameter (D1 binds at most 100
- * values per statement). Which of them are new is the site object's answer, not D1's: D1 keeps
- * what each request brought (src/ingest/event-packs.ts).
+ * Stores the request's refused events and, if `pending`, its batch record. D1 runs a `batch()`
+ * as one transaction, so a failure stores nothing and the client's retry starts clean. The
+ * record's events travel as one JSON parameter (D1 binds at most 100 values per statement).
  */
 export async function storeBatch(db: D1Database, input: StoreBatchInput): Promise<void> {
   const statements: D1PreparedStatement[] = [];
-  if (input.events.length > 0) {
-    if (input.pending) {
-      const ids = input.events.map((e) => e.messageId);
-      statements.push(pendingStatement(db, input.siteId, input.batchId, input.receivedAt, ids));
-    }
-    // Every event in one statement, its rows as one JSON parameter: one statement per event
-    // cost D1's client more than the inserts themselves (docs/BENCHMARKS.md, profile).
-    statements.push(
-      packStatement(db, {
-        siteId: input.siteId,
-        batchId: input.batchId,
-        receivedAt: input.receivedAt,
-        entries: input.events.map(packEntry),
-      }),
-    );
-  }
+  if (input.events.length > 0 && input.pending) statements.push(...pendingStatements(db, input));
   // Refused and filtered events, each filed once across retries (refused-store.ts).
   const insertRefused = fileRefusedStatement(db);
   for (const r of input.rejected) {
@@ -113,86 +97,44 @@ export async function storeBatch(db: D1Database, input: StoreBatchInput): Promis
   if (statements.length > 0) await db.batch(statements);
 }
 
-/** The record of a batch the site object has not taken yet (the reconciler's work list). */
-function pendingStatement(
+/**
+ * The records of a batch the site object has not taken yet (the reconciler's work list), with
+ * its events as D1's packs hold them: the object copies them to the packs once it takes them.
+ * One record per chunk of events (`chunkJson`: a D1 value holds at most 2 MB, and a body's
+ * context is copied into each of its events), the first under the batch id, the next `<id>.1`…
+ */
+function pendingStatements(
   db: D1Database,
-  siteId: string,
-  batchId: string,
-  receivedAt: number,
-  messageIds: readonly string[],
-): D1PreparedStatement {
-  return db
-    .prepare(
-      'INSERT OR IGNORE INTO batches (id, site_id, received_at, message_ids) VALUES (?, ?, ?, ?)',
-    )
-    .bind(batchId, siteId, receivedAt, JSON.stringify(messageIds));
+  input: Pick<StoreBatchInput, 'siteId' | 'batchId' | 'receivedAt' | 'events'>,
+): D1PreparedStatement[] {
+  const insert = db.prepare(
+    `INSERT OR IGNORE INTO batches (id, site_id, received_at, message_ids, events)
+     VALUES (?, ?, ?, ?, ?)`,
+  );
+  const entries = input.events.map((e) => JSON.stringify(packEntry(e)));
+  return chunkJson(entries).map(({ json, from, to }, i) =>
+    insert.bind(
+      i === 0 ? input.batchId : `${input.batchId}.${i}`,
+      input.siteId,
+      input.receivedAt,
+      JSON.stringify(input.events.slice(from, to).map((e) => e.messageId)),
+      json,
+    ),
+  );
 }
 
 /**
- * Records stored events as pending after the site object failed to take them: the reconciler
+ * Records valid events as pending after the site object failed to take them: the reconciler
  * hands them over later.
  */
 export async function recordPending(
   db: D1Database,
-  input: { siteId: string; batchId: string; receivedAt: number; messageIds: readonly string[] },
+  input: Pick<StoreBatchInput, 'siteId' | 'batchId' | 'receivedAt' | 'events'>,
 ): Promise<void> {
-  await db.batch([
-    pendingStatement(db, input.siteId, input.batchId, input.receivedAt, input.messageIds),
-  ]);
+  await db.batch(pendingStatements(db, input));
 }
 
-interface EventRow {
-  message_id: string;
-  type: StoredEvent['type'];
-  event: string | null;
-  anonymous_id: string | null;
-  user_id: string | null;
-  previous_id: string | null;
-  ts: number;
-  client_ts: string | null;
-  properties: string | null;
-  traits: string | null;
-  context: string | null;
-}
-
-const parse = (text: string | null) =>
-  text ? (JSON.parse(text) as Record<string, unknown>) : null;
-
-/**
- * Stored events by message id, as first stored, from the packs of one request (`batchId`: the
- * reconciler reads a pending batch's events) or of an event-time range (`from`, `to`: the sweep
- * reads the events their object lacks).
- */
-export async function loadStored(
-  db: D1Database,
-  siteId: string,
-  where: { batchId: string } | { from: number; to: number },
-  messageIds: readonly string[],
-): Promise<Array<StoredEvent & { messageId: string }>> {
-  // The id list travels as one JSON parameter: no IN (?, ?, …) against D1's 100-bind limit.
-  const ids = 'message_id IN (SELECT value FROM json_each(?2))';
-  const statement =
-    'batchId' in where
-      ? db
-          .prepare(
-            `SELECT * FROM ${packedEvents('h.site_id = ?1 AND h.batch_id = ?3')} WHERE ${ids}`,
-          )
-          .bind(siteId, JSON.stringify(messageIds), where.batchId)
-      : db
-          .prepare(`SELECT * FROM ${eventsByTime('h.site_id = ?1', '?3', '?4')} WHERE ${ids}`)
-          .bind(siteId, JSON.stringify(messageIds), where.from, where.to);
-  const { results } = await statement.all<EventRow>();
-  return results.map((r) => ({
-    messageId: r.message_id,
-    type: r.type,
-    event: r.event,
-    anonymousId: r.anonymous_id,
-    userId: r.user_id,
-    previousId: r.previous_id,
-    ts: r.ts,
-    clientTs: r.client_ts,
-    properties: parse(r.properties),
-    traits: parse(r.traits),
-    context: parse(r.context) ?? {},
-  }));
+/** The events of a pending batch record (its `events` column). */
+export function recordedEvents(events: string): Array<StoredEvent & { messageId: string }> {
+  return (JSON.parse(events) as unknown[][]).map(entryEvent);
 }

@@ -7,6 +7,7 @@ import {
   refusedAliasWarnings,
   type GuardLookup,
 } from '../identity/alias-guard';
+import { deviceKey } from '../identity/state-batch';
 import { sha256Hex } from '../lib/crypto';
 import { logger } from '../lib/logger';
 import { ApiError } from '../lib/http-error';
@@ -169,11 +170,13 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
         message: 'event had no messageId; goalstep assigned one (see docs/API.md on retries)',
       });
     }
-    if (seen.has(messageId)) {
+    // Kept once per device and message id, as the site object keys events.
+    const key = `${deviceKey(result.event)}\u001f${messageId}`;
+    if (seen.has(key)) {
       duplicates += 1;
       continue;
     }
-    seen.add(messageId);
+    seen.add(key);
     const verdict =
       input.traffic &&
       classifyTraffic({ ...input.traffic, eventUserAgent: clientUserAgent(message, context) });

@@ -8,7 +8,7 @@ import { SITE_ID } from '../admin/admin-routes';
 import type { Env } from '../env';
 import { nowMs } from '../lib/clock';
 import { sha256Hex } from '../lib/crypto';
-import { deviceKey, stateBatch } from '../identity/state-batch';
+import { stateBatch } from '../identity/state-batch';
 import { ApiError, RateLimitedError } from '../lib/http-error';
 import { logger } from '../lib/logger';
 import { readJsonBody, UnreadableBodyError } from './body';
@@ -131,61 +131,41 @@ async function checkRate(c: Context<{ Bindings: Env }>, site: SiteAccess, keyHas
 }
 
 /**
- * Runs `ingestRequest` and hands the stored events to the site's Durable Object before the
- * answer, so a 2xx means D1 and the object both hold them (docs/ARCHITECTURE.md, ingest). The
- * object keeps them in its own storage and writes their progress shortly after, from its alarm:
- * no batch record is written to D1 on this path. Every path that stores events goes through it.
+ * Runs `ingestRequest` and hands the valid events to the site's Durable Object before the
+ * answer, so a 2xx means the object holds them (docs/ARCHITECTURE.md, ingest). The object keeps
+ * each event once (by device and message id) and says how many were new, which is the answer's
+ * `accepted`; its write cycle, shortly after, writes their progress and copies them to D1's
+ * packs. Every path that stores events goes through it, the historical imports included.
  *
- * D1 keeps what the request brought; the object keeps each event once and says how many were
- * new, which is the answer's `accepted` (the rest are duplicates of earlier requests). A first
- * attempt whose D1 write committed and which failed before the object is found by the cron's
- * sweep (src/ingest/reconcile.ts). When the object cannot be reached, the batch is recorded as
- * pending for the cron's reconciler and every valid event counts as accepted (the object drops
- * duplicates when it applies the batch); when that write fails too, the request fails (503).
- * `DEFER_APPLY=1` (the load-shedding switch, and the benchmark's beacon path alone) writes the
- * record with the events and leaves the object out; `backfill` (the historical paths) writes the
- * record with the events, asks the object which are new, and has it apply them after the answer
- * (`applyRecorded`).
+ * When the object cannot be reached, the batch is recorded in D1 as pending, with its events,
+ * for the cron's reconciler, and every valid event counts as accepted (the object drops
+ * duplicates when it takes them); when that write fails too, the request fails (503) and stores
+ * nothing. `DEFER_APPLY=1` (the load-shedding switch, and the benchmark's beacon path alone)
+ * writes the record and leaves the object out.
  */
 export async function ingestAndDeliver(
   c: Context<{ Bindings: Env }>,
   input: Omit<IngestInput, 'pending' | 'guard'>,
-  options: { backfill?: boolean } = {},
 ): Promise<IngestOutcome> {
   const { siteId } = input;
   const deferred = c.env.DEFER_APPLY === '1';
   const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
   const outcome = await ingestRequest({
     ...input,
-    pending: deferred || options.backfill,
+    pending: deferred,
     guard: deferred ? null : (users, devices) => state.guardFacts(users, devices),
   });
-  if (deferred) return outcome;
   const events = outcome.stored;
-  if (events.length === 0) return outcome;
-  if (options.backfill) {
-    let fresh = events;
-    try {
-      const missing = new Set(
-        await state.missing(events.map((e) => [deviceKey(e), e.messageId] as const)),
-      );
-      fresh = events.filter((e) => missing.has(e.messageId));
-      settleCounts(outcome, fresh.length);
-    } catch (error) {
-      // The record holds the events: applying all of them is safe, only the counts are unsure.
-      logger.warn('ingest.backfill_check_failed', { site: siteId, cause: error });
-    }
-    applyRecorded(c, siteId, outcome.batchId, fresh);
-    return outcome;
-  }
+  if (deferred || events.length === 0) return outcome;
   try {
-    settleCounts(outcome, await state.receive(siteId, stateBatch(events)));
+    const fresh = await state.receive(siteId, stateBatch(events));
+    outcome.body.duplicates += outcome.body.accepted - fresh;
+    outcome.body.accepted = fresh;
   } catch (error) {
     logger.error('ingest.handover_failed', { site: siteId, events: events.length, cause: error });
     try {
-      const messageIds = events.map((e) => e.messageId);
-      const receivedAt = input.receivedAt;
-      await recordPending(c.env.DB, { siteId, batchId: outcome.batchId, receivedAt, messageIds });
+      const { batchId } = outcome;
+      await recordPending(c.env.DB, { siteId, batchId, receivedAt: input.receivedAt, events });
     } catch (cause) {
       throw new ApiError(503, 'storage_unavailable', 'events could not be stored; retry later', {
         cause,
@@ -193,42 +173,6 @@ export async function ingestAndDeliver(
     }
   }
   return outcome;
-}
-
-/** Counts as accepted only the events the site object found new; the rest are duplicates. */
-function settleCounts(outcome: IngestOutcome, fresh: number): void {
-  outcome.body.duplicates += outcome.body.accepted - fresh;
-  outcome.body.accepted = fresh;
-}
-
-/**
- * The historical paths (`/v1/import`, an admin's re-submission): their events carry old times,
- * which the cron's sweep (by recent event time) does not look at, so the batch record is
- * written with the events and the object applies the new ones after the answer, deleting the
- * record; the reconciler applies what that misses. Imports are rare: the record's two rows per
- * request do not matter for the bill.
- */
-function applyRecorded(
-  c: Context<{ Bindings: Env }>,
-  siteId: string,
-  batchId: string,
-  fresh: IngestOutcome['stored'],
-) {
-  const work = async () => {
-    if (fresh.length === 0) {
-      // Nothing new: the record (of duplicates only) goes.
-      await c.env.DB.prepare('DELETE FROM batches WHERE id = ?').bind(batchId).run();
-      return;
-    }
-    const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
-    await state.apply(siteId, batchId, stateBatch(fresh));
-  };
-  // A failure leaves the record pending; the cron's reconciler applies it again.
-  c.executionCtx.waitUntil(
-    work().catch((error: unknown) =>
-      logger.error('ingest.apply_failed', { site: siteId, cause: error }),
-    ),
-  );
 }
 
 export const ingestRoutes = new Hono<{ Bindings: Env }>();
@@ -241,20 +185,16 @@ ingestRoutes.post('/v1/import', async (c) => {
 
   const body = await readJsonBody(c.req.raw);
   const now = nowMs(c.env);
-  const outcome = await ingestAndDeliver(
-    c,
-    {
-      db: c.env.DB,
-      siteId,
-      body,
-      impliedType: null,
-      receivedAt: now,
-      oldestAllowed: null,
-      retainedFrom: retainedFrom(now, retention),
-      ...requestFacts(c, false),
-    },
-    { backfill: true },
-  );
+  const outcome = await ingestAndDeliver(c, {
+    db: c.env.DB,
+    siteId,
+    body,
+    impliedType: null,
+    receivedAt: now,
+    oldestAllowed: null,
+    retainedFrom: retainedFrom(now, retention),
+    ...requestFacts(c, false),
+  });
   return c.json(outcome.body, outcome.status);
 });
 

@@ -10,11 +10,7 @@ import { erasePersonStatements, personAttemptsSql } from '../funnel/rollups';
 import { anonymousKey, userKey } from '../identity/id-graph';
 import type { PersonRecord } from '../identity/site-state-do';
 import { ApiError } from '../lib/http-error';
-import {
-  erasePersonEventsStatements,
-  personEventsStatement,
-  type PersonEvents,
-} from './event-packs';
+import { personEventsStatement, type PersonEvents } from './event-packs';
 import { raiseFloorSql } from './refused-store';
 
 export interface PersonData {
@@ -126,11 +122,10 @@ export async function erasePerson(
     ...record.userIds.map(userKey),
     ...record.anonymousIds.map(anonymousKey),
   ];
+  // The object has erased the person's copies in D1's packs (in its own write order).
   const unlist = unlistPeopleStatements(env.DB, siteId, personKeys);
-  const erase = erasePersonEventsStatements(env.DB, siteId, personEvents(record));
-  const results = await env.DB.batch<{ n?: number }>([
+  const results = await env.DB.batch([
     ...unlist,
-    ...erase,
     // Before the delete, the floor: erasing the site's newest refused row must not free its id.
     refusedStatement(env.DB, siteId, record, raiseFloorSql(PERSON_REFUSED)),
     refusedStatement(env.DB, siteId, record, `DELETE FROM rejected_events WHERE ${PERSON_REFUSED}`),
@@ -147,10 +142,9 @@ export async function erasePerson(
   ]);
   const attempts = results.at(-1);
   return {
-    // The first statement of `erase` counted the events it erased.
-    events: results[unlist.length]?.results[0]?.n ?? 0,
-    // results[unlist.length + erase.length] raised the refused-id floor.
-    rejected: results[unlist.length + erase.length + 1]?.meta.changes ?? 0,
+    events: record.erasedEvents ?? 0,
+    // results[unlist.length] raised the refused-id floor.
+    rejected: results[unlist.length + 1]?.meta.changes ?? 0,
     // Rows either the recompute or the delete removed (not both: the delete runs after).
     attempts:
       record.person === found.person

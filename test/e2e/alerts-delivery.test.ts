@@ -6,7 +6,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { freePort } from '../../scripts/lib/stack.mjs';
+import { freePort, waitForSettled } from '../../scripts/lib/stack.mjs';
 import { useTestStack } from './test-stack';
 
 const stack = useTestStack('alerts');
@@ -153,6 +153,9 @@ describe('alert delivery through the real Worker', () => {
       );
     }
 
+    // The site object copies what it took to D1 (which the checks read) in its next write cycle.
+    await waitForSettled(stack().baseUrl, stack().adminToken, { siteId: SITE });
+
     // Act: the cron every 15 minutes from 03:00 to 09:00; the receiver comes up at 05:30.
     for (let at = T + 3 * H; at <= T + 9 * H; at += 15 * 60_000) {
       if (at === T + 5 * H + 30 * 60_000) receiver = await startReceiver(port, received);
@@ -285,6 +288,7 @@ describe('delivery to a slow receiver', () => {
       }),
     });
     expect(imported.status).toBe(200);
+    await waitForSettled(baseUrl, adminToken, { siteId: SLOW_SITE });
 
     // Act: 02:15 judges 01:00–02:00, where checkout counted 0.
     const started = Date.now();

@@ -20,8 +20,6 @@ async function store(rows: Array<[site: string, event: string, hour: number, cou
   );
 }
 
-let batches = 0;
-
 /** Raw events of `site`: [event, ts, context] each (properties empty), in one request's packs. */
 async function track(
   site: string,
@@ -29,11 +27,9 @@ async function track(
 ) {
   const id = ([event, ts]: readonly [string, number, unknown], i: number) =>
     `${site}-${event}-${ts}-${i}`;
-  const batch = `b${(batches += 1)}`;
   await env.DB.batch([
     packEvents(
       site,
-      batch,
       rows[0]?.[1] ?? 0,
       rows.map((row, i) => ({
         messageId: id(row, i),

@@ -9,7 +9,8 @@ import {
   waitOnExecutionContext,
 } from 'cloudflare:test';
 import worker from '../../src/index';
-import { counts, importBatch, packEvents, report, seedSite, track } from './helpers';
+import { recordPending } from '../../src/ingest/event-store';
+import { counts, importBatch, report, seedSite, settle, track } from './helpers';
 
 const HOUR = 3_600_000;
 
@@ -34,6 +35,7 @@ describe('scheduled handler', () => {
     ];
     const res = await importBatch(site, events);
     expect(res.status).toBe(200);
+    await settle(site); // the site object's write cycle copies them to D1
 
     await runCron(base + 2 * HOUR + 15 * 60_000);
 
@@ -60,6 +62,7 @@ describe('scheduled handler', () => {
       ),
     );
     expect(res.status).toBe(200);
+    await settle(site);
     const stored = () =>
       env.DB.prepare(
         `SELECT count, counted_to AS countedTo FROM step_volumes
@@ -82,22 +85,27 @@ describe('scheduled handler', () => {
   it('applies a batch that was stored in D1 but never reached the site object', async () => {
     const site = await seedSite('reconcile', ['view', 'buy']);
     const ts = (s: number) => new Date(Date.UTC(2025, 2, 3, 10, 0, s)).toISOString();
-    // Written the way the ingest path writes, minus the Durable Object call that failed.
+    // Written the way the ingest path writes when the Durable Object call failed.
     const receivedAt = Date.now() - 5 * 60_000;
-    await env.DB.batch([
-      env.DB.prepare(
-        `INSERT INTO batches (id, site_id, received_at, message_ids) VALUES ('b-lost', ?, ?, ?)`,
-      ).bind(site.siteId, receivedAt, JSON.stringify(['lost-1', 'lost-2'])),
-      packEvents(
-        site.siteId,
-        'b-lost',
-        receivedAt,
-        [
-          { messageId: 'lost-1', event: 'view', ts: Date.parse(ts(0)) },
-          { messageId: 'lost-2', event: 'buy', ts: Date.parse(ts(30)) },
-        ].map((e) => ({ ...e, anonymousId: 'lost-device' })),
-      ),
-    ]);
+    const event = (messageId: string, name: string, at: string) => ({
+      messageId,
+      type: 'track' as const,
+      event: name,
+      anonymousId: 'lost-device',
+      userId: null,
+      previousId: null,
+      ts: Date.parse(at),
+      clientTs: null,
+      properties: null,
+      traits: null,
+      context: {},
+    });
+    await recordPending(env.DB, {
+      siteId: site.siteId,
+      batchId: 'b-lost',
+      receivedAt,
+      events: [event('lost-1', 'view', ts(0)), event('lost-2', 'buy', ts(30))],
+    });
     expect(counts(await report(site, '2025-03-03', '2025-03-04'))).toEqual([0, 0]);
 
     await runCron(Date.now());
@@ -108,5 +116,10 @@ describe('scheduled handler', () => {
       .first();
     expect(pending).toBeNull();
     expect(counts(await report(site, '2025-03-03', '2025-03-04'))).toEqual([1, 1]);
+    // And copied to D1's packs by the object's write cycle.
+    const stored = await env.DB.prepare('SELECT message_id FROM events WHERE site_id = ?')
+      .bind(site.siteId)
+      .all<{ message_id: string }>();
+    expect(stored.results.map((r) => r.message_id).sort()).toEqual(['lost-1', 'lost-2']);
   });
 });

@@ -10,11 +10,12 @@ import {
   evictDurableObject,
   runDurableObjectAlarm,
   runInDurableObject,
+  SELF,
 } from 'cloudflare:test';
 import type { Env } from '../../src/env';
 import { segmentOf } from '../../src/funnel/segment';
 import { flushPauseMs } from '../../src/identity/site-state-do';
-import { reconcilePending, RECONCILE_AFTER_MS, sweepRecent } from '../../src/ingest/reconcile';
+import { reconcilePending, RECONCILE_AFTER_MS } from '../../src/ingest/reconcile';
 import { faultyDb, fetchWithFaults } from './faults';
 import { ADMIN, beacon, counts, ingest, report, seedSite, settle, track } from './helpers';
 
@@ -23,6 +24,25 @@ const today = () => new Date().toISOString().slice(0, 10);
 const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
 
 const stateOf = (siteId: string) => env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId));
+
+/** The message ids D1 holds for a site (first copies, through the `events` view), sorted. */
+async function storedIds(siteId: string): Promise<string[]> {
+  const { results } = await env.DB.prepare('SELECT message_id FROM events WHERE site_id = ?')
+    .bind(siteId)
+    .all<{ message_id: string }>();
+  return results.map((r) => r.message_id).sort();
+}
+
+/** Every copy D1's packs hold for a site, repeats included. */
+async function packedCopies(siteId: string): Promise<number> {
+  const row = await env.DB.prepare(
+    `SELECT COUNT(*) AS n FROM event_packs h CROSS JOIN json_each(h.events) j
+     WHERE h.site_id = ?`,
+  )
+    .bind(siteId)
+    .first<{ n: number }>();
+  return row?.n ?? 0;
+}
 
 /** When the site object's alarm is set to fire, or null when none is set. */
 const alarmOf = (stub: ReturnType<typeof stateOf>) =>
@@ -101,9 +121,11 @@ describe('ingest hand-over to the site object', () => {
         ['lost2', 'lost-m3', 'view', at(3), now - 4_000],
       ];
       for (const [device, messageId, name, ts, received] of rows) {
+        const raw = [messageId, 'track', name, device, null, null, ts, null, null, null, {}];
         sql.exec(
-          `INSERT INTO events (dev, message_id, anon, user, ts, type, name, props, seg, received)
-           VALUES (?, ?, ?, NULL, ?, 'track', ?, NULL, ?, ?)`,
+          `INSERT INTO events
+             (dev, message_id, anon, user, ts, type, name, props, seg, received, raw)
+           VALUES (?, ?, ?, NULL, ?, 'track', ?, NULL, ?, ?, ?)`,
           device,
           messageId,
           device,
@@ -111,6 +133,7 @@ describe('ingest hand-over to the site object', () => {
           name,
           seg,
           received,
+          JSON.stringify(raw),
         );
       }
       await state.storage.setAlarm(now + 60_000);
@@ -122,6 +145,8 @@ describe('ingest hand-over to the site object', () => {
     // lost1 viewed and added to cart, lost2 viewed; `old` was not recomputed (its progress
     // was written by the cycle that ended before the mark, so the recovery leaves it alone).
     expect(counts(await report(site, today(), tomorrow()))).toEqual([2, 1]);
+    // Nor copied again: the lost cycle's events are now in D1's packs, `old` was before.
+    expect(await storedIds(site.siteId)).toEqual(['lost-m1', 'lost-m2', 'lost-m3']);
   });
 
   it('recovers a cycle whose instance is evicted before its alarm', async () => {
@@ -133,6 +158,7 @@ describe('ingest hand-over to the site object', () => {
     await evictDurableObject(stub);
     await settle(site);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
+    expect(await storedIds(site.siteId)).toEqual(['he-m1', 'he-m2']);
   });
 
   it('sets its alarm again when a cycle fails, so a later instance still recovers it', async () => {
@@ -149,10 +175,32 @@ describe('ingest hand-over to the site object', () => {
     await runDurableObjectAlarm(stub);
     expect(await alarmOf(stub)).not.toBeNull();
     expect(counts(await report(site, today(), tomorrow()))).toEqual([0, 0]);
+    expect(await storedIds(site.siteId)).toEqual([]);
     // The instance goes (with its memory and its failing D1); the next one recovers the cycle.
     await evictDurableObject(stub);
     await settle(site);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
+    expect(await storedIds(site.siteId)).toEqual(['hf-m1', 'hf-m2']);
+  });
+
+  it('answers a beacon while D1 is down, and copies and counts it once D1 is back', async () => {
+    const site = await seedSite('handover-d1-down', ['view', 'cart']);
+    const stub = stateOf(site.siteId);
+    // The object's D1 writes fail for one cycle (its copy and its progress), the Worker's too:
+    // the beacon path writes nothing to D1 when nothing in it is refused.
+    await runInDurableObject(stub, (instance) => {
+      const object = instance as unknown as { env: Env; failing?: D1Database };
+      object.env = { ...object.env, DB: faultyDb(object.env.DB, { failBatchesBefore: 1 }) };
+    });
+    const res = await fetchWithFaults(beacon(site, visit('dd', 'hd')), { failBatchesBefore: 10 });
+    expect(await res.json()).toMatchObject({ accepted: 2, duplicates: 0 });
+    await runDurableObjectAlarm(stub); // fails: D1 is down for this cycle
+    expect(await storedIds(site.siteId)).toEqual([]);
+    await settle(site); // the alarm set again runs the cycle with D1 back
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
+    expect(await storedIds(site.siteId)).toEqual(['hd-m1', 'hd-m2']);
+    // Each copied once: the failed cycle's batch wrote nothing.
+    expect(await packedCopies(site.siteId)).toBe(2);
   });
 
   it('takes a retry it already holds without marking anyone or setting its alarm', async () => {
@@ -167,41 +215,43 @@ describe('ingest hand-over to the site object', () => {
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
   });
 
-  it('counts a retry that lands between the two halves of an erasure as a re-send', async () => {
-    // An erasure deletes the person in the object first and in D1 after. The object is what says
-    // which events are new, so a retry landing in between is a re-send after the erasure: kept
-    // and counted, as one sent a minute later would be (docs/ARCHITECTURE.md, durability).
+  it("erases every D1 copy of a person's events, and keeps a re-send taken after", async () => {
     const site = await seedSite('handover-erase', ['view', 'cart']);
     const stub = stateOf(site.siteId);
     await ingest(site, visit('er', 'hx'));
+    await ingest(site, visit('other', 'ho'));
     await settle(site);
-    expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
-    expect(await stub.personRecord(site.siteId, { anonymousId: 'er' }, true)).not.toBeNull();
-    const retried = await ingest(site, visit('er', 'hx'));
-    expect(await retried.json()).toMatchObject({ accepted: 2, duplicates: 0 });
+    expect(await storedIds(site.siteId)).toEqual(['ho-m1', 'ho-m2', 'hx-m1', 'hx-m2']);
+    // The object erases, then removes D1's copies in its own write order before it answers.
+    const record = await stub.personRecord(site.siteId, { anonymousId: 'er' }, true);
+    expect(record?.erasedEvents).toBe(2);
+    expect(await storedIds(site.siteId)).toEqual(['ho-m1', 'ho-m2']);
+    // Sent again after the erasure: new to the object, copied and counted again.
+    const again = await ingest(site, visit('er', 'hx'));
+    expect(await again.json()).toMatchObject({ accepted: 2, duplicates: 0 });
     await settle(site);
-    expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
-    expect(await stub.personRecord(site.siteId, { anonymousId: 'er' }, false)).not.toBeNull();
+    expect(await storedIds(site.siteId)).toEqual(['ho-m1', 'ho-m2', 'hx-m1', 'hx-m2']);
+    expect(await packedCopies(site.siteId)).toBe(4);
   });
 
-  it('sweeps a committed write whose hand-over never ran into its object, once', async () => {
-    // A timeout after D1's commit answers 503; a sender that never retries (a page's last
-    // beacon) leaves the events in D1 with no record and no hand-over.
-    const site = await seedSite('handover-sweep', ['view', 'cart']);
-    const failed = await fetchWithFaults(beacon(site, visit('sw', 'hs')), { failBatchesAfter: 1 });
-    expect(failed.status).toBe(503);
-    // Still in flight for the sweep until a minute has passed.
-    expect(await sweepRecent(env, Date.now())).toBe(0);
-
-    const later = Date.now() + RECONCILE_AFTER_MS + 1_000;
-    expect(await sweepRecent(env, later)).toBe(2);
+  it('leaves no D1 copy of an event erased before its cycle ran', async () => {
+    const site = await seedSite('handover-erase-early', ['view', 'cart']);
+    const stub = stateOf(site.siteId);
+    await ingest(site, visit('ee', 'hy'));
+    // Taken, its cycle not run yet: the erasure copies what was taken first (a person's
+    // record reads D1 as complete), then erases the copies.
+    expect(await alarmOf(stub)).not.toBeNull();
+    const erased = await SELF.fetch(`https://goalstep.test/admin/sites/${site.siteId}/people/ee`, {
+      method: 'DELETE',
+      headers: ADMIN,
+    });
+    expect(await erased.json()).toMatchObject({ deleted: { events: 2, stateEvents: 2 } });
     await settle(site);
-    expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
-    // Held now: a second sweep hands nothing over.
-    expect(await sweepRecent(env, later)).toBe(0);
+    expect(await storedIds(site.siteId)).toEqual([]);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([0, 0]);
   });
 
-  it('keeps the batch record of an import, whose old events the sweep skips', async () => {
+  it('records an import the object did not take, with its events, for the reconciler', async () => {
     const site = await seedSite('handover-import', ['view', 'cart']);
     const old = (second: number) => new Date(Date.UTC(2025, 2, 3, 10, 0, second)).toISOString();
     const body = {
@@ -215,13 +265,17 @@ describe('ingest hand-over to the site object', () => {
       headers: { ...ADMIN, 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
     });
-    // D1 commits the events with their record; the answer times out (503); nobody retries.
-    const failed = await fetchWithFaults(request, { failBatchesAfter: 1 });
-    expect(failed.status).toBe(503);
+    const res = await fetchWithFaults(request, { failObject: true });
+    expect(await res.json()).toMatchObject({ accepted: 2 });
+    expect(await storedIds(site.siteId)).toEqual([]);
     const later = Date.now() + RECONCILE_AFTER_MS + 1_000;
-    expect(await sweepRecent(env, later)).toBe(0);
     expect(await reconcilePending(env, later)).toBe(1);
     await settle(site);
     expect(counts(await report(site, '2025-03-03', '2025-03-04'))).toEqual([1, 1]);
+    expect(await storedIds(site.siteId)).toEqual(['hi-m1', 'hi-m2']);
+    const record = await env.DB.prepare('SELECT COUNT(*) AS n FROM batches WHERE site_id = ?')
+      .bind(site.siteId)
+      .first<{ n: number }>();
+    expect(record?.n).toBe(0);
   });
 });

@@ -84,7 +84,7 @@ export function importBatch(site: TestSite, batch: unknown[]): Promise<Response>
 }
 
 /** Waits until every accepted batch of the site is reflected in its progress rows. */
-export async function settle(site: TestSite): Promise<void> {
+export async function settle(site: Pick<TestSite, 'siteId'>): Promise<void> {
   for (let i = 0; i < 200; i += 1) {
     const res = await SELF.fetch(`${BASE}/admin/sites/${site.siteId}/status`, { headers: ADMIN });
     const status = (await res.json()) as { pendingBatches: number };
@@ -263,33 +263,33 @@ export interface PackedEvent {
 }
 
 /**
- * The statement that stores events in D1 the way an ingest request does (one pack per hour of
- * event time), without the site object: for tests of what reads D1 alone.
+ * The statement that stores events in D1's packs the way the site object's write cycle does
+ * (one pack per hour of event time), without the object: for tests of what reads D1 alone.
  */
 export function packEvents(
   siteId: string,
-  batchId: string,
   receivedAt: number,
   events: readonly PackedEvent[],
 ): D1PreparedStatement {
   return packStatement(env.DB, {
     siteId,
-    batchId,
     receivedAt,
-    entries: events.map((e) =>
-      packEntry({
-        messageId: e.messageId,
-        type: e.type ?? 'track',
-        event: e.event,
-        anonymousId: e.anonymousId ?? null,
-        userId: e.userId ?? null,
-        previousId: null,
-        ts: e.ts,
-        clientTs: null,
-        properties: e.properties ?? null,
-        traits: null,
-        context: e.context ?? {},
-      }),
+    entries: JSON.stringify(
+      events.map((e) =>
+        packEntry({
+          messageId: e.messageId,
+          type: e.type ?? 'track',
+          event: e.event,
+          anonymousId: e.anonymousId ?? null,
+          userId: e.userId ?? null,
+          previousId: null,
+          ts: e.ts,
+          clientTs: null,
+          properties: e.properties ?? null,
+          traits: null,
+          context: e.context ?? {},
+        }),
+      ),
     ),
   });
 }

@@ -41,7 +41,9 @@ function beacon(writeKey: string, body: unknown, headers: Record<string, string>
   });
 }
 
+/** The message ids D1 holds for a site, once the site object has copied what it took. */
 async function messageIds(siteId: string): Promise<string[]> {
+  await settle({ siteId });
   const { results } = await env.DB.prepare(
     'SELECT message_id FROM events WHERE site_id = ? ORDER BY message_id',
   )
@@ -233,6 +235,7 @@ describe('rate limits', () => {
     expect((await send('192.0.2.1', 3)).status).toBe(429);
     expect((await send('192.0.2.2', 1)).status).toBe(200);
     // The address itself is never stored.
+    await settle({ siteId: 'rate-addr' });
     const { results } = await env.DB.prepare('SELECT context FROM events WHERE site_id = ?')
       .bind('rate-addr')
       .all<{ context: string }>();

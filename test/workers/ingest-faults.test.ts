@@ -1,12 +1,12 @@
 /**
- * Faults after the beacon arrives: D1 failing before or after its write (503, then a retry that
- * counts everything exactly once), the site object failing after the D1 write (the batch is
- * recorded as pending and the cron's reconciler completes it, or, when that record cannot be
- * written either, a 503 and the client's retry), and the deferred-apply switch.
+ * Faults after the beacon arrives: D1 failing before or after its write of refused events (503,
+ * then a retry that counts everything exactly once), the site object failing (the batch is
+ * recorded as pending with its events and the cron's reconciler completes it, or, when that
+ * record cannot be written either, a 503 and the client's retry), and the deferred-apply switch.
  */
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from 'cloudflare:test';
 import worker from '../../src/index';
-import { reconcilePending, RECONCILE_AFTER_MS, sweepRecent } from '../../src/ingest/reconcile';
+import { reconcilePending, RECONCILE_AFTER_MS } from '../../src/ingest/reconcile';
 import { fetchWithFaults } from './faults';
 import { ADMIN, beacon, counts, report, seedSite, settle, track } from './helpers';
 
@@ -29,54 +29,58 @@ async function pendingBatches(siteId: string): Promise<number> {
 const today = () => new Date().toISOString().slice(0, 10);
 const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
 
-describe('D1 failing on insert', () => {
+describe('D1 failing on the beacon path', () => {
+  // D1 is written on the beacon path only for refused events (and a pending record): a batch
+  // with one refused event shows what its failure does to the valid ones.
+  const withRefused = (device: string, prefix: string) => ({
+    batch: [
+      track('view', { anonymousId: device }, `${prefix}-m1`, T(0)),
+      track('cart', { anonymousId: device }, `${prefix}-m2`, T(1)),
+      { type: 'track', anonymousId: device, messageId: `${prefix}-bad` },
+    ],
+  });
+
   it('answers a retryable 503 and stores nothing when the write fails', async () => {
     const site = await seedSite('fault-before', ['view', 'cart']);
-    const body = {
-      batch: [
-        track('view', { anonymousId: 'fb1' }, 'fb-m1', T(0)),
-        track('cart', { anonymousId: 'fb1' }, 'fb-m2', T(1)),
-      ],
-    };
-
+    const body = withRefused('fb1', 'fb');
     const failed = await fetchWithFaults(beacon(site, body), { failBatchesBefore: 1 });
     expect(failed.status).toBe(503);
     expect(failed.headers.get('Retry-After')).toBe('5');
     expect(await failed.json()).toMatchObject({ code: 'storage_unavailable' });
+    await settle(site);
     expect(await storedCount(site.siteId)).toBe(0);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([0, 0]);
 
     const retried = await fetchWithFaults(beacon(site, body), {});
     expect(await retried.json()).toMatchObject({ accepted: 2, duplicates: 0 });
+    await settle(site);
     expect(await storedCount(site.siteId)).toBe(2);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
   });
 
-  it('stores a batch once when D1 wrote it, the call timed out and a client retried', async () => {
+  it('counts a batch once when D1 wrote its refused events, timed out and was retried', async () => {
     const site = await seedSite('fault-after', ['view', 'cart']);
-    const body = {
-      batch: [
-        track('view', { anonymousId: 'fa1' }, 'fa-m1', T(0)),
-        track('cart', { anonymousId: 'fa1' }, 'fa-m2', T(1)),
-      ],
-    };
-
+    const body = withRefused('fa1', 'fa');
     const failed = await fetchWithFaults(beacon(site, body), { failBatchesAfter: 1 });
     expect(failed.status).toBe(503);
-
+    // The refused event is filed; the valid ones never reached the object.
     const retried = await fetchWithFaults(beacon(site, body), {});
     expect(retried.status).toBe(200);
-    // The first attempt stored the events in D1 and failed before the site object, which says
-    // which events are new: to the client that heard 503, both are. D1 holds two copies of each
-    // (one per request) and every read takes one.
     expect(await retried.json()).toMatchObject({ accepted: 2, duplicates: 0 });
-    expect(await storedCount(site.siteId)).toBe(2);
     await settle(site);
+    expect(await storedCount(site.siteId)).toBe(2);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
-    // The object holds them: the cron's sweep has nothing to hand over.
-    expect(await sweepRecent(env, Date.now() + RECONCILE_AFTER_MS + 1_000)).toBe(0);
+    // Filed once across the two attempts (src/ingest/refused-store.ts).
+    const refused = await env.DB.prepare(
+      'SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ?',
+    )
+      .bind(site.siteId)
+      .first<{ n: number }>();
+    expect(refused?.n).toBe(1);
   });
 });
 
-describe('the site object failing after the D1 write', () => {
+describe('the site object failing', () => {
   it('records the batch as pending until the reconciler applies it, counted once', async () => {
     const site = await seedSite('fault-apply', ['view', 'cart']);
     const body = {
@@ -108,7 +112,7 @@ describe('the site object failing after the D1 write', () => {
   });
 });
 
-describe('the site object and then D1 failing after the D1 write', () => {
+describe('the site object and then D1 failing', () => {
   it('answers 503 when neither the object nor a pending record took the events', async () => {
     const site = await seedSite('fault-both', ['view', 'cart']);
     const body = {
@@ -117,18 +121,17 @@ describe('the site object and then D1 failing after the D1 write', () => {
         track('cart', { anonymousId: 'fb2' }, 'fb2-m2', T(1)),
       ],
     };
-    // The events' write passes; the object call fails; the pending record's write fails.
-    const plan = { passBatches: 1, failBatchesBefore: 1, failObject: true };
+    // The object call fails; the pending record's write (the request's only D1 write) fails.
+    const plan = { failBatchesBefore: 1, failObject: true };
     const failed = await fetchWithFaults(beacon(site, body), plan);
     expect(failed.status).toBe(503);
     expect(await failed.json()).toMatchObject({ code: 'storage_unavailable' });
-    expect(await storedCount(site.siteId)).toBe(2);
     expect(await pendingBatches(site.siteId)).toBe(0);
+    expect(await storedCount(site.siteId)).toBe(0);
 
-    // The client's retry hands the events to the object, new there; the sweep finds nothing.
+    // The client's retry hands the events to the object, new there.
     const retried = await fetchWithFaults(beacon(site, body), {});
     expect(await retried.json()).toMatchObject({ accepted: 2, duplicates: 0 });
-    expect(await sweepRecent(env, Date.now() + RECONCILE_AFTER_MS + 1_000)).toBe(0);
     await settle(site);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
     expect(await storedCount(site.siteId)).toBe(2);

@@ -7,7 +7,7 @@
 import { env, SELF } from 'cloudflare:test';
 import fc from 'fast-check';
 import { fetchWithFaults } from './faults';
-import { ingest, seedSite, type TestSite } from './helpers';
+import { ingest, seedSite, settle, type TestSite } from './helpers';
 
 /** How each kind of broken event is built, and the reason code it must get. */
 const BREAKAGES = {
@@ -88,6 +88,7 @@ describe('fuzzing the ingest schema through the Worker', () => {
         }
 
         const prefix = `fz-${run}-%`;
+        await settle({ siteId: 'fuzz' });
         const stored = await env.DB.prepare(
           `SELECT message_id, COUNT(*) AS n FROM events WHERE site_id = 'fuzz' AND message_id LIKE ?
            GROUP BY message_id`,
@@ -209,10 +210,13 @@ describe('fuzzing with injected D1 faults', () => {
               failBatchesAfter: fault === 'after' ? 1 : 0,
             });
             status = res.status;
-            expect(fault === 'none' ? [200] : [503]).toContain(status);
+            // A beacon of valid events writes nothing to D1 itself (the site object copies
+            // them), so a D1 fault on its path may leave it answered 200.
+            expect(fault === 'none' ? [200] : [200, 503]).toContain(status);
             if (status === 200) break;
           }
           expect(status).toBe(200);
+          await settle({ siteId: 'fuzz-faults' });
           const n = await env.DB.prepare(
             "SELECT COUNT(*) AS n FROM events WHERE site_id = 'fuzz-faults' AND message_id LIKE ?",
           )

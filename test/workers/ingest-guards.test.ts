@@ -20,7 +20,9 @@ interface Row {
   context: string | null;
 }
 
+/** The site's events as D1 holds them, once the site object has copied what it took. */
 async function rows(siteId: string): Promise<Row[]> {
+  await settle({ siteId });
   const { results } = await env.DB.prepare(
     'SELECT message_id, event, ts, properties, context FROM events WHERE site_id = ? ORDER BY ts',
   )

@@ -54,6 +54,7 @@ describe('re-submitting rejected events', () => {
     });
     expect(again.status).toBe(200);
     expect(await again.json()).toMatchObject({ accepted: 2, rejected: [] });
+    await settle({ siteId: 'resubmit' });
     expect(await count("SELECT COUNT(*) AS n FROM events WHERE site_id = 'resubmit'")).toBe(2);
     expect(
       await count(
@@ -155,6 +156,7 @@ describe('re-submitting filtered events', () => {
     expect(refused.status).toBe(400);
     expect(await refused.json()).toMatchObject({ code: 'raw_not_resubmittable' });
     // rb-2 was sent before the site honoured the signal, so it was stored.
+    await settle({ siteId: 'resubmit-bot' });
     expect(await count("SELECT COUNT(*) AS n FROM events WHERE site_id = 'resubmit-bot'")).toBe(2);
   });
 });

@@ -180,7 +180,8 @@ type Area = 'localStorage' | 'sessionStorage';
     );
   };
   /** The page may be going away: what was not sent yet goes by beacon; it stays queued, so the
-   * next page of this tab sends it again and the server acknowledges it as a duplicate. */
+   * next page of this tab sends it again (same device and message id) and the server
+   * acknowledges it as a duplicate. */
   const beaconed = new Set<string>();
   const beacon = () => {
     // Leaving fires both visibilitychange and pagehide: each event goes by beacon once.
@@ -238,13 +239,14 @@ type Area = 'localStorage' | 'sessionStorage';
       if (consented) return;
       consented = true;
       // A returning visitor keeps the device id stored at an earlier consent; events still
-      // queued from before this call move over to it.
+      // queued from before this call move over to it, except those already sent (in flight,
+      // or by beacon): the server keys an event by device and message id, so one re-sent under
+      // another device would count twice.
       const stored = store('localStorage', 'aid');
       if (stored) {
         for (const event of queue) {
-          if (event.anonymousId === anonymousId && !sending.has(event.messageId)) {
-            event.anonymousId = stored;
-          }
+          const sent = sending.has(event.messageId) || beaconed.has(event.messageId);
+          if (event.anonymousId === anonymousId && !sent) event.anonymousId = stored;
         }
         anonymousId = stored;
       }
