@@ -2,8 +2,9 @@
 -- per event and `event_hours` one per request and hour. The site object keeps each event once
 -- and its write cycle copies what it took to `event_packs`, as JSON arrays, one row per cycle
 -- and hour of event time (src/ingest/event-packs.ts). The stored events carry over, one pack
--- per former request and hour; a pending batch record now holds its events (`batches.events`),
--- filled here for the records waiting. `events` becomes a view with the old columns, reading
+-- per former request and hour (split under 2 MB); a pending batch record now holds its events
+-- (`batches.events`); the records waiting here keep NULL, and the reconciler reads their
+-- events from the packs carried over. `events` becomes a view with the old columns, reading
 -- the first copy of each event (device and message id, as the site object keys them).
 -- Hand-written: drizzle-kit does not model WITHOUT ROWID or views; its snapshot (meta/0016)
 -- matches the table below.
@@ -17,18 +18,24 @@ CREATE TABLE `event_packs` (
 ) WITHOUT ROWID;
 --> statement-breakpoint
 INSERT INTO `event_packs` (`site_id`, `hour`, `batch_id`, `received_at`, `events`)
-	SELECT `site_id`, (`ts` / 3600000) * 3600000, `batch_id`, MIN(`received_at`),
-		json_group_array(json_array(`message_id`, `type`, `event`, `anonymous_id`, `user_id`,
-			`previous_id`, `ts`, `client_ts`, json(`properties`), json(`traits`), json(`context`)))
-	FROM `events` GROUP BY 1, 2, 3;
+	SELECT `site_id`, `hour`,
+		CASE WHEN `part` = 0 THEN `batch_id` ELSE `batch_id` || '.' || `part` END,
+		MIN(`received_at`), json_group_array(json(`entry`))
+	FROM (
+		SELECT `site_id`, `hour`, `batch_id`, `received_at`, `entry`,
+			-- Packs of at most 600,000 characters (under D1's 2 MB value in any script), as the
+			-- site object writes them (src/ingest/event-packs.ts, PACK_CHARS).
+			(SUM(length(`entry`)) OVER (PARTITION BY `site_id`, `hour`, `batch_id`
+				ORDER BY `message_id` ROWS UNBOUNDED PRECEDING) - length(`entry`)) / 600000 AS `part`
+		FROM (
+			SELECT `site_id`, (`ts` / 3600000) * 3600000 AS `hour`, `batch_id`, `received_at`,
+				`message_id`, json_array(`message_id`, `type`, `event`, `anonymous_id`, `user_id`,
+					`previous_id`, `ts`, `client_ts`, json(`properties`), json(`traits`),
+					json(`context`)) AS `entry`
+			FROM `events`))
+	GROUP BY `site_id`, `hour`, `batch_id`, `part`;
 --> statement-breakpoint
 ALTER TABLE `batches` ADD `events` text;
---> statement-breakpoint
-UPDATE `batches` SET `events` = (
-	SELECT json_group_array(json_array(`message_id`, `type`, `event`, `anonymous_id`, `user_id`,
-		`previous_id`, `ts`, `client_ts`, json(`properties`), json(`traits`), json(`context`)))
-	FROM `events` e WHERE e.`site_id` = `batches`.`site_id`
-		AND e.`message_id` IN (SELECT value FROM json_each(`batches`.`message_ids`)));
 --> statement-breakpoint
 DROP TABLE `event_hours`;
 --> statement-breakpoint

@@ -68,10 +68,21 @@ const RECOVERY_SLACK_MS = 60_000;
  * billed on every cycle of a quiet site.
  */
 const CYCLE_MARK_EVERY_MS = 10_000;
+/** Rounds an erasure runs while the person keeps sending new events, before it gives up. */
+const ERASE_ROUNDS = 5;
+
+/** An event's key here, as D1's readers key it too: device, U+001F, message id. */
+const eventKey = (row: Record<string, SqlStorageValue>) => `${row.dev}\u001f${row.message_id}`;
+const unmirroredKey = (e: { dev: string; messageId: string }) => `${e.dev}\u001f${e.messageId}`;
+
 /** People recomputed and written per D1 batch of a flush. */
 const FLUSH_CHUNK = 500;
-/** Events copied to D1's packs per D1 batch of a flush (`mirror`): bounds the entries read. */
+/**
+ * Events copied to D1's packs per D1 batch of a flush (`mirror`), and the most characters of
+ * their entries read at once: a batch's entries are read from storage into memory.
+ */
 const MIRROR_CHUNK = 5_000;
+const MIRROR_CHARS = 8_000_000;
 /**
  * A flush folds the rollup log into the rollups when the last fold is at least this old: the
  * rollup keys that the writes of a minute share are then written once (src/funnel/rollups.ts).
@@ -227,7 +238,12 @@ export class SiteState extends DurableObject<Env> {
   private failedCycles = 0;
   /** Events taken here and not yet copied to D1's packs, in the order taken (`mirror`). */
   private unmirrored: Unmirrored[] = [];
-  /** Erasures of D1 copies owed, run by the next mirror before its packs (`personRecord`). */
+  /** Keys (`eventKey`) of events an erasure holds back from copying, and those held. */
+  private readonly erasing = new Set<string>();
+  private held: Unmirrored[] = [];
+  /** The D1 copies the erasure under way has removed so far (`eraseCopies`). */
+  private erasedCopies = 0;
+  /** Erasures of D1 copies owed, run by the next mirror before its packs (`eraseCopies`). */
   private readonly erasures: Array<{ person: PersonEvents; done: (erased: number) => void }> = [];
   /** The last `received` stamp handed out: stamps only grow within an instance. */
   private lastStamp = 0;
@@ -312,13 +328,22 @@ export class SiteState extends DurableObject<Env> {
     this.recovering = false;
     // A request taken during the flush was written by it too (the loop runs until nothing is
     // dirty); one taken after it armed the next alarm and marked someone dirty again.
-    if (this.dirty.size > 0 || this.unmirrored.length > 0) return;
     if (this.receipts === 0 && !recovered) return;
-    this.receipts = 0;
+    if (this.markCycleEnd()) this.receipts = 0;
+  }
+
+  /**
+   * Records that everything taken so far is written (`cycle_end`, read by the recovery), when
+   * nothing is owed and the last mark is at least `CYCLE_MARK_EVERY_MS` old. Returns whether
+   * nothing was owed.
+   */
+  private markCycleEnd(): boolean {
+    if (this.dirty.size > 0 || this.unmirrored.length > 0) return false;
     const now = Date.now();
-    if (now - this.cycleMarkedAt < CYCLE_MARK_EVERY_MS) return;
+    if (now - this.cycleMarkedAt < CYCLE_MARK_EVERY_MS) return true;
     this.cycleMarkedAt = now;
     this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('cycle_end', ?)", String(now));
+    return true;
   }
 
   /** Marks dirty the people of every event taken since the last recorded cycle end. */
@@ -334,10 +359,11 @@ export class SiteState extends DurableObject<Env> {
       anon: string | null;
       user: string | null;
       ts: number;
-      raw: string | null;
+      copied: number;
       received: number;
     }>(
-      'SELECT dev, message_id, anon, user, ts, raw, received FROM events WHERE received >= ?',
+      `SELECT dev, message_id, anon, user, ts, raw IS NOT NULL AS copied, received FROM events
+       WHERE received >= ?`,
       since,
     );
     const owed: Unmirrored[] = [];
@@ -350,8 +376,7 @@ export class SiteState extends DurableObject<Env> {
       };
       this.markDirty(resolution.personOf(event), false);
       // Copied to D1 again: a copy the lost cycle did write is read once (event-packs.ts).
-      if (row.raw !== null)
-        owed.push({ dev: row.dev, messageId: row.message_id, at: row.received });
+      if (row.copied) owed.push({ dev: row.dev, messageId: row.message_id, at: row.received });
     }
     this.unmirrored = [...owed, ...this.unmirrored.filter((e) => e.at < since)];
   }
@@ -410,10 +435,11 @@ export class SiteState extends DurableObject<Env> {
   }
 
   /**
-   * The way in of a batch D1 holds as pending (the historical import path; the reconciler's,
-   * when `receive` failed or `DEFER_APPLY` left it): writes its people after the coalescing
+   * The way in of a batch D1 holds as pending (the reconciler's, when `receive` failed or
+   * `DEFER_APPLY` left it): writes its people and copies its events to D1 after the coalescing
    * pause, then deletes the batch's D1 record. Safe to repeat: events are kept once (by device
-   * and message id), and the people of every event passed are recomputed even if seen before.
+   * and message id), and the people of every event passed are recomputed and its events copied
+   * again even if seen before (a copy made twice is read once).
    */
   async apply(siteId: string, batchId: string, batch: StateBatch): Promise<void> {
     this.rememberSite(siteId);
@@ -450,7 +476,16 @@ export class SiteState extends DurableObject<Env> {
     const key = (dev: string, messageId: string) => `${dev}\u001f${messageId}`;
     const fresh = new Set(taken.map((row) => key(row.dev, row.message_id)));
     const isFresh = (f: IdentityEvent) => fresh.has(key(deviceKey(f), f.messageId));
-    for (const row of taken) {
+    // Owed to D1: the new events, or with `every` all of them, since an earlier hand-over of
+    // the batch may have stored them here and lost its copy (a copy made twice is read once).
+    const owed =
+      mark === 'every'
+        ? (JSON.parse(batch.rows) as string[][]).map((row) => ({
+            dev: row[0] as string,
+            message_id: row[1] as string,
+          }))
+        : taken;
+    for (const row of owed) {
       this.unmirrored.push({ dev: row.dev, messageId: row.message_id, at: receivedAt });
     }
     const marked = mark === 'every' ? batch.facts : batch.facts.filter(isFresh);
@@ -478,6 +513,7 @@ export class SiteState extends DurableObject<Env> {
       this.ingestFlush = null;
       const batches = this.waitingBatches.splice(0);
       await this.flush(siteId);
+      this.markCycleEnd();
       if (batches.length === 0) return;
       // Applied: the record goes (one billed row, where keeping it marked would be two).
       await this.env.DB.prepare('DELETE FROM batches WHERE id IN (SELECT value FROM json_each(?))')
@@ -664,19 +700,24 @@ export class SiteState extends DurableObject<Env> {
   ): Promise<PersonRecord | null> {
     this.rememberSite(siteId);
     // What D1 is read or erased for must be there first: copy what was taken (`mirror`).
-    if (this.unmirrored.length > 0) await this.flush(siteId);
+    if (this.unmirrored.length > 0 || this.flushing) await this.flush(siteId);
     const resolution = this.resolve();
     const answer = explainPerson(this.sql, this.identity, resolution, query);
     if (!answer) return null;
-    const rows = personRows(this.sql, resolution, answer.person);
+    const rows = erase
+      ? await this.eraseCopies(siteId, answer.person)
+      : personRows(this.sql, resolution, answer.person);
     const record: PersonRecord = {
       person: answer.person,
       userIds: answer.userIds,
       anonymousIds: answer.anonymousIds,
       messageIds: rows.map((row) => row.message_id),
       stateEvents: rows,
+      erasedEvents: erase ? this.erasedCopies : undefined,
     };
     if (erase) {
+      // Synchronous from here on: D1 holds no copy of these rows, and none can be made now.
+      const before = this.resolve();
       for (const row of rows) {
         this.sql.exec(
           'DELETE FROM events WHERE dev = ? AND message_id = ?',
@@ -684,7 +725,7 @@ export class SiteState extends DurableObject<Env> {
           row.message_id,
         );
       }
-      const eventKeys = rows.map((row) => `${row.dev}\u001f${row.message_id}`);
+      const eventKeys = rows.map(eventKey);
       this.identity.forgetPerson({ ...record, eventKeys });
       // Admin actions naming an erased id would otherwise keep it, and merge its new events
       // back into one person (docs/IDENTITY.md, erasure).
@@ -692,23 +733,68 @@ export class SiteState extends DurableObject<Env> {
       const devices = [...record.anonymousIds, ...rows.flatMap((row) => row.anon ?? [])];
       const erased = this.identity.unusedIds(record.userIds, devices);
       this.identity.forgetInActions(erased, record.messageIds);
-      this.regraph(resolution);
-      // D1's copies go in the object's own write order (`mirror`): every copy written before
-      // this erasure, none of a re-send taken after it. A copy not written yet is not owed.
-      const gone = new Set(eventKeys);
-      this.unmirrored = this.unmirrored.filter((e) => !gone.has(`${e.dev}\u001f${e.messageId}`));
-      const person: PersonEvents = {
-        events: rows.map((row) => ({
+      this.regraph(before);
+      this.release(new Set(eventKeys), false);
+    }
+    return record;
+  }
+
+  /**
+   * Removes every D1 copy of a person's events before this object forgets them, so a failure
+   * leaves the person whole here and the admin's retry finds them. Their events are held back
+   * from copying meanwhile (`erasing`); an event of theirs taken during a round's D1 write is
+   * erased by the next round. Resolves with the person's rows once a round found nothing new,
+   * the count in `erasedCopies`.
+   */
+  private async eraseCopies(
+    siteId: string,
+    person: string,
+  ): Promise<ReturnType<typeof personRows>> {
+    const keys = new Set<string>();
+    this.erasedCopies = 0;
+    try {
+      for (let round = 0; ; round += 1) {
+        const rows = personRows(this.sql, this.resolve(), person);
+        const added = rows.filter((row) => !keys.has(eventKey(row)));
+        if (round > 0 && added.length === 0) return rows;
+        if (round === ERASE_ROUNDS) throw new Error('the person kept sending during the erasure');
+        for (const row of added) {
+          keys.add(eventKey(row));
+          this.erasing.add(eventKey(row));
+        }
+        this.held.push(...this.unmirrored.filter((e) => keys.has(unmirroredKey(e))));
+        this.unmirrored = this.unmirrored.filter((e) => !keys.has(unmirroredKey(e)));
+        const events = rows.map((row) => ({
           device: String(row.dev),
           messageId: String(row.message_id),
           ts: Number(row.ts),
-        })),
-      };
-      const owed = { person, done: (n: number) => (record.erasedEvents = n) };
-      this.erasures.push(owed);
-      while (this.erasures.includes(owed)) await this.flush(siteId);
+        }));
+        const owed = {
+          person: { events },
+          done: (n: number) => (this.erasedCopies += n),
+        };
+        this.erasures.push(owed);
+        try {
+          while (this.erasures.includes(owed)) await this.flush(siteId);
+        } finally {
+          const at = this.erasures.indexOf(owed);
+          if (at >= 0) this.erasures.splice(at, 1);
+        }
+      }
+    } catch (error) {
+      // Abandoned: the person stays whole here, and what was held is owed to D1 again.
+      this.release(keys, true);
+      throw error;
     }
-    return record;
+  }
+
+  /** Ends the hold on `keys`: what was held goes back to be copied (`copy`) or is dropped. */
+  private release(keys: ReadonlySet<string>, copy: boolean): void {
+    for (const key of keys) this.erasing.delete(key);
+    const back = this.held.filter((e) => keys.has(unmirroredKey(e)));
+    this.held = this.held.filter((e) => !keys.has(unmirroredKey(e)));
+    this.unmirrored = this.unmirrored.filter((e) => !keys.has(unmirroredKey(e)));
+    if (copy) this.unmirrored.unshift(...back);
   }
 
   /**
@@ -1027,19 +1113,30 @@ export class SiteState extends DurableObject<Env> {
    */
   private async mirror(siteId: string): Promise<void> {
     const erasures = this.erasures.splice(0);
-    const entries = this.unmirrored.splice(0, MIRROR_CHUNK);
+    const taken = this.unmirrored.splice(0, MIRROR_CHUNK);
+    const entries = taken.filter((e) => !this.erasing.has(unmirroredKey(e)));
+    this.held.push(...taken.filter((e) => this.erasing.has(unmirroredKey(e))));
     if (erasures.length === 0 && entries.length === 0) return;
     const erase = erasures.map((e) => erasePersonEventsStatements(this.env.DB, siteId, e.person));
     try {
-      // Read from storage in the order taken; an event erased since has no row and is skipped.
-      const stored = this.sql
-        .exec<{ raw: string; at: number }>(
-          `SELECT e.raw, j.value ->> 2 AS at FROM json_each(?) j
-           CROSS JOIN events e ON e.dev = j.value ->> 0 AND e.message_id = j.value ->> 1
-           WHERE e.raw IS NOT NULL ORDER BY j.key`,
-          JSON.stringify(entries.map((e) => [e.dev, e.messageId, e.at])),
-        )
-        .toArray();
+      // Read from storage in the order taken, up to `MIRROR_CHARS`: the rest goes back to the
+      // front. An event erased since has no row and is skipped.
+      const stored: Array<{ raw: string; at: number }> = [];
+      let chars = 0;
+      let read = 0;
+      for (const row of this.sql.exec<{ i: number; raw: string | null; at: number }>(
+        `SELECT j.key AS i, e.raw, j.value ->> 2 AS at FROM json_each(?) j
+         LEFT JOIN events e ON e.dev = j.value ->> 0 AND e.message_id = j.value ->> 1
+         ORDER BY j.key`,
+        JSON.stringify(entries.map((e) => [e.dev, e.messageId, e.at])),
+      )) {
+        if (chars > 0 && chars + (row.raw?.length ?? 0) > MIRROR_CHARS) break;
+        read = row.i + 1;
+        if (row.raw === null) continue;
+        stored.push({ raw: row.raw, at: row.at });
+        chars += row.raw.length;
+      }
+      this.unmirrored.unshift(...entries.splice(read));
       const results = await this.env.DB.batch<{ n?: number }>([
         ...erase.flat(),
         ...mirrorStatements(this.env.DB, siteId, stored),

@@ -49,8 +49,12 @@ export function packEntry(e: StoredEvent & { messageId: string }): unknown[] {
   ];
 }
 
-/** Most characters of entries one pack statement carries: D1 holds a value of up to 2 MB. */
-const PACK_CHARS = 1_000_000;
+/**
+ * Most characters (UTF-16 units) of entries one pack statement carries. D1 holds a value of up to
+ * 2 MB, counted in UTF-8 bytes, and a unit takes at most 3 of them: 600,000 units stay under
+ * 1.8 MB whatever the script (a lone entry may be longer: it goes alone).
+ */
+const PACK_CHARS = 600_000;
 
 /** The event a pack entry holds (`packEntry` read back). */
 export function entryEvent(entry: unknown[]): StoredEvent & { messageId: string } {

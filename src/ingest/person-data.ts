@@ -66,6 +66,43 @@ const personEvents = (record: PersonRecord): PersonEvents => ({
   })),
 });
 
+/**
+ * Statements that take a person's events out of the pending batch records (those the site object
+ * has not taken), and drop records left empty: events with one of their user ids, or without a
+ * user id from one of their devices. The first statement's row `n` counts them.
+ * Binds: ?1 the site, ?2 the user ids, ?3 the device ids.
+ */
+function erasePendingStatements(
+  db: D1Database,
+  siteId: string,
+  person: PersonRecord,
+): D1PreparedStatement[] {
+  const theirs = `(j.value ->> 4 IN (SELECT value FROM json_each(?2))
+    OR (j.value ->> 4 IS NULL AND j.value ->> 3 IN (SELECT value FROM json_each(?3))))`;
+  const holding = `site_id = ?1 AND events IS NOT NULL
+    AND EXISTS (SELECT 1 FROM json_each(events) j WHERE ${theirs})`;
+  const ids = (sql: string) =>
+    db
+      .prepare(sql)
+      .bind(siteId, JSON.stringify(person.userIds), JSON.stringify(person.anonymousIds));
+  return [
+    ids(`SELECT COUNT(*) AS n FROM batches b, json_each(b.events) j
+         WHERE b.site_id = ?1 AND ${theirs}`),
+    ids(`UPDATE batches SET
+           events = (SELECT json_group_array(json(j.value)) FROM json_each(events) j
+             WHERE NOT ${theirs}),
+           message_ids = (SELECT json_group_array(j.value ->> 0) FROM json_each(events) j
+             WHERE NOT ${theirs})
+         WHERE ${holding}`),
+    db
+      .prepare(
+        `DELETE FROM batches WHERE site_id = ?1 AND events IS NOT NULL
+           AND json_array_length(events) = 0`,
+      )
+      .bind(siteId),
+  ];
+}
+
 /** Everything stored about the person, from every store. */
 export async function exportPerson(env: Env, siteId: string, id: string): Promise<PersonData> {
   const record = await personRecord(env, siteId, id, false);
@@ -109,9 +146,13 @@ export async function erasePerson(
   // The progress rows are counted first: erasing in the object recomputes the people it moves,
   // which may delete this person's rows before the D1 delete below sees them.
   const found = await personRecord(env, siteId, id, false);
-  const counted = await env.DB.prepare(personAttemptsSql('COUNT(*) AS n'))
-    .bind(siteId, found.person)
-    .first<{ n: number }>();
+  const [pending, , , countedRows] = await env.DB.batch<{ n: number }>([
+    // Their events in pending batch records go before the object's part: the reconciler could
+    // otherwise hand them back to the object after it (then nothing would erase them).
+    ...erasePendingStatements(env.DB, siteId, found),
+    env.DB.prepare(personAttemptsSql('COUNT(*) AS n')).bind(siteId, found.person),
+  ]);
+  const counted = countedRows?.results[0];
   // The object next: once its rows are gone no later flush can rewrite the person's progress.
   const record = await personRecord(env, siteId, id, true);
   // The entry-time index of attempts names people by key: the person's, their users' and
@@ -142,7 +183,7 @@ export async function erasePerson(
   ]);
   const attempts = results.at(-1);
   return {
-    events: record.erasedEvents ?? 0,
+    events: (record.erasedEvents ?? 0) + (pending?.results[0]?.n ?? 0),
     // results[unlist.length] raised the refused-id floor.
     rejected: results[unlist.length + 1]?.meta.changes ?? 0,
     // Rows either the recompute or the delete removed (not both: the delete runs after).

@@ -6,6 +6,7 @@
 import type { Env } from '../env';
 import { stateBatch } from '../identity/state-batch';
 import { logger } from '../lib/logger';
+import { entryEvent } from './event-packs';
 import { recordedEvents } from './event-store';
 
 /** A batch younger than this may still be in flight and is left alone. */
@@ -22,18 +23,21 @@ export async function reconcilePending(env: Env, now: number): Promise<number> {
   const { results: pending } = await env.DB.prepare(
     // Every row is pending (the site object deletes a batch's record once applied), so the
     // table stays small and is read without an index.
-    `SELECT id, site_id, events FROM batches
+    `SELECT id, site_id, message_ids, events FROM batches
      WHERE received_at < ? ORDER BY random() LIMIT ?`,
   )
     .bind(now - RECONCILE_AFTER_MS, BATCHES_PER_RUN)
-    .all<{ id: string; site_id: string; events: string }>();
+    .all<{ id: string; site_id: string; message_ids: string; events: string | null }>();
 
   // The batches go to their site objects together: an object gathers the batches that reach it
   // within its coalescing pause and writes them in one flush, instead of one pause per batch.
   const outcomes = await Promise.all(
     pending.map(async (batch) => {
       try {
-        const events = recordedEvents(batch.events);
+        const events =
+          batch.events === null
+            ? await legacyEvents(env.DB, batch.site_id, batch.id, batch.message_ids)
+            : recordedEvents(batch.events);
         const state = env.SITE_STATE.get(env.SITE_STATE.idFromName(batch.site_id));
         await state.apply(batch.site_id, batch.id, stateBatch(events));
         return true;
@@ -50,4 +54,21 @@ export async function reconcilePending(env: Env, now: number): Promise<number> {
   const applied = outcomes.filter(Boolean).length;
   if (pending.length > 0) logger.info('reconcile.done', { pending: pending.length, applied });
   return applied;
+}
+
+/**
+ * The events of a record left pending across migration 0016, which holds only their message
+ * ids: from the packs the migration made of its events (batch id, or `<id>.<part>`). A scan of
+ * the site's packs, for those few records only.
+ */
+async function legacyEvents(db: D1Database, siteId: string, batchId: string, ids: string) {
+  const { results } = await db
+    .prepare(
+      `SELECT j.value AS entry FROM event_packs h CROSS JOIN json_each(h.events) j
+       WHERE h.site_id = ?1 AND (h.batch_id = ?2 OR h.batch_id LIKE ?2 || '.%')
+         AND j.value ->> 0 IN (SELECT value FROM json_each(?3))`,
+    )
+    .bind(siteId, batchId, ids)
+    .all<{ entry: string }>();
+  return results.map((row) => entryEvent(JSON.parse(row.entry) as unknown[]));
 }

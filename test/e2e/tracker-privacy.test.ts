@@ -121,6 +121,46 @@ describe('consent mode', () => {
   });
 });
 
+describe('consent after a beacon', () => {
+  it('keeps an event sent by beacon on its device when consent moves the queue', async () => {
+    const device = await newDevice(browser);
+    const page = await device.newPage();
+    // An earlier visit gave consent: its device id is stored.
+    await page.goto(`${webSite.origin}/consent?returning`);
+    const stored = await page.evaluate(() => (window as unknown as PageApi).goalstep.user());
+    // This visit's banner has not answered yet: the tracker counts under a per-page id. The tab
+    // is hidden at once (its queue goes by beacon and stays queued), then consent comes.
+    await page.goto(`${webSite.origin}/consent`);
+    const before = await page.evaluate(() => {
+      const api = (window as unknown as PageApi).goalstep;
+      api.track('hidden_then_consented');
+      const state = (value: string) =>
+        Object.defineProperty(document, 'visibilityState', {
+          configurable: true,
+          get: () => value,
+        });
+      state('hidden');
+      document.dispatchEvent(new Event('visibilitychange'));
+      state('visible');
+      const ephemeral = api.user().anonymousId;
+      api.consent(true);
+      return ephemeral;
+    });
+    expect(before).not.toBe(stored.anonymousId);
+    // Sent twice (the beacon, then the queue's own send): both under the per-page id, so the
+    // server, which keys an event by device and message id, counts it once.
+    const sends = await waitFor('the beacon and the queued send', () => {
+      const found = sentBatches(proxy).flatMap(({ batch }) =>
+        batch.filter((event) => event.event === 'hidden_then_consented'),
+      );
+      return found.length >= 2 ? found : undefined;
+    });
+    expect(new Set(sends.map((event) => event.messageId)).size).toBe(1);
+    expect(sends.map((event) => event.anonymousId)).toEqual(sends.map(() => before));
+    await device.close();
+  });
+});
+
 describe('Do Not Track and Global Privacy Control', () => {
   /** A device whose browser sends the signal (set in the page, as the browser would). */
   async function deviceWith(signal: 'gpc' | 'dnt'): Promise<BrowserContext> {

@@ -17,21 +17,22 @@ import { segmentOf } from '../../src/funnel/segment';
 import { flushPauseMs } from '../../src/identity/site-state-do';
 import { reconcilePending, RECONCILE_AFTER_MS } from '../../src/ingest/reconcile';
 import { faultyDb, fetchWithFaults } from './faults';
-import { ADMIN, beacon, counts, ingest, report, seedSite, settle, track } from './helpers';
+import {
+  ADMIN,
+  beacon,
+  counts,
+  ingest,
+  report,
+  seedSite,
+  settle,
+  stateOf,
+  storedIds,
+  track,
+} from './helpers';
 
 const T = (seconds: number) => new Date(Date.now() - 60_000 + seconds * 1000).toISOString();
 const today = () => new Date().toISOString().slice(0, 10);
 const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
-
-const stateOf = (siteId: string) => env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId));
-
-/** The message ids D1 holds for a site (first copies, through the `events` view), sorted. */
-async function storedIds(siteId: string): Promise<string[]> {
-  const { results } = await env.DB.prepare('SELECT message_id FROM events WHERE site_id = ?')
-    .bind(siteId)
-    .all<{ message_id: string }>();
-  return results.map((r) => r.message_id).sort();
-}
 
 /** Every copy D1's packs hold for a site, repeats included. */
 async function packedCopies(siteId: string): Promise<number> {

@@ -293,3 +293,14 @@ export function packEvents(
     ),
   });
 }
+
+/** The site's Durable Object. */
+export const stateOf = (siteId: string) => env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId));
+
+/** The message ids D1 holds for a site (first copies, through the `events` view), sorted. */
+export async function storedIds(siteId: string): Promise<string[]> {
+  const { results } = await env.DB.prepare('SELECT message_id FROM events WHERE site_id = ?')
+    .bind(siteId)
+    .all<{ message_id: string }>();
+  return results.map((r) => r.message_id).sort();
+}

@@ -7,11 +7,14 @@ import { env } from 'cloudflare:test';
 import { toEngineGoal } from '../../src/funnel/definition';
 import { writeProgress } from '../../src/funnel/progress-store';
 import { eventsByTime } from '../../src/ingest/event-packs';
+import { reconcilePending } from '../../src/ingest/reconcile';
 import { queryCountedAttempts } from '../../src/report/funnel-query';
-import { viewer } from './helpers';
+import { settle, viewer } from './helpers';
 
 const H = 3_600_000;
 const T = Date.UTC(2025, 5, 2, 8);
+/** D1's documented cap on a value (developers.cloudflare.com/d1/platform/limits). */
+const D1_MAX_VALUE_BYTES = 2_000_000;
 
 async function runMigration(name: string) {
   const migration = env.TEST_MIGRATIONS.find((m) => m.name === name);
@@ -19,23 +22,27 @@ async function runMigration(name: string) {
   await env.DB.batch((migration?.queries ?? []).map((sql) => env.DB.prepare(sql)));
 }
 
+/** The tables as 0015 left them (the tests' setup applies 0016 to empty tables only). */
+async function tablesBefore0016() {
+  await env.DB.batch(
+    [
+      'DROP VIEW events',
+      'DROP TABLE event_packs',
+      'ALTER TABLE batches DROP COLUMN events',
+      `CREATE TABLE events (site_id text NOT NULL, message_id text NOT NULL, type text NOT NULL,
+         event text, anonymous_id text, user_id text, previous_id text, ts integer NOT NULL,
+         client_ts text, received_at integer NOT NULL, properties text, traits text,
+         context text, batch_id text NOT NULL, PRIMARY KEY (site_id, message_id)) WITHOUT ROWID`,
+      `CREATE TABLE event_hours (site_id text NOT NULL, hour integer NOT NULL,
+         batch_id text NOT NULL, ids text NOT NULL, PRIMARY KEY (site_id, hour, batch_id))
+         WITHOUT ROWID`,
+    ].map((sql) => env.DB.prepare(sql)),
+  );
+}
+
 describe('migration 0016 on stored events', () => {
   it('packs the stored events by site, hour and request, and reads them back', async () => {
-    // The tables as 0015 left them (the tests' setup applies 0016 to empty tables only).
-    await env.DB.batch(
-      [
-        'DROP VIEW events',
-        'DROP TABLE event_packs',
-        'ALTER TABLE batches DROP COLUMN events',
-        `CREATE TABLE events (site_id text NOT NULL, message_id text NOT NULL, type text NOT NULL,
-           event text, anonymous_id text, user_id text, previous_id text, ts integer NOT NULL,
-           client_ts text, received_at integer NOT NULL, properties text, traits text,
-           context text, batch_id text NOT NULL, PRIMARY KEY (site_id, message_id)) WITHOUT ROWID`,
-        `CREATE TABLE event_hours (site_id text NOT NULL, hour integer NOT NULL,
-           batch_id text NOT NULL, ids text NOT NULL, PRIMARY KEY (site_id, hour, batch_id))
-           WITHOUT ROWID`,
-      ].map((sql) => env.DB.prepare(sql)),
-    );
+    await tablesBefore0016();
     const insert = env.DB.prepare(
       `INSERT INTO events (site_id, message_id, type, event, anonymous_id, ts, received_at,
          properties, context, batch_id) VALUES (?, ?, 'track', 'view', ?, ?, ?, ?, '{}', ?)`,
@@ -146,5 +153,52 @@ describe('migration 0014 on stored attempts', () => {
         .sort();
     expect(await people(1, T, T + H)).toEqual(['a:p', 'a:q']);
     expect(await people(2, T, T + 2 * H)).toEqual(['a:q']);
+  });
+});
+
+describe('migration 0016 on a pending batch of 1,000 events with a shared context', () => {
+  it('writes packs and pending records of at most 2 MB each', async () => {
+    await tablesBefore0016();
+    // One request: 1,000 events within a second, each stored with the batch's context.
+    await env.DB.prepare(
+      `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)
+       INSERT INTO events (site_id, message_id, type, event, anonymous_id, ts, received_at,
+         context, batch_id)
+       SELECT 'm16big', 'e' || i, 'track', 'view', 'd', ?1 + i, ?1, json_object('note', ?2), 'b1'
+       FROM n`,
+    )
+      .bind(T, 'x'.repeat(2500))
+      .run();
+    // Its record is still pending (the object was unreachable, or DEFER_APPLY was on).
+    await env.DB.prepare(
+      `INSERT INTO batches (id, site_id, received_at, message_ids)
+       VALUES ('b1', 'm16big', ?, (SELECT json_group_array(message_id) FROM events))`,
+    )
+      .bind(T)
+      .run();
+
+    await runMigration('0016_store_once.sql');
+
+    const packs = await env.DB.prepare(
+      'SELECT MAX(length(CAST(events AS BLOB))) AS bytes FROM event_packs',
+    ).first<{ bytes: number }>();
+    expect(packs?.bytes).toBeLessThanOrEqual(D1_MAX_VALUE_BYTES);
+    const parts = await env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM event_packs WHERE site_id = 'm16big'",
+    ).first<{ n: number }>();
+    expect(parts?.n).toBeGreaterThan(1);
+    // The record keeps its ids only (no 2 MB value written): the reconciler reads its events
+    // from the packs, and the object takes all 1,000.
+    const record = await env.DB.prepare("SELECT events FROM batches WHERE id = 'b1'").first();
+    expect(record).toEqual({ events: null });
+    expect(await reconcilePending(env, T + 86_400_000)).toBe(1);
+    await settle({ siteId: 'm16big' });
+    const stub = env.SITE_STATE.get(env.SITE_STATE.idFromName('m16big'));
+    expect((await stub.stats()).events).toBe(1000);
+    const view = await env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM events WHERE site_id = 'm16big'",
+    ).first<{ n: number }>();
+    expect(view?.n).toBe(1000);
+    expect(await env.DB.prepare("SELECT id FROM batches WHERE id = 'b1'").first()).toBeNull();
   });
 });

@@ -74,10 +74,10 @@ describe('lean storage', () => {
     expect(
       await mirrored([event('lean-h1', { anonymousId: 'h1' }), event('lean-h2', {}), later]),
     ).toBe(2);
-    // Past 1,000,000 characters of entries a chunk closes: 3 events of 400 kB, 2 chunks (2 + 1).
+    // Past 600,000 characters of entries a chunk closes: 3 events of 250 kB, 2 chunks (2 + 1).
     const big = ['b1', 'b2', 'b3'].map((id) => ({
       ...event(`lean-${id}`, { anonymousId: id }),
-      properties: { text: 'x'.repeat(400_000) },
+      properties: { text: 'x'.repeat(250_000) },
     }));
     expect(await mirrored(big)).toBe(2);
   });
