@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
- * `npm run bench [-- --only ingest,processing,replay,reports,merge,cost,cron] [--quick]`:
- * goalstep measured on this machine through the local stack, side by side with the floors
- * underneath it. Prints Markdown tables (for docs/BENCHMARKS.md) and a JSON line per section.
+ * `npm run bench [-- --only ingest,processing,replay,reports,merge,cost,cron] [--quick]
+ * [--pause <ms>]`: goalstep measured on this machine through the local stack, side by side with
+ * the floors underneath it. Prints Markdown tables (for docs/BENCHMARKS.md) and a JSON line per
+ * section. `--pause` runs the stacks with another flush pause (`FLUSH_PAUSE_MS`, 1 s by default).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,11 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const quick = args.includes('--quick');
+const pause = args.includes('--pause') ? args[args.indexOf('--pause') + 1] : undefined;
+if (pause !== undefined && !/^\d+$/.test(pause)) {
+  console.error('--pause takes a whole number of milliseconds');
+  process.exit(2);
+}
 const wants = (section) => !only || only.includes(section);
 const adminToken = 'adm_bench_token_000000000000001';
 const demo = readDemo();
@@ -45,11 +51,13 @@ const peakSince = (mark) => Math.max(0, ...stackPeaks.slice(mark));
 /** Runs `body` against a fresh stack (goalstep's, or another Worker's config) and stops it. */
 async function withStack(options, body) {
   const persistTo = mkdtempSync(join(tmpdir(), 'goalstep-bench-'));
+  const vars = { ADMIN_TOKEN: adminToken, ...options.vars };
+  if (pause !== undefined) vars.FLUSH_PAUSE_MS = pause;
   const stack = await startStack({
     port: await freePort(18_000, 1000),
     persistTo,
-    vars: { ADMIN_TOKEN: adminToken },
     ...options,
+    vars,
   });
   try {
     return await body({ ...stack, persistTo });

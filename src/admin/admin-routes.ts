@@ -267,7 +267,11 @@ adminRoutes.get('/admin/sites/:siteId/status', async (c) => {
       c.env.DB.prepare('SELECT COUNT(*) AS n FROM events WHERE site_id = ?').bind(siteId),
       // Batches the site object has not taken (the reconciler's work): it deletes a record
       // once applied, so every row left is pending.
-      c.env.DB.prepare('SELECT COUNT(*) AS n FROM batches WHERE site_id = ?').bind(siteId),
+      // A batch recorded in parts (`<id>`, `<id>.1`…, src/ingest/event-store.ts) counts once.
+      c.env.DB.prepare(
+        `SELECT COUNT(DISTINCT CASE WHEN instr(id, '.') > 0 THEN substr(id, 1, instr(id, '.') - 1)
+           ELSE id END) AS n FROM batches WHERE site_id = ?`,
+      ).bind(siteId),
       c.env.DB.prepare(
         "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ? AND disposition = 'rejected'",
       ).bind(siteId),

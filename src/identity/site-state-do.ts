@@ -460,19 +460,22 @@ export class SiteState extends DurableObject<Env> {
   private take(batch: StateBatch, receivedAt: number, mark: 'fresh' | 'every'): number {
     const before = this.resolve();
     let graphChanged = false;
-    // One statement for the whole batch; it answers which events are new here.
-    const taken = this.sql
-      .exec<{ dev: string; message_id: string }>(
-        `INSERT OR IGNORE INTO events
-           (dev, message_id, anon, user, ts, type, name, props, seg, received, raw)
-         SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4,
-           e.value ->> 5, e.value ->> 6, e.value ->> 7, e.value ->> 8, ?2, e.value -> 9
-         FROM json_each(?1) e
-         RETURNING dev, message_id`,
-        batch.rows,
-        receivedAt,
-      )
-      .toArray();
+    // One statement per chunk of the batch (a bound value is capped); it answers which events
+    // are new here.
+    const taken = batch.rows.flatMap((rows) =>
+      this.sql
+        .exec<{ dev: string; message_id: string }>(
+          `INSERT OR IGNORE INTO events
+             (dev, message_id, anon, user, ts, type, name, props, seg, received, raw)
+           SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4,
+             e.value ->> 5, e.value ->> 6, e.value ->> 7, e.value ->> 8, ?2, e.value -> 9
+           FROM json_each(?1) e
+           RETURNING dev, message_id`,
+          rows,
+          receivedAt,
+        )
+        .toArray(),
+    );
     const key = (dev: string, messageId: string) => `${dev}\u001f${messageId}`;
     const fresh = new Set(taken.map((row) => key(row.dev, row.message_id)));
     const isFresh = (f: IdentityEvent) => fresh.has(key(deviceKey(f), f.messageId));
@@ -480,10 +483,12 @@ export class SiteState extends DurableObject<Env> {
     // the batch may have stored them here and lost its copy (a copy made twice is read once).
     const owed =
       mark === 'every'
-        ? (JSON.parse(batch.rows) as string[][]).map((row) => ({
-            dev: row[0] as string,
-            message_id: row[1] as string,
-          }))
+        ? batch.rows.flatMap((rows) =>
+            (JSON.parse(rows) as string[][]).map((row) => ({
+              dev: row[0] as string,
+              message_id: row[1] as string,
+            })),
+          )
         : taken;
     for (const row of owed) {
       this.unmirrored.push({ dev: row.dev, messageId: row.message_id, at: receivedAt });

@@ -6,16 +6,17 @@
  * (docs/BENCHMARKS.md, processing).
  */
 import { segmentOf } from '../funnel/segment';
-import { packEntry } from '../ingest/event-packs';
+import { chunkJson, packEntry } from '../ingest/event-packs';
 import type { StoredEvent } from '../ingest/normalize';
 import type { IdentityEvent } from './identity-store';
 
 export interface StateBatch {
   /**
-   * JSON array of `[dev, message_id, anon, user, ts, type, name, props, seg, entry]` rows, `entry`
-   * being the whole event as D1's packs hold it (src/ingest/event-packs.ts).
+   * JSON arrays of `[dev, message_id, anon, user, ts, type, name, props, seg, entry]` rows,
+   * `entry` being the whole event as D1's packs hold it (src/ingest/event-packs.ts), in chunks of
+   * at most `PACK_CHARS` (`chunkJson`): SQLite caps a bound value.
    */
-  rows: string;
+  rows: string[];
   /** The identity part of each event, in the same order. */
   facts: IdentityEvent[];
 }
@@ -61,5 +62,8 @@ export function stateBatch(events: readonly StoredEvent[]): StateBatch {
       previousId: alias ? event.previousId : null,
     });
   }
-  return { rows: JSON.stringify(rows), facts };
+  return {
+    rows: chunkJson(rows.map((row) => JSON.stringify(row))).map((chunk) => chunk.json),
+    facts,
+  };
 }

@@ -54,6 +54,12 @@ export interface IngestOutcome {
  * small request can cause: 1,000 real events are far more than any SDK sends at once.
  */
 export const MAX_BATCH_EVENTS = 1000;
+/**
+ * Most characters a batch-level `context` may add to a request once copied into each event
+ * (its length times the events): it bounds the memory and the storage one small body can cause
+ * (a 100 KB context over 1,000 events would be 100 MB).
+ */
+export const MAX_BATCH_CONTEXT_COPIES = 2_000_000;
 
 const asRecord = (value: unknown): Record<string, unknown> | null =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -98,11 +104,17 @@ function unpack(body: unknown, impliedType: EventType | null) {
     );
   }
   const context = asRecord(envelope.context);
-  return {
-    messages: envelope.batch,
-    sentAt: envelope.sentAt,
-    context: context ? guardPayload(context).value : null,
-  };
+  const guarded = context ? guardPayload(context).value : null;
+  const copied = guarded ? JSON.stringify(guarded).length * envelope.batch.length : 0;
+  if (copied > MAX_BATCH_CONTEXT_COPIES) {
+    throw new ApiError(
+      413,
+      'batch_context_too_large',
+      "the batch's context is copied into each of its events: at most " +
+        `${MAX_BATCH_CONTEXT_COPIES} characters in all; send a smaller context or fewer events`,
+    );
+  }
+  return { messages: envelope.batch, sentAt: envelope.sentAt, context: guarded };
 }
 
 /**

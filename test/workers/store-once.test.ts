@@ -197,12 +197,12 @@ describe('one message id from two devices', () => {
 describe('pack size', () => {
   it('stores a body within the 500 KB limit in values D1 accepts (at most 2 MB)', async () => {
     const site = await seedSite('s7-size', ['view']);
-    // 1,000 small events sharing a batch context of 2.5 KB: Segment's batch-level context
-    // applies to every event of the batch.
+    // 1,000 small events sharing a batch context of 1.9 KB: Segment's batch-level context
+    // applies to every event of the batch (at most 2,000,000 characters copied in all).
     const batch = Array.from({ length: 1000 }, (_, i) =>
       track('view', { anonymousId: 'd' }, `m${i}`, iso(T + i)),
     );
-    const body = JSON.stringify({ batch, context: { campaign: { note: 'x'.repeat(2500) } } });
+    const body = JSON.stringify({ batch, context: { campaign: { note: 'x'.repeat(1900) } } });
     expect(body.length).toBeLessThan(500 * 1024);
     const res = await SELF.fetch(`https://goalstep.test/v1/import?site=s7-size`, {
       method: 'POST',
@@ -215,7 +215,7 @@ describe('pack size', () => {
       `SELECT MAX(length(CAST(events AS BLOB))) AS bytes, COUNT(*) AS packs,
          SUM(json_array_length(events)) AS n FROM event_packs WHERE site_id = 's7-size'`,
     ).first<{ bytes: number; packs: number; n: number }>();
-    // Each event carries the 2.5 KB context: over 2.5 MB of entries, so more than one pack.
+    // Each event carries the 1.9 KB context: about 2 MB of entries, so more than one pack.
     expect(row?.bytes).toBeLessThanOrEqual(D1_MAX_VALUE_BYTES);
     expect(row?.packs).toBeGreaterThan(1);
     expect(row?.n).toBe(1000);
@@ -227,7 +227,7 @@ describe('pack size', () => {
     const batch = Array.from({ length: 1000 }, (_, i) =>
       track('view', { anonymousId: 'd' }, `p${i}`, iso(T + i)),
     );
-    const body = JSON.stringify({ batch, context: { campaign: { note: 'x'.repeat(2500) } } });
+    const body = JSON.stringify({ batch, context: { campaign: { note: 'x'.repeat(1900) } } });
     const request = new Request('https://goalstep.test/v1/batch', {
       method: 'POST',
       headers: {
@@ -247,6 +247,11 @@ describe('pack size', () => {
     ).first<{ n: number; bytes: number; events: number }>();
     expect(records?.n).toBeGreaterThan(1);
     expect(records?.bytes).toBeLessThanOrEqual(D1_MAX_VALUE_BYTES);
+    // Recorded in parts, one request: the status counts one pending batch (docs/API.md).
+    const status = await SELF.fetch(`https://goalstep.test/admin/sites/s7-size-pending/status`, {
+      headers: ADMIN,
+    });
+    expect(await status.json()).toMatchObject({ pendingBatches: 1 });
     expect(records?.events).toBe(1000);
     await reconcilePending(env, Date.now() + RECONCILE_AFTER_MS + 1_000);
     await settle(site);
@@ -280,5 +285,40 @@ describe("a write cycle's copy", () => {
        WHERE h.site_id = 's7-many'`,
     ).first<{ n: number }>();
     expect(copies?.n).toBe(6000);
+  });
+});
+
+describe('a batch context copied into every event', () => {
+  it('is refused (413) past 2,000,000 characters in all, and nothing is stored', async () => {
+    const site = await seedSite('s7-context', ['view']);
+    const batch = Array.from({ length: 1000 }, (_, i) =>
+      track('view', { anonymousId: 'd' }, `x${i}`, iso(T + i)),
+    );
+    // A 12 KB context over 1,000 events would be 12 MB of copies; 144 KB of body.
+    const body = JSON.stringify({ batch, context: { campaign: { note: 'x'.repeat(12_000) } } });
+    const res = await SELF.fetch(`https://goalstep.test/v1/import?site=s7-context`, {
+      method: 'POST',
+      headers: { ...ADMIN, 'Content-Type': 'application/json' },
+      body,
+    });
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ code: 'batch_context_too_large' });
+    // The same context over 100 events (1.2 M characters) is taken, live.
+    const fewer = JSON.stringify({
+      batch: batch.slice(0, 100),
+      context: { campaign: { note: 'x'.repeat(12_000) } },
+    });
+    const ok = await SELF.fetch(`https://goalstep.test/v1/import?site=s7-context`, {
+      method: 'POST',
+      headers: { ...ADMIN, 'Content-Type': 'application/json' },
+      body: fewer,
+    });
+    expect(await ok.json()).toMatchObject({ accepted: 100, duplicates: 0 });
+    await settle(site);
+    expect(await viewCount('s7-context')).toBe(100);
+    const pending = await env.DB.prepare(
+      "SELECT COUNT(*) AS n FROM batches WHERE site_id = 's7-context'",
+    ).first<{ n: number }>();
+    expect(pending?.n).toBe(0);
   });
 });
