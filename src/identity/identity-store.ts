@@ -4,6 +4,7 @@
  * rebuilt without scanning every event. Synchronous on purpose: every write here happens
  * between two awaits, so no other request of the object can interleave with it.
  */
+import { eventKeySql } from '../ingest/event-packs';
 import { byLinkTime, type Link } from './assign';
 import type { AdminAction, AliasFact, IdentityFacts, UserFact } from './id-graph';
 
@@ -208,7 +209,7 @@ export class IdentityStore {
     const inMessages = 'IN (SELECT value FROM json_each(?2))';
     this.sql.exec(
       `DELETE FROM links WHERE user ${inUsers}
-         OR anon || char(31) || message_id IN (SELECT value FROM json_each(?2))`,
+         OR ${eventKeySql('anon', 'message_id')} IN (SELECT value FROM json_each(?2))`,
       users,
       JSON.stringify(person.eventKeys),
     );

@@ -17,6 +17,7 @@ import { attemptRow, goalKey, writeProgress, type AttemptRow } from '../funnel/p
 import { rebuildRollups } from '../funnel/rollups';
 import {
   erasePersonEventsStatements,
+  eventKey,
   mirrorStatements,
   type PersonEvents,
 } from '../ingest/event-packs';
@@ -71,9 +72,10 @@ const CYCLE_MARK_EVERY_MS = 10_000;
 /** Rounds an erasure runs while the person keeps sending new events, before it gives up. */
 const ERASE_ROUNDS = 5;
 
-/** An event's key here, as D1's readers key it too: device, U+001F, message id. */
-const eventKey = (row: Record<string, SqlStorageValue>) => `${row.dev}\u001f${row.message_id}`;
-const unmirroredKey = (e: { dev: string; messageId: string }) => `${e.dev}\u001f${e.messageId}`;
+/** The key (`eventKey`) of a stored event row, and of an event owed to D1. */
+const rowKey = (row: { dev: SqlStorageValue; message_id: SqlStorageValue }) =>
+  eventKey(String(row.dev), String(row.message_id));
+const unmirroredKey = (e: { dev: string; messageId: string }) => eventKey(e.dev, e.messageId);
 
 /** People recomputed and written per D1 batch of a flush. */
 const FLUSH_CHUNK = 500;
@@ -476,9 +478,8 @@ export class SiteState extends DurableObject<Env> {
         )
         .toArray(),
     );
-    const key = (dev: string, messageId: string) => `${dev}\u001f${messageId}`;
-    const fresh = new Set(taken.map((row) => key(row.dev, row.message_id)));
-    const isFresh = (f: IdentityEvent) => fresh.has(key(deviceKey(f), f.messageId));
+    const fresh = new Set(taken.map(rowKey));
+    const isFresh = (f: IdentityEvent) => fresh.has(eventKey(deviceKey(f), f.messageId));
     // Owed to D1: the new events, or with `every` all of them, since an earlier hand-over of
     // the batch may have stored them here and lost its copy (a copy made twice is read once).
     const owed =
@@ -730,7 +731,7 @@ export class SiteState extends DurableObject<Env> {
           row.message_id,
         );
       }
-      const eventKeys = rows.map(eventKey);
+      const eventKeys = rows.map(rowKey);
       this.identity.forgetPerson({ ...record, eventKeys });
       // Admin actions naming an erased id would otherwise keep it, and merge its new events
       // back into one person (docs/IDENTITY.md, erasure).
@@ -760,12 +761,12 @@ export class SiteState extends DurableObject<Env> {
     try {
       for (let round = 0; ; round += 1) {
         const rows = personRows(this.sql, this.resolve(), person);
-        const added = rows.filter((row) => !keys.has(eventKey(row)));
+        const added = rows.filter((row) => !keys.has(rowKey(row)));
         if (round > 0 && added.length === 0) return rows;
         if (round === ERASE_ROUNDS) throw new Error('the person kept sending during the erasure');
         for (const row of added) {
-          keys.add(eventKey(row));
-          this.erasing.add(eventKey(row));
+          keys.add(rowKey(row));
+          this.erasing.add(rowKey(row));
         }
         this.held.push(...this.unmirrored.filter((e) => keys.has(unmirroredKey(e))));
         this.unmirrored = this.unmirrored.filter((e) => !keys.has(unmirroredKey(e)));

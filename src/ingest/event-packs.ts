@@ -27,6 +27,19 @@ const ENTRY_DEVICE = `CASE WHEN j.value ->> 1 = 'alias' THEN ''
   ELSE COALESCE(j.value ->> 3, '') END`;
 
 /**
+ * An event's key, as the site object keeps events (device, message id), in one value: the
+ * device, U+001F, the message id (a device id holding U+001F is dropped as junk at ingest).
+ */
+export const eventKey = (device: string, messageId: string) => `${device}\u001f${messageId}`;
+
+/** `eventKey` in SQL, of SQL expressions. */
+export const eventKeySql = (device: string, messageId: string) =>
+  `${device} || char(31) || ${messageId}`;
+
+/** The key (`eventKeySql`) of a pack entry `j`. */
+const ENTRY_EVENT_KEY = eventKeySql(ENTRY_DEVICE, '(j.value ->> 0)');
+
+/**
  * What keeps one copy of an event: the site object's key (src/identity/state-batch.ts,
  * `deviceKey`), the device ('' for an alias or an event without one) and the message id.
  */
@@ -181,8 +194,9 @@ export function purgeEventsBeforeStatements(
  * keys (`device` + U+001F + `message id`) in the JSON array ?2, among the hours in the JSON
  * array ?3. Keyed like the site object, so another device's event with the same message id stays.
  */
+const THEIR_ENTRIES = `${ENTRY_EVENT_KEY} IN (SELECT value FROM json_each(?2))`;
 const PERSON_ENTRIES = `h.site_id = ?1 AND h.hour IN (SELECT value FROM json_each(?3))
-  AND ${ENTRY_DEVICE} || char(31) || (j.value ->> 0) IN (SELECT value FROM json_each(?2))`;
+  AND ${THEIR_ENTRIES}`;
 
 /** A person's events as the site object keys them: device, message id and event time. */
 export interface PersonEvents {
@@ -191,7 +205,7 @@ export interface PersonEvents {
 
 /** The bound values of `PERSON_ENTRIES`. */
 function personValues(siteId: string, person: PersonEvents): [string, string, string] {
-  const keys = person.events.map((e) => `${e.device}\u001f${e.messageId}`);
+  const keys = person.events.map((e) => eventKey(e.device, e.messageId));
   const hours = new Set(person.events.map((e) => Math.floor(e.ts / HOUR_MS) * HOUR_MS));
   return [siteId, JSON.stringify(keys), JSON.stringify([...hours])];
 }
@@ -217,12 +231,10 @@ export function erasePersonEventsStatements(
   person: PersonEvents,
 ): D1PreparedStatement[] {
   const packs = `site_id = ?1 AND hour IN (SELECT value FROM json_each(?3))`;
-  const theirs = `${ENTRY_DEVICE} || char(31) || (j.value ->> 0)
-    IN (SELECT value FROM json_each(?2))`;
   return [
     `SELECT COUNT(*) AS n FROM ${packedEvents(PERSON_ENTRIES)}`,
-    `UPDATE event_packs SET events = ${packKeeping(`NOT (${theirs})`)}
-     WHERE ${packs} AND EXISTS (SELECT 1 FROM json_each(events) j WHERE ${theirs})`,
+    `UPDATE event_packs SET events = ${packKeeping(`NOT (${THEIR_ENTRIES})`)}
+     WHERE ${packs} AND EXISTS (SELECT 1 FROM json_each(events) j WHERE ${THEIR_ENTRIES})`,
     `DELETE FROM event_packs WHERE ${packs} AND json_array_length(events) = 0`,
   ].map((sql) => db.prepare(sql).bind(...personValues(siteId, person)));
 }

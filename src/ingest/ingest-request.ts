@@ -11,6 +11,7 @@ import { deviceKey } from '../identity/state-batch';
 import { sha256Hex } from '../lib/crypto';
 import { logger } from '../lib/logger';
 import { ApiError } from '../lib/http-error';
+import { eventKey } from './event-packs';
 import { storeBatch, type RejectedRecord } from './event-store';
 import { guardPayload } from './guards';
 import { normalizeEvent, type NormalizeOptions, type StoredEvent } from './normalize';
@@ -183,7 +184,7 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
       });
     }
     // Kept once per device and message id, as the site object keys events.
-    const key = `${deviceKey(result.event)}\u001f${messageId}`;
+    const key = eventKey(deviceKey(result.event), messageId);
     if (seen.has(key)) {
       duplicates += 1;
       continue;

@@ -22,6 +22,7 @@ import {
   beacon,
   counts,
   ingest,
+  packedCopies,
   report,
   seedSite,
   settle,
@@ -33,17 +34,6 @@ import {
 const T = (seconds: number) => new Date(Date.now() - 60_000 + seconds * 1000).toISOString();
 const today = () => new Date().toISOString().slice(0, 10);
 const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
-
-/** Every copy D1's packs hold for a site, repeats included. */
-async function packedCopies(siteId: string): Promise<number> {
-  const row = await env.DB.prepare(
-    `SELECT COUNT(*) AS n FROM event_packs h CROSS JOIN json_each(h.events) j
-     WHERE h.site_id = ?`,
-  )
-    .bind(siteId)
-    .first<{ n: number }>();
-  return row?.n ?? 0;
-}
 
 /** When the site object's alarm is set to fire, or null when none is set. */
 const alarmOf = (stub: ReturnType<typeof stateOf>) =>

@@ -304,3 +304,14 @@ export async function storedIds(siteId: string): Promise<string[]> {
     .all<{ message_id: string }>();
   return results.map((r) => r.message_id).sort();
 }
+
+/** Every copy D1's packs hold for a site, repeats included. */
+export async function packedCopies(siteId: string): Promise<number> {
+  const row = await env.DB.prepare(
+    `SELECT COUNT(*) AS n FROM event_packs h CROSS JOIN json_each(h.events) j
+     WHERE h.site_id = ?`,
+  )
+    .bind(siteId)
+    .first<{ n: number }>();
+  return row?.n ?? 0;
+}

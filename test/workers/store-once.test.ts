@@ -16,7 +16,17 @@ import { recordStepVolumes } from '../../src/alerts/step-volumes';
 import { eventsByTime } from '../../src/ingest/event-packs';
 import { reconcilePending, RECONCILE_AFTER_MS } from '../../src/ingest/reconcile';
 import worker from '../../src/index';
-import { ADMIN, counts, identify, importBatch, report, seedSite, settle, track } from './helpers';
+import {
+  ADMIN,
+  counts,
+  identify,
+  importBatch,
+  packedCopies,
+  report,
+  seedSite,
+  settle,
+  track,
+} from './helpers';
 import type { TestSite } from './helpers';
 
 const H = 3_600_000;
@@ -280,11 +290,7 @@ describe("a write cycle's copy", () => {
     for (const res of sent) expect(await res.json()).toMatchObject({ accepted: 1000 });
     await settle(site);
     expect(await viewCount('s7-many')).toBe(6000);
-    const copies = await env.DB.prepare(
-      `SELECT COUNT(*) AS n FROM event_packs h CROSS JOIN json_each(h.events) j
-       WHERE h.site_id = 's7-many'`,
-    ).first<{ n: number }>();
-    expect(copies?.n).toBe(6000);
+    expect(await packedCopies('s7-many')).toBe(6000);
   });
 });
 
