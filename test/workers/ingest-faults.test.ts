@@ -58,7 +58,7 @@ describe('D1 failing on the beacon path', () => {
     expect(counts(await report(site, today(), tomorrow()))).toEqual([1, 1]);
   });
 
-  it('counts a batch once when D1 wrote its refused events, timed out and was retried', async () => {
+  it('counts a batch once when D1 wrote its refused events, timed out, was retried', async () => {
     const site = await seedSite('fault-after', ['view', 'cart']);
     const body = withRefused('fa1', 'fa');
     const failed = await fetchWithFaults(beacon(site, body), { failBatchesAfter: 1 });
