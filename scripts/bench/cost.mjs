@@ -55,10 +55,13 @@ async function meter(baseUrl, admin, siteId, reset) {
   });
   if (!response.ok) throw new Error(`${path} → ${response.status} ${await response.text()}`);
   const { tallies } = await response.json();
-  const sum = {};
+  const sum = { bySql: {} };
   for (const tally of tallies) {
     for (const [key, value] of Object.entries(tally)) {
       if (typeof value === 'number') sum[key] = (sum[key] ?? 0) + value;
+    }
+    for (const [sql, rows] of Object.entries(tally.d1WrittenBySql ?? {})) {
+      sum.bySql[sql] = (sum.bySql[sql] ?? 0) + rows;
     }
   }
   return sum;
@@ -148,7 +151,11 @@ export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, s
     sqlRowsWritten: (usage.sqlRowsWritten * PRICES.sqlRowWrittenPerM) / 1000,
   };
   const total = Object.values(dollars).reduce((a, b) => a + b, 0);
-  return { ...shape, sent, sender, usage, dollars, totalPerMillion: total };
+  // D1 rows written per 1,000 events by statement, most first.
+  const d1WrittenBySql = Object.entries(used.bySql)
+    .map(([sql, rows]) => [sql, (rows * 1000) / sent])
+    .sort((a, b) => b[1] - a[1]);
+  return { ...shape, sent, sender, usage, dollars, totalPerMillion: total, d1WrittenBySql };
 }
 
 /**

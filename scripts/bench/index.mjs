@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /**
  * `npm run bench [-- --only ingest,processing,replay,reports,merge,cost,cron] [--quick]
- * [--pause <ms>]`: goalstep measured on this machine through the local stack, side by side with
- * the floors underneath it. Prints Markdown tables (for docs/BENCHMARKS.md) and a JSON line per
- * section. `--pause` runs the stacks with another flush pause (`FLUSH_PAUSE_MS`, 1 s by default).
+ * [--pause <ms>] [--shapes 5 per,100 per]`: goalstep measured on this machine through the local
+ * stack, side by side with the floors underneath it. Prints Markdown tables (for
+ * docs/BENCHMARKS.md) and a JSON line per section. `--pause` runs the stacks with another flush
+ * pause (`FLUSH_PAUSE_MS`, 1 s by default); `--shapes` runs only the cost shapes whose label holds
+ * one of the comma-separated words.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -458,15 +460,18 @@ if (wants('cost')) {
     real('browser queue, 5 per request', 5, 200),
     real('server, 100 per request', 100, 2000),
   ];
+  // `--shapes fives,100` runs only the shapes whose label contains one of the words.
+  const picked = args.includes('--shapes') ? args[args.indexOf('--shapes') + 1].split(',') : null;
   results.cost = { slice: slice.summary, shapes: [] };
   for (const shape of shapes) {
+    if (picked && !picked.some((word) => shape.label.includes(word))) continue;
     results.cost.shapes.push(
       await withStack({ vars: { ADMIN_TOKEN: adminToken, METER: '1' } }, async ({ baseUrl, pid }) =>
         measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId: demo.siteId, shape, slice }),
       ),
     );
   }
-  if (!quick) {
+  if (!quick && !picked) {
     results.cost.lone = await withStack(
       { vars: { ADMIN_TOKEN: adminToken, METER: '1' } },
       async ({ baseUrl }) =>
@@ -482,7 +487,7 @@ if (wants('cost')) {
   }
   const rows = results.cost.shapes;
   const { summary } = slice;
-  const answered = rows.find((r) => r.rate && !r.first).sender;
+  const answered = (rows.find((r) => r.rate && !r.first) ?? rows[0]).sender;
   console.log(
     `\nPuffy slice: the first ${summary.events.toLocaleString('en')} messages of the week in ` +
       `event-time order (${summary.from} to ${summary.to}, ${summary.hours} h), shifted to end ` +
@@ -549,6 +554,13 @@ if (wants('cost')) {
         k.d1RowsWritten.toFixed(1),
         k.sqlRowsWritten.toFixed(1),
       ]),
+    );
+  }
+  for (const { label, d1WrittenBySql } of rows) {
+    table(
+      `D1 rows written per 1,000 events by statement: ${label}`,
+      ['rows', 'statement (first 100 characters)'],
+      d1WrittenBySql.slice(0, 12).map(([sql, n]) => [fmt(n), `\`${sql}\``]),
     );
   }
   console.log(`\nPrices used (USD per million units): ${JSON.stringify(PRICES)}`);

@@ -7,9 +7,10 @@
  * and the share of the profile the isolate spent idle (waiting on D1, which runs elsewhere in
  * workerd, or on the network). The status polls that wait for the last flush are inside the
  * window (their admin-token check shows up): with fewer than about 60 batches they weigh on
- * the table. Prints Markdown for docs/BENCHMARKS.md.
+ * the table. Prints Markdown for docs/BENCHMARKS.md; `--save <file>` keeps the raw profile
+ * (a .cpuprofile for Chrome's DevTools).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, readDemo, startStack, waitForSettled } from '../lib/stack.mjs';
@@ -90,6 +91,8 @@ try {
   await waitForSettled(stack.baseUrl, adminToken, { timeoutMs: 600_000 });
   const { profile } = await tools.send('Profiler.stop');
   tools.close();
+  const save = option('--save', '');
+  if (save) writeFileSync(save, JSON.stringify(profile));
 
   const times = selfTimes(profile);
   const total = [...times.values()].reduce((a, b) => a + b, 0);

@@ -22,6 +22,8 @@ export interface Tally {
   d1RowsWritten: number;
   sqlRowsRead: number;
   sqlRowsWritten: number;
+  /** D1 rows written by statement (its SQL's first 100 characters), to tell where they go. */
+  d1WrittenBySql: Record<string, number>;
 }
 
 // Random values are not allowed at global scope in workerd: the isolate id is drawn on first use.
@@ -36,6 +38,7 @@ const tally: Tally = {
   d1RowsWritten: 0,
   sqlRowsRead: 0,
   sqlRowsWritten: 0,
+  d1WrittenBySql: {},
 };
 
 /** True when the meter is on for this environment. */
@@ -44,14 +47,15 @@ export const metering = (env: { METER?: string }) => env.METER === '1';
 /** A copy of this isolate's counters. */
 export function readTally(): Tally {
   if (!tally.isolate) tally.isolate = crypto.randomUUID();
-  return { ...tally };
+  return { ...tally, d1WrittenBySql: { ...tally.d1WrittenBySql } };
 }
 
 /** Zeroes this isolate's counters. */
 export function resetTally(): void {
   for (const key of Object.keys(tally) as Array<keyof Tally>) {
-    if (key !== 'isolate') tally[key] = 0;
+    if (key !== 'isolate' && key !== 'd1WrittenBySql') tally[key] = 0;
   }
+  tally.d1WrittenBySql = {};
 }
 
 /** Counts one incoming Worker request or object alarm (no-op when the meter is off). */
@@ -76,24 +80,31 @@ export function countObjectMs(env: { METER?: string }, ms: number): void {
 
 type Meta = { rows_read?: number; rows_written?: number } | undefined;
 
-function addMeta(meta: Meta): void {
+/** The SQL each metered statement was prepared from. */
+const sqlOf = new WeakMap<object, string>();
+
+function addMeta(meta: Meta, sql: string | undefined): void {
   tally.d1Queries += 1;
   tally.d1RowsRead += meta?.rows_read ?? 0;
-  tally.d1RowsWritten += meta?.rows_written ?? 0;
+  const written = meta?.rows_written ?? 0;
+  tally.d1RowsWritten += written;
+  if (written === 0) return;
+  const key = (sql ?? '?').replace(/\s+/g, ' ').trim().slice(0, 100);
+  tally.d1WrittenBySql[key] = (tally.d1WrittenBySql[key] ?? 0) + written;
 }
 
-function meterStatement(statement: D1PreparedStatement): D1PreparedStatement {
-  return new Proxy(statement, {
+function meterStatement(statement: D1PreparedStatement, sql: string): D1PreparedStatement {
+  const metered = new Proxy(statement, {
     get(target, key) {
       const value = Reflect.get(target, key, target) as unknown;
       if (typeof value !== 'function') return value;
       if (key === 'bind') {
-        return (...args: unknown[]) => meterStatement(target.bind(...args));
+        return (...args: unknown[]) => meterStatement(target.bind(...args), sql);
       }
       if (key === 'run' || key === 'all') {
         return async (...args: unknown[]) => {
           const result = (await Reflect.apply(value, target, args)) as D1Result;
-          addMeta(result.meta);
+          addMeta(result.meta, sql);
           return result;
         };
       }
@@ -109,17 +120,19 @@ function meterStatement(statement: D1PreparedStatement): D1PreparedStatement {
       return (value as (...a: unknown[]) => unknown).bind(target);
     },
   });
+  sqlOf.set(metered, sql);
+  return metered;
 }
 
 function meterD1(db: D1Database): D1Database {
   return new Proxy(db, {
     get(target, key) {
       const value = Reflect.get(target, key, target) as unknown;
-      if (key === 'prepare') return (sql: string) => meterStatement(target.prepare(sql));
+      if (key === 'prepare') return (sql: string) => meterStatement(target.prepare(sql), sql);
       if (key === 'batch') {
         return async (statements: D1PreparedStatement[]) => {
           const results = await target.batch(statements);
-          for (const result of results) addMeta(result.meta);
+          results.forEach((result, i) => addMeta(result.meta, sqlOf.get(statements[i] as object)));
           return results;
         };
       }

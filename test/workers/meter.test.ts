@@ -32,6 +32,14 @@ describe('usage meter', () => {
     const [first] = await db.batch([db.prepare('SELECT c FROM meter_probe WHERE a = 1')]);
     expect(first?.results).toEqual([{ c: '2' }]);
     expect(readTally().d1Queries).toBe(3);
+    // Rows written by statement, whether run alone or in a batch; reads are not listed.
+    await db.batch([db.prepare('INSERT INTO meter_probe (b, c) VALUES (?, ?)').bind('5', '6')]);
+    expect(readTally().d1WrittenBySql).toEqual({
+      'INSERT INTO meter_probe (b, c) VALUES (?, ?), (?, ?)': 6,
+      'INSERT INTO meter_probe (b, c) VALUES (?, ?)': 3,
+    });
+    resetTally();
+    expect(readTally().d1WrittenBySql).toEqual({});
   });
 
   it("counts an object's SQLite rows, iterated or not", async () => {
