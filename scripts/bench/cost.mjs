@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { reportUrl } from '../lib/stack.mjs';
 import { loadTest, pacedSend, postJson } from './load.mjs';
 import { batchesOf, shiftToEnd } from './puffy-slice.mjs';
 
@@ -107,9 +108,22 @@ async function sendShape(url, headers, shape, slice) {
 }
 
 /**
- * Sends one shape's traffic (`sendShape`), waits until the progress rows reflect it, and returns
- * the metered usage per 1,000 events sent with its price per million events. The status polls
- * and the meter reads are measured alone afterwards and taken out.
+ * Opens the demo report once, fresh: a report folds the rollup log first (the cost stacks answer
+ * every report from rollups, `ROLLUP_MIN_PEOPLE` 0), so the rollup rows that the run's writes
+ * owe are written and counted in the run, however many of them its own flushes folded.
+ */
+async function foldByReport(baseUrl, admin) {
+  const url = reportUrl(baseUrl, { format: 'json' });
+  const response = await fetch(url, { headers: { ...admin, 'cache-control': 'no-cache' } });
+  if (!response.ok) throw new Error(`${url} → ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+/**
+ * Sends one shape's traffic (`sendShape`), waits until the progress rows reflect it, opens the
+ * report once (which folds the rollup log: `foldByReport`), and returns the metered usage per
+ * 1,000 events sent with its price per million events. The status polls and the meter reads are
+ * measured alone afterwards and taken out.
  */
 export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, shape, slice }) {
   await meter(baseUrl, admin, siteId, true);
@@ -117,6 +131,8 @@ export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, s
   const started = performance.now();
   const sender = await sendShape(`${baseUrl}/v1/batch`, writeKeyAuth, shape, slice);
   const polls = await settle(baseUrl, admin, siteId, 250);
+  const report = await foldByReport(baseUrl, admin);
+  if (report.source !== 'rollup') throw new Error(`the report came from ${report.source}`);
   const elapsedMs = performance.now() - started;
   const cpuMs = workerdCpuMs(pid) - cpuBefore;
   const used = await meter(baseUrl, admin, siteId, false);

@@ -466,8 +466,10 @@ if (wants('cost')) {
   for (const shape of shapes) {
     if (picked && !picked.some((word) => shape.label.includes(word))) continue;
     results.cost.shapes.push(
-      await withStack({ vars: { ADMIN_TOKEN: adminToken, METER: '1' } }, async ({ baseUrl, pid }) =>
-        measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId: demo.siteId, shape, slice }),
+      await withStack(
+        { vars: { ADMIN_TOKEN: adminToken, METER: '1', ROLLUP_MIN_PEOPLE: '0' } },
+        async ({ baseUrl, pid }) =>
+          measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId: demo.siteId, shape, slice }),
       ),
     );
   }

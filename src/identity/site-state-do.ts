@@ -86,15 +86,19 @@ const FLUSH_CHUNK = 500;
 const MIRROR_CHUNK = 5_000;
 const MIRROR_CHARS = 8_000_000;
 /**
- * A flush folds the rollup log into the rollups when the last fold is at least this old: the
- * rollup keys that the writes of a minute share are then written once (src/funnel/rollups.ts).
- * Reports stay exact meanwhile: a rollup report folds first.
+ * A flush folds the rollup log into the rollups once the oldest write not folded yet is this old.
+ * A fold writes each rollup key its logged rows touch once (src/funnel/rollups.ts), so the keys
+ * of an hour's writes are written once, not once per minute: on a quiet site, whose few events
+ * a minute share almost no key, that is most of a progress write's rows. When the fold is due is
+ * kept in the object's storage (`meta.fold_due`), so an object evicted between a site's rare
+ * events still folds hourly, not on every wake. Reports stay exact meanwhile: a rollup report
+ * folds first, and `FOLD_EVERY_ROWS` bounds what it may find to fold.
  */
-const FOLD_EVERY_MS = 60_000;
+const FOLD_EVERY_MS = 3_600_000;
 /**
- * ... or when the writes since hold at least this many rows: a report's own fold (and a fold's
- * hold on D1's writer) then stays bounded under heavy ingest, where a flush shares its rollup
- * keys among many people anyway.
+ * ... or when this instance has written at least this many rows since: a report's own fold (and
+ * a fold's hold on D1's writer) then stays bounded under heavy ingest, where a flush shares its
+ * rollup keys among many people anyway.
  */
 const FOLD_EVERY_ROWS = 2_000;
 /** People computed between two yields of an override view (about 100 ms at the Puffy shape). */
@@ -222,9 +226,12 @@ export class SiteState extends DurableObject<Env> {
   private sequence = 0;
   private resolution: Resolution | null = null;
   private flushing: Promise<void> | null = null;
-  /** When this instance last folded the rollup log (0: not yet, so its first flush folds). */
-  private foldedAt = 0;
-  /** Progress rows written since that fold. */
+  /**
+   * When the next fold of the rollup log is due (`meta.fold_due`): an hour after the first write
+   * since the last fold; null when nothing was written since, undefined until read from storage.
+   */
+  private foldDue: number | null | undefined = undefined;
+  /** Progress rows this instance has written since the last fold. */
   private rowsSinceFold = 0;
   /** The coalescing pause of reconciled batches under way, and the batches waiting for it. */
   private ingestFlush: Promise<void> | null = null;
@@ -1083,8 +1090,7 @@ export class SiteState extends DurableObject<Env> {
         taken.push(entry);
       }
       for (const [key] of taken) this.dirty.delete(key);
-      const fold =
-        Date.now() - this.foldedAt >= FOLD_EVERY_MS || this.rowsSinceFold >= FOLD_EVERY_ROWS;
+      const fold = this.foldNow(Date.now());
       try {
         // Inside the try: a throw here must put the chunk back as dirty too (most marks live in
         // memory only).
@@ -1093,7 +1099,7 @@ export class SiteState extends DurableObject<Env> {
         const people = computePeople(this.sql, resolution, keys, goals);
         const written = await writeProgress(this.env.DB, siteId, goals, people, { fold });
         this.rowsSinceFold = written.folded ? 0 : this.rowsSinceFold + written.rows;
-        if (written.folded) this.foldedAt = Date.now();
+        if (written.folded) this.folded();
       } catch (error) {
         for (const [key, seq] of taken) if (!this.dirty.has(key)) this.dirty.set(key, seq);
         logger.error('site_state.flush_failed', {
@@ -1158,6 +1164,33 @@ export class SiteState extends DurableObject<Env> {
       this.unmirrored.unshift(...entries);
       throw error;
     }
+  }
+
+  /**
+   * Whether the write about to run folds the rollup log (`FOLD_EVERY_MS`, `FOLD_EVERY_ROWS`).
+   * The first write since the last fold records when the next one is due.
+   */
+  private foldNow(now: number): boolean {
+    if (this.foldDue === undefined) {
+      const [due] = this.sql
+        .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'fold_due'")
+        .toArray();
+      this.foldDue = due ? Number(due.value) : null;
+    }
+    if (this.foldDue === null) {
+      this.foldDue = now + FOLD_EVERY_MS;
+      this.sql.exec(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('fold_due', ?)",
+        String(this.foldDue),
+      );
+    }
+    return now >= this.foldDue || this.rowsSinceFold >= FOLD_EVERY_ROWS;
+  }
+
+  /** After a fold: nothing is waiting for the next one. */
+  private folded(): void {
+    this.foldDue = null;
+    this.sql.exec("DELETE FROM meta WHERE key = 'fold_due'");
   }
 
   private async loadGoals(siteId: string): Promise<StoredGoal[]> {

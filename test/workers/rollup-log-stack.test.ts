@@ -3,7 +3,14 @@
  * while ingest continues, and rollup reports between writes. After each step the rollup report
  * (threshold 0) must equal the per-person report, and the folded rollups a rebuild from rows.
  */
-import { createExecutionContext, env, SELF, waitOnExecutionContext } from 'cloudflare:test';
+import {
+  createExecutionContext,
+  env,
+  evictDurableObject,
+  runInDurableObject,
+  SELF,
+  waitOnExecutionContext,
+} from 'cloudflare:test';
 import worker from '../../src/index';
 import { foldLogStatements, rebuildRollups } from '../../src/funnel/rollups';
 import {
@@ -21,6 +28,14 @@ import { peopleAction, revertAction } from './identity-helpers';
 
 const at = (day: number, minute: number) =>
   new Date(Date.UTC(2025, 2, 3 + day, 10, minute)).toISOString();
+
+/** The site's rollup log rows (one per write that changed a row, until a fold). */
+async function logRows(siteId: string): Promise<number | undefined> {
+  const row = await env.DB.prepare('SELECT COUNT(*) AS n FROM rollup_log WHERE site_id = ?')
+    .bind(siteId)
+    .first<{ n: number }>();
+  return row?.n;
+}
 
 async function get(site: TestSite, threshold: string) {
   const url =
@@ -132,27 +147,71 @@ it('rollup reports equal per-person ones through merges, splits and an edit', as
   console.log(JSON.stringify({ logRowsBeforeReport: logged }));
 }, 60_000);
 
-it('folds the log once 2,000 rows were logged since the last fold, within the minute', async () => {
+it('folds the log once 2,000 rows were logged since the last fold, within the hour', async () => {
   const site = await seedSite('rl-size-fold', ['a', 'b']);
   await waitReady(site.siteId, site.goalId, 1);
-  const logRows = async () =>
-    (
-      await env.DB.prepare('SELECT COUNT(*) AS n FROM rollup_log WHERE site_id = ?')
-        .bind(site.siteId)
-        .first<{ n: number }>()
-    )?.n;
-  // Batches of 500 new people, one flush each (settled in turn), all within seconds. The first
-  // flush of the object folds (it has not folded yet); each later one logs 500 rows, and the
-  // flush that finds 2,000 rows logged since folds them with its own.
+  // Batches of 500 new people, one flush each (settled in turn), all within seconds: each logs
+  // one row. No flush folds until one finds 2,000 rows written since the last fold (a fresh
+  // object's first write does not fold either): the fifth folds the log with its own row.
   const batch = async (k: number) => {
     const events = Array.from({ length: 500 }, (_, i) =>
       track('a', { anonymousId: `f${k}-${i}` }, `f${k}-${i}`, '2025-03-03T10:00:00Z'),
     );
-    await importBatch(site, events);
+    expect((await importBatch(site, events)).status).toBe(200);
     await settle(site);
-    return logRows();
+    return logRows(site.siteId);
   };
   const after = [];
   for (let k = 0; k < 6; k += 1) after.push(await batch(k));
-  expect(after).toEqual([0, 1, 2, 3, 4, 0]);
+  expect(after).toEqual([1, 2, 3, 4, 0, 1]);
+});
+
+it('folds an hour after the first write since the last fold, across evictions', async () => {
+  const site = await seedSite('rl-time-fold', ['a', 'b']);
+  await waitReady(site.siteId, site.goalId, 1);
+  const stub = env.SITE_STATE.get(env.SITE_STATE.idFromName(site.siteId));
+  const due = () =>
+    runInDurableObject(stub, (_instance, state) => {
+      const [row] = state.storage.sql
+        .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'fold_due'")
+        .toArray();
+      return row ? Number(row.value) : null;
+    });
+  const send = async (id: string) => {
+    const before = Date.now();
+    expect((await importBatch(site, [track('a', { anonymousId: id }, id, at(1, 0))])).ok).toBe(
+      true,
+    );
+    await settle(site);
+    return before;
+  };
+  // A fresh object does not fold on its first write: it records the fold an hour on.
+  const first = await send('t1');
+  expect(await logRows(site.siteId)).toBe(1);
+  const recorded = await due();
+  expect(recorded).toBeGreaterThanOrEqual(first + 3_600_000);
+  expect(recorded).toBeLessThanOrEqual(Date.now() + 3_600_000);
+  // A later write and a new instance keep that time, not a new one of their own.
+  await evictDurableObject(stub);
+  await send('t2');
+  expect(await logRows(site.siteId)).toBe(2);
+  expect(await due()).toBe(recorded);
+  // Once it has passed (set back here, as an hour going by would), the next write folds the
+  // log, its own row included, and nothing waits for a fold until the write after it.
+  await evictDurableObject(stub);
+  await runInDurableObject(stub, (_instance, state) => {
+    state.storage.sql.exec("UPDATE meta SET value = ? WHERE key = 'fold_due'", String(Date.now()));
+  });
+  await evictDurableObject(stub);
+  await send('t3');
+  expect(await logRows(site.siteId)).toBe(0);
+  expect(await due()).toBeNull();
+  await send('t4');
+  expect(await logRows(site.siteId)).toBe(1);
+  expect(await due()).toBeGreaterThan(Date.now());
+  // The folded rollups and the one logged row together are what a rebuild from rows gives.
+  await env.DB.batch(foldLogStatements(env.DB, site.siteId));
+  const folded = await rollupTables(site.siteId);
+  await rebuildRollups(env.DB, site.siteId, [{ id: site.goalId, version: 1 }], Date.now());
+  expect(await rollupTables(site.siteId)).toEqual(folded);
 });
