@@ -23,17 +23,33 @@ export interface EventRow extends Record<string, SqlStorageValue> {
   seg: string;
 }
 
-/** The stored rows that may count for a person key (the identity rules pick among them). */
-function candidateRows(sql: SqlStorage, resolution: Resolution, key: string): EventRow[] {
+/**
+ * The columns progress is computed from: an `EventRow`. The whole stored event (`raw`, about a
+ * kilobyte) is read only where it is handed out (an export).
+ */
+const PROGRESS_COLUMNS = 'dev, message_id, anon, user, ts, type, name, props, seg';
+
+/**
+ * The stored rows that may count for a person key (the identity rules pick among them), with
+ * `columns` (every column by default).
+ */
+function candidateRows(
+  sql: SqlStorage,
+  resolution: Resolution,
+  key: string,
+  columns = '*',
+): EventRow[] {
   const id = key.slice(2);
   if (!key.startsWith('u:')) {
-    return sql.exec<EventRow>('SELECT * FROM events WHERE dev = ? AND user IS NULL', id).toArray();
+    return sql
+      .exec<EventRow>(`SELECT ${columns} FROM events WHERE dev = ? AND user IS NULL`, id)
+      .toArray();
   }
   // Id lists travel as one JSON parameter: a merged person may hold hundreds of ids.
   return sql
     .exec<EventRow>(
-      `SELECT * FROM events WHERE user IN (SELECT value FROM json_each(?1))
-       UNION SELECT * FROM events
+      `SELECT ${columns} FROM events WHERE user IN (SELECT value FROM json_each(?1))
+       UNION SELECT ${columns} FROM events
        WHERE dev IN (SELECT value FROM json_each(?2)) AND user IS NULL`,
       JSON.stringify(resolution.usersOf(id)),
       JSON.stringify([...resolution.devicesOf(id)]),
@@ -98,7 +114,7 @@ export function computePerson(
   key: string,
   goals: readonly Goal[],
 ): { progress: PersonProgress; events: number; eventsUsed: number } {
-  return progressOf(resolution, key, candidateRows(sql, resolution, key), goals);
+  return progressOf(resolution, key, candidateRows(sql, resolution, key, PROGRESS_COLUMNS), goals);
 }
 
 /**
@@ -116,7 +132,8 @@ export function computePeople(
   const byDevice = new Map<string, EventRow[]>();
   if (devices.length > 0) {
     const rows = sql.exec<EventRow>(
-      'SELECT * FROM events WHERE dev IN (SELECT value FROM json_each(?)) AND user IS NULL',
+      `SELECT ${PROGRESS_COLUMNS} FROM events
+       WHERE dev IN (SELECT value FROM json_each(?)) AND user IS NULL`,
       JSON.stringify(devices),
     );
     for (const row of rows) {
@@ -128,7 +145,7 @@ export function computePeople(
   return keys.map((key) => {
     const rows = key.startsWith('a:')
       ? (byDevice.get(key.slice(2)) ?? [])
-      : candidateRows(sql, resolution, key);
+      : candidateRows(sql, resolution, key, PROGRESS_COLUMNS);
     return progressOf(resolution, key, rows, goals).progress;
   });
 }

@@ -19,6 +19,8 @@ type GuardWarning = Omit<Warning, 'index'>;
 
 const encoder = new TextEncoder();
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+/** Any surrogate: text without one (nearly all) is well formed as it is. */
+const SURROGATE = /[\uD800-\uDFFF]/;
 
 /** UTF-8 byte length of a string (lone surrogates count as U+FFFD, as they are stored). */
 export function utf8Length(text: string): number {
@@ -45,7 +47,7 @@ export function truncateText(text: string, maxBytes: number): string {
 
 /** Replaces lone surrogates (half an emoji from a broken client) with U+FFFD. */
 export function wellFormed(text: string): string {
-  return text.replace(LONE_SURROGATE, '\uFFFD');
+  return SURROGATE.test(text) ? text.replace(LONE_SURROGATE, '\uFFFD') : text;
 }
 
 interface GuardState {
@@ -88,8 +90,10 @@ function guardValue(value: unknown, depth: number, state: GuardState): unknown {
 }
 
 /**
- * Copies an object key by key with `defineProperty`, so that keys such as `__proto__`,
- * `constructor` and `prototype` stay literal data and never reach a prototype.
+ * Copies an object key by key, so that keys such as `__proto__`, `constructor` and `prototype`
+ * stay literal data and never reach a prototype: `__proto__`, the one key whose assignment sets
+ * the prototype, with `defineProperty`, every other by assignment (an own data property too, and
+ * much quicker on the ingest path).
  */
 function guardObject(
   value: Record<string, unknown>,
@@ -103,12 +107,17 @@ function guardObject(
   }
   for (const key of keys.slice(0, MAX_KEYS)) {
     const safeKey = truncateText(wellFormed(key), MAX_NAME_BYTES);
-    Object.defineProperty(out, safeKey, {
-      value: guardValue(value[key], depth + 1, state),
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
+    const guarded = guardValue(value[key], depth + 1, state);
+    if (safeKey === '__proto__') {
+      Object.defineProperty(out, safeKey, {
+        value: guarded,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    } else {
+      out[safeKey] = guarded;
+    }
   }
   return out;
 }
