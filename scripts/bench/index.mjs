@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 /**
  * `npm run bench [-- --only ingest,processing,replay,reports,merge,cost,cron] [--quick]
- * [--pause <ms>] [--shapes 5 per,100 per]`: goalstep measured on this machine through the local
+ * [--pause <ms>] [--shapes queue,server]`: goalstep measured on this machine through the local
  * stack, side by side with the floors underneath it. Prints Markdown tables (for
  * docs/BENCHMARKS.md) and a JSON line per section. `--pause` runs the stacks with another flush
  * pause (`FLUSH_PAUSE_MS`, 1 s by default); `--shapes` runs only the cost shapes whose label holds
- * one of the comma-separated words.
+ * one of the comma-separated texts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -460,7 +460,7 @@ if (wants('cost')) {
     real('browser queue, 5 per request', 5, 200),
     real('server, 100 per request', 100, 2000),
   ];
-  // `--shapes fives,100` runs only the shapes whose label contains one of the words.
+  // `--shapes queue,server` runs only the shapes whose label holds one of the texts.
   const picked = args.includes('--shapes') ? args[args.indexOf('--shapes') + 1].split(',') : null;
   results.cost = { slice: slice.summary, shapes: [] };
   for (const shape of shapes) {
