@@ -28,10 +28,10 @@ export const PRICES = {
 /** An object's memory as billed: 128 MB per object, whatever it uses. */
 const OBJECT_GB = 0.128;
 
-/** CPU time (ms, user + system) of the workerd processes in a process group. */
-export function workerdCpuMs(pgid) {
+/** CPU time (ms, user + system) of each thread of the workerd processes in a process group. */
+export function workerdThreadCpuMs(pgid) {
   const ticksPerSecond = 100;
-  let ticks = 0;
+  const threads = new Map();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
@@ -39,13 +39,36 @@ export function workerdCpuMs(pgid) {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       if (Number(fields[2]) !== pgid) continue;
       if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('workerd')) continue;
-      // utime and stime are fields 14 and 15 of /proc/<pid>/stat (11 and 12 after the name).
-      ticks += Number(fields[11]) + Number(fields[12]);
+      for (const task of readdirSync(`/proc/${entry}/task`)) {
+        const line = readFileSync(`/proc/${entry}/task/${task}/stat`, 'utf8');
+        const own = line.slice(line.lastIndexOf(')') + 2).split(' ');
+        // utime and stime are fields 14 and 15 of a stat line (11 and 12 after the name).
+        const ticks = Number(own[11]) + Number(own[12]);
+        threads.set(`${entry}/${task}`, (ticks * 1000) / ticksPerSecond);
+      }
     } catch {
-      // The process ended while we looked.
+      // The process or thread ended while we looked.
     }
   }
-  return (ticks * 1000) / ticksPerSecond;
+  return threads;
+}
+
+/** CPU time (ms, user + system) of the workerd processes in a process group. */
+export function workerdCpuMs(pgid) {
+  let ms = 0;
+  for (const threadMs of workerdThreadCpuMs(pgid).values()) ms += threadMs;
+  return ms;
+}
+
+/**
+ * The busiest workerd thread's CPU time between two `workerdThreadCpuMs` readings, as a share
+ * of `wallMs`: near 1, that thread (the isolate's, where locally the Worker, the objects and D1
+ * run their JavaScript and SQLite) bounds the run.
+ */
+export function busiestThreadShare(before, after, wallMs) {
+  let most = 0;
+  for (const [thread, ms] of after) most = Math.max(most, ms - (before.get(thread) ?? 0));
+  return +(most / wallMs).toFixed(2);
 }
 
 async function meter(baseUrl, admin, siteId, reset) {

@@ -13,7 +13,13 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { replay } from '../lib/replay-core.mjs';
 import { freePort, readDemo, repoRoot, startStack, waitForSettled } from '../lib/stack.mjs';
-import { measureCost, measureLoneEvents, PRICES } from './cost.mjs';
+import {
+  busiestThreadShare,
+  measureCost,
+  measureLoneEvents,
+  PRICES,
+  workerdThreadCpuMs,
+} from './cost.mjs';
 import { measureCron } from './cron.mjs';
 import { loadTest, peakWorkerdMemory } from './load.mjs';
 import { readPuffySlice } from './puffy-slice.mjs';
@@ -183,6 +189,7 @@ if (wants('processing')) {
     rows.push(
       await withStack({}, async ({ baseUrl, pid }) => {
         const batches = quick ? 30 : 150;
+        const threadsBefore = workerdThreadCpuMs(pid);
         const started = performance.now();
         const load = await loadTest({
           url: `${baseUrl}/v1/batch`,
@@ -195,12 +202,18 @@ if (wants('processing')) {
         const acked = performance.now();
         await waitForSettled(baseUrl, adminToken, { timeoutMs: 600_000 });
         const settled = performance.now();
+        const busiest = busiestThreadShare(
+          threadsBefore,
+          workerdThreadCpuMs(pid),
+          settled - started,
+        );
         return {
           eventsPerPerson,
           events: batches * 100,
           ingestEventsPerSecond: load.eventsPerSecond,
           processedEventsPerSecond: Math.round((batches * 100) / ((settled - started) / 1000)),
           lagAfterLastAckSeconds: +((settled - acked) / 1000).toFixed(1),
+          busiestThread: busiest,
           memory: peakWorkerdMemory(pid),
         };
       }),
@@ -214,6 +227,7 @@ if (wants('processing')) {
       'ingest ev/s',
       'processed ev/s',
       'lag after last 2xx (s)',
+      'busiest workerd thread (share of the run)',
       'peak workerd MiB',
     ],
     rows.map((r) => [
@@ -222,6 +236,7 @@ if (wants('processing')) {
       r.ingestEventsPerSecond,
       r.processedEventsPerSecond,
       r.lagAfterLastAckSeconds,
+      r.busiestThread,
       r.memory,
     ]),
   );
@@ -561,7 +576,7 @@ if (wants('cost')) {
   for (const { label, d1WrittenBySql } of rows) {
     table(
       `D1 rows written per 1,000 events by statement: ${label}`,
-      ['rows', 'statement (first 100 characters)'],
+      ['rows', 'statement (first 100 characters, # a hash of the whole)'],
       d1WrittenBySql.slice(0, 12).map(([sql, n]) => [fmt(n), `\`${sql}\``]),
     );
   }

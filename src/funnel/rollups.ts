@@ -5,9 +5,10 @@
  * replayed write nets to zero. A progress write does not move the rollups itself: it appends the
  * rows it changed, signed, to `rollup_log` (one row, in the same D1 batch as the rows), and a
  * fold applies the log to the rollups and empties it in one transaction. The site object folds
- * about once a minute; a rollup report, a rebuild and an erasure fold first, in their own batch,
- * so what they read or change is always the aggregate of `attempts`. A rollup key shared by the
- * writes of a minute is then written once, not once per write (docs/BENCHMARKS.md, cost). No
+ * about once an hour (src/identity/site-state-do.ts, `FOLD_EVERY_MS`); a rollup report, a
+ * rebuild and an erasure fold first, in their own batch, so what they read or change is always
+ * the aggregate of `attempts`. A rollup key shared by the writes of an hour is then written once,
+ * not once per write (docs/BENCHMARKS.md, cost). No
  * statement depends on a goal's definition: what depends on it is stored on each row
  * (src/funnel/attempt-facts.ts).
  */

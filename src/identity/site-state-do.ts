@@ -86,7 +86,8 @@ const FLUSH_CHUNK = 500;
 const MIRROR_CHUNK = 5_000;
 const MIRROR_CHARS = 8_000_000;
 /**
- * A flush folds the rollup log into the rollups once the oldest write not folded yet is this old.
+ * A flush folds the rollup log into the rollups in its first write this long after the object's
+ * first write since its last fold (a report's own fold does not move that time).
  * A fold writes each rollup key its logged rows touch once (src/funnel/rollups.ts), so the keys
  * of an hour's writes are written once, not once per minute: on a quiet site, whose few events
  * a minute share almost no key, that is most of a progress write's rows. When the fold is due is
@@ -96,9 +97,10 @@ const MIRROR_CHARS = 8_000_000;
  */
 const FOLD_EVERY_MS = 3_600_000;
 /**
- * ... or when this instance has written at least this many rows since: a report's own fold (and
- * a fold's hold on D1's writer) then stays bounded under heavy ingest, where a flush shares its
- * rollup keys among many people anyway.
+ * ... or once at least this many progress rows were written since: a report's own fold (and a
+ * fold's hold on D1's writer) then stays bounded under heavy ingest, where a flush shares its
+ * rollup keys among many people anyway. Counted in memory from what the log holds when an
+ * instance first writes, so evictions between bursts do not reset it.
  */
 const FOLD_EVERY_ROWS = 2_000;
 /** People computed between two yields of an override view (about 100 ms at the Puffy shape). */
@@ -231,8 +233,11 @@ export class SiteState extends DurableObject<Env> {
    * since the last fold; null when nothing was written since, undefined until read from storage.
    */
   private foldDue: number | null | undefined = undefined;
-  /** Progress rows this instance has written since the last fold. */
-  private rowsSinceFold = 0;
+  /**
+   * Progress rows written since the last fold: read from the log when an instance first writes
+   * (an object evicted between bursts keeps the bound), then counted here.
+   */
+  private rowsSinceFold: number | undefined = undefined;
   /** The coalescing pause of reconciled batches under way, and the batches waiting for it. */
   private ingestFlush: Promise<void> | null = null;
   /** Whether this instance has set the alarm that writes what `receive` took. */
@@ -1090,15 +1095,15 @@ export class SiteState extends DurableObject<Env> {
         taken.push(entry);
       }
       for (const [key] of taken) this.dirty.delete(key);
-      const fold = this.foldNow(Date.now());
       try {
         // Inside the try: a throw here must put the chunk back as dirty too (most marks live in
         // memory only).
+        const fold = await this.foldNow(siteId, Date.now());
         const resolution = this.resolve();
         const keys = taken.map(([key]) => key);
         const people = computePeople(this.sql, resolution, keys, goals);
         const written = await writeProgress(this.env.DB, siteId, goals, people, { fold });
-        this.rowsSinceFold = written.folded ? 0 : this.rowsSinceFold + written.rows;
+        this.rowsSinceFold = written.folded ? 0 : (this.rowsSinceFold ?? 0) + written.rows;
         if (written.folded) this.folded();
       } catch (error) {
         for (const [key, seq] of taken) if (!this.dirty.has(key)) this.dirty.set(key, seq);
@@ -1168,14 +1173,24 @@ export class SiteState extends DurableObject<Env> {
 
   /**
    * Whether the write about to run folds the rollup log (`FOLD_EVERY_MS`, `FOLD_EVERY_ROWS`).
-   * The first write since the last fold records when the next one is due.
+   * The first write since the last fold records when the next one is due; an instance's first
+   * write reads how many rows the log holds (a read of the site's few log rows, where keeping the
+   * count in storage would write a row per cycle).
    */
-  private foldNow(now: number): boolean {
+  private async foldNow(siteId: string, now: number): Promise<boolean> {
     if (this.foldDue === undefined) {
       const [due] = this.sql
         .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'fold_due'")
         .toArray();
       this.foldDue = due ? Number(due.value) : null;
+    }
+    if (this.rowsSinceFold === undefined) {
+      const logged = await this.env.DB.prepare(
+        'SELECT COALESCE(SUM(json_array_length(rows)), 0) AS n FROM rollup_log WHERE site_id = ?',
+      )
+        .bind(siteId)
+        .first<{ n: number }>();
+      this.rowsSinceFold = logged?.n ?? 0;
     }
     if (this.foldDue === null) {
       this.foldDue = now + FOLD_EVERY_MS;

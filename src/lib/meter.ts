@@ -22,7 +22,7 @@ export interface Tally {
   d1RowsWritten: number;
   sqlRowsRead: number;
   sqlRowsWritten: number;
-  /** D1 rows written by statement (its SQL's first 100 characters), to tell where they go. */
+  /** D1 rows written by statement (`statementKey`), to tell where they go. */
   d1WrittenBySql: Record<string, number>;
 }
 
@@ -83,13 +83,28 @@ type Meta = { rows_read?: number; rows_written?: number } | undefined;
 /** The SQL each metered statement was prepared from. */
 const sqlOf = new WeakMap<object, string>();
 
+/**
+ * A statement's name in `d1WrittenBySql`: its SQL with runs of white space as one space, cut at
+ * 100 characters; a longer one gets a hash of the whole text too, since statements built from
+ * the same parts (the fold's, a rebuild's and an erasure's rollup writes) share their start.
+ */
+export function statementKey(sql: string): string {
+  const text = sql.replace(/\s+/g, ' ').trim();
+  if (text.length <= 100) return text;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i += 1) {
+    hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  }
+  return `${text.slice(0, 100)}… #${hash.toString(16).padStart(8, '0')}`;
+}
+
 function addMeta(meta: Meta, sql: string | undefined): void {
   tally.d1Queries += 1;
   tally.d1RowsRead += meta?.rows_read ?? 0;
   const written = meta?.rows_written ?? 0;
   tally.d1RowsWritten += written;
   if (written === 0) return;
-  const key = (sql ?? '?').replace(/\s+/g, ' ').trim().slice(0, 100);
+  const key = statementKey(sql ?? '?');
   tally.d1WrittenBySql[key] = (tally.d1WrittenBySql[key] ?? 0) + written;
 }
 
