@@ -1,5 +1,6 @@
 // `npm start`: the local goalstep stack on http://localhost:8787 with the demo site seeded. Data
 // lives in .wrangler/state (wrangler's default), so it survives restarts.
+import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { readDemo, repoRoot, reportUrl, startStack } from './lib/stack.mjs';
 
@@ -36,6 +37,9 @@ process.on('exit', () => {
 
 const demo = readDemo();
 const rel = (path) => relative(process.cwd(), path) || '.';
+// The Puffy week next to this checkout, as the workspace holds it; elsewhere, its placeholder.
+const puffy = join(repoRoot, '..', 'shared', 'data', 'puffy');
+const puffyArg = existsSync(puffy) ? rel(puffy) : '<directory of the Puffy CSV files>';
 const puffyRange = { from: '2025-02-23', to: '2025-03-02' };
 // The replay's own default is port 8787: another port has to be named.
 const replayUrl = PUBLIC === 'http://localhost:8787' ? '' : ` --url ${PUBLIC}`;
@@ -51,9 +55,8 @@ goalstep is running on ${PUBLIC}
   Puffy days        ${reportUrl(PUBLIC, puffyRange)}
                     (format=json or format=csv in the query for data instead of the page)
 
-  Load the Puffy sample data in a second terminal (the directory of its CSV files; give
-  the path from where you are):
-    npm run replay -- ../shared/data/puffy${replayUrl}
+  Load the Puffy sample data in a second terminal (the directory of its CSV files):
+    npm run replay -- ${puffyArg}${replayUrl}
 
   Data: ${rel(persistTo)}   Log: ${rel(logFile)}   Ctrl-C stops.
 `);

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 /**
  * `npm run bench [-- --only ingest,processing,replay,reports,merge,cost,cron] [--quick]
- * [--pause <ms>] [--shapes queue,server]`: goalstep measured on this machine through the local
- * stack, side by side with the floors underneath it. Prints Markdown tables (for
- * docs/BENCHMARKS.md) and a JSON line per section. `--pause` runs the stacks with another flush
- * pause (`FLUSH_PAUSE_MS`, 1 s by default); `--shapes` runs only the cost shapes whose label holds
- * one of the comma-separated texts.
+ * [--pause <ms>] [--shapes queue,server] [--data <dir>]`: goalstep measured on this machine
+ * through the local stack, side by side with the floors underneath it. Prints Markdown tables
+ * (for docs/BENCHMARKS.md) and a JSON line per section. `--pause` runs the stacks with another
+ * flush pause (`FLUSH_PAUSE_MS`, 1 s by default); `--shapes` runs only the cost shapes whose
+ * label holds one of the comma-separated texts; `--data` is the Puffy week's directory
+ * (../shared/data/puffy by default).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -49,7 +50,25 @@ const writeKeyAuth = {
 const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' };
 const fresh = { authorization: `Bearer ${adminToken}`, 'cache-control': 'no-cache' };
 const results = {};
-const puffyDir = resolve(repoRoot, '..', 'shared', 'data', 'puffy');
+/** The option's value, or a clear stop when the option is given without one. */
+function optionValue(name) {
+  if (!args.includes(name)) return undefined;
+  const value = args[args.indexOf(name) + 1];
+  if (value === undefined || value.startsWith('--')) {
+    console.error(`${name} needs a value`);
+    process.exit(2);
+  }
+  return value;
+}
+
+// The Puffy week's CSV files: `--data <dir>`, by default ../shared/data/puffy next to the checkout.
+const puffyDir = resolve(
+  optionValue('--data') ?? resolve(repoRoot, '..', 'shared', 'data', 'puffy'),
+);
+if ((wants('replay') || wants('cost')) && !existsSync(puffyDir)) {
+  console.error(`The Puffy data is not at ${puffyDir}: pass --data <directory of its CSV files>`);
+  process.exit(2);
+}
 
 /** Peak workerd memory (MiB) of every stack run so far, in the order they stopped. */
 const stackPeaks = [];
@@ -476,7 +495,7 @@ if (wants('cost')) {
     real('server, 100 per request', 100, 2000),
   ];
   // `--shapes queue,server` runs only the shapes whose label holds one of the texts.
-  const picked = args.includes('--shapes') ? args[args.indexOf('--shapes') + 1].split(',') : null;
+  const picked = optionValue('--shapes')?.split(',') ?? null;
   results.cost = { slice: slice.summary, shapes: [] };
   for (const shape of shapes) {
     if (picked && !picked.some((word) => shape.label.includes(word))) continue;
@@ -503,6 +522,12 @@ if (wants('cost')) {
     );
   }
   const rows = results.cost.shapes;
+  if (rows.length === 0) {
+    console.error(
+      `--shapes ${picked.join(',')} matches no cost shape: ${shapes.map((s) => s.label)}`,
+    );
+    process.exit(2);
+  }
   const { summary } = slice;
   const answered = (rows.find((r) => r.rate && !r.first) ?? rows[0]).sender;
   console.log(

@@ -23,8 +23,12 @@ export interface PersonProgress {
 /** The key of one goal version in `PersonProgress.attempts`. */
 export const goalKey = (goal: Pick<Goal, 'id' | 'version'>) => `${goal.id}#${goal.version}`;
 
-/** Entry properties and traits for breakdowns are capped: one odd event cannot bloat a row. */
-const ENTRY_PROPS_MAX = 2000;
+/**
+ * Entry properties and traits for breakdowns are capped at this many characters of JSON: one odd
+ * event cannot bloat a row. Values are kept in order while they fit; one that does not (a long
+ * text) is left out alone, so the person keeps their other values.
+ */
+export const ENTRY_PROPS_MAX = 2000;
 
 const STEP_COLUMNS = ['t2', 't3', 't4', 't5', 't6', 't7', 't8', 't9', 't10'] as const;
 
@@ -36,17 +40,25 @@ export function attemptRow(attempt: Attempt & { segment: Segment }): AttemptRow 
   const s = attempt.segment;
   // Breakdown keys as the report names them: `property:<name>` and `trait:<name>`, scalars only.
   const entry: Record<string, string | number | boolean> = {};
+  // The JSON's length so far: its braces, then `"key":value` and a comma per entry.
+  let chars = 2;
   const scalars = (prefix: string, bag: Record<string, unknown> | null) => {
     for (const [key, value] of Object.entries(bag ?? {})) {
-      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
-        entry[`${prefix}:${key}`] = value;
+      if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+        continue;
       }
+      const name = `${prefix}:${key}`;
+      const added = JSON.stringify(name).length + JSON.stringify(value).length + 2;
+      // The last entry has no comma after it: hence the − 1.
+      if (chars + added - 1 > ENTRY_PROPS_MAX) continue;
+      entry[name] = value;
+      chars += added;
     }
   };
   scalars('property', attempt.entry.type === 'identify' ? null : attempt.entry.properties);
   scalars('trait', attempt.entryTraits);
   const json = JSON.stringify(entry);
-  const entryProps = json === '{}' || json.length > ENTRY_PROPS_MAX ? null : json;
+  const entryProps = json === '{}' ? null : json;
   const row: AttemptRow = { t1: attempt.times[0] ?? null, reached: attempt.reached };
   STEP_COLUMNS.forEach((column, i) => {
     row[column] = attempt.times[i + 1] ?? null;

@@ -106,7 +106,17 @@ function guardObject(
     flag(state, 'keys_capped', `objects were cut to their first ${MAX_KEYS} keys`);
   }
   for (const key of keys.slice(0, MAX_KEYS)) {
-    const safeKey = truncateText(wellFormed(key), MAX_NAME_BYTES);
+    const repaired = wellFormed(key);
+    if (repaired !== key) {
+      flag(state, 'invalid_unicode_replaced', 'broken text was replaced by U+FFFD');
+    }
+    const safeKey = truncateText(repaired, MAX_NAME_BYTES);
+    if (safeKey !== repaired) {
+      flag(state, 'key_truncated', `a key over ${MAX_NAME_BYTES} bytes was truncated`);
+    }
+    if (Object.hasOwn(out, safeKey)) {
+      flag(state, 'keys_merged', 'keys that were the same once repaired or cut: the last was kept');
+    }
     const guarded = guardValue(value[key], depth + 1, state);
     if (safeKey === '__proto__') {
       Object.defineProperty(out, safeKey, {

@@ -187,11 +187,11 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
     });
   }
   if (anonymousId === null && userId === null) {
-    const dropped = warnings.length > 0 ? ' (its ids were placeholders or too long)' : '';
+    const why = dropped.size > 0 ? ' (its ids were placeholders or too long)' : '';
     return reject(
       'missing_identity',
       'anonymousId',
-      `event has no usable anonymousId or userId${dropped}`,
+      `event has no usable anonymousId or userId${why}`,
     );
   }
   const fullName = raw.type === 'track' ? raw.event?.trim() : (raw.name ?? raw.event)?.trim();

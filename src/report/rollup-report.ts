@@ -62,21 +62,41 @@ const num = (row: Row, key: string) => Number(row[key] ?? 0);
 const COUNTED = `site_id = ?1 AND goal_id = ?2 AND version = ?3 AND t1 >= ?4 AND t1 < ?5
   AND (prev_ge IS NULL OR prev_ge < ?4) AND (next_gt IS NULL OR next_gt >= ?5)`;
 
+interface RollupReportInput {
+  siteId: string;
+  goal: Goal;
+  range: ReportRange;
+  view: { breakdown: string | null; top: number; interval: Interval };
+  now: number;
+  minPeople: number;
+}
+
+/** Rounds of reads tried before a report under constant writes is left to the per-person path. */
+const ROLLUP_TRIES = 3;
+
 /**
  * The report from rollups, or null when they cannot answer it: the version's rollups are not
  * built, fewer than `minPeople` people entered, or an hour of the range holds a local midnight.
+ * Its two rounds of reads are two transactions: when a write lands between them (the second
+ * round's sums differ from the first's), the report is read again, so every number comes from
+ * one state; after `ROLLUP_TRIES` the per-person path answers.
  */
 export async function queryRollupReport(
   db: D1Database,
-  input: {
-    siteId: string;
-    goal: Goal;
-    range: ReportRange;
-    view: { breakdown: string | null; top: number; interval: Interval };
-    now: number;
-    minPeople: number;
-  },
+  input: RollupReportInput,
 ): Promise<AggregatedFunnel | null> {
+  for (let attempt = 0; attempt < ROLLUP_TRIES; attempt += 1) {
+    const answer = await readRollupReport(db, input);
+    if (answer !== 'moved') return answer;
+  }
+  return null;
+}
+
+/** One reading of `queryRollupReport`, or 'moved' when a write landed between its rounds. */
+async function readRollupReport(
+  db: D1Database,
+  input: RollupReportInput,
+): Promise<AggregatedFunnel | null | 'moved'> {
   const { goal, range, view, now } = input;
   const dim = view.breakdown ?? '';
   const from = range.from / HOUR_MS;
@@ -101,6 +121,15 @@ export async function queryRollupReport(
   // The rollup log is folded first, in the same transaction as the reads: the rollups then hold
   // every progress write so far (src/funnel/rollups.ts).
   const fold = foldLogStatements(db, input.siteId);
+  // The sums per dim and value; read again in the second round, to tell whether it moved.
+  const sumsByValue = () =>
+    db
+      .prepare(
+        `SELECT dim, value, ${[...sums, ...open, ...eligible].join(', ')},
+           SUM(CASE WHEN open_hour = ?7 THEN n ELSE 0 END) AS edge_open
+         FROM rollups WHERE ${inRange} GROUP BY dim, value ORDER BY dim, value`,
+      )
+      .bind(...keys, dim, from, to, nowHour);
   const results = await db.batch<Row>([
     ...fold,
     db
@@ -109,13 +138,7 @@ export async function queryRollupReport(
          WHERE site_id = ?1 AND goal_id = ?2 AND version = ?3`,
       )
       .bind(...keys),
-    db
-      .prepare(
-        `SELECT dim, value, ${[...sums, ...open, ...eligible].join(', ')},
-           SUM(CASE WHEN open_hour = ?7 THEN n ELSE 0 END) AS edge_open
-         FROM rollups WHERE ${inRange} GROUP BY dim, value`,
-      )
-      .bind(...keys, dim, from, to, nowHour),
+    sumsByValue(),
   ]);
   const [built, main] = results.slice(fold.length);
   if (!built?.results.length) return null;
@@ -200,11 +223,13 @@ export async function queryRollupReport(
     );
   });
   // Folded again first: a write between the two rounds must reach both the rollups and the
-  // exact reads of attempts, or neither (an empty log folds in no time).
+  // exact reads of attempts, or neither (an empty log folds in no time); the sums read again
+  // tell whether one did.
   const second = foldLogStatements(db, input.siteId);
-  const [hours, hist, ...exact] = (await db.batch<Row>([...second, ...statements])).slice(
-    second.length,
-  );
+  const [again, hours, hist, ...exact] = (
+    await db.batch<Row>([...second, sumsByValue(), ...statements])
+  ).slice(second.length);
+  if (JSON.stringify(again?.results) !== JSON.stringify(rows)) return 'moved';
 
   const overTime = overTimeFromHours(
     (hours?.results ?? []).map((r) => ({

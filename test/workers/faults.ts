@@ -14,6 +14,11 @@ export interface FaultPlan {
   /** The next N `DB.batch()` calls write, then fail as a timeout would (the write stands). */
   failBatchesAfter?: number;
   /**
+   * Runs `write` once, before the batch that follows the first `after` batches: another
+   * writer's commit landing between two transactions of the caller (a race, made certain).
+   */
+  writeBetween?: { after: number; write: () => Promise<unknown> };
+  /**
    * Every call into the site object fails (`receive`, the ingest's hand-over after the D1
    * write, and `apply`, the reconciler's).
    */
@@ -31,6 +36,11 @@ export function faultyDb(db: D1Database, plan: FaultPlan): D1Database {
     get(target, prop) {
       if (prop !== 'batch') return passThrough(target, prop);
       return async (statements: D1PreparedStatement[]) => {
+        const between = plan.writeBetween;
+        if (between && between.after-- === 0) {
+          plan.writeBetween = undefined;
+          await between.write();
+        }
         if ((plan.passBatches ?? 0) > 0) {
           plan.passBatches = (plan.passBatches ?? 0) - 1;
           return target.batch(statements);

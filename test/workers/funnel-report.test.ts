@@ -97,6 +97,32 @@ describe('funnel report', () => {
     ]);
   });
 
+  it('keeps the entry values that fit 2,000 characters, leaving out only a long one', async () => {
+    const site = await seedSite('split-long', ['a', 'b']);
+    // `{"property:plan":"pro"}` is 23 characters; each `"property:blob":"x…"` entry adds 19 + n
+    // with its comma, so a blob of 1,958 characters fills the JSON to exactly 2,000 (kept) and
+    // one of 1,959 passes it (left out alone: `plan` stays).
+    const props = (n: number) => ({ plan: 'pro', blob: 'x'.repeat(n) });
+    await importBatch(site, [
+      { ...track('a', { anonymousId: 'q1' }, 'q1', T(0)), properties: props(1958) },
+      { ...track('a', { anonymousId: 'q2' }, 'q2', T(0)), properties: props(1959) },
+      { ...track('a', { anonymousId: 'q3' }, 'q3', T(0)), properties: props(3000) },
+      { ...track('a', { anonymousId: 'q4' }, 'q4', T(0)), properties: { plan: 'free' } },
+    ]);
+    await settle(site);
+    const groups = async (query: string) =>
+      (await getReport(site, query)).breakdown?.groups.map((g) => [g.value, g.entered]);
+    expect(await groups('&breakdown=property:plan')).toEqual([
+      ['pro', 3],
+      ['free', 1],
+    ]);
+    // The blob of q1 fit: q1 alone has it (groups by entrants, the no-value group competing).
+    expect(await groups('&breakdown=property:blob')).toEqual([
+      [null, 3],
+      ['x'.repeat(1958), 1],
+    ]);
+  });
+
   it('reaches a trait step from identify traits through the Durable Object', async () => {
     const site = await seedSite('traits', ['a', 'b']);
     await admin('/admin/sites/traits/goals/goal', {

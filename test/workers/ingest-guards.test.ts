@@ -218,6 +218,41 @@ describe('hostile keys and text (C27)', () => {
     expect(warned.warnings.map((w) => w.code)).toEqual(['invalid_unicode_replaced']);
   });
 
+  it('says when it repairs or cuts a key, and when two keys then become one', async () => {
+    const site = await seedSite('keys', ['view']);
+    // Raw JSON text: lone surrogates written as escapes, as a broken client sends them.
+    const long = 'k'.repeat(300);
+    const event = (id: string, props: string) =>
+      `{"type":"track","event":"view","anonymousId":"kk","messageId":"${id}",` +
+      `"timestamp":"${ago(1000)}","properties":${props}}`;
+    const send = async (id: string, props: string) => {
+      const res = await post(site, `{"batch":[${event(id, props)}]}`, {
+        'Content-Type': 'application/json',
+      });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { warnings: Array<{ code: string }> }).warnings.map(
+        (w) => w.code,
+      );
+    };
+    expect(await send('k1', '{"lone\\ud800key":"v"}')).toEqual(['invalid_unicode_replaced']);
+    expect(await send('k2', `{"${long}":"v"}`)).toEqual(['key_truncated']);
+    // Three keys that are one once repaired: the last value is kept, and the loss is said.
+    expect(await send('k3', '{"a\\ud800":"first","a\\udc00":"second","a\\ufffd":"third"}')).toEqual(
+      ['invalid_unicode_replaced', 'keys_merged'],
+    );
+    expect(await send('k4', `{"${long}a":"first","${long}b":"second"}`)).toEqual([
+      'key_truncated',
+      'keys_merged',
+    ]);
+    const stored = (await rows(site.siteId)).map(
+      (row) => JSON.parse(row.properties ?? '{}') as Record<string, string>,
+    );
+    expect(stored).toContainEqual({ 'lone\uFFFDkey': 'v' });
+    expect(stored).toContainEqual({ ['k'.repeat(255)]: 'v' });
+    expect(stored).toContainEqual({ 'a\uFFFD': 'third' });
+    expect(stored).toContainEqual({ ['k'.repeat(255)]: 'second' });
+  });
+
   it('truncates long text on code-point boundaries, never inside an emoji', async () => {
     expect(truncateText('ab😀', 5)).toBe('ab');
     expect(truncateText('ab😀', 6)).toBe('ab😀');

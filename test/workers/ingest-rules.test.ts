@@ -113,6 +113,16 @@ describe('normalizeEvent', () => {
     );
     expect(junk).toMatchObject({ ok: true, event: { userId: null, anonymousId: 'anon-1' } });
     expect(junk.ok && junk.warnings.map((w) => w.code)).toEqual(['junk_id_dropped']);
+ 
+    // The reason names dropped ids only when ids were dropped, not for any other warning.
+    const message = (input: Record<string, unknown>) => {
+      const result = normalizeEvent({ type: 'track', ...input }, options);
+      return result.ok ? null : result.rejection.message;
+    };
+    expect(message({ event: 'x\ud800' })).toBe('event has no usable anonymousId or userId');
+    expect(message({ event: 'x', anonymousId: 'null' })).toBe(
+      'event has no usable anonymousId or userId (its ids were placeholders or too long)',
+    );
   });
 
   it('fills user agent and country from the request and never keeps the client address', () => {

@@ -18,6 +18,7 @@ import { queryCountedAttempts } from '../../src/report/funnel-query';
 import { resolveRange } from '../../src/report/range';
 import { queryRollupReport, rollupServes } from '../../src/report/rollup-report';
 import { seededRandom } from '../../scripts/lib/random.mjs';
+import { faultyDb } from './faults';
 import { ADMIN, importBatch, rollupTables, seedSite, settle, track, waitReady } from './helpers';
 
 const START = Date.UTC(2025, 2, 3);
@@ -382,5 +383,60 @@ describe('report route', () => {
     const later = await get('2');
     expect([later.source, later.steps.map((s) => s.count)]).toEqual(['rollup', [3, 1]]);
     expect(await logRows(site.siteId)).toBe(0);
+  });
+});
+
+describe('a rollup report under concurrent writes', () => {
+  it('answers from one state when a write lands between its two rounds of reads', async () => {
+    const siteId = 'rollup-race';
+    const definition: GoalDefinition = {
+      steps: [{ event: 'a' }, { event: 'b' }],
+      window: '1d',
+      mode: 'ordered',
+    };
+    const goal = toEngineGoal({ id: 'g', version: 1, name: 'race' }, definition);
+    const hour = START + 10 * HOUR_MS;
+    const enter = (person: string, minute: number): PersonProgress =>
+      progress(goal, person, [
+        {
+          messageId: `${person}-a`,
+          ts: hour + minute * 60_000,
+          type: 'track',
+          event: 'a',
+          properties: {},
+          segment: segment(() => 0),
+        },
+      ]);
+    // Three people entered in one hour; the version's rollups built from them.
+    await writeProgress(
+      env.DB,
+      siteId,
+      [goal],
+      ['a:r1', 'a:r2', 'a:r3'].map((p, i) => enter(p, i)),
+    );
+    await rebuildRollups(env.DB, siteId, [{ id: 'g', version: 1 }], hour);
+    const range = resolveRange({ from: '2025-03-03', to: '2025-03-04', tz: 'UTC' }, START + SPAN);
+    const view: ReportView = {
+      mode: 'ordered',
+      window: definition.window,
+      breakdown: null,
+      top: 5,
+      interval: 'day',
+      filters: [],
+    };
+    const input = { siteId, goal, range, view, now: START + SPAN, minPeople: 0 };
+    // Two more people are written after the report's first round (its first batch) and before
+    // its second: each number must still come from one state, here the later one.
+    const db = faultyDb(env.DB, {
+      writeBetween: {
+        after: 1,
+        write: () => writeProgress(env.DB, siteId, [goal], [enter('a:r4', 5), enter('a:r5', 6)]),
+      },
+    });
+    const raced = await queryRollupReport(db, input);
+    const after = await queryRollupReport(env.DB, input);
+    expect(after?.summary.steps[0]?.count).toBe(5);
+    expect(raced).toEqual(after);
+    expect(raced?.overTime.reduce((sum, b) => sum + b.entered, 0)).toBe(5);
   });
 });
