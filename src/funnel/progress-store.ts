@@ -25,8 +25,8 @@ export const goalKey = (goal: Pick<Goal, 'id' | 'version'>) => `${goal.id}#${goa
 
 /**
  * Entry properties and traits for breakdowns are capped at this many characters of JSON: one odd
- * event cannot bloat a row. Values are kept in order while they fit; one that does not (a long
- * text) is left out alone, so the person keeps their other values.
+ * event cannot bloat a row. The shortest values are kept first, so what is left out is the
+ * longest (a long text), never the short values beside it; kept values stay in their order.
  */
 export const ENTRY_PROPS_MAX = 2000;
 
@@ -39,24 +39,40 @@ export type AttemptRow = Record<string, number | string | null>;
 export function attemptRow(attempt: Attempt & { segment: Segment }): AttemptRow {
   const s = attempt.segment;
   // Breakdown keys as the report names them: `property:<name>` and `trait:<name>`, scalars only.
-  const entry: Record<string, string | number | boolean> = {};
-  // The JSON's length so far: its braces, then `"key":value` and a comma per entry.
-  let chars = 2;
+  const candidates: Array<{ name: string; value: string | number | boolean; chars: number }> = [];
   const scalars = (prefix: string, bag: Record<string, unknown> | null) => {
     for (const [key, value] of Object.entries(bag ?? {})) {
       if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
         continue;
       }
       const name = `${prefix}:${key}`;
-      const added = JSON.stringify(name).length + JSON.stringify(value).length + 2;
-      // The last entry has no comma after it: hence the − 1.
-      if (chars + added - 1 > ENTRY_PROPS_MAX) continue;
-      entry[name] = value;
-      chars += added;
+      // Its share of the JSON: `"name":value` and a comma.
+      const chars = JSON.stringify(name).length + JSON.stringify(value).length + 2;
+      candidates.push({ name, value, chars });
     }
   };
   scalars('property', attempt.entry.type === 'identify' ? null : attempt.entry.properties);
   scalars('trait', attempt.entryTraits);
+  // The shortest values first (ties in order) while the JSON fits: braces, and one comma fewer
+  // than entries. A long value is the one left out, never the short ones after it.
+  const kept = new Set<number>();
+  let chars = 1;
+  const bySize = candidates
+    .map((c, i) => i)
+    .sort((a, b) => {
+      const size = (candidates[a]?.chars ?? 0) - (candidates[b]?.chars ?? 0);
+      return size || a - b;
+    });
+  for (const i of bySize) {
+    const added = candidates[i]?.chars ?? 0;
+    if (chars + added > ENTRY_PROPS_MAX) break;
+    kept.add(i);
+    chars += added;
+  }
+  const entry: Record<string, string | number | boolean> = {};
+  candidates.forEach((c, i) => {
+    if (kept.has(i)) entry[c.name] = c.value;
+  });
   const json = JSON.stringify(entry);
   const entryProps = json === '{}' ? null : json;
   const row: AttemptRow = { t1: attempt.times[0] ?? null, reached: attempt.reached };

@@ -107,7 +107,8 @@ function guardObject(
   }
   for (const key of keys.slice(0, MAX_KEYS)) {
     const repaired = wellFormed(key);
-    if (repaired !== key) {
+    // As for values: broken bytes were already U+FFFD once the body was decoded.
+    if (repaired !== key || repaired.includes('\uFFFD')) {
       flag(state, 'invalid_unicode_replaced', 'broken text was replaced by U+FFFD');
     }
     const safeKey = truncateText(repaired, MAX_NAME_BYTES);

@@ -89,7 +89,7 @@ function unpack(body: unknown, impliedType: EventType | null) {
         'this route takes one event; send batches to /v1/batch',
       );
     }
-    return { messages: [body], sentAt: undefined, context: null };
+    return { messages: [body], sentAt: undefined, context: null, contextWarnings: [] };
   }
   if (!Array.isArray(envelope.batch)) {
     throw new ApiError(400, 'invalid_body', 'batch body needs a "batch" array of events');
@@ -105,7 +105,8 @@ function unpack(body: unknown, impliedType: EventType | null) {
     );
   }
   const context = asRecord(envelope.context);
-  const guarded = context ? guardPayload(context).value : null;
+  const guard = context ? guardPayload(context) : null;
+  const guarded = guard?.value ?? null;
   const copied = guarded ? JSON.stringify(guarded).length * envelope.batch.length : 0;
   if (copied > MAX_BATCH_CONTEXT_COPIES) {
     throw new ApiError(
@@ -115,7 +116,12 @@ function unpack(body: unknown, impliedType: EventType | null) {
         `${MAX_BATCH_CONTEXT_COPIES} characters in all; send a smaller context or fewer events`,
     );
   }
-  return { messages: envelope.batch, sentAt: envelope.sentAt, context: guarded };
+  return {
+    messages: envelope.batch,
+    sentAt: envelope.sentAt,
+    context: guarded,
+    contextWarnings: guard?.warnings ?? [],
+  };
 }
 
 /**
@@ -147,7 +153,7 @@ function clientUserAgent(message: unknown, batchContext: Record<string, unknown>
 
 /** Validates, stores and answers one ingest request. */
 export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> {
-  const { messages, sentAt, context } = unpack(input.body, input.impliedType);
+  const { messages, sentAt, context, contextWarnings } = unpack(input.body, input.impliedType);
   const options: NormalizeOptions = {
     receivedAt: input.receivedAt,
     batchSentAt: sentAt,
@@ -162,7 +168,8 @@ export async function ingestRequest(input: IngestInput): Promise<IngestOutcome> 
   const valid: Array<StoredEvent & { messageId: string }> = [];
   const rejected: RejectedRecord[] = [];
   const filtered: Array<Filtered & { raw: unknown; messageId: string }> = [];
-  const warnings: Warning[] = [];
+  // What the guard changed in the batch's own `context` is said once, at index -1.
+  const warnings: Warning[] = contextWarnings.map((w) => ({ index: -1, ...w }));
   const seen = new Set<string>();
   const checked: Array<{ index: number; event: StoredEvent & { messageId: string } }> = [];
   let duplicates = 0;

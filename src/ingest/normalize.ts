@@ -187,7 +187,8 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
     });
   }
   if (anonymousId === null && userId === null) {
-    const why = dropped.size > 0 ? ' (its ids were placeholders or too long)' : '';
+    const idsDropped = dropped.has('anonymousId') || dropped.has('userId');
+    const why = idsDropped ? ' (its ids were placeholders or too long)' : '';
     return reject(
       'missing_identity',
       'anonymousId',

@@ -113,7 +113,7 @@ describe('normalizeEvent', () => {
     );
     expect(junk).toMatchObject({ ok: true, event: { userId: null, anonymousId: 'anon-1' } });
     expect(junk.ok && junk.warnings.map((w) => w.code)).toEqual(['junk_id_dropped']);
- 
+
     // The reason names dropped ids only when ids were dropped, not for any other warning.
     const message = (input: Record<string, unknown>) => {
       const result = normalizeEvent({ type: 'track', ...input }, options);

@@ -440,3 +440,88 @@ describe('a rollup report under concurrent writes', () => {
     expect(raced?.overTime.reduce((sum, b) => sum + b.entered, 0)).toBe(5);
   });
 });
+
+describe('review aea4df1: more interleavings', () => {
+  const definition: GoalDefinition = {
+    steps: [{ event: 'a' }, { event: 'b' }],
+    window: '1d',
+    mode: 'ordered',
+  };
+  const goal = toEngineGoal({ id: 'g', version: 1, name: 'race' }, definition);
+  const hour = START + 10 * HOUR_MS;
+  const enter = (person: string, minute: number): PersonProgress =>
+    progress(goal, person, [
+      {
+        messageId: `${person}-a`,
+        ts: hour + minute * 60_000,
+        type: 'track',
+        event: 'a',
+        properties: {},
+        segment: segment(() => 0),
+      },
+    ]);
+  const range = resolveRange({ from: '2025-03-03', to: '2025-03-05', tz: 'UTC' }, START + SPAN);
+  const view: ReportView = {
+    mode: 'ordered',
+    window: definition.window,
+    breakdown: null,
+    top: 5,
+    interval: 'day',
+    filters: [],
+  };
+  const seed = async (siteId: string) => {
+    await writeProgress(
+      env.DB,
+      siteId,
+      [goal],
+      ['a:r1', 'a:r2', 'a:r3'].map((p, i) => enter(p, i)),
+    );
+    await rebuildRollups(env.DB, siteId, [{ id: 'g', version: 1 }], hour);
+  };
+
+  it('a write that leaves every sum equal but moves a day still gives one state', async () => {
+    const siteId = 'rollup-race-hour';
+    await seed(siteId);
+    const input = { siteId, goal, range, view, now: START + SPAN, minPeople: 0 };
+    const db = faultyDb(env.DB, {
+      writeBetween: {
+        after: 1,
+        // a:r1 now enters a day later: same value, same counts, another day of the range.
+        write: () => writeProgress(env.DB, siteId, [goal], [enter('a:r1', 24 * 60)]),
+      },
+    });
+    const raced = await queryRollupReport(db, input);
+    const after = await queryRollupReport(env.DB, input);
+    const days = after?.overTime.map((b) => b.entered).filter((n) => n > 0);
+    expect(days).toEqual([2, 1]);
+    expect(raced).toEqual(after);
+  });
+
+  it('writes between every pair of rounds: three tries, then null, never more reads', async () => {
+    const siteId = 'rollup-race-many';
+    await seed(siteId);
+    const input = { siteId, goal, range, view, now: START + SPAN, minPeople: 0 };
+    let batches = 0;
+    let next = 10;
+    const db = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop !== 'batch') {
+          const value = Reflect.get(target, prop) as unknown;
+          return typeof value === 'function' ? value.bind(target) : value;
+        }
+        return async (statements: D1PreparedStatement[]) => {
+          batches += 1;
+          if (batches % 2 === 0) {
+            next += 1;
+            await writeProgress(env.DB, siteId, [goal], [enter(`a:w${next}`, next)]);
+          }
+          return target.batch(statements);
+        };
+      },
+    });
+    expect(await queryRollupReport(db, input)).toBeNull();
+    expect(batches).toBe(6);
+    const settled = await queryRollupReport(env.DB, input);
+    expect(settled?.summary.steps[0]?.count).toBe(6);
+  });
+});
