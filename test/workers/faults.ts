@@ -14,10 +14,10 @@ export interface FaultPlan {
   /** The next N `DB.batch()` calls write, then fail as a timeout would (the write stands). */
   failBatchesAfter?: number;
   /**
-   * Runs `write` once, before the batch that follows the first `after` batches: another
-   * writer's commit landing between two transactions of the caller (a race, made certain).
+   * Runs before each `DB.batch()` call with its number (1, 2, …): another writer's commit
+   * landing between two transactions of the caller (a race, made certain).
    */
-  writeBetween?: { after: number; write: () => Promise<unknown> };
+  beforeBatch?: (n: number) => Promise<unknown>;
   /**
    * Every call into the site object fails (`receive`, the ingest's hand-over after the D1
    * write, and `apply`, the reconciler's).
@@ -32,15 +32,13 @@ function passThrough<T extends object>(target: T, prop: string | symbol): unknow
 }
 
 export function faultyDb(db: D1Database, plan: FaultPlan): D1Database {
+  let batchesSeen = 0;
   return new Proxy(db, {
     get(target, prop) {
       if (prop !== 'batch') return passThrough(target, prop);
       return async (statements: D1PreparedStatement[]) => {
-        const between = plan.writeBetween;
-        if (between && between.after-- === 0) {
-          plan.writeBetween = undefined;
-          await between.write();
-        }
+        batchesSeen += 1;
+        await plan.beforeBatch?.(batchesSeen);
         if ((plan.passBatches ?? 0) > 0) {
           plan.passBatches = (plan.passBatches ?? 0) - 1;
           return target.batch(statements);

@@ -387,61 +387,6 @@ describe('report route', () => {
 });
 
 describe('a rollup report under concurrent writes', () => {
-  it('answers from one state when a write lands between its two rounds of reads', async () => {
-    const siteId = 'rollup-race';
-    const definition: GoalDefinition = {
-      steps: [{ event: 'a' }, { event: 'b' }],
-      window: '1d',
-      mode: 'ordered',
-    };
-    const goal = toEngineGoal({ id: 'g', version: 1, name: 'race' }, definition);
-    const hour = START + 10 * HOUR_MS;
-    const enter = (person: string, minute: number): PersonProgress =>
-      progress(goal, person, [
-        {
-          messageId: `${person}-a`,
-          ts: hour + minute * 60_000,
-          type: 'track',
-          event: 'a',
-          properties: {},
-          segment: segment(() => 0),
-        },
-      ]);
-    // Three people entered in one hour; the version's rollups built from them.
-    await writeProgress(
-      env.DB,
-      siteId,
-      [goal],
-      ['a:r1', 'a:r2', 'a:r3'].map((p, i) => enter(p, i)),
-    );
-    await rebuildRollups(env.DB, siteId, [{ id: 'g', version: 1 }], hour);
-    const range = resolveRange({ from: '2025-03-03', to: '2025-03-04', tz: 'UTC' }, START + SPAN);
-    const view: ReportView = {
-      mode: 'ordered',
-      window: definition.window,
-      breakdown: null,
-      top: 5,
-      interval: 'day',
-      filters: [],
-    };
-    const input = { siteId, goal, range, view, now: START + SPAN, minPeople: 0 };
-    // Two more people are written after the report's first round (its first batch) and before
-    // its second: each number must still come from one state, here the later one.
-    const db = faultyDb(env.DB, {
-      writeBetween: {
-        after: 1,
-        write: () => writeProgress(env.DB, siteId, [goal], [enter('a:r4', 5), enter('a:r5', 6)]),
-      },
-    });
-    const raced = await queryRollupReport(db, input);
-    const after = await queryRollupReport(env.DB, input);
-    expect(after?.summary.steps[0]?.count).toBe(5);
-    expect(raced).toEqual(after);
-    expect(raced?.overTime.reduce((sum, b) => sum + b.entered, 0)).toBe(5);
-  });
-});
-
-describe('review aea4df1: more interleavings', () => {
   const definition: GoalDefinition = {
     steps: [{ event: 'a' }, { event: 'b' }],
     window: '1d',
@@ -469,6 +414,7 @@ describe('review aea4df1: more interleavings', () => {
     interval: 'day',
     filters: [],
   };
+  /** Three people entered in one hour; the version's rollups built from them. */
   const seed = async (siteId: string) => {
     await writeProgress(
       env.DB,
@@ -477,46 +423,49 @@ describe('review aea4df1: more interleavings', () => {
       ['a:r1', 'a:r2', 'a:r3'].map((p, i) => enter(p, i)),
     );
     await rebuildRollups(env.DB, siteId, [{ id: 'g', version: 1 }], hour);
+    return { siteId, goal, range, view, now: START + SPAN, minPeople: 0 };
   };
+  /** The report, with `write` landing between its first round (batch 1) and its second. */
+  const raced = (input: Awaited<ReturnType<typeof seed>>, write: () => Promise<unknown>) =>
+    queryRollupReport(
+      faultyDb(env.DB, { beforeBatch: (n) => (n === 2 ? write() : Promise.resolve()) }),
+      input,
+    );
+
+  it('answers from one state when a write lands between its two rounds of reads', async () => {
+    const input = await seed('rollup-race');
+    // Two more people: each number must still come from one state, here the later one.
+    const answer = await raced(input, () =>
+      writeProgress(env.DB, input.siteId, [goal], [enter('a:r4', 5), enter('a:r5', 6)]),
+    );
+    const after = await queryRollupReport(env.DB, input);
+    expect(after?.summary.steps[0]?.count).toBe(5);
+    expect(answer).toEqual(after);
+    expect(answer?.overTime.reduce((sum, b) => sum + b.entered, 0)).toBe(5);
+  });
 
   it('a write that leaves every sum equal but moves a day still gives one state', async () => {
-    const siteId = 'rollup-race-hour';
-    await seed(siteId);
-    const input = { siteId, goal, range, view, now: START + SPAN, minPeople: 0 };
-    const db = faultyDb(env.DB, {
-      writeBetween: {
-        after: 1,
-        // a:r1 now enters a day later: same value, same counts, another day of the range.
-        write: () => writeProgress(env.DB, siteId, [goal], [enter('a:r1', 24 * 60)]),
-      },
-    });
-    const raced = await queryRollupReport(db, input);
+    const input = await seed('rollup-race-hour');
+    // a:r1 now enters a day later: same value, same counts, another day of the range.
+    const answer = await raced(input, () =>
+      writeProgress(env.DB, input.siteId, [goal], [enter('a:r1', 24 * 60)]),
+    );
     const after = await queryRollupReport(env.DB, input);
-    const days = after?.overTime.map((b) => b.entered).filter((n) => n > 0);
-    expect(days).toEqual([2, 1]);
-    expect(raced).toEqual(after);
+    expect(after?.overTime.map((b) => b.entered).filter((n) => n > 0)).toEqual([2, 1]);
+    expect(answer).toEqual(after);
   });
 
   it('writes between every pair of rounds: three tries, then null, never more reads', async () => {
-    const siteId = 'rollup-race-many';
-    await seed(siteId);
-    const input = { siteId, goal, range, view, now: START + SPAN, minPeople: 0 };
+    const input = await seed('rollup-race-many');
     let batches = 0;
     let next = 10;
-    const db = new Proxy(env.DB, {
-      get(target, prop) {
-        if (prop !== 'batch') {
-          const value = Reflect.get(target, prop) as unknown;
-          return typeof value === 'function' ? value.bind(target) : value;
+    const db = faultyDb(env.DB, {
+      beforeBatch: async (n) => {
+        batches = n;
+        if (n % 2 === 0) {
+          next += 1;
+          await writeProgress(env.DB, input.siteId, [goal], [enter(`a:w${next}`, next)]);
         }
-        return async (statements: D1PreparedStatement[]) => {
-          batches += 1;
-          if (batches % 2 === 0) {
-            next += 1;
-            await writeProgress(env.DB, siteId, [goal], [enter(`a:w${next}`, next)]);
-          }
-          return target.batch(statements);
-        };
       },
     });
     expect(await queryRollupReport(db, input)).toBeNull();
