@@ -62,8 +62,8 @@ export function workerdCpuMs(pgid) {
 
 /**
  * The busiest workerd thread's CPU time between two `workerdThreadCpuMs` readings, as a share
- * of `wallMs`: near 1, that thread (the isolate's, where locally the Worker, the objects and D1
- * run their JavaScript and SQLite) bounds the run.
+ * of `wallMs`: near 1, that thread bounds the run (locally the isolate's, where the Worker and
+ * the site objects run, the objects' SQLite included).
  */
 export function busiestThreadShare(before, after, wallMs) {
   let most = 0;

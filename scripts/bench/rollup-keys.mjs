@@ -10,8 +10,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, openLocalD1, readDemo, repoRoot, reportUrl, startStack } from '../lib/stack.mjs';
-import { waitForSettled } from '../lib/stack.mjs';
+import {
+  freePort,
+  openLocalD1,
+  readDemo,
+  repoRoot,
+  reportUrl,
+  startStack,
+  waitForSettled,
+} from '../lib/stack.mjs';
 import { pacedSend } from './load.mjs';
 import { option } from './puffy-stack.mjs';
 import { batchesOf, readPuffySlice, shiftToEnd } from './puffy-slice.mjs';

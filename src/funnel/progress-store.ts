@@ -53,12 +53,13 @@ export function attemptRow(attempt: Attempt & { segment: Segment }): AttemptRow 
   };
   scalars('property', attempt.entry.type === 'identify' ? null : attempt.entry.properties);
   scalars('trait', attempt.entryTraits);
-  // The shortest values first (ties in order) while the JSON fits: braces, and one comma fewer
-  // than entries. A long value is the one left out, never the short ones after it.
+  // The shortest values first (ties in order) while the JSON fits. It starts at 1: the two
+  // braces, less the comma that the last entry does not have. A long value is the one left out,
+  // never the short ones beside it.
   const kept = new Set<number>();
   let chars = 1;
   const bySize = candidates
-    .map((c, i) => i)
+    .map((_, i) => i)
     .sort((a, b) => {
       const size = (candidates[a]?.chars ?? 0) - (candidates[b]?.chars ?? 0);
       return size || a - b;

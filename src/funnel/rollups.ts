@@ -8,9 +8,8 @@
  * about once an hour (src/identity/site-state-do.ts, `FOLD_EVERY_MS`); a rollup report, a
  * rebuild and an erasure fold first, in their own batch, so what they read or change is always
  * the aggregate of `attempts`. A rollup key shared by the writes of an hour is then written once,
- * not once per write (docs/BENCHMARKS.md, cost). No
- * statement depends on a goal's definition: what depends on it is stored on each row
- * (src/funnel/attempt-facts.ts).
+ * not once per write (docs/BENCHMARKS.md, cost). No statement depends on a goal's definition:
+ * what depends on it is stored on each row (src/funnel/attempt-facts.ts).
  */
 import { HOUR_MS } from './attempt-facts';
 import { LIST_NEW_KEYS_SQL, RELIST_VERSION_SQL } from './attempt-hours';
