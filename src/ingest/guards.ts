@@ -61,20 +61,38 @@ function flag(state: GuardState, code: string, message: string): void {
   state.warnings.push({ code, message });
 }
 
-function guardValue(value: unknown, depth: number, state: GuardState): unknown {
-  if (typeof value === 'string') {
-    const clean = wellFormed(value);
-    // Broken UTF-8 bytes were already turned into U+FFFD when the body was decoded; a lone
-    // surrogate (half an emoji written as an escape) is replaced here. Both are flagged.
-    if (clean !== value || clean.includes('\uFFFD')) {
-      flag(state, 'invalid_unicode_replaced', 'broken text was replaced by U+FFFD');
-    }
-    const cut = truncateText(clean, MAX_STRING_BYTES);
-    if (cut !== clean) {
-      flag(state, 'string_truncated', `a string over ${MAX_STRING_BYTES} bytes was truncated`);
-    }
-    return cut;
+/**
+ * A string value or key as stored: well formed, then cut to `maxBytes`, each change flagged
+ * (`cut` names the warning for the second).
+ */
+function guardText(
+  text: string,
+  maxBytes: number,
+  cut: { code: string; message: string },
+  state: GuardState,
+): string {
+  const clean = wellFormed(text);
+  // Broken UTF-8 bytes were already turned into U+FFFD when the body was decoded; a lone
+  // surrogate (half an emoji written as an escape) is replaced here. Both are flagged.
+  if (clean !== text || clean.includes('\uFFFD')) {
+    flag(state, 'invalid_unicode_replaced', 'broken text was replaced by U+FFFD');
   }
+  const kept = truncateText(clean, maxBytes);
+  if (kept !== clean) flag(state, cut.code, cut.message);
+  return kept;
+}
+
+const STRING_CUT = {
+  code: 'string_truncated',
+  message: `a string over ${MAX_STRING_BYTES} bytes was truncated`,
+};
+const KEY_CUT = {
+  code: 'key_truncated',
+  message: `a key over ${MAX_NAME_BYTES} bytes was truncated`,
+};
+
+function guardValue(value: unknown, depth: number, state: GuardState): unknown {
+  if (typeof value === 'string') return guardText(value, MAX_STRING_BYTES, STRING_CUT, state);
   if (typeof value !== 'object' || value === null) return value;
   if (depth >= MAX_DEPTH) {
     flag(state, 'nesting_capped', `values nested deeper than ${MAX_DEPTH} levels became null`);
@@ -106,15 +124,7 @@ function guardObject(
     flag(state, 'keys_capped', `objects were cut to their first ${MAX_KEYS} keys`);
   }
   for (const key of keys.slice(0, MAX_KEYS)) {
-    const repaired = wellFormed(key);
-    // As for values: broken bytes were already U+FFFD once the body was decoded.
-    if (repaired !== key || repaired.includes('\uFFFD')) {
-      flag(state, 'invalid_unicode_replaced', 'broken text was replaced by U+FFFD');
-    }
-    const safeKey = truncateText(repaired, MAX_NAME_BYTES);
-    if (safeKey !== repaired) {
-      flag(state, 'key_truncated', `a key over ${MAX_NAME_BYTES} bytes was truncated`);
-    }
+    const safeKey = guardText(key, MAX_NAME_BYTES, KEY_CUT, state);
     if (Object.hasOwn(out, safeKey)) {
       flag(state, 'keys_merged', 'keys that were the same once repaired or cut: the last was kept');
     }
