@@ -103,7 +103,10 @@ export function dimValueSql(dim: string, row = ''): string {
  * The keyed facts of a signed source of attempt rows carrying their hour keys (`hoursOf`), one
  * per dim, restricted to attempts that can be counted in some hour-aligned range: an earlier
  * attempt as far in the same hour, or a further one later in the same hour, rules that out for
- * good.
+ * good. A breakdown dim keeps no row for "no value" (`NONE_VALUE`): every sum is additive, so a
+ * report takes it as the total's row less the dim's other values (src/report/rollup-report.ts).
+ * Most traffic has no campaign and many visits no referrer, so that is about a sixth of the rows
+ * a fold writes (docs/BENCHMARKS.md, session 9).
  */
 function factsCte(keyedSource: string): string {
   const dims = ROLLUP_DIMS.map((d) => `('${d}')`).join(', ');
@@ -112,7 +115,8 @@ function factsCte(keyedSource: string): string {
   return `src AS (${keyedSource}),
     dims(dim) AS (VALUES ${dims}),
     keyed AS (SELECT s.*, dims.dim AS dim, ${value} AS value FROM src s CROSS JOIN dims),
-    facts AS (SELECT * FROM keyed WHERE prev_hour < hour AND next_hour > hour)`;
+    facts AS (SELECT * FROM keyed WHERE prev_hour < hour AND next_hour > hour
+      AND (dim = '' OR value <> '${NONE_VALUE}'))`;
 }
 
 const SEGMENT_NAMES: readonly string[] = Object.values(SEGMENT_COLUMNS);

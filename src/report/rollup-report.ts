@@ -106,8 +106,11 @@ async function readRollupReport(
   // Entries before this hour are `d` old for sure at `now`; those in it are read exactly.
   const edges = within.map(({ ms }) => Math.floor((now - ms + 1) / HOUR_MS));
   const keys = [input.siteId, goal.id, goal.version];
+  // A dim's "no value" rows are not written (src/funnel/rollups.ts); any a fold of older code
+  // left behind are not read either, so their count is never taken twice.
   const inRange = `site_id = ?1 AND goal_id = ?2 AND version = ?3 AND dim IN ('', ?4)
-    AND hour >= ?5 AND hour < ?6 AND prev_hour < ?5 AND next_hour >= ?6`;
+    AND hour >= ?5 AND hour < ?6 AND prev_hour < ?5 AND next_hour >= ?6
+    AND (dim = '' OR value <> '${NONE_VALUE}')`;
 
   const sums = ROLLUP_MEASURES.map(([name]) => `SUM(${name}) AS ${name}`);
   const open = ['n', ...range2(2, 10).flatMap((k) => [`o${k}`, `p${k}`])].map(
@@ -147,10 +150,14 @@ async function readRollupReport(
   const totalN = totalRow ? num(totalRow, 'n') : 0;
   if (totalN < input.minPeople) return null;
 
-  // Breakdown groups: the top values by entrants (ties by value), the rest as `other`.
-  const ranked = rows
+  // Breakdown groups: the top values by entrants (ties by value), the rest as `other`. "No
+  // value" has no rows of its own (src/funnel/rollups.ts): its entrants are the total's less
+  // the dim's values.
+  const valued = rows
     .filter((r) => r.dim === dim && dim !== '' && num(r, 'n') > 0)
-    .map((r) => ({ value: String(r.value), n: num(r, 'n'), row: r }))
+    .map((r) => ({ value: String(r.value), n: num(r, 'n') }));
+  const noneN = totalN - valued.reduce((sum, g) => sum + g.n, 0);
+  const ranked = [...valued, ...(dim !== '' && noneN > 0 ? [{ value: NONE_VALUE, n: noneN }] : [])]
     // Ties by value, "no value" ('') after every value, as the per-person path ranks them.
     .sort((a, b) => b.n - a.n || rankValues(a.value, b.value));
   const top = ranked.slice(0, view.top);
@@ -263,6 +270,12 @@ async function readRollupReport(
     const key = row.dim === '' ? '' : row.grp === null ? null : `v:${String(row.grp)}`;
     const map = sumsOf(key).hist[num(row, 'step') - 1] as Map<number, number>;
     map.set(num(row, 'bucket'), (map.get(num(row, 'bucket')) ?? 0) + num(row, 'n'));
+  }
+  if (dim !== '') {
+    // "No value": the total less every value of the dim, into its own group or `other`.
+    const none = addSums(emptySums(), sumsOf(''));
+    for (const [key, sums] of groups) if (key !== '') addSums(none, sums, -1);
+    addSums(sumsOf(groupOf(dim, NONE_VALUE)), none);
   }
   exact.forEach((result, j) => {
     const read = exactReads[j];

@@ -54,24 +54,23 @@ export function emptySums(): RollupSums {
   };
 }
 
-/** Adds `b` into `a`. */
-export function addSums(a: RollupSums, b: RollupSums): RollupSums {
-  a.n += b.n;
-  a.openN += b.openN;
+/** Adds `b` into `a`, or takes it out (`sign` -1). */
+export function addSums(a: RollupSums, b: RollupSums, sign: 1 | -1 = 1): RollupSums {
+  a.n += sign * b.n;
+  a.openN += sign * b.openN;
   for (const key of ['c', 'o', 'p', 'd', 'v', 'vn', 'w', 'openO', 'openP'] as const) {
     b[key].forEach((x, i) => {
-      a[key][i] = (a[key][i] ?? 0) + x;
+      a[key][i] = (a[key][i] ?? 0) + sign * x;
     });
   }
   b.eligibleNotDone.forEach((x, i) => {
-    a.eligibleNotDone[i] = (a.eligibleNotDone[i] ?? 0) + x;
+    a.eligibleNotDone[i] = (a.eligibleNotDone[i] ?? 0) + sign * x;
   });
-  b.hist.forEach((map, k) => addHistogram(a.hist[k] as Map<number, number>, map));
+  b.hist.forEach((map, k) => {
+    const into = a.hist[k] as Map<number, number>;
+    for (const [bucket, count] of map) into.set(bucket, (into.get(bucket) ?? 0) + sign * count);
+  });
   return a;
-}
-
-function addHistogram(into: Map<number, number>, from: ReadonlyMap<number, number>): void {
-  for (const [bucket, count] of from) into.set(bucket, (into.get(bucket) ?? 0) + count);
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
- * Migrations 0014 and 0016 run on a database that already holds attempts and events (the tests'
- * setup applies them to empty tables only): the stored rows end up listed or packed. Expected
- * rows by hand.
+ * Migrations 0014, 0016 and 0017 run on a database that already holds attempts, events and
+ * rollups (the tests' setup applies them to empty tables only): the stored rows end up listed,
+ * packed or dropped. Expected rows by hand.
  */
 import { env } from 'cloudflare:test';
 import { toEngineGoal } from '../../src/funnel/definition';
@@ -200,5 +200,50 @@ describe('migration 0016 on a pending batch of 1,000 events with a shared contex
     ).first<{ n: number }>();
     expect(view?.n).toBe(1000);
     expect(await env.DB.prepare("SELECT id FROM batches WHERE id = 'b1'").first()).toBeNull();
+  });
+});
+
+describe('migration 0017 on stored rollups', () => {
+  it('drops the rollup rows of "no value" in breakdown dims and keeps every other row', async () => {
+    const key = `'m17', 'g', 1`;
+    const row = (dim: string, value: string, n: number) =>
+      `(${key}, '${dim}', 10, -1, 1000000000, -1, '${value}', ${n})`;
+    const bucket = (dim: string, value: string) =>
+      `(${key}, '${dim}', 10, -1, 1000000000, '${value}', 2, 7, 1)`;
+    await env.DB.batch(
+      [
+        `INSERT INTO rollups (site_id, goal_id, version, dim, hour, prev_hour, next_hour,
+           open_hour, value, n) VALUES ${[
+             row('', '', 5),
+             row('device', 'mobile', 3),
+             row('device', '', 2),
+             row('country', '(none)', 1),
+             row('country', '', 4),
+           ].join(', ')}`,
+        `INSERT INTO rollup_durations (site_id, goal_id, version, dim, hour, prev_hour,
+           next_hour, value, step, bucket, n) VALUES ${[
+             bucket('', ''),
+             bucket('device', 'mobile'),
+             bucket('device', ''),
+           ].join(', ')}`,
+      ].map((sql) => env.DB.prepare(sql)),
+    );
+
+    await runMigration('0017_rollups_without_none.sql');
+
+    const [rollups, durations] = await env.DB.batch<{ dim: string; value: string }>(
+      ['rollups', 'rollup_durations'].map((table) =>
+        env.DB.prepare(`SELECT dim, value FROM ${table} WHERE site_id = 'm17' ORDER BY 1, 2`),
+      ),
+    );
+    expect(rollups?.results).toEqual([
+      { dim: '', value: '' },
+      { dim: 'country', value: '(none)' },
+      { dim: 'device', value: 'mobile' },
+    ]);
+    expect(durations?.results).toEqual([
+      { dim: '', value: '' },
+      { dim: 'device', value: 'mobile' },
+    ]);
   });
 });

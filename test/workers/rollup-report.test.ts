@@ -203,12 +203,25 @@ describe.each(GOALS)('rollups of a goal with $name', ({ name, definition }) => {
     await rebuildRollups(env.DB, siteId, [{ id: goal.id, version: goal.version }], 0);
     expect(await snapshot(siteId)).toEqual(maintained);
     expect((maintained[0] as unknown[]).length).toBeGreaterThan(100);
+    // A breakdown dim keeps rows for its values only, and for every one of them; "no value"
+    // is left to the report to derive (the people here have no utm_source about a quarter of
+    // the time, and no country a fifth).
+    for (const table of maintained as Array<Array<{ dim: string; value: string }>>) {
+      expect(table.filter((r) => r.dim !== '' && r.value === '')).toEqual([]);
+      const values = (dim: string) =>
+        new Set(table.filter((r) => r.dim === dim).map((r) => r.value));
+      expect(values('utm_source')).toEqual(new Set(['google', 'news', 'fb']));
+      expect(values('country')).toEqual(new Set(['US', 'DE', 'FR', '(none)']));
+    }
   });
 
   it('reports the same numbers from rollups as from the per-person path', async () => {
     const zones = ['UTC', 'America/New_York', 'Europe/Berlin', 'Asia/Tokyo'];
     let compared = 0;
     let exactReads = 0;
+    // Breakdowns whose "no value" group is shown, and whose "no value" is inside `other`.
+    let noneShown = 0;
+    let noneInOther = 0;
     for (let i = 0; i < 40; i += 1) {
       const tz = pick(next, zones);
       const day = (offset: number) => new Date(START + offset * 86_400_000).toISOString();
@@ -275,11 +288,57 @@ describe.each(GOALS)('rollups of a goal with $name', ({ name, definition }) => {
       );
       expectTimesClose(fromRollup, exact);
       compared += exact.entered > 0 ? 1 : 0;
+      const kinds = exact.breakdown?.groups.map((g) => g.kind) ?? [];
+      noneShown += kinds.includes('none') ? 1 : 0;
+      const key = view.breakdown;
+      const people = key === null ? 0 : rows.filter((r) => r.segment[key] === null).length;
+      noneInOther += kinds.includes('other') && !kinds.includes('none') && people > 0 ? 1 : 0;
       exactReads += exact.inProgress > 0 && now < range.to + goal.windowMs ? 1 : 0;
     }
     // The comparison ran over non-empty reports, several with people in progress.
     expect(compared).toBeGreaterThan(25);
     expect(exactReads).toBeGreaterThan(3);
+    expect(noneShown).toBeGreaterThan(3);
+    expect(noneInOther).toBeGreaterThan(1);
+  });
+
+  it('reads no "no value" rows that a fold of older code left behind', async () => {
+    const now = START + SPAN + 5 * 86_400_000;
+    const range = resolveRange(
+      { from: new Date(START).toISOString().slice(0, 10), to: new Date(now).toISOString() },
+      now,
+    );
+    const view = { breakdown: 'utm_source', top: 5, interval: 'day' as const };
+    const report = () =>
+      queryRollupReport(env.DB, { siteId, goal, range, view, now, minPeople: 0 });
+    const before = await report();
+    expect(before?.groups?.find((g) => g.kind === 'none')?.entered).toBeGreaterThan(10);
+    const hour = START / HOUR_MS + 30;
+    const stale = [
+      env.DB.prepare(
+        `INSERT INTO rollups (site_id, goal_id, version, dim, hour, prev_hour, next_hour,
+           open_hour, value, n, c1) VALUES (?1, 'g', 1, 'utm_source', ?2, -1, 1000000000, -1,
+           '', 50, 50)`,
+      ).bind(siteId, hour),
+      env.DB.prepare(
+        `INSERT INTO rollup_durations (site_id, goal_id, version, dim, hour, prev_hour,
+           next_hour, value, step, bucket, n) VALUES (?1, 'g', 1, 'utm_source', ?2, -1,
+           1000000000, '', 2, 300, 50)`,
+      ).bind(siteId, hour),
+    ];
+    await env.DB.batch(stale);
+    try {
+      expect(await report()).toEqual(before);
+    } finally {
+      await env.DB.prepare(`DELETE FROM rollups WHERE site_id = ?1 AND dim <> '' AND value = ''`)
+        .bind(siteId)
+        .run();
+      await env.DB.prepare(
+        `DELETE FROM rollup_durations WHERE site_id = ?1 AND dim <> '' AND value = ''`,
+      )
+        .bind(siteId)
+        .run();
+    }
   });
 });
 
