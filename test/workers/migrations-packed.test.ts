@@ -204,7 +204,7 @@ describe('migration 0016 on a pending batch of 1,000 events with a shared contex
 });
 
 describe('migration 0017 on stored rollups', () => {
-  it('drops the rollup rows of "no value" in breakdown dims and keeps every other row', async () => {
+  it('drops the rollup rows of "no value" in breakdown dims, and no other row', async () => {
     const key = `'m17', 'g', 1`;
     const row = (dim: string, value: string, n: number) =>
       `(${key}, '${dim}', 10, -1, 1000000000, -1, '${value}', ${n})`;

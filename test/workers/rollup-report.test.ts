@@ -32,7 +32,8 @@ function segment(next: () => number): Segment {
   return {
     utmSource: pick(next, [null, 'google', 'news', 'fb']),
     utmMedium: null,
-    utmCampaign: pick(next, [null, 'spring']),
+    // A value that sorts before every letter, and the text '(none)': neither is "no value".
+    utmCampaign: pick(next, [null, 'spring', '!sale', '(none)']),
     referrerDomain: null,
     device: pick(next, ['desktop', 'mobile', null]),
     browser: 'Chrome',
@@ -247,7 +248,16 @@ describe.each(GOALS)('rollups of a goal with $name', ({ name, definition }) => {
       const view: ReportView = {
         mode: 'ordered',
         window: definition.window,
-        breakdown: pick(next, [null, 'utm_source', 'country', 'device']),
+        // referrer_domain: nobody has one (only the no-value group); browser: everybody has.
+        breakdown: pick(next, [
+          null,
+          'utm_source',
+          'utm_campaign',
+          'country',
+          'device',
+          'referrer_domain',
+          'browser',
+        ]),
         top: 1 + Math.floor(next() * 3),
         interval: next() < 0.5 ? 'day' : 'week',
         filters: [],
