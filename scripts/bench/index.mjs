@@ -291,13 +291,13 @@ if (wants('replay')) {
 }
 
 /** Times `runs` GETs of a URL; resolves with p50 and p90 in ms. */
-async function timeGets(url, headers, runs) {
+async function timeGets(url, headers, runs, status = 200) {
   const times = [];
   for (let i = 0; i < runs; i += 1) {
     const started = performance.now();
     const res = await fetch(url, { headers });
     await res.text();
-    if (!res.ok) throw new Error(`${url} answered ${res.status}`);
+    if (res.status !== status) throw new Error(`${url} answered ${res.status}`);
     times.push(performance.now() - started);
   }
   times.sort((a, b) => a - b);
@@ -362,6 +362,10 @@ if (wants('reports')) {
       const cached = await timeGets(url, {}, 20);
       // The stack's floor for any GET (a route that reads nothing), with the same client.
       const floor = await timeGets(`${baseUrl}/healthz`, {}, 20);
+      // A report link whose share is unknown: the share check (one D1 read) and a 404, which
+      // every report request makes before its cache is asked.
+      const unknown = `${baseUrl}/r/sh_unknown_bench_share_0000/checkout?format=json`;
+      const shareFloor = await timeGets(unknown, {}, 20, 404);
       out.push({
         people,
         source: report.source,
@@ -373,6 +377,7 @@ if (wants('reports')) {
         uncached,
         cached,
         floor,
+        shareFloor,
         duckdbMs: +duckdb.ms.toFixed(1),
         loadSeconds: +loadSeconds.toFixed(1),
       });
@@ -387,6 +392,7 @@ if (wants('reports')) {
       'uncached p50 / p90',
       'cached p50 / p90',
       'GET /healthz p50 / p90 (the floor)',
+      'unknown share: its check alone',
       'DuckDB from raw events',
       'counts (goalstep = DuckDB?)',
       'rollup rows (build s)',
@@ -397,6 +403,7 @@ if (wants('reports')) {
       `${r.uncached.p50} / ${r.uncached.p90}`,
       `${r.cached.p50} / ${r.cached.p90}`,
       `${r.floor.p50} / ${r.floor.p90}`,
+      `${r.shareFloor.p50} / ${r.shareFloor.p90}`,
       r.duckdbMs,
       `${r.counts.join('/')} (${r.agree ? 'yes' : `no: ${r.duckdbCounts.join('/')}`})`,
       `${r.rollupRows} (${r.rollupSeconds})`,
