@@ -132,3 +132,66 @@ describe('rollup log', () => {
     expect(log?.bytes).toBeLessThan(2_000_000);
   });
 });
+
+describe('rollup log entries', () => {
+  it('logs nothing for a replayed write whatever its texts hold, and each change once', async () => {
+    const site = 'rl-texts';
+    // Texts SQLite and JavaScript could spell differently in JSON: quotes, backslashes, control
+    // characters, non-ASCII, emoji, U+2028, and numbers of every size the rows hold.
+    const odd = 'q"\\b\n\t\u0001\u007f é ✓ 😀 \u2028 </script>';
+    const segment: Segment = { ...SEGMENT, utmCampaign: odd, referrerDomain: 'x.com' };
+    const people: PersonProgress[] = [0, 1, 2].map((i) => {
+      const events = [
+        ev(`t-${i}-a`, 'a', T0 + i, { [odd]: odd, n: 2 ** 53 - 1, f: 0.1 + 0.2, neg: -7 }),
+        ev(`t-${i}-b`, 'b', T0 + i + 90_061_001),
+      ];
+      const attempts = computeAttempts(events, goal).map((a) => ({ ...a, segment }));
+      return { personId: `a:${odd}${i}`, attempts: new Map([['g#1', attempts]]) };
+    });
+    const logged = async () =>
+      (
+        await env.DB.prepare(
+          `SELECT COALESCE(SUM(json_array_length(rows)), 0) AS n FROM rollup_log
+           WHERE site_id = ?`,
+        )
+          .bind(site)
+          .first<{ n: number }>()
+      )?.n;
+
+    await writeProgress(env.DB, site, [goal], people);
+    expect(await logged()).toBe(3);
+    await env.DB.batch(foldLogStatements(env.DB, site));
+    // The same rows again: each stored row reads back as the very row sent, so nothing changes.
+    await writeProgress(env.DB, site, [goal], people);
+    expect(await logged()).toBe(0);
+    // One person reaches step 3: their old row out (-1), their new row in (+1), nobody else.
+    const moved = people[1] as PersonProgress;
+    const events = [
+      ev('t-1-a', 'a', T0 + 1, { [odd]: odd, n: 2 ** 53 - 1, f: 0.1 + 0.2, neg: -7 }),
+      ev('t-1-b', 'b', T0 + 1 + 90_061_001),
+      ev('t-1-c', 'c', T0 + 1 + 90_061_002),
+    ];
+    const attempts = computeAttempts(events, goal).map((a) => ({ ...a, segment }));
+    await writeProgress(
+      env.DB,
+      site,
+      [goal],
+      [{ ...moved, attempts: new Map([['g#1', attempts]]) }],
+    );
+    const row = await env.DB.prepare('SELECT rows FROM rollup_log WHERE site_id = ?')
+      .bind(site)
+      .first<{ rows: string }>();
+    const entries = JSON.parse(row?.rows ?? '[]') as unknown[][];
+    expect(entries.map((e) => [e[0], e[3]])).toEqual(
+      expect.arrayContaining([
+        [-1, moved.personId],
+        [1, moved.personId],
+      ]),
+    );
+    expect(entries).toHaveLength(2);
+    await env.DB.batch(foldLogStatements(env.DB, site));
+    const maintained = await rollupTables(site);
+    await rebuildRollups(env.DB, site, [{ id: 'g', version: 1 }], 0);
+    expect(await rollupTables(site)).toEqual(maintained);
+  });
+});
