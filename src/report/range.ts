@@ -154,7 +154,11 @@ export function resolveRange(
 ): ReportRange {
   const asked = query.tz?.trim() || 'UTC';
   const tz = canonicalTimeZone(asked);
-  if (tz === null) throw new RangeError400('invalid_tz', `unknown time zone ${asked}`);
+  if (tz === null) {
+    // Quoted in part: the message must not grow with what a client sends.
+    const quoted = asked.length > 100 ? `${asked.slice(0, 100)}…` : asked;
+    throw new RangeError400('invalid_tz', `unknown time zone ${quoted}`);
+  }
 
   let to: number;
   if (query.to) {

@@ -90,6 +90,16 @@ describe('segment filters', () => {
       expect(await res.json()).toMatchObject({ code: 'invalid_filter' });
     }
   });
+
+  it('refuses an unknown zone with a message that does not grow with it', async () => {
+    const site = await seedSite('zone-bad', ['a', 'b']);
+    const zone = `Mars/${'x'.repeat(20_000)}`;
+    const res = await reportGet(site, `${DAY}&format=json&tz=${zone}`);
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { code: string; message: string };
+    expect(body.code).toBe('invalid_tz');
+    expect(body.message).toBe(`unknown time zone Mars/${'x'.repeat(95)}…`);
+  });
 });
 
 describe('view form', () => {

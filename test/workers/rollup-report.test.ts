@@ -7,7 +7,7 @@
  */
 import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test';
 import worker from '../../src/index';
-import { DURATION_RELATIVE_ERROR, HOUR_MS } from '../../src/funnel/attempt-facts';
+import { DURATION_RELATIVE_ERROR, durationBucket, HOUR_MS } from '../../src/funnel/attempt-facts';
 import { toEngineGoal, type Goal, type GoalDefinition } from '../../src/funnel/definition';
 import { computeAttempts } from '../../src/funnel/engine';
 import { writeProgress, type PersonProgress } from '../../src/funnel/progress-store';
@@ -17,6 +17,7 @@ import { buildReport, type FunnelReport, type ReportView } from '../../src/repor
 import { queryCountedAttempts } from '../../src/report/funnel-query';
 import { resolveRange } from '../../src/report/range';
 import { queryRollupReport, rollupServes } from '../../src/report/rollup-report';
+import { histogramStats } from '../../src/report/rollup-tally';
 import { seededRandom } from '../../scripts/lib/random.mjs';
 import { faultyDb } from './faults';
 import { ADMIN, importBatch, rollupTables, seedSite, settle, track, waitReady } from './helpers';
@@ -349,6 +350,34 @@ describe.each(GOALS)('rollups of a goal with $name', ({ name, definition }) => {
         .bind(siteId)
         .run();
     }
+  });
+});
+
+describe('time statistics from a histogram', () => {
+  it('keeps min ≤ mean ≤ max when every duration falls in one bucket', () => {
+    // Four durations of exactly 300 s: one bucket, whose value is within 0.99 % of 300 s but
+    // below it; the mean is exact (the sum is kept).
+    const bucket = durationBucket(300_000);
+    const stats = histogramStats(new Map([[bucket, 4]]), 4 * 300_000, 4);
+    expect(stats.mean).toBe(300);
+    expect(stats.max).toBe(300);
+    expect(stats.min as number).toBeLessThanOrEqual(300);
+    for (const value of [stats.min, stats.median, stats.p90]) {
+      expect(Math.abs((value as number) - 300)).toBeLessThanOrEqual(300 * DURATION_RELATIVE_ERROR);
+    }
+    // 60 s and 61 s: two buckets, the mean between them.
+    const two = histogramStats(
+      new Map([
+        [durationBucket(60_000), 1],
+        [durationBucket(61_000), 1],
+      ]),
+      121_000,
+      2,
+    );
+    expect(two.min as number).toBeLessThanOrEqual(60.5);
+    expect(two.max as number).toBeGreaterThanOrEqual(60.5);
+    expect(Math.abs((two.min as number) - 60)).toBeLessThanOrEqual(60 * DURATION_RELATIVE_ERROR);
+    expect(Math.abs((two.max as number) - 61)).toBeLessThanOrEqual(61 * DURATION_RELATIVE_ERROR);
   });
 });
 
