@@ -190,11 +190,15 @@ const stored = (alias: string) => ATTEMPT_FIELDS.map((f) => `${alias}.${f}`).joi
  * unique key), whether or not the write changes anything, so no write reads another's changes.
  *
  * Rows are compared as JSON texts: a stored row as SQLite's `json_array` of its columns, a
- * written row as the text the writer sent (JSON.stringify of its array), both of integers,
- * texts and nulls only, which the two spell alike. Comparing one text instead of 35 columns,
- * and logging the sent text as it is, made this statement about 3× faster (docs/BENCHMARKS.md,
- * session 9). Were some text ever spelled differently, its row would be logged out and in
- * again and rewritten as it is: a wasted write, never a wrong rollup.
+ * written row as the text the writer sent (JSON.stringify of its array). Both spell integers,
+ * nulls and well-formed texts alike (review: control characters, U+2028, emoji, quotes and
+ * backslashes; rollup-log.test.ts). A text with half an emoji does not read back as written
+ * (SQLite stores it as invalid UTF-8), so no writer cuts one (src/funnel/segment.ts); were
+ * some text ever spelled differently, its row would be logged out and in again and rewritten
+ * as it is: a wasted write, never a wrong rollup. UNION, not UNION ALL: a scope or rows that
+ * name something twice log it once, as the table keeps it once. Comparing one text instead of
+ * 35 columns, and logging the sent text as it is, made this statement about 3× faster
+ * (docs/BENCHMARKS.md, session 9).
  *
  * The stored rows are those of the (goal, version, person) triples of JSON parameter ?3; CROSS
  * JOIN makes SQLite loop over the triples and look each up by primary key: left to itself, it
@@ -213,7 +217,7 @@ const LOG_SQL = (() => {
     changed AS (
       SELECT '[-1,' || substr(logged, 2) AS entry FROM old
         WHERE row NOT IN (SELECT row FROM new)
-      UNION ALL SELECT '[1,' || substr(row, 2) FROM new WHERE row NOT IN (SELECT row FROM old)),
+      UNION SELECT '[1,' || substr(row, 2) FROM new WHERE row NOT IN (SELECT row FROM old)),
     logged AS (SELECT COUNT(*) AS n, '[' || COALESCE(group_concat(entry, ','), '') || ']' AS rows
       FROM changed)
   INSERT INTO rollup_log (site_id, seq, rows) SELECT ?1, ?2, rows FROM logged

@@ -3,6 +3,7 @@
  * context. User agents are parsed with bowser (MIT, pure JavaScript, runs in workerd).
  */
 import Bowser from 'bowser';
+import { sliceWhole } from '../ingest/guards';
 import { memoize } from '../lib/memo';
 
 /** Breakdown keys stored as columns of `attempts` (and as rollup dims), by their URL name. */
@@ -30,8 +31,10 @@ export interface Segment {
   country: string | null;
 }
 
+// Cut on whole characters: half an emoji would be stored as invalid UTF-8, and its row would
+// never read back as the text written (src/funnel/rollups.ts, LOG_SQL).
 const text = (value: unknown, max = 200): string | null =>
-  typeof value === 'string' && value.trim() !== '' ? value.trim().slice(0, max) : null;
+  typeof value === 'string' && value.trim() !== '' ? sliceWhole(value.trim(), max) : null;
 
 function hostOf(url: unknown): string | null {
   const value = text(url, 2000);

@@ -45,6 +45,16 @@ export function truncateText(text: string, maxBytes: number): string {
   return text.slice(0, end);
 }
 
+/**
+ * The first `maxUnits` UTF-16 code units of `text`, one fewer when the cut would leave half of
+ * an emoji (a high surrogate) at the end: whole characters only.
+ */
+export function sliceWhole(text: string, maxUnits: number): string {
+  if (text.length <= maxUnits) return text;
+  const last = text.charCodeAt(maxUnits - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? maxUnits - 1 : maxUnits);
+}
+
 /** Replaces lone surrogates (half an emoji from a broken client) with U+FFFD. */
 export function wellFormed(text: string): string {
   return SURROGATE.test(text) ? text.replace(LONE_SURROGATE, '\uFFFD') : text;

@@ -1,4 +1,5 @@
 import { isRealDate } from '../lib/dates';
+import { sliceWhole } from '../ingest/guards';
 import { memoize } from '../lib/memo';
 
 /**
@@ -104,23 +105,34 @@ function isRealTime(text: string): boolean {
   return Number(h) <= 23 && Number(mi) <= 59 && Number(s ?? 0) <= 59;
 }
 
+/**
+ * A client's text as an error message quotes it: its first 100 characters at most (whole ones),
+ * so the message does not grow with what a client sends.
+ */
+function quoted(text: string): string {
+  return text.length > 100 ? `${sliceWhole(text, 100)}…` : text;
+}
+
 function parseBound(value: string, tz: string, name: string): number {
   const text = value.trim();
   if (!isRealDate(text) || Number(text.slice(0, 4)) < 1970) {
     throw new RangeError400(
       'invalid_range',
-      `${name} must be a real date from 1970 on, got ${value}`,
+      `${name} must be a real date from 1970 on, got ${quoted(value)}`,
     );
   }
   if (!isRealTime(text)) {
-    throw new RangeError400('invalid_time', `${name} has a time that does not exist: ${value}`);
+    throw new RangeError400(
+      'invalid_time',
+      `${name} has a time that does not exist: ${quoted(value)}`,
+    );
   }
   if (WITH_OFFSET.test(text)) {
     const instant = Date.parse(text);
     if (Number.isNaN(instant)) {
       throw new RangeError400(
         'invalid_time',
-        `${name} has an offset that does not exist: ${value}`,
+        `${name} has an offset that does not exist: ${quoted(value)}`,
       );
     }
     return instant;
@@ -143,7 +155,7 @@ function parseBound(value: string, tz: string, name: string): number {
   }
   throw new RangeError400(
     'invalid_range',
-    `${name} must be an ISO date or date-time, got ${value}`,
+    `${name} must be an ISO date or date-time, got ${quoted(value)}`,
   );
 }
 
@@ -155,9 +167,7 @@ export function resolveRange(
   const asked = query.tz?.trim() || 'UTC';
   const tz = canonicalTimeZone(asked);
   if (tz === null) {
-    // Quoted in part: the message must not grow with what a client sends.
-    const quoted = asked.length > 100 ? `${asked.slice(0, 100)}…` : asked;
-    throw new RangeError400('invalid_tz', `unknown time zone ${quoted}`);
+    throw new RangeError400('invalid_tz', `unknown time zone ${quoted(asked)}`);
   }
 
   let to: number;

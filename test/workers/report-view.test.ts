@@ -91,6 +91,25 @@ describe('segment filters', () => {
     }
   });
 
+  it('quotes whole characters of a bad zone, date or time, at most 100 (review)', () => {
+    const messageOf = (query: { from?: string; to?: string; tz?: string }) => {
+      try {
+        resolveRange(query, Date.UTC(2025, 2, 3));
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return '';
+    };
+    const zone = messageOf({ tz: `${'x'.repeat(99)}${'😀'.repeat(50)}` });
+    // 99 x and no half of the emoji after them.
+    expect(zone).toBe(`unknown time zone ${'x'.repeat(99)}…`);
+    for (const query of [{ from: 'x'.repeat(20_000) }, { to: `2025-${'9'.repeat(20_000)}` }]) {
+      const message = messageOf(query);
+      expect(message).toMatch(/^(from|to) /);
+      expect(message.length).toBeLessThan(200);
+    }
+  });
+
   it('refuses an unknown zone with a message that does not grow with it', async () => {
     const site = await seedSite('zone-bad', ['a', 'b']);
     const zone = `Mars/${'x'.repeat(20_000)}`;
