@@ -134,7 +134,7 @@ describe('rollup log', () => {
 });
 
 describe('rollup log entries', () => {
-  it('logs nothing for a replayed write whatever its texts hold, and each change once', async () => {
+  it('logs nothing for a replayed write whatever its texts hold, each change once', async () => {
     const site = 'rl-texts';
     // Texts SQLite and JavaScript could spell differently in JSON: quotes, backslashes, control
     // characters, non-ASCII, emoji, U+2028, and numbers of every size the rows hold.
