@@ -37,16 +37,63 @@ export function isValidTimeZone(tz: string): boolean {
 /** Zones (and spellings of them) whose answers are kept per isolate. */
 const ZONES_KEPT = 200;
 
-/**
- * The runtime's own spelling of a zone (`europe/berlin` is `Europe/Berlin`), or null when the
- * runtime does not know it: two spellings of one zone make one view.
- */
-export const canonicalTimeZone = memoize((tz: string): string | null => {
+/** The runtime's own name for a zone, or null when it does not know it. */
+function runtimeZone(tz: string): string | null {
   try {
     return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
   } catch {
     return null;
   }
+}
+
+/**
+ * Zones renamed in the IANA database whose old name the runtime's (ICU's) database still gives
+ * as the canonical one (`Asia/Kolkata` resolves to `Asia/Calcutta`). A report names them as
+ * people write them today. Built from the runtime itself: a name it already resolves to itself
+ * maps nothing.
+ */
+const CURRENT_NAMES = [
+  'Asia/Kolkata',
+  'Asia/Kathmandu',
+  'Asia/Ho_Chi_Minh',
+  'Asia/Yangon',
+  'Europe/Kyiv',
+  'America/Nuuk',
+  'Atlantic/Faroe',
+  'Pacific/Kanton',
+  'Pacific/Chuuk',
+  'Pacific/Pohnpei',
+  'Africa/Asmara',
+  'America/Argentina/Buenos_Aires',
+  'America/Argentina/Catamarca',
+  'America/Argentina/Cordoba',
+  'America/Argentina/Jujuy',
+  'America/Argentina/Mendoza',
+  'America/Indiana/Indianapolis',
+  'America/Kentucky/Louisville',
+  'America/Atikokan',
+  'Asia/Dhaka',
+  'Asia/Thimphu',
+  'Asia/Ulaanbaatar',
+  'Asia/Macau',
+];
+let currentNames: Map<string, string> | undefined;
+
+/**
+ * The name a report gives a zone (`europe/berlin` is `Europe/Berlin`, `Asia/Calcutta` is
+ * `Asia/Kolkata`), or null when the runtime does not know it: two spellings of one zone make
+ * one view.
+ */
+export const canonicalTimeZone = memoize((tz: string): string | null => {
+  const name = runtimeZone(tz);
+  if (name === null) return null;
+  currentNames ??= new Map(
+    CURRENT_NAMES.flatMap((current) => {
+      const old = runtimeZone(current);
+      return old !== null && old !== current ? [[old, current] as const] : [];
+    }),
+  );
+  return currentNames.get(name) ?? name;
 }, ZONES_KEPT);
 
 /**

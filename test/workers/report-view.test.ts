@@ -91,6 +91,23 @@ describe('segment filters', () => {
     }
   });
 
+  it("names a renamed zone as it is written today, whatever the runtime's database says", () => {
+    // IANA renames (Calcutta → Kolkata 2008, Kiev → Kyiv 2022, Godthab → Nuuk 2020): every
+    // spelling of one zone resolves to the current name and the same instants.
+    const at = Date.UTC(2025, 2, 3);
+    for (const [names, current, offsetHours] of [
+      [['Asia/Kolkata', 'asia/calcutta', 'Asia/Calcutta'], 'Asia/Kolkata', 5.5],
+      [['Europe/Kyiv', 'Europe/Kiev'], 'Europe/Kyiv', 2],
+      [['America/Nuuk', 'America/Godthab'], 'America/Nuuk', -2],
+    ] as const) {
+      for (const tz of names) {
+        const range = resolveRange({ from: '2025-03-01', to: '2025-03-02', tz }, at);
+        expect(range.tz).toBe(current);
+        expect(range.from).toBe(Date.UTC(2025, 2, 1) - offsetHours * 3_600_000);
+      }
+    }
+  });
+
   it('quotes whole characters of a bad zone, date or time, at most 100 (review)', () => {
     const messageOf = (query: { from?: string; to?: string; tz?: string }) => {
       try {
