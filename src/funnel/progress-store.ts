@@ -13,6 +13,7 @@ import {
   type AttemptJsonRow,
 } from './rollups';
 import type { Segment } from './segment';
+import { wellFormed } from '../ingest/guards';
 
 export interface PersonProgress {
   personId: string;
@@ -34,6 +35,16 @@ const STEP_COLUMNS = ['t2', 't3', 't4', 't5', 't6', 't7', 't8', 't9', 't10'] as 
 
 /** An attempt's columns of `attempts`, apart from its keys: what both report paths read. */
 export type AttemptRow = Record<string, number | string | null>;
+
+/**
+ * A segment value as its column holds it. The segment of an event taken before values were cut
+ * on whole characters (src/funnel/segment.ts) may end in half an emoji, kept with the event: that
+ * half is dropped, as the cut does now, so old and new events share one value, and the row reads
+ * back as written (D1 would store the half as invalid UTF-8).
+ */
+function storedSegment(value: string | null): string | null {
+  return value === null ? null : wellFormed(value.replace(/[\uD800-\uDBFF]$/, ''));
+}
 
 /** Shapes an attempt as its `attempts` row (minus site, goal, version and person). */
 export function attemptRow(attempt: Attempt & { segment: Segment }): AttemptRow {
@@ -81,14 +92,14 @@ export function attemptRow(attempt: Attempt & { segment: Segment }): AttemptRow 
     row[column] = attempt.times[i + 1] ?? null;
   });
   Object.assign(row, {
-    utm_source: s.utmSource,
-    utm_medium: s.utmMedium,
-    utm_campaign: s.utmCampaign,
-    referrer_domain: s.referrerDomain,
-    device: s.device,
-    browser: s.browser,
-    os: s.os,
-    country: s.country,
+    utm_source: storedSegment(s.utmSource),
+    utm_medium: storedSegment(s.utmMedium),
+    utm_campaign: storedSegment(s.utmCampaign),
+    referrer_domain: storedSegment(s.referrerDomain),
+    device: storedSegment(s.device),
+    browser: storedSegment(s.browser),
+    os: storedSegment(s.os),
+    country: storedSegment(s.country),
     step_values: attempt.values.some((v) => v !== null)
       ? JSON.stringify(attempt.values.map((v) => (v ? [v.value, v.order, v.messageId] : null)))
       : null,

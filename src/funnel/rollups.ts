@@ -193,12 +193,13 @@ const stored = (alias: string) => ATTEMPT_FIELDS.map((f) => `${alias}.${f}`).joi
  * written row as the text the writer sent (JSON.stringify of its array). Both spell integers,
  * nulls and well-formed texts alike (review: control characters, U+2028, emoji, quotes and
  * backslashes; rollup-log.test.ts). A text with half an emoji does not read back as written
- * (SQLite stores it as invalid UTF-8), so no writer cuts one (src/funnel/segment.ts); were
- * some text ever spelled differently, its row would be logged out and in again and rewritten
- * as it is: a wasted write, never a wrong rollup. UNION, not UNION ALL: a scope or rows that
- * name something twice log it once, as the table keeps it once. Comparing one text instead of
- * 35 columns, and logging the sent text as it is, made this statement about 3× faster
- * (docs/BENCHMARKS.md, session 9).
+ * (SQLite stores it as invalid UTF-8), so segment values are cut on whole characters
+ * (src/funnel/segment.ts) and a row drops the half an older event's segment kept
+ * (src/funnel/progress-store.ts, `storedSegment`). Were some text ever spelled differently,
+ * its row would be logged out and in again and rewritten as it is: a wasted write, never a
+ * wrong rollup. UNION, not UNION ALL: a scope or rows that name something twice log it once,
+ * as the table keeps it once. Comparing one text instead of 35 columns, and logging the sent
+ * text as it is, made this statement about 3× faster (docs/BENCHMARKS.md, session 9).
  *
  * The stored rows are those of the (goal, version, person) triples of JSON parameter ?3; CROSS
  * JOIN makes SQLite loop over the triples and look each up by primary key: left to itself, it

@@ -47,35 +47,31 @@ function runtimeZone(tz: string): string | null {
 }
 
 /**
- * Zones renamed in the IANA database whose old name the runtime's (ICU's) database still gives
- * as the canonical one (`Asia/Kolkata` resolves to `Asia/Calcutta`). A report names them as
- * people write them today. Built from the runtime itself: a name it already resolves to itself
- * maps nothing.
+ * Zones renamed in the IANA database, as [old name, current name]: the runtime's (ICU's)
+ * database still gives the old name as the canonical one (`Asia/Kolkata` resolves to
+ * `Asia/Calcutta`), and a report names them as people write them today, wherever the runtime
+ * knows the current name. The name the runtime gives the current one maps to it as well.
  */
-const CURRENT_NAMES = [
-  'Asia/Kolkata',
-  'Asia/Kathmandu',
-  'Asia/Ho_Chi_Minh',
-  'Asia/Yangon',
-  'Europe/Kyiv',
-  'America/Nuuk',
-  'Atlantic/Faroe',
-  'Pacific/Kanton',
-  'Pacific/Chuuk',
-  'Pacific/Pohnpei',
-  'Africa/Asmara',
-  'America/Argentina/Buenos_Aires',
-  'America/Argentina/Catamarca',
-  'America/Argentina/Cordoba',
-  'America/Argentina/Jujuy',
-  'America/Argentina/Mendoza',
-  'America/Indiana/Indianapolis',
-  'America/Kentucky/Louisville',
-  'America/Atikokan',
-  'Asia/Dhaka',
-  'Asia/Thimphu',
-  'Asia/Ulaanbaatar',
-  'Asia/Macau',
+const RENAMED: ReadonlyArray<readonly [string, string]> = [
+  ['Asia/Calcutta', 'Asia/Kolkata'],
+  ['Asia/Katmandu', 'Asia/Kathmandu'],
+  ['Asia/Saigon', 'Asia/Ho_Chi_Minh'],
+  ['Asia/Rangoon', 'Asia/Yangon'],
+  ['Europe/Kiev', 'Europe/Kyiv'],
+  ['America/Godthab', 'America/Nuuk'],
+  ['Atlantic/Faeroe', 'Atlantic/Faroe'],
+  ['Pacific/Enderbury', 'Pacific/Kanton'],
+  ['Pacific/Truk', 'Pacific/Chuuk'],
+  ['Pacific/Ponape', 'Pacific/Pohnpei'],
+  ['Africa/Asmera', 'Africa/Asmara'],
+  ['America/Buenos_Aires', 'America/Argentina/Buenos_Aires'],
+  ['America/Catamarca', 'America/Argentina/Catamarca'],
+  ['America/Cordoba', 'America/Argentina/Cordoba'],
+  ['America/Jujuy', 'America/Argentina/Jujuy'],
+  ['America/Mendoza', 'America/Argentina/Mendoza'],
+  ['America/Indianapolis', 'America/Indiana/Indianapolis'],
+  ['America/Louisville', 'America/Kentucky/Louisville'],
+  ['America/Coral_Harbour', 'America/Atikokan'],
 ];
 let currentNames: Map<string, string> | undefined;
 
@@ -88,9 +84,11 @@ export const canonicalTimeZone = memoize((tz: string): string | null => {
   const name = runtimeZone(tz);
   if (name === null) return null;
   currentNames ??= new Map(
-    CURRENT_NAMES.flatMap((current) => {
-      const old = runtimeZone(current);
-      return old !== null && old !== current ? [[old, current] as const] : [];
+    RENAMED.flatMap(([old, current]) => {
+      // Only to a name the runtime can format; under it, the runtime's own name for it too.
+      const known = runtimeZone(current);
+      if (known === null) return [];
+      return [[old, current] as const, [known, current] as const];
     }),
   );
   return currentNames.get(name) ?? name;

@@ -283,6 +283,39 @@ describe('rollup log entries (review)', () => {
     expect((await loggedEntries(site.siteId)).map((e) => [e[0], e[3]])).toEqual([]);
   });
 
+  it('drops the half emoji of a segment kept from before the whole-character cut', async () => {
+    // An event taken before the fix keeps its segment as cut then: 199 × 'x' and half an emoji.
+    const site = 'rl-old-cut';
+    const old = { ...segmentOf(null), utmCampaign: `${'x'.repeat(199)}\uD83D` };
+    const current = segmentOf({ campaign: { name: CUT_CAMPAIGN } });
+    const personWith = (id: string, i: number, segment: Segment): PersonProgress => ({
+      personId: id,
+      attempts: new Map([
+        [
+          'g#1',
+          computeAttempts(
+            [ev(`${id}a`, 'a', T0 + i), ev(`${id}b`, 'b', T0 + i + 60_000)],
+            goal,
+          ).map((a) => ({ ...a, segment })),
+        ],
+      ]),
+    });
+    const people = [personWith('a:old', 0, old), personWith('a:new', 1, current)];
+    await writeProgress(env.DB, site, [goal], people, { fold: true });
+    // Rewritten unchanged: nothing logged (sign and person only in a failure's diff).
+    await writeProgress(env.DB, site, [goal], people);
+    expect((await loggedEntries(site)).map((e) => [e[0], e[3]])).toEqual([]);
+    // Both people are in one campaign group: 199 × 'x', nothing of the emoji.
+    const { results } = await env.DB.prepare(
+      `SELECT hex(value) AS v, SUM(n) AS n FROM rollups WHERE site_id = ? AND dim = 'utm_campaign'
+       GROUP BY v`,
+    )
+      .bind(site)
+      .all();
+    expect(results).toEqual([{ v: '78'.repeat(199), n: 2 }]);
+    await foldEqualsRebuild(site);
+  });
+
   it('logs a change once when the scope and the rows name a person twice', async () => {
     const site = 'rl-dup';
     const rowsOf = (events: Event[]) =>
