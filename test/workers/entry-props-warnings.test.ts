@@ -4,21 +4,13 @@
  */
 import { SELF } from 'cloudflare:test';
 import { attemptRow, ENTRY_PROPS_MAX } from '../../src/funnel/progress-store';
-import type { Segment } from '../../src/funnel/segment';
+import { segmentOf } from '../../src/funnel/segment';
 import { normalizeEvent, type NormalizeOptions } from '../../src/ingest/normalize';
 import { seededRandom } from '../../scripts/lib/random.mjs';
 import { seedSite } from './helpers';
 
-const SEGMENT: Segment = {
-  utmSource: null,
-  utmMedium: null,
-  utmCampaign: null,
-  referrerDomain: null,
-  device: null,
-  browser: null,
-  os: null,
-  country: null,
-};
+/** A visitor without context: no segment values. */
+const SEGMENT = segmentOf(null);
 
 const row = (properties: Record<string, unknown>, traits: Record<string, unknown> = {}) =>
   attemptRow({

@@ -133,6 +133,22 @@ describe('rollup log', () => {
   });
 });
 
+/** The entries of the site's log rows not yet folded. */
+async function loggedEntries(site: string): Promise<unknown[][]> {
+  const { results } = await env.DB.prepare('SELECT rows FROM rollup_log WHERE site_id = ?')
+    .bind(site)
+    .all<{ rows: string }>();
+  return results.flatMap((r) => JSON.parse(r.rows) as unknown[][]);
+}
+
+/** Folds the site's log and checks the rollups equal a rebuild from the rows. */
+async function foldEqualsRebuild(site: string): Promise<void> {
+  await env.DB.batch(foldLogStatements(env.DB, site));
+  const folded = await rollupTables(site);
+  await rebuildRollups(env.DB, site, [{ id: 'g', version: 1 }], 0);
+  expect(await rollupTables(site)).toEqual(folded);
+}
+
 describe('rollup log entries', () => {
   it('logs nothing for a replayed write whatever its texts hold, each change once', async () => {
     const site = 'rl-texts';
@@ -148,22 +164,12 @@ describe('rollup log entries', () => {
       const attempts = computeAttempts(events, goal).map((a) => ({ ...a, segment }));
       return { personId: `a:${odd}${i}`, attempts: new Map([['g#1', attempts]]) };
     });
-    const logged = async () =>
-      (
-        await env.DB.prepare(
-          `SELECT COALESCE(SUM(json_array_length(rows)), 0) AS n FROM rollup_log
-           WHERE site_id = ?`,
-        )
-          .bind(site)
-          .first<{ n: number }>()
-      )?.n;
-
     await writeProgress(env.DB, site, [goal], people);
-    expect(await logged()).toBe(3);
+    expect(await loggedEntries(site)).toHaveLength(3);
     await env.DB.batch(foldLogStatements(env.DB, site));
     // The same rows again: each stored row reads back as the very row sent, so nothing changes.
     await writeProgress(env.DB, site, [goal], people);
-    expect(await logged()).toBe(0);
+    expect(await loggedEntries(site)).toHaveLength(0);
     // One person reaches step 3: their old row out (-1), their new row in (+1), nobody else.
     const moved = people[1] as PersonProgress;
     const events = [
@@ -178,10 +184,7 @@ describe('rollup log entries', () => {
       [goal],
       [{ ...moved, attempts: new Map([['g#1', attempts]]) }],
     );
-    const row = await env.DB.prepare('SELECT rows FROM rollup_log WHERE site_id = ?')
-      .bind(site)
-      .first<{ rows: string }>();
-    const entries = JSON.parse(row?.rows ?? '[]') as unknown[][];
+    const entries = await loggedEntries(site);
     expect(entries.map((e) => [e[0], e[3]])).toEqual(
       expect.arrayContaining([
         [-1, moved.personId],
@@ -189,28 +192,11 @@ describe('rollup log entries', () => {
       ]),
     );
     expect(entries).toHaveLength(2);
-    await env.DB.batch(foldLogStatements(env.DB, site));
-    const maintained = await rollupTables(site);
-    await rebuildRollups(env.DB, site, [{ id: 'g', version: 1 }], 0);
-    expect(await rollupTables(site)).toEqual(maintained);
+    await foldEqualsRebuild(site);
   });
 });
 
 describe('rollup log entries (review)', () => {
-  async function loggedEntries(site: string): Promise<unknown[][]> {
-    const { results } = await env.DB.prepare('SELECT rows FROM rollup_log WHERE site_id = ?')
-      .bind(site)
-      .all<{ rows: string }>();
-    return results.flatMap((r) => JSON.parse(r.rows) as unknown[][]);
-  }
-
-  async function foldEqualsRebuild(site: string): Promise<void> {
-    await env.DB.batch(foldLogStatements(env.DB, site));
-    const folded = await rollupTables(site);
-    await rebuildRollups(env.DB, site, [{ id: 'g', version: 1 }], 0);
-    expect(await rollupTables(site)).toEqual(folded);
-  }
-
   // 199 ASCII characters, then an emoji: a cut at 200 UTF-16 units would keep half of it.
   const CUT_CAMPAIGN = `${'x'.repeat(199)}😀 spring`;
 
