@@ -204,10 +204,14 @@ if (wants('ingest')) {
 
 if (wants('processing')) {
   const rows = [];
-  for (const eventsPerPerson of [1, 10]) {
+  // A burst (150 batches: the last cycle's coalescing pause is a large share of it) and
+  // sustained load (600 batches: the rate the object keeps up with, and whether the lag grows).
+  const runs = (quick ? [30, 120] : [150, 600]).flatMap((batches) =>
+    [1, 10].map((eventsPerPerson) => ({ batches, eventsPerPerson })),
+  );
+  for (const { batches, eventsPerPerson } of runs) {
     rows.push(
       await withStack({}, async ({ baseUrl, pid }) => {
-        const batches = quick ? 30 : 150;
         const threadsBefore = workerdThreadCpuMs(pid);
         const started = performance.now();
         const load = await loadTest({

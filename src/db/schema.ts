@@ -385,11 +385,12 @@ export const rollupDurations = sqliteTable(
 
 /**
  * Rollup changes not yet folded into `rollups` and `rollup_durations`: one row per progress write,
- * holding the changed attempt rows (signed: -1 replaced, +1 written) as JSON. A write appends one
- * row here instead of one per rollup key it moves; the site object folds the log into the rollups
- * about once an hour (or after about 2,000 rows written), and a rollup report, a rebuild and an
- * erasure fold it first, in the same transaction, so what they read is always the aggregate of
- * `attempts` (docs/METRICS.md).
+ * holding the changed attempt rows (signed: -1 replaced, +1 written) as JSON, as far as the fold
+ * reads them, rows that read alike summed into one entry (src/funnel/rollups.ts). A write appends
+ * one row here instead of one per rollup key it moves; the site object folds the log into the
+ * rollups about once an hour (or after about 2,000 entries logged), and a rollup report, a rebuild
+ * and an erasure fold it first, in the same transaction, so what they read is always the aggregate
+ * of `attempts` (docs/METRICS.md).
  * WITHOUT ROWID (migration 0012).
  */
 export const rollupLog = sqliteTable(

@@ -124,9 +124,10 @@ function rowChars(row: AttemptJsonRow): number {
   return chars;
 }
 
-/** What a progress write did: rows sent, and whether it folded the rollup log. */
+/** What a progress write did: rows sent, log entries written, whether it folded the log. */
 export interface WriteOutcome {
   rows: number;
+  logged: number;
   folded: boolean;
 }
 
@@ -148,6 +149,7 @@ export async function writeProgress(
   let rows: AttemptJsonRow[] = [];
   let chars = 0;
   let sent = 0;
+  let logged = 0;
   let batches = 0;
   const send = async (last = false) => {
     const fold = last && options.fold === true;
@@ -157,7 +159,8 @@ export async function writeProgress(
     }
     const statements = replaceRowsStatements(db, siteId, scope, rows);
     if (fold) statements.push(...foldLogStatements(db, siteId));
-    await db.batch(statements);
+    const [log] = await db.batch<{ entries: number }>(statements);
+    logged += log?.results[0]?.entries ?? 0;
     sent += rows.length;
     batches += 1;
     scope = [];
@@ -176,9 +179,9 @@ export async function writeProgress(
     if (rows.length >= ROWS_PER_BATCH || scope.length >= ROWS_PER_BATCH) await send();
   }
   // A write of nobody (nothing to send) folds nothing: there is no write to fold with.
-  if (scope.length === 0 && batches === 0) return { rows: 0, folded: false };
+  if (scope.length === 0 && batches === 0) return { rows: 0, logged: 0, folded: false };
   await send(true);
-  return { rows: sent, folded: options.fold === true };
+  return { rows: sent, logged, folded: options.fold === true };
 }
 
 /** One person's attempts on one goal version as rows for `replaceRowsStatements`. */
@@ -190,8 +193,8 @@ export function progressRows(
   const facts = attemptFacts(goal, attempts);
   return attempts.map((attempt, i) => {
     const f = facts[i] as AttemptFacts;
-    const row: AttemptRow = {
-      ...attemptRow(attempt),
+    // attemptRow's object is new: filled in place rather than copied.
+    const row: AttemptRow = Object.assign(attemptRow(attempt), {
       goal_id: goal.id,
       version: goal.version,
       person_id: personId,
@@ -206,7 +209,7 @@ export function progressRows(
       duration_buckets: f.durationBuckets.some((b) => b !== null)
         ? JSON.stringify(f.durationBuckets)
         : null,
-    };
+    });
     return ATTEMPT_FIELDS.map((field) => row[field] ?? null);
   });
 }

@@ -180,14 +180,48 @@ function cleanupStatements(source: string, bucketSource = source): string[] {
 
 const stored = (alias: string) => ATTEMPT_FIELDS.map((f) => `${alias}.${f}`).join(', ');
 
+/** The fields the fold never reads: a log entry holds NULL there. */
+const UNFOLDED_FIELDS: ReadonlySet<string> = new Set(['person_id', 'reached', 'entry_props']);
+/** The times the fold reads only as hours (`hoursOf`). */
+const HOUR_FIELDS: ReadonlySet<string> = new Set(['prev_ge', 'next_gt', 'close_at']);
+
 /**
- * Appends the rows a write changes to the log as one row, numbered ?2: stored rows the write
- * does not keep as they are (-1) and written rows not stored as they are (+1), each as
- * [sign, ...ATTEMPT_FIELDS]; a replaced row's entry properties are left out (nothing reads them),
- * so a write that replaces every row logs well under twice its parameter. A write that changes
- * nothing appends nothing. The statements after it in the batch read the write's changes from
- * that row, so the rows travel to D1 once; a number already in the log fails the batch (its
- * unique key), whether or not the write changes anything, so no write reads another's changes.
+ * A row as its log entry holds it (a JSON array in ATTEMPT_FIELDS order, without the sign), from
+ * an SQL expression per field. What the fold does not read is left out or cut to what it reads,
+ * so rows the fold counts alike log alike and are summed into one entry (see LOG_SQL): no person,
+ * reached step or entry properties; the hours of `prev_ge`, `next_gt` and `close_at`; and the
+ * hour of `t1` when no later step was reached (with one, the fold takes the time from `t1`).
+ */
+function loggedEntry(field: (name: string) => string): string {
+  const hour = (sql: string) => `(${sql}) / ${HOUR_MS} * ${HOUR_MS}`;
+  const later = range(2, STEPS).map((k) => field(`t${k}`));
+  const values = ATTEMPT_FIELDS.map((f) => {
+    if (UNFOLDED_FIELDS.has(f)) return 'NULL';
+    if (HOUR_FIELDS.has(f)) return hour(field(f));
+    if (f === 't1') {
+      return `CASE WHEN COALESCE(${later.join(', ')}) IS NULL THEN ${hour(field(f))}
+        ELSE ${field(f)} END`;
+    }
+    return field(f);
+  });
+  return `json_array(${values.join(', ')})`;
+}
+
+/** A field of the written row `n.row` (JSON text in ATTEMPT_FIELDS order). */
+const writtenField = (f: string) =>
+  `(n.row ->> ${ATTEMPT_FIELDS.indexOf(f as (typeof ATTEMPT_FIELDS)[number])})`;
+
+/**
+ * Appends what a write changes to the log as one row, numbered ?2: stored rows the write does
+ * not keep as they are (-1) and written rows not stored as they are (+1), as entries
+ * [count, ...ATTEMPT_FIELDS] (`loggedEntry`), where rows that log alike are one entry whose count
+ * is the sum of their signs, and an entry summing to zero is left out. Every sum the fold makes
+ * is linear in the sign, so an entry counts as that many rows. On traffic of new one-event
+ * visitors most of a write's rows log alike (an hour, a campaign, a browser): the log row
+ * shrinks from every row written (the bytes of the attempts themselves, again) to a few entries
+ * (docs/BENCHMARKS.md, session 10). A write that changes nothing appends nothing; a number already
+ * in the log fails the batch (its unique key), whether or not the write changes anything. It
+ * answers how many entries it logged (the fold's work: `FOLD_EVERY_ENTRIES`).
  *
  * Rows are compared as JSON texts: a stored row as SQLite's `json_array` of its columns, a
  * written row as the text the writer sent (JSON.stringify of its array). Both spell integers,
@@ -197,36 +231,37 @@ const stored = (alias: string) => ATTEMPT_FIELDS.map((f) => `${alias}.${f}`).joi
  * (src/funnel/segment.ts) and a row drops the half an older event's segment kept
  * (src/funnel/progress-store.ts, `storedSegment`). Were some text ever spelled differently,
  * its row would be logged out and in again and rewritten as it is: a wasted write, never a
- * wrong rollup. UNION, not UNION ALL: a scope or rows that name something twice log it once,
- * as the table keeps it once. Comparing one text instead of 35 columns, and logging the sent
- * text as it is, made this statement about 3× faster (docs/BENCHMARKS.md, session 9).
+ * wrong rollup. DISTINCT: a scope or rows that name something twice change it once, as the
+ * table keeps it once. Entries are built by SQLite from SQL values on both sides, so rows that
+ * log alike spell alike.
  *
  * The stored rows are those of the (goal, version, person) triples of JSON parameter ?3; CROSS
  * JOIN makes SQLite loop over the triples and look each up by primary key: left to itself, it
  * cannot size json_each and scans the site's rows instead.
  */
-const LOG_SQL = (() => {
-  const asJson = (fields: readonly string[]) =>
-    `json_array(${fields.map((f) => (f === 'NULL' ? f : `a.${f}`)).join(', ')})`;
-  const replaced = ATTEMPT_FIELDS.map((f) => (f === 'entry_props' ? 'NULL' : f));
-  return `WITH old AS (
-      SELECT ${asJson(ATTEMPT_FIELDS)} AS row, ${asJson(replaced)} AS logged
-      FROM json_each(?3) s CROSS JOIN attempts a ON a.site_id = ?1
-        AND a.goal_id = s.value ->> 0 AND a.version = s.value ->> 1
-        AND a.person_id = s.value ->> 2),
-    new AS (SELECT r.value AS row FROM json_each(?4) r),
-    changed AS (
-      SELECT '[-1,' || substr(logged, 2) AS entry FROM old
-        WHERE row NOT IN (SELECT row FROM new)
-      UNION SELECT '[1,' || substr(row, 2) FROM new WHERE row NOT IN (SELECT row FROM old)),
-    logged AS (SELECT COUNT(*) AS n, '[' || COALESCE(group_concat(entry, ','), '') || ']' AS rows
-      FROM changed)
+const LOG_SQL = `WITH old AS (
+    SELECT DISTINCT json_array(${stored('a')}) AS row, ${loggedEntry((f) => `a.${f}`)} AS entry
+    FROM json_each(?3) s CROSS JOIN attempts a ON a.site_id = ?1
+      AND a.goal_id = s.value ->> 0 AND a.version = s.value ->> 1
+      AND a.person_id = s.value ->> 2),
+  new AS (SELECT DISTINCT r.value AS row FROM json_each(?5) r),
+  changed AS (
+    SELECT -1 AS sign, entry FROM old WHERE row NOT IN (SELECT row FROM new)
+    UNION ALL SELECT 1, ${loggedEntry(writtenField)} FROM new n
+      WHERE n.row NOT IN (SELECT row FROM old)),
+  summed AS (SELECT SUM(sign) AS count, entry FROM changed GROUP BY entry),
+  logged AS (SELECT COUNT(*) AS n,
+      '[' || COALESCE(group_concat('[' || count || ',' || substr(entry, 2), ','), '') || ']' AS rows
+    FROM summed WHERE count <> 0)
   INSERT INTO rollup_log (site_id, seq, rows) SELECT ?1, ?2, rows FROM logged
-  WHERE n > 0 OR EXISTS (SELECT 1 FROM rollup_log WHERE site_id = ?1 AND seq = ?2)`;
-})();
+  WHERE n > 0 OR EXISTS (SELECT 1 FROM rollup_log WHERE site_id = ?1 AND seq = ?2)
+  RETURNING json_array_length(rows) AS entries`;
 
 const LOG_SIGN = 'j.value ->> 0';
-/** Logged rows, signed, with their fields (the row's own columns: `FROM rollup_log l, ...`). */
+/**
+ * Logged rows, signed, with their fields (the row's own columns: `FROM rollup_log l, ...`). The
+ * sign of an entry is its count: every sum over it is `SUM(sign * …)`.
+ */
 const LOGGED = `${LOG_SIGN} AS sign,
     ${ATTEMPT_FIELDS.map((f, i) => `j.value ->> ${i + 1} AS ${f}`).join(', ')}`;
 /** The site's (?1) logged rows. */
@@ -246,27 +281,40 @@ export function foldLogStatements(db: D1Database, siteId: string): D1PreparedSta
   return FOLD_SQL.map((sql) => db.prepare(sql).bind(siteId));
 }
 
+const KEY_FIELDS = ['goal_id', 'version', 'person_id', 't1'] as const;
+
 const REPLACE_SQL = (() => {
   const fields = ATTEMPT_FIELDS.join(', ');
-  const keys = ['goal_id', 'version', 'person_id', 't1'];
-  const updated = ATTEMPT_FIELDS.filter((f) => !keys.includes(f));
-  // The write's changes (?2), read back from its log row.
-  const written = (sign: number, cols: string) => `SELECT ${cols} FROM (SELECT ${LOGGED}
-    FROM rollup_log l, json_each(l.rows) j WHERE l.site_id = ?1 AND l.seq = ?2)
-    WHERE sign = ${sign}`;
+  const keys = KEY_FIELDS.join(', ');
+  const updated = ATTEMPT_FIELDS.filter((f) => !(KEY_FIELDS as readonly string[]).includes(f));
+  // The written rows' keys (?4: [goal, version, person, t1] per row; the rows are ?5).
+  const writtenKeys = `SELECT DISTINCT k.value ->> 0 AS goal_id, k.value ->> 1 AS version,
+    k.value ->> 2 AS person_id, k.value ->> 3 AS t1 FROM json_each(?4) k`;
+  // Written rows not stored as they are: the rows the log counted +1. Looked up by their key.
+  const changedRows = `SELECT ${ATTEMPT_FIELDS.map((f) => `${writtenField(f)} AS ${f}`).join(', ')}
+    FROM (SELECT DISTINCT value AS row FROM json_each(?5)) n
+    WHERE NOT EXISTS (SELECT 1 FROM attempts a WHERE a.site_id = ?1
+      AND a.goal_id = ${writtenField('goal_id')} AND a.version = ${writtenField('version')}
+      AND a.person_id = ${writtenField('person_id')} AND a.t1 = ${writtenField('t1')}
+      AND json_array(${stored('a')}) = n.row)`;
   return [
     LOG_SQL,
-    // Replaced rows whose key no written row has: their entry is gone. The whole key on the
-    // left, so SQLite looks each row up by it (with the site alone it scans the site's rows).
-    `DELETE FROM attempts WHERE (site_id, ${keys.join(', ')}) IN (SELECT ?1, * FROM
-       (${written(-1, keys.join(', '))} EXCEPT ${written(1, keys.join(', '))}))`,
+    // Stored rows of the scope whose key no written row has: their entry is gone. The whole key
+    // on the left, so SQLite looks each row up by it (with the site alone it scans the site's
+    // rows).
+    `DELETE FROM attempts WHERE (site_id, ${keys}) IN (SELECT ?1, * FROM (
+       SELECT a.goal_id, a.version, a.person_id, a.t1
+       FROM json_each(?3) s CROSS JOIN attempts a ON a.site_id = ?1
+         AND a.goal_id = s.value ->> 0 AND a.version = s.value ->> 1
+         AND a.person_id = s.value ->> 2
+       EXCEPT ${writtenKeys}))`,
     // The keys the write creates, listed by entry hour (the index by entry time), before the
     // upsert stores them.
-    LIST_NEW_KEYS_SQL(written(1, keys.join(', '))),
+    LIST_NEW_KEYS_SQL(writtenKeys),
     // Written rows: each differs from what is stored under its key, if anything is.
     `INSERT INTO attempts (site_id, ${fields})
-       SELECT ?1, ${fields} FROM (${written(1, fields)}) WHERE 1
-       ON CONFLICT (site_id, ${keys.join(', ')}) DO UPDATE SET
+       SELECT ?1, ${fields} FROM (${changedRows}) WHERE 1
+       ON CONFLICT (site_id, ${keys}) DO UPDATE SET
          ${updated.map((f) => `${f} = excluded.${f}`).join(', ')}`,
   ];
 })();
@@ -291,8 +339,9 @@ export function randomSeq(): number {
 
 /**
  * The statements that replace the rows of some (goal, version, person) triples by new ones and
- * log the difference for the rollups, all in one batch. Four bound values at most, whatever the
- * number of rows: the triples and the rows travel as JSON (D1 allows 100 per statement), once.
+ * log the difference for the rollups, all in one batch. Five bound values at most, whatever the
+ * number of rows: the triples, the rows' keys and the rows travel as JSON (D1 allows 100 per
+ * statement); the rows go to the two statements that read them whole (the log and the upsert).
  */
 export function replaceRowsStatements(
   db: D1Database,
@@ -303,7 +352,8 @@ export function replaceRowsStatements(
 ): D1PreparedStatement[] {
   const scopeJson = JSON.stringify(scope);
   const rowsJson = JSON.stringify(rows);
-  const values = [siteId, seq, scopeJson, rowsJson];
+  const keysJson = JSON.stringify(rows.map((row) => row.slice(0, KEY_FIELDS.length)));
+  const values = [siteId, seq, scopeJson, keysJson, rowsJson];
   return REPLACE_SQL.map((sql) => bindUsed(db, sql, values));
 }
 

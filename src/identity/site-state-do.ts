@@ -93,16 +93,17 @@ const MIRROR_CHARS = 8_000_000;
  * a minute share almost no key, that is most of a progress write's rows. When the fold is due is
  * kept in the object's storage (`meta.fold_due`), so an object evicted between a site's rare
  * events still folds hourly, not on every wake. Reports stay exact meanwhile: a rollup report
- * folds first, and `FOLD_EVERY_ROWS` bounds what it may find to fold.
+ * folds first, and `FOLD_EVERY_ENTRIES` bounds what it may find to fold.
  */
 const FOLD_EVERY_MS = 3_600_000;
 /**
- * ... or once at least this many progress rows were written since: a report's own fold (and a
- * fold's hold on D1's writer) then stays bounded under heavy ingest, where a flush shares its
- * rollup keys among many people anyway. Counted in memory from what the log holds when an
- * instance first writes, so evictions between bursts do not reset it.
+ * ... or once the log holds at least this many entries (what a fold reads; rows that log alike
+ * are one entry, src/funnel/rollups.ts): a report's own fold (and a fold's hold on D1's writer)
+ * then stays bounded under heavy ingest, where a flush shares its rollup keys among many people
+ * anyway. Counted in memory from what the log holds when an instance first writes, so evictions
+ * between bursts do not reset it.
  */
-const FOLD_EVERY_ROWS = 2_000;
+const FOLD_EVERY_ENTRIES = 2_000;
 /** People computed between two yields of an override view (about 100 ms at the Puffy shape). */
 const VIEW_CHUNK = 250;
 /**
@@ -234,10 +235,10 @@ export class SiteState extends DurableObject<Env> {
    */
   private foldDue: number | null | undefined = undefined;
   /**
-   * Progress rows written since the last fold: read from the log when an instance first writes
+   * Log entries written since the last fold: read from the log when an instance first writes
    * (an object evicted between bursts keeps the bound), then counted here.
    */
-  private rowsSinceFold: number | undefined = undefined;
+  private entriesSinceFold: number | undefined = undefined;
   /** The coalescing pause of reconciled batches under way, and the batches waiting for it. */
   private ingestFlush: Promise<void> | null = null;
   /** Whether this instance has set the alarm that writes what `receive` took. */
@@ -1103,7 +1104,7 @@ export class SiteState extends DurableObject<Env> {
         const keys = taken.map(([key]) => key);
         const people = computePeople(this.sql, resolution, keys, goals);
         const written = await writeProgress(this.env.DB, siteId, goals, people, { fold });
-        this.rowsSinceFold = written.folded ? 0 : (this.rowsSinceFold ?? 0) + written.rows;
+        this.entriesSinceFold = written.folded ? 0 : (this.entriesSinceFold ?? 0) + written.logged;
         if (written.folded) this.folded();
       } catch (error) {
         for (const [key, seq] of taken) if (!this.dirty.has(key)) this.dirty.set(key, seq);
@@ -1172,10 +1173,10 @@ export class SiteState extends DurableObject<Env> {
   }
 
   /**
-   * Whether the write about to run folds the rollup log (`FOLD_EVERY_MS`, `FOLD_EVERY_ROWS`).
+   * Whether the write about to run folds the rollup log (`FOLD_EVERY_MS`, `FOLD_EVERY_ENTRIES`).
    * The first write since the last fold records when the next one is due; an instance's first
-   * write reads how many rows the log holds (a read of the site's few log rows, where keeping the
-   * count in storage would write a row per cycle).
+   * write reads how many entries the log holds (a read of the site's few log rows, where keeping
+   * the count in storage would write a row per cycle).
    */
   private async foldNow(siteId: string, now: number): Promise<boolean> {
     if (this.foldDue === undefined) {
@@ -1184,13 +1185,13 @@ export class SiteState extends DurableObject<Env> {
         .toArray();
       this.foldDue = due ? Number(due.value) : null;
     }
-    if (this.rowsSinceFold === undefined) {
+    if (this.entriesSinceFold === undefined) {
       const logged = await this.env.DB.prepare(
         'SELECT COALESCE(SUM(json_array_length(rows)), 0) AS n FROM rollup_log WHERE site_id = ?',
       )
         .bind(siteId)
         .first<{ n: number }>();
-      this.rowsSinceFold = logged?.n ?? 0;
+      this.entriesSinceFold = logged?.n ?? 0;
     }
     if (this.foldDue === null) {
       this.foldDue = now + FOLD_EVERY_MS;
@@ -1199,7 +1200,7 @@ export class SiteState extends DurableObject<Env> {
         String(this.foldDue),
       );
     }
-    return now >= this.foldDue || this.rowsSinceFold >= FOLD_EVERY_ROWS;
+    return now >= this.foldDue || this.entriesSinceFold >= FOLD_EVERY_ENTRIES;
   }
 
   /** After a fold: nothing is waiting for the next one. */

@@ -147,15 +147,21 @@ it('rollup reports equal per-person ones through merges, splits and an edit', as
   console.log(JSON.stringify({ logRowsBeforeReport: logged }));
 }, 60_000);
 
-it('folds the log once 2,000 rows were logged since the last fold, within the hour', async () => {
+it('folds the log once 2,000 entries were logged since the last fold, in the hour', async () => {
   const site = await seedSite('rl-size-fold', ['a', 'b']);
   await waitReady(site.siteId, site.goalId, 1);
   // Batches of 500 new people, one flush each (settled in turn), all within seconds: each logs
-  // one row. No flush folds until one finds 2,000 rows written since the last fold (a fresh
+  // one row of 500 entries (each person enters in an hour of their own, so no two rows log
+  // alike). No flush folds until one finds 2,000 entries logged since the last fold (a fresh
   // object's first write does not fold either): the fifth folds the log with its own row.
   const batch = async (k: number) => {
     const events = Array.from({ length: 500 }, (_, i) =>
-      track('a', { anonymousId: `f${k}-${i}` }, `f${k}-${i}`, '2025-03-03T10:00:00Z'),
+      track(
+        'a',
+        { anonymousId: `f${k}-${i}` },
+        `f${k}-${i}`,
+        new Date(Date.UTC(2025, 2, 3, 10) - i * 3_600_000).toISOString(),
+      ),
     );
     expect((await importBatch(site, events)).status).toBe(200);
     await settle(site);
@@ -165,6 +171,23 @@ it('folds the log once 2,000 rows were logged since the last fold, within the ho
   for (let k = 0; k < 6; k += 1) after.push(await batch(k));
   expect(after).toEqual([1, 2, 3, 4, 0, 1]);
 });
+
+it('counts entries, not rows: bursts of rows that log alike wait for the hour', async () => {
+  const site = await seedSite('rl-alike-fold', ['a', 'b']);
+  await waitReady(site.siteId, site.goalId, 1);
+  // Six bursts of 500 new people entering in one hour from one device: each burst logs one
+  // entry counting its 500 rows, so 3,000 rows written leave six entries, and nothing folds.
+  const after = [];
+  for (let k = 0; k < 6; k += 1) {
+    const events = Array.from({ length: 500 }, (_, i) =>
+      track('a', { anonymousId: `s${k}-${i}` }, `s${k}-${i}`, '2025-03-03T10:00:00Z'),
+    );
+    expect((await importBatch(site, events)).status).toBe(200);
+    await settle(site);
+    after.push(await logRows(site.siteId));
+  }
+  expect(after).toEqual([1, 2, 3, 4, 5, 6]);
+}, 60_000);
 
 it('folds an hour after the first write since the last fold, across evictions', async () => {
   const site = await seedSite('rl-time-fold', ['a', 'b']);

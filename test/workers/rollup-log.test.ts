@@ -8,7 +8,12 @@ import { env } from 'cloudflare:test';
 import { toEngineGoal } from '../../src/funnel/definition';
 import { computeAttempts } from '../../src/funnel/engine';
 import { progressRows, writeProgress, type PersonProgress } from '../../src/funnel/progress-store';
-import { foldLogStatements, rebuildRollups, replaceRowsStatements } from '../../src/funnel/rollups';
+import {
+  ATTEMPT_FIELDS,
+  foldLogStatements,
+  rebuildRollups,
+  replaceRowsStatements,
+} from '../../src/funnel/rollups';
 import { segmentOf, type Segment } from '../../src/funnel/segment';
 import { importBatch, rollupTables, seedSite, settle } from './helpers';
 
@@ -133,6 +138,9 @@ describe('rollup log', () => {
   });
 });
 
+/** Where a field is in a log entry: after its count, in ATTEMPT_FIELDS order. */
+const at = (field: (typeof ATTEMPT_FIELDS)[number]) => ATTEMPT_FIELDS.indexOf(field) + 1;
+
 /** The entries of the site's log rows not yet folded. */
 async function loggedEntries(site: string): Promise<unknown[][]> {
   const { results } = await env.DB.prepare('SELECT rows FROM rollup_log WHERE site_id = ?')
@@ -184,14 +192,13 @@ describe('rollup log entries', () => {
       [goal],
       [{ ...moved, attempts: new Map([['g#1', attempts]]) }],
     );
+    // An entry holds no person (the fold does not read it): the old row's count -1, the new
+    // row's +1, and they differ in the step reached.
     const entries = await loggedEntries(site);
-    expect(entries.map((e) => [e[0], e[3]])).toEqual(
-      expect.arrayContaining([
-        [-1, moved.personId],
-        [1, moved.personId],
-      ]),
-    );
-    expect(entries).toHaveLength(2);
+    expect(entries.map((e) => [e[0], e[at('person_id')], e[at('t3')]]).sort()).toEqual([
+      [-1, null, null],
+      [1, null, T0 + 1 + 90_061_002],
+    ]);
     await foldEqualsRebuild(site);
   });
 });
@@ -317,9 +324,91 @@ describe('rollup log entries (review)', () => {
     const scope = [['g', 1, 'a:d'] as const, ['g', 1, 'a:d'] as const];
     const rows = rowsOf([a, b]);
     await env.DB.batch(replaceRowsStatements(env.DB, site, scope, [...rows, ...rows]));
-    expect((await loggedEntries(site)).map((e) => [e[0], e[3]])).toEqual([
-      [-1, 'a:d'],
-      [1, 'a:d'],
+    // Once each: the old row's count -1, the new row's +1 (it reached step 2).
+    expect((await loggedEntries(site)).map((e) => [e[0], e[at('t2')]]).sort()).toEqual([
+      [-1, null],
+      [1, T0 + 60_000],
+    ]);
+    await foldEqualsRebuild(site);
+  });
+});
+
+describe('rollup log entries summed', () => {
+  const HOUR = 3_600_000;
+  const person = (id: string, events: Event[]) => progress(id, events);
+
+  it('logs the new one-step rows of an hour and a segment as one entry counting them', async () => {
+    const site = 'rl-sum';
+    const people = [
+      // Five in T0's hour, two in the next, each with one step-1 event.
+      ...[0, 1, 2, 3, 4].map((i) => person(`a:h0-${i}`, [ev(`h0-${i}`, 'a', T0 + i * 60_000)])),
+      ...[0, 1].map((i) => person(`a:h1-${i}`, [ev(`h1-${i}`, 'a', T0 + HOUR + i * 60_000)])),
+      // One that reached step 2: the fold takes its time from t1, so t1 stays exact.
+      person('a:two', [ev('two-a', 'a', T0 + 7_000), ev('two-b', 'b', T0 + 67_000)]),
+    ];
+    await writeProgress(env.DB, site, [goal], people);
+    const entries = (await loggedEntries(site)).map((e) => [
+      e[0],
+      e[at('person_id')],
+      e[at('t1')],
+      e[at('t2')],
+    ]);
+    expect(entries.sort((x, y) => Number(x[2]) - Number(y[2]))).toEqual([
+      [5, null, T0, null],
+      [1, null, T0 + 7_000, T0 + 67_000],
+      [2, null, T0 + HOUR, null],
+    ]);
+    // Every row is stored whole.
+    const stored = await env.DB.prepare(
+      'SELECT COUNT(*) AS n, COUNT(entry_props) AS props FROM attempts WHERE site_id = ?',
+    )
+      .bind(site)
+      .first();
+    expect(stored).toEqual({ n: 8, props: 0 });
+    await foldEqualsRebuild(site);
+  });
+
+  it('counts rows that leave alike as one entry of their count, less than -1', async () => {
+    const site = 'rl-sum-out';
+    const one = (i: number) => [ev(`o-${i}-a`, 'a', T0 + i * 1_000)];
+    await writeProgress(
+      env.DB,
+      site,
+      [goal],
+      [0, 1, 2].map((i) => person(`a:o${i}`, one(i))),
+      { fold: true },
+    );
+    // All three reach step 2: their one-step rows leave alike (-3), their new rows differ.
+    const moved = [0, 1, 2].map((i) =>
+      person(`a:o${i}`, [...one(i), ev(`o-${i}-b`, 'b', T0 + i * 1_000 + 30_000)]),
+    );
+    await writeProgress(env.DB, site, [goal], moved);
+    expect((await loggedEntries(site)).map((e) => e[0]).sort()).toEqual([-3, 1, 1, 1]);
+    await foldEqualsRebuild(site);
+  });
+
+  it('logs nothing for a change the fold does not read, and still stores it', async () => {
+    const site = 'rl-sum-zero';
+    const before = [
+      person('a:props', [ev('p-a', 'a', T0 + 5 * 60_000, { plan: 'basic' })]),
+      person('a:moved', [ev('m-a', 'a', T0 + 10 * 60_000)]),
+    ];
+    await writeProgress(env.DB, site, [goal], before, { fold: true });
+    // New entry properties; an entry time moved within its hour (a new key, the old one gone).
+    const after = [
+      person('a:props', [ev('p-a', 'a', T0 + 5 * 60_000, { plan: 'pro' })]),
+      person('a:moved', [ev('m-b', 'a', T0 + 20 * 60_000)]),
+    ];
+    await writeProgress(env.DB, site, [goal], after);
+    expect(await loggedEntries(site)).toEqual([]);
+    const { results } = await env.DB.prepare(
+      'SELECT person_id, t1, entry_props FROM attempts WHERE site_id = ? ORDER BY person_id',
+    )
+      .bind(site)
+      .all();
+    expect(results).toEqual([
+      { person_id: 'a:moved', t1: T0 + 20 * 60_000, entry_props: null },
+      { person_id: 'a:props', t1: T0 + 5 * 60_000, entry_props: '{"property:plan":"pro"}' },
     ]);
     await foldEqualsRebuild(site);
   });
