@@ -6,7 +6,7 @@
  */
 import { env, SELF } from 'cloudflare:test';
 import { loadSiteSeries } from '../../src/alerts/series-store';
-import { eventsByTime } from '../../src/ingest/event-packs';
+import { eventsByTime, mirrorStatements } from '../../src/ingest/event-packs';
 import { purgeExpired } from '../../src/ingest/retention';
 import { ADMIN, importBatch, seedSite, settle, track } from './helpers';
 
@@ -163,5 +163,48 @@ describe('event_packs', () => {
     );
     const body = (await exported.json()) as { events: Array<{ anonymous_id: string }> };
     expect(body.events.map((e) => e.anonymous_id)).toEqual(['phone']);
+  });
+});
+
+describe('mirror packs', () => {
+  it('groups a cycle by the hour SQLite gives each entry, and stores the entries as taken', async () => {
+    // Entries at both sides of hour bounds, an hour apart and a day apart, in no order; two
+    // chunks' worth of characters in one hour (a pack holds at most PACK_CHARS of entries).
+    const big = 'x'.repeat(250_000);
+    const times = [T + H - 1, T, T + H, T + 2 * H - 1, T - 1, T + 24 * H, T + 5, T + 6, T + 7];
+    const events = times.map((ts, i) => ({
+      raw: JSON.stringify([
+        `mp-${i}`,
+        'track',
+        'view',
+        'a',
+        null,
+        null,
+        ts,
+        null,
+        null,
+        null,
+        i >= 6 ? { pad: big } : {},
+      ]),
+      at: 1_000 + i,
+      ts,
+    }));
+    await env.DB.batch(mirrorStatements(env.DB, 'mirror-packs', events));
+    // Each entry's pack hour, as SQLite computes it from the entry's own event time.
+    const { results } = await env.DB.prepare(
+      `SELECT COUNT(*) AS entries, SUM(h.hour <> ((j.value ->> 6) / ${H}) * ${H}) AS misplaced,
+         COUNT(DISTINCT h.batch_id) AS packs, SUM(json_valid(h.events)) AS valid
+       FROM event_packs h, json_each(h.events) j WHERE h.site_id = 'mirror-packs'`,
+    ).all();
+    // Hours T-1h, T, T+1h, T+24h; T's five entries (three of 250,000 characters) in two packs.
+    expect(results).toEqual([{ entries: 9, misplaced: 0, packs: 5, valid: 9 }]);
+    const texts = await env.DB.prepare(
+      `SELECT j.value AS entry, h.received_at AS at FROM event_packs h, json_each(h.events) j
+       WHERE h.site_id = 'mirror-packs' ORDER BY j.value ->> 0`,
+    ).all<{ entry: string; at: number }>();
+    // Entries as sent, in the order of their ids.
+    expect(texts.results.map((r) => r.entry)).toEqual(
+      events.map((e) => e.raw).sort((a, b) => (JSON.parse(a)[0] < JSON.parse(b)[0] ? -1 : 1)),
+    );
   });
 });
