@@ -111,9 +111,9 @@ export function attemptRow(attempt: Attempt & { segment: Segment }): AttemptRow 
 /** Rows (and people) per D1 batch at most. */
 const ROWS_PER_BATCH = 500;
 /**
- * Characters of row values per D1 batch at most: D1 takes values and rows of up to 2 MB, and the
- * batch's log row holds its new rows and the replaced ones (without their entry properties).
- * One person's rows on one version are never split: they are replaced together.
+ * Characters of row values per D1 batch at most: D1 takes values of up to 2 MB, and the rows go
+ * to the batch as one JSON parameter. One person's rows on one version are never split: they
+ * are replaced together.
  */
 const CHARS_PER_BATCH = 600_000;
 

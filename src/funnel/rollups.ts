@@ -350,9 +350,20 @@ export function replaceRowsStatements(
   rows: readonly AttemptJsonRow[],
   seq = randomSeq(),
 ): D1PreparedStatement[] {
+  // Two different rows for one attempt key would both be logged, and one stored: refused (the
+  // writer sends each person's attempts once, one per entry time).
+  const texts = new Map<string, string>();
+  for (const row of rows) {
+    const key = JSON.stringify(row.slice(0, KEY_FIELDS.length));
+    const text = JSON.stringify(row);
+    if ((texts.get(key) ?? text) !== text) {
+      throw new Error(`two different rows for one attempt key ${key}`);
+    }
+    texts.set(key, text);
+  }
   const scopeJson = JSON.stringify(scope);
-  const rowsJson = JSON.stringify(rows);
-  const keysJson = JSON.stringify(rows.map((row) => row.slice(0, KEY_FIELDS.length)));
+  const keysJson = `[${[...texts.keys()].join(',')}]`;
+  const rowsJson = `[${[...texts.values()].join(',')}]`;
   const values = [siteId, seq, scopeJson, keysJson, rowsJson];
   return REPLACE_SQL.map((sql) => bindUsed(db, sql, values));
 }

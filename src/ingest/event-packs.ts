@@ -129,38 +129,18 @@ export function chunkJson(
 
 /**
  * The statements that copy events taken by the site object to the packs (`raw`: the entry as
- * JSON text, `at`: when taken, `ts`: its event time), one per hour of event time and chunk
- * (`chunkJson`), each pack carrying the last `at` among its entries as its `received_at`. The
- * entries are grouped here and their texts joined as they are (the object stored them as SQLite
- * wrote them), so D1 stores each pack without parsing it: a statement that grouped them with
- * `json_each` and `json_group_array(json(…))` parsed and rewrote every event (docs/BENCHMARKS.md,
- * session 10).
+ * JSON text, `at`: when taken), one per chunk (`chunkJson`). Each chunk's packs carry the last
+ * `at` among its entries as their `received_at`.
  */
 export function mirrorStatements(
   db: D1Database,
   siteId: string,
-  events: ReadonlyArray<{ raw: string; at: number; ts: number }>,
+  events: ReadonlyArray<{ raw: string; at: number }>,
 ): D1PreparedStatement[] {
-  const byHour = new Map<number, Array<{ raw: string; at: number }>>();
-  for (const e of events) {
-    // As SQLite's integer division of the event time would: toward zero.
-    const hour = Math.trunc(e.ts / HOUR_MS) * HOUR_MS;
-    const list = byHour.get(hour);
-    if (list) list.push(e);
-    else byHour.set(hour, [e]);
-  }
-  return [...byHour].flatMap(([hour, list]) =>
-    chunkJson(list.map((e) => e.raw)).map(({ json, from, to }) => {
-      let last = 0;
-      for (const e of list.slice(from, to)) last = Math.max(last, e.at);
-      return db
-        .prepare(
-          `INSERT INTO event_packs (site_id, hour, batch_id, received_at, events)
-           VALUES (?1, ?2, ?3, ?4, ?5)`,
-        )
-        .bind(siteId, hour, crypto.randomUUID(), last, json);
-    }),
-  );
+  return chunkJson(events.map((e) => e.raw)).map(({ json, from, to }) => {
+    const last = Math.max(...events.slice(from, to).map((e) => e.at));
+    return packStatement(db, { siteId, receivedAt: last, entries: json });
+  });
 }
 
 /**
