@@ -109,6 +109,13 @@ async function main() {
     console.error(USAGE);
     return values.help ? 0 : 2;
   }
+  if (!existsSync(positionals[0])) {
+    console.error(
+      `replay: no directory ${positionals[0]}: give the directory that holds the Puffy week's ` +
+        'events_*.csv files (README, "Try it")',
+    );
+    return 2;
+  }
   const demo = JSON.parse(readFileSync(join(ROOT, 'scripts', 'demo.json'), 'utf8'));
   const printer = progressPrinter();
   let summary;
