@@ -335,16 +335,15 @@ describe('rollup log entries (review)', () => {
 
 describe('rollup log entries summed', () => {
   const HOUR = 3_600_000;
-  const person = (id: string, events: Event[]) => progress(id, events);
 
   it('logs the new one-step rows of an hour and a segment as one entry counting them', async () => {
     const site = 'rl-sum';
     const people = [
       // Five in T0's hour, two in the next, each with one step-1 event.
-      ...[0, 1, 2, 3, 4].map((i) => person(`a:h0-${i}`, [ev(`h0-${i}`, 'a', T0 + i * 60_000)])),
-      ...[0, 1].map((i) => person(`a:h1-${i}`, [ev(`h1-${i}`, 'a', T0 + HOUR + i * 60_000)])),
+      ...[0, 1, 2, 3, 4].map((i) => progress(`a:h0-${i}`, [ev(`h0-${i}`, 'a', T0 + i * 60_000)])),
+      ...[0, 1].map((i) => progress(`a:h1-${i}`, [ev(`h1-${i}`, 'a', T0 + HOUR + i * 60_000)])),
       // One that reached step 2: the fold takes its time from t1, so t1 stays exact.
-      person('a:two', [ev('two-a', 'a', T0 + 7_000), ev('two-b', 'b', T0 + 67_000)]),
+      progress('a:two', [ev('two-a', 'a', T0 + 7_000), ev('two-b', 'b', T0 + 67_000)]),
     ];
     await writeProgress(env.DB, site, [goal], people);
     const entries = (await loggedEntries(site)).map((e) => [
@@ -375,12 +374,12 @@ describe('rollup log entries summed', () => {
       env.DB,
       site,
       [goal],
-      [0, 1, 2].map((i) => person(`a:o${i}`, one(i))),
+      [0, 1, 2].map((i) => progress(`a:o${i}`, one(i))),
       { fold: true },
     );
     // All three reach step 2: their one-step rows leave alike (-3), their new rows differ.
     const moved = [0, 1, 2].map((i) =>
-      person(`a:o${i}`, [...one(i), ev(`o-${i}-b`, 'b', T0 + i * 1_000 + 30_000)]),
+      progress(`a:o${i}`, [...one(i), ev(`o-${i}-b`, 'b', T0 + i * 1_000 + 30_000)]),
     );
     await writeProgress(env.DB, site, [goal], moved);
     expect((await loggedEntries(site)).map((e) => e[0]).sort()).toEqual([-3, 1, 1, 1]);
@@ -390,14 +389,14 @@ describe('rollup log entries summed', () => {
   it('logs nothing for a change the fold does not read, and still stores it', async () => {
     const site = 'rl-sum-zero';
     const before = [
-      person('a:props', [ev('p-a', 'a', T0 + 5 * 60_000, { plan: 'basic' })]),
-      person('a:moved', [ev('m-a', 'a', T0 + 10 * 60_000)]),
+      progress('a:props', [ev('p-a', 'a', T0 + 5 * 60_000, { plan: 'basic' })]),
+      progress('a:moved', [ev('m-a', 'a', T0 + 10 * 60_000)]),
     ];
     await writeProgress(env.DB, site, [goal], before, { fold: true });
     // New entry properties; an entry time moved within its hour (a new key, the old one gone).
     const after = [
-      person('a:props', [ev('p-a', 'a', T0 + 5 * 60_000, { plan: 'pro' })]),
-      person('a:moved', [ev('m-b', 'a', T0 + 20 * 60_000)]),
+      progress('a:props', [ev('p-a', 'a', T0 + 5 * 60_000, { plan: 'pro' })]),
+      progress('a:moved', [ev('m-b', 'a', T0 + 20 * 60_000)]),
     ];
     await writeProgress(env.DB, site, [goal], after);
     expect(await loggedEntries(site)).toEqual([]);
