@@ -108,11 +108,11 @@ export function dimValueSql(dim: string, row = ''): string {
  * Most traffic has no campaign and many visits no referrer, so that is about a sixth of the rows
  * a fold writes (docs/BENCHMARKS.md, session 9).
  */
-function factsCte(keyedSource: string): string {
+function factsCte(keyedSource: string, materialized = false): string {
   const dims = ROLLUP_DIMS.map((d) => `('${d}')`).join(', ');
   const cases = ROLLUP_DIMS.map((d) => `WHEN '${d}' THEN ${dimValueSql(d, 's.')}`);
   const value = `CASE dims.dim ${cases.join(' ')} END`;
-  return `src AS (${keyedSource}),
+  return `src AS ${materialized ? 'MATERIALIZED ' : ''}(${keyedSource}),
     dims(dim) AS (VALUES ${dims}),
     keyed AS (SELECT s.*, dims.dim AS dim, ${value} AS value FROM src s CROSS JOIN dims),
     facts AS (SELECT * FROM keyed WHERE prev_hour < hour AND next_hour > hour
@@ -134,16 +134,22 @@ function hoursOf(source: string): string {
  * Statements that add the signed source's contribution to both rollup tables (site is ?1).
  * `bucketSource` may leave out rows without duration buckets (most: an attempt that reached
  * only its first step has none), so the durations statement does not shape them for nothing.
+ * `materialized` (the fold of the log, whose size the site object bounds) has SQLite read each
+ * source row's fields once into a table of its own: inlined, every measure that names a field
+ * extracts it from the entry's JSON again, and a fold took about a third longer
+ * (docs/BENCHMARKS.md, session 10). Not for a version's rebuild, whose source is every row.
  */
-function deltaStatements(source: string, bucketSource = source): string[] {
+function deltaStatements(source: string, bucketSource = source, materialized = false): string[] {
   const names = ROLLUP_MEASURES.map(([name]) => name);
   // The rows are summed per hour keys and segment values first, then copied once per dim and
   // summed again: attempts sharing their segment values cost one row per dim, not one each.
   const rowKey = [...KEY.filter((c) => c !== 'dim' && c !== 'value'), ...SEGMENT_NAMES];
   const rowSums = ROLLUP_MEASURES.map(([name, expr]) => `SUM(sign * ${expr}) AS ${name}`);
-  const counts = `WITH ${factsCte(
+  const read = materialized ? `raw AS MATERIALIZED (${source}), ` : '';
+  const counts = `WITH ${read}${factsCte(
     `SELECT ${rowKey.join(', ')}, ${rowSums.join(', ')}
-     FROM (${hoursOf(source)}) WHERE prev_hour < hour AND next_hour > hour
+     FROM (${hoursOf(materialized ? 'SELECT * FROM raw' : source)})
+     WHERE prev_hour < hour AND next_hour > hour
      GROUP BY ${rowKey.join(', ')}`,
   )}
     INSERT INTO rollups (site_id, ${KEY.join(', ')}, ${names.join(', ')})
@@ -153,7 +159,7 @@ function deltaStatements(source: string, bucketSource = source): string[] {
     HAVING ${names.map((name) => `SUM(${name}) <> 0`).join(' OR ')}
     ON CONFLICT (site_id, ${KEY.join(', ')}) DO UPDATE SET
       ${names.map((name) => `${name} = ${name} + excluded.${name}`).join(', ')}`;
-  const durations = `WITH ${factsCte(hoursOf(bucketSource))}
+  const durations = `WITH ${factsCte(hoursOf(bucketSource), materialized)}
     INSERT INTO rollup_durations (site_id, ${DURATION_KEY.join(', ')}, n)
     SELECT ?1, goal_id, version, dim, hour, prev_hour, next_hour, facts.value, j.key + 2,
       j.value, SUM(sign)
@@ -271,7 +277,7 @@ const LOG_BUCKET_ROWS = `${LOG_ROWS}
 
 /** Applies the site's (?1) log to the rollups and empties it: run as one batch, or inside one. */
 const FOLD_SQL = [
-  ...deltaStatements(LOG_ROWS, LOG_BUCKET_ROWS),
+  ...deltaStatements(LOG_ROWS, LOG_BUCKET_ROWS, true),
   ...cleanupStatements(`${LOG_ROWS} AND ${LOG_SIGN} < 0`, `${LOG_BUCKET_ROWS} AND ${LOG_SIGN} < 0`),
   'DELETE FROM rollup_log WHERE site_id = ?1',
 ];
