@@ -124,9 +124,8 @@ function rowChars(row: AttemptJsonRow): number {
   return chars;
 }
 
-/** What a progress write did: rows sent, log entries written, whether it folded the log. */
+/** What a progress write did: log entries written, and whether it folded the log. */
 export interface WriteOutcome {
-  rows: number;
   logged: number;
   folded: boolean;
 }
@@ -148,7 +147,6 @@ export async function writeProgress(
   let scope: Array<[string, number, string]> = [];
   let rows: AttemptJsonRow[] = [];
   let chars = 0;
-  let sent = 0;
   let logged = 0;
   let batches = 0;
   const send = async (last = false) => {
@@ -161,7 +159,6 @@ export async function writeProgress(
     if (fold) statements.push(...foldLogStatements(db, siteId));
     const [log] = await db.batch<{ entries: number }>(statements);
     logged += log?.results[0]?.entries ?? 0;
-    sent += rows.length;
     batches += 1;
     scope = [];
     rows = [];
@@ -179,9 +176,9 @@ export async function writeProgress(
     if (rows.length >= ROWS_PER_BATCH || scope.length >= ROWS_PER_BATCH) await send();
   }
   // A write of nobody (nothing to send) folds nothing: there is no write to fold with.
-  if (scope.length === 0 && batches === 0) return { rows: 0, logged: 0, folded: false };
+  if (scope.length === 0 && batches === 0) return { logged: 0, folded: false };
   await send(true);
-  return { rows: sent, logged, folded: options.fold === true };
+  return { logged, folded: options.fold === true };
 }
 
 /** One person's attempts on one goal version as rows for `replaceRowsStatements`. */

@@ -19,8 +19,8 @@ import { faultyDb } from './faults';
 import { peopleAction } from './identity-helpers';
 import {
   ADMIN,
+  expectFoldEqualsRebuild,
   importBatch,
-  rollupTables,
   seedSite,
   settle,
   stateOf,
@@ -54,12 +54,8 @@ const foldDue = (siteId: string) =>
   });
 
 /** The folded rollups equal a rebuild from the rows (the log folded first by both). */
-async function expectRollupsExact(site: TestSite) {
-  await env.DB.batch(foldLogStatements(env.DB, site.siteId));
-  const folded = await rollupTables(site.siteId);
-  await rebuildRollups(env.DB, site.siteId, [{ id: site.goalId, version: 1 }], Date.now());
-  expect(await rollupTables(site.siteId)).toEqual(folded);
-}
+const expectRollupsExact = (site: TestSite) =>
+  expectFoldEqualsRebuild(site.siteId, [{ id: site.goalId, version: 1 }]);
 
 /**
  * `n` new people, each entering in an hour of their own: their rows do not log alike, so a

@@ -3,6 +3,7 @@ import { env, SELF } from 'cloudflare:test';
 import type { Goal } from '../../src/funnel/definition';
 import { computeAttempts } from '../../src/funnel/engine';
 import { goalKey, type PersonProgress } from '../../src/funnel/progress-store';
+import { foldLogStatements, rebuildRollups } from '../../src/funnel/rollups';
 import { segmentOf } from '../../src/funnel/segment';
 import { packEntry, packStatement } from '../../src/ingest/event-packs';
 
@@ -153,6 +154,21 @@ export async function rollupTables(siteId: string): Promise<unknown[]> {
     ).bind(siteId),
   ]);
   return [rollups?.results, durations?.results];
+}
+
+/**
+ * Folds the site's rollup log and checks the rollups then equal a rebuild of `versions` from the
+ * rows (docs/METRICS.md, "Kept equal to the rows"). `label` names the check in a failure.
+ */
+export async function expectFoldEqualsRebuild(
+  siteId: string,
+  versions: ReadonlyArray<{ id: string; version: number }>,
+  label?: string,
+): Promise<void> {
+  await env.DB.batch(foldLogStatements(env.DB, siteId));
+  const folded = await rollupTables(siteId);
+  await rebuildRollups(env.DB, siteId, versions, 0);
+  expect(await rollupTables(siteId), label).toEqual(folded);
 }
 
 /** Waits until a goal version's progress is rebuilt, so reports show that version. */

@@ -12,14 +12,12 @@ import { progressRows, writeProgress, type PersonProgress } from '../../src/funn
 import {
   ATTEMPT_FIELDS,
   erasePersonStatements,
-  foldLogStatements,
-  rebuildRollups,
   replaceRowsStatements,
   type AttemptJsonRow,
 } from '../../src/funnel/rollups';
 import { type Segment } from '../../src/funnel/segment';
 import { seededRandom } from '../../scripts/lib/random.mjs';
-import { rollupTables } from './helpers';
+import { expectFoldEqualsRebuild } from './helpers';
 
 type Event = Parameters<typeof computeAttempts>[0][number];
 const HOUR = 3_600_000;
@@ -62,17 +60,12 @@ function progressOf(person: string, events: Event[], segment: Segment): PersonPr
   return { personId: person, attempts };
 }
 
-async function foldEqualsRebuild(site: string, label: string): Promise<void> {
-  await env.DB.batch(foldLogStatements(env.DB, site));
-  const folded = await rollupTables(site);
-  await rebuildRollups(
-    env.DB,
+const foldEqualsRebuild = (site: string, label: string) =>
+  expectFoldEqualsRebuild(
     site,
     GOALS.map((g) => ({ id: g.id, version: g.version })),
-    0,
+    label,
   );
-  expect(await rollupTables(site), label).toEqual(folded);
-}
 
 /** Goal ga's counted attempts in the site's folded rollups (the total's `n`). */
 async function entrantsOf(site: string): Promise<number | null> {
