@@ -1139,11 +1139,11 @@ export class SiteState extends DurableObject<Env> {
     try {
       // Read from storage in the order taken, up to `MIRROR_CHARS`: the rest goes back to the
       // front. An event erased since has no row and is skipped.
-      const stored: Array<{ raw: string; at: number }> = [];
+      const stored: Array<{ raw: string; at: number; ts: number }> = [];
       let chars = 0;
       let read = 0;
-      for (const row of this.sql.exec<{ i: number; raw: string | null; at: number }>(
-        `SELECT j.key AS i, e.raw, j.value ->> 2 AS at FROM json_each(?) j
+      for (const row of this.sql.exec<{ i: number; raw: string | null; at: number; ts: number }>(
+        `SELECT j.key AS i, e.raw, j.value ->> 2 AS at, e.ts FROM json_each(?) j
          LEFT JOIN events e ON e.dev = j.value ->> 0 AND e.message_id = j.value ->> 1
          ORDER BY j.key`,
         JSON.stringify(entries.map((e) => [e.dev, e.messageId, e.at])),
@@ -1151,7 +1151,7 @@ export class SiteState extends DurableObject<Env> {
         if (chars > 0 && chars + (row.raw?.length ?? 0) > MIRROR_CHARS) break;
         read = row.i + 1;
         if (row.raw === null) continue;
-        stored.push({ raw: row.raw, at: row.at });
+        stored.push({ raw: row.raw, at: row.at, ts: row.ts });
         chars += row.raw.length;
       }
       this.unmirrored.unshift(...entries.splice(read));

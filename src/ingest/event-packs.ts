@@ -128,19 +128,49 @@ export function chunkJson(
 }
 
 /**
+ * Hours of event time a copy may span and still go to D1 as its entries' texts, one statement
+ * per hour; a copy spanning more (a historical import) is grouped by `packStatement` in D1.
+ */
+export const TEXT_PACK_HOURS = 4;
+
+/**
  * The statements that copy events taken by the site object to the packs (`raw`: the entry as
- * JSON text, `at`: when taken), one per chunk (`chunkJson`). Each chunk's packs carry the last
- * `at` among its entries as their `received_at`.
+ * JSON text, `at`: when taken, `ts`: its event time), each pack carrying the last `at` among its
+ * entries as its `received_at`. A copy of a few hours (live traffic) is grouped by hour here and
+ * each pack stored as its entries' texts joined, as the object stored them (SQLite wrote them):
+ * grouping in D1 converted every event between text and JSONB three times (`json_each`, its
+ * event time, `json(…)`), most of a copy's D1 time (docs/BENCHMARKS.md, session 11). A copy of
+ * many hours goes to `packStatement` by chunk, one statement for all its hours.
  */
 export function mirrorStatements(
   db: D1Database,
   siteId: string,
-  events: ReadonlyArray<{ raw: string; at: number }>,
+  events: ReadonlyArray<{ raw: string; at: number; ts: number }>,
 ): D1PreparedStatement[] {
-  return chunkJson(events.map((e) => e.raw)).map(({ json, from, to }) => {
-    const last = Math.max(...events.slice(from, to).map((e) => e.at));
-    return packStatement(db, { siteId, receivedAt: last, entries: json });
-  });
+  const lastAt = (list: ReadonlyArray<{ at: number }>) => Math.max(...list.map((e) => e.at));
+  const byHour = new Map<number, Array<{ raw: string; at: number }>>();
+  for (const e of events) {
+    // As SQLite's integer division of the event time would: toward zero.
+    const hour = Math.trunc(e.ts / HOUR_MS) * HOUR_MS;
+    const list = byHour.get(hour);
+    if (list) list.push(e);
+    else byHour.set(hour, [e]);
+  }
+  if (byHour.size > TEXT_PACK_HOURS) {
+    return chunkJson(events.map((e) => e.raw)).map(({ json, from, to }) =>
+      packStatement(db, { siteId, receivedAt: lastAt(events.slice(from, to)), entries: json }),
+    );
+  }
+  return [...byHour].flatMap(([hour, list]) =>
+    chunkJson(list.map((e) => e.raw)).map(({ json, from, to }) =>
+      db
+        .prepare(
+          `INSERT INTO event_packs (site_id, hour, batch_id, received_at, events)
+           VALUES (?1, ?2, ?3, ?4, ?5)`,
+        )
+        .bind(siteId, hour, crypto.randomUUID(), lastAt(list.slice(from, to)), json),
+    ),
+  );
 }
 
 /**

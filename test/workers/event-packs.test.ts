@@ -6,7 +6,7 @@
  */
 import { env, SELF } from 'cloudflare:test';
 import { loadSiteSeries } from '../../src/alerts/series-store';
-import { eventsByTime, mirrorStatements } from '../../src/ingest/event-packs';
+import { eventsByTime, mirrorStatements, TEXT_PACK_HOURS } from '../../src/ingest/event-packs';
 import { purgeExpired } from '../../src/ingest/retention';
 import { ADMIN, importBatch, seedSite, settle, track } from './helpers';
 
@@ -167,11 +167,20 @@ describe('event_packs', () => {
 });
 
 describe('mirror packs', () => {
-  it('packs a cycle by the hour of each entry, and stores the entries as taken', async () => {
+  // Live traffic (a copy of a few hours: its texts grouped by the object) and a copy of more
+  // hours than that (an import: grouped by D1).
+  it.each([
+    { copy: 'of four hours', extra: [] },
+    { copy: 'of more hours than TEXT_PACK_HOURS', extra: [T + 48 * H, T + 72 * H + 1] },
+  ])('packs a copy $copy by the hour of each entry, and stores them as taken', async (c) => {
     // Entries at both sides of hour bounds, an hour apart and a day apart, in no order; two
     // chunks' worth of characters in one hour (a pack holds at most PACK_CHARS of entries).
     const big = 'x'.repeat(250_000);
     const times = [T + H - 1, T, T + H, T + 2 * H - 1, T - 1, T + 24 * H, T + 5, T + 6, T + 7];
+    times.push(...c.extra);
+    const hours = new Set(times.map((ts) => Math.floor(ts / H)));
+    expect(hours.size > TEXT_PACK_HOURS).toBe(c.extra.length > 0);
+    const site = `mirror-packs-${c.extra.length}`;
     const events = times.map((ts, i) => ({
       raw: JSON.stringify([
         `mp-${i}`,
@@ -184,23 +193,30 @@ describe('mirror packs', () => {
         null,
         null,
         null,
-        i >= 6 ? { pad: big } : {},
+        i >= 6 && i <= 8 ? { pad: big } : {},
       ]),
       at: 1_000 + i,
+      ts,
     }));
-    await env.DB.batch(mirrorStatements(env.DB, 'mirror-packs', events));
+    await env.DB.batch(mirrorStatements(env.DB, site, events));
     // Each entry's pack hour, as SQLite computes it from the entry's own event time.
     const { results } = await env.DB.prepare(
       `SELECT COUNT(*) AS entries, SUM(h.hour <> ((j.value ->> 6) / ${H}) * ${H}) AS misplaced,
          COUNT(DISTINCT h.hour || ' ' || h.batch_id) AS packs, SUM(json_valid(h.events)) AS valid
-       FROM event_packs h, json_each(h.events) j WHERE h.site_id = 'mirror-packs'`,
-    ).all();
-    // Hours T-1h, T, T+1h, T+24h; T's five entries (three of 250,000 characters) in two packs.
-    expect(results).toEqual([{ entries: 9, misplaced: 0, packs: 5, valid: 9 }]);
+       FROM event_packs h, json_each(h.events) j WHERE h.site_id = ?`,
+    )
+      .bind(site)
+      .all();
+    // Hours T-1h, T, T+1h, T+24h (and one pack for each extra hour); T's five entries (three of
+    // 250,000 characters) in two packs.
+    const n = times.length;
+    expect(results).toEqual([{ entries: n, misplaced: 0, packs: 5 + c.extra.length, valid: n }]);
     const texts = await env.DB.prepare(
       `SELECT j.value AS entry, h.received_at AS at FROM event_packs h, json_each(h.events) j
-       WHERE h.site_id = 'mirror-packs' ORDER BY j.value ->> 0`,
-    ).all<{ entry: string; at: number }>();
+       WHERE h.site_id = ? ORDER BY j.value ->> 0`,
+    )
+      .bind(site)
+      .all<{ entry: string; at: number }>();
     // Entries as sent, in the order of their ids.
     expect(texts.results.map((r) => r.entry)).toEqual(
       events.map((e) => e.raw).sort((a, b) => (JSON.parse(a)[0] < JSON.parse(b)[0] ? -1 : 1)),

@@ -60,7 +60,7 @@ describe('lean storage', () => {
   it("bills a write cycle's copy one D1 row per hour of event time and chunk", async () => {
     const mirrored = async (events: Array<StoredEvent & { messageId: string }>) => {
       const { db, written } = counting(env.DB);
-      const raw = events.map((e) => ({ raw: JSON.stringify(packEntry(e)), at: 1 }));
+      const raw = events.map((e) => ({ raw: JSON.stringify(packEntry(e)), at: 1, ts: e.ts }));
       await db.batch(mirrorStatements(db, 'lean-mirror', raw));
       return written();
     };
