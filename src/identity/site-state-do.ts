@@ -79,6 +79,8 @@ const unmirroredKey = (e: { dev: string; messageId: string }) => eventKey(e.dev,
 
 /** People recomputed and written per D1 batch of a flush. */
 const FLUSH_CHUNK = 500;
+/** How long without a new event ends a burst (`quiet`). */
+const QUIET_MS = 50;
 /**
  * Events copied to D1's packs per D1 batch of a flush (`mirror`), and the most characters of
  * their entries read at once: a batch's entries are read from storage into memory.
@@ -241,8 +243,12 @@ export class SiteState extends DurableObject<Env> {
   private entriesSinceFold: number | undefined = undefined;
   /** The coalescing pause of reconciled batches under way, and the batches waiting for it. */
   private ingestFlush: Promise<void> | null = null;
-  /** Whether this instance has set the alarm that writes what `receive` took. */
+  /** Whether this instance has set the alarm that writes what `receive` took, and for when. */
   private armed = false;
+  private armedFor = 0;
+  /** When `receive` last took a new event, and the pending check for a quiet site (`quiet`). */
+  private lastTakenAt = 0;
+  private quietCheck: ReturnType<typeof setTimeout> | null = null;
   /** Whether a predecessor instance may have left taken events unwritten (see `alarm`). */
   private recovering = false;
   /** Requests taken by `receive` whose people are not written yet (the status's pending). */
@@ -408,12 +414,43 @@ export class SiteState extends DurableObject<Env> {
     // An event already held here was taken before: its cycle writes or recovers its person.
     const fresh = this.take(batch, this.stamp(), 'fresh');
     if (fresh === 0) return 0;
+    this.lastTakenAt = Date.now();
     if (!this.armed) {
-      await this.setAlarm(flushPauseMs(this.env));
+      const pause = flushPauseMs(this.env);
+      await this.setAlarm(pause);
       this.armed = true;
+      this.armedFor = Date.now() + pause;
+    }
+    // A full chunk waiting: its cycle starts when the requests stop (`quiet`).
+    if (this.dirty.size >= FLUSH_CHUNK) {
+      this.quietCheck ??= setTimeout(() => this.quiet(), QUIET_MS);
     }
     this.receipts += 1;
     return fresh;
+  }
+
+  /**
+   * Starts the armed write cycle now when a full chunk of people waits and no request came for
+   * `QUIET_MS`: the end of a burst. The pause is for coalescing a quiet site's beacons into one
+   * cycle; a cycle of a full chunk gains nothing from waiting for more, and its last events would
+   * wait the rest of the pause (docs/ARCHITECTURE.md, ingest).
+   */
+  private quiet(): void {
+    this.quietCheck = null;
+    if (!this.armed || this.flushing || this.failedCycles > 0) return;
+    if (this.dirty.size < FLUSH_CHUNK) return;
+    const now = Date.now();
+    const since = now - this.lastTakenAt;
+    if (since < QUIET_MS) {
+      this.quietCheck = setTimeout(() => this.quiet(), QUIET_MS - since);
+      return;
+    }
+    if (this.armedFor <= now) return;
+    this.armedFor = now;
+    this.setAlarm(0).catch((error: unknown) => {
+      // The alarm set by `receive` still stands: the cycle starts at the end of the pause.
+      logger.error('site_state.quiet_alarm_failed', { cause: error });
+    });
   }
 
   /**

@@ -59,6 +59,47 @@ describe('the flush pause', () => {
   });
 });
 
+/**
+ * When the site object's alarm stops being `due` (moved, or fired and cleared), polled every 5 ms
+ * until `until`; null if it never does.
+ */
+async function alarmLeft(stub: ReturnType<typeof stateOf>, due: number, until: number) {
+  while (Date.now() < until) {
+    if ((await alarmOf(stub)) !== due) return Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return null;
+}
+
+/** `n` new visitors' page views, one each. */
+const visitors = (n: number, prefix: string) => ({
+  batch: Array.from({ length: n }, (_, i) =>
+    track('view', { anonymousId: `${prefix}${i}` }, `${prefix}-m${i}`, T(0)),
+  ),
+});
+
+describe('the end of a burst', () => {
+  it('starts a cycle of a full write chunk once requests stop, not at the end of the pause', async () => {
+    // Fewer people than a write chunk (500): the cycle waits out the pause (this suite's 250 ms).
+    const small = await seedSite('quiet-small', ['view', 'cart']);
+    await ingest(small, visitors(100, 'qs'));
+    const smallDue = (await alarmOf(stateOf(small.siteId))) as number;
+    expect(
+      await alarmLeft(stateOf(small.siteId), smallDue, smallDue + 3000),
+    ).toBeGreaterThanOrEqual(smallDue);
+    // 600 people, then nothing: the cycle starts about 50 ms after the request, well before the
+    // 250 ms pause ends.
+    const site = await seedSite('quiet-burst', ['view', 'cart']);
+    await ingest(site, visitors(600, 'qb'));
+    const due = (await alarmOf(stateOf(site.siteId))) as number;
+    const left = await alarmLeft(stateOf(site.siteId), due, due + 3000);
+    expect(left).not.toBeNull();
+    expect(left as number).toBeLessThan(due);
+    await settle(site);
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([600, 0]);
+  });
+});
+
 describe('ingest hand-over to the site object', () => {
   it('answers once the object holds the events, and writes no batch record', async () => {
     const site = await seedSite('handover', ['view', 'cart']);
