@@ -206,8 +206,8 @@ if (wants('ingest')) {
 
 if (wants('processing')) {
   const rows = [];
-  // A burst (150 batches: the last cycle's coalescing pause is a large share of it) and
-  // sustained load (600 batches: the rate the object keeps up with, and whether the lag grows).
+  // A burst (150 batches) and sustained load (600 batches: the rate the object keeps up with,
+  // and whether the lag grows).
   const runs = (quick ? [30, 120] : [150, 600]).flatMap((batches) =>
     [1, 10].map((eventsPerPerson) => ({ batches, eventsPerPerson })),
   );
