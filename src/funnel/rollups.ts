@@ -213,19 +213,9 @@ function loggedEntry(field: (name: string) => string): string {
   return `json_array(${values.join(', ')})`;
 }
 
-/**
- * A field of the written row `n.row` (JSON text in ATTEMPT_FIELDS order), read from `n.b`, the
- * row as JSONB (`writtenRows`): each of the thirty fields read from the text parsed it again, or
- * found its parse by comparing the whole text, which was most of a progress write's D1 time
- * (docs/BENCHMARKS.md, session 11). SQLite reads text JSON by converting it to JSONB, so the
- * values read are the same.
- */
+/** A field of the written row `n.row` (JSON text in ATTEMPT_FIELDS order). */
 const writtenField = (f: string) =>
-  `(n.b ->> ${ATTEMPT_FIELDS.indexOf(f as (typeof ATTEMPT_FIELDS)[number])})`;
-
-/** The distinct written rows (?5) as `row` (their text) and `b` (JSONB), read once each. */
-const writtenRows = (name: string) =>
-  `${name} AS MATERIALIZED (SELECT DISTINCT value AS row, jsonb(value) AS b FROM json_each(?5))`;
+  `(n.row ->> ${ATTEMPT_FIELDS.indexOf(f as (typeof ATTEMPT_FIELDS)[number])})`;
 
 /**
  * Appends what a write changes to the log as one row, numbered ?2: stored rows the write does
@@ -260,7 +250,7 @@ const LOG_SQL = `WITH old AS (
     FROM json_each(?3) s CROSS JOIN attempts a ON a.site_id = ?1
       AND a.goal_id = s.value ->> 0 AND a.version = s.value ->> 1
       AND a.person_id = s.value ->> 2),
-  ${writtenRows('new')},
+  new AS (SELECT DISTINCT r.value AS row FROM json_each(?5) r),
   changed AS (
     SELECT -1 AS sign, entry FROM old WHERE row NOT IN (SELECT row FROM new)
     UNION ALL SELECT 1, ${loggedEntry(writtenField)} FROM new n
@@ -307,8 +297,8 @@ const REPLACE_SQL = (() => {
   const writtenKeys = `SELECT DISTINCT k.value ->> 0 AS goal_id, k.value ->> 1 AS version,
     k.value ->> 2 AS person_id, k.value ->> 3 AS t1 FROM json_each(?4) k`;
   // Written rows not stored as they are: the rows the log counted +1. Looked up by their key.
-  const changedRows = `WITH ${writtenRows('n')}
-    SELECT ${ATTEMPT_FIELDS.map((f) => `${writtenField(f)} AS ${f}`).join(', ')} FROM n
+  const changedRows = `SELECT ${ATTEMPT_FIELDS.map((f) => `${writtenField(f)} AS ${f}`).join(', ')}
+    FROM (SELECT DISTINCT value AS row FROM json_each(?5)) n
     WHERE NOT EXISTS (SELECT 1 FROM attempts a WHERE a.site_id = ?1
       AND a.goal_id = ${writtenField('goal_id')} AND a.version = ${writtenField('version')}
       AND a.person_id = ${writtenField('person_id')} AND a.t1 = ${writtenField('t1')}

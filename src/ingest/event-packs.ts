@@ -236,7 +236,8 @@ export interface PersonEvents {
 /** The bound values of `PERSON_ENTRIES`. */
 function personValues(siteId: string, person: PersonEvents): [string, string, string] {
   const keys = person.events.map((e) => eventKey(e.device, e.messageId));
-  const hours = new Set(person.events.map((e) => Math.floor(e.ts / HOUR_MS) * HOUR_MS));
+  // The hour a pack is stored under: SQLite's integer division, toward zero (`mirrorStatements`).
+  const hours = new Set(person.events.map((e) => Math.trunc(e.ts / HOUR_MS) * HOUR_MS));
   return [siteId, JSON.stringify(keys), JSON.stringify([...hours])];
 }
 

@@ -12,7 +12,7 @@ import {
   type Rejection,
   type Warning,
 } from './schema';
-import { MAX_FUTURE_MS, parseTimestamp, resolveEventTime } from './timestamps';
+import { MAX_FUTURE_MS, parseTimestamp, plausibleTime, resolveEventTime } from './timestamps';
 
 /** Segment's per-event limit. */
 export const MAX_EVENT_BYTES = 32 * 1024;
@@ -212,6 +212,15 @@ export function normalizeEvent(input: unknown, options: NormalizeOptions): Norma
   const sentAtRaw = raw.sentAt ?? options.batchSentAt;
   const sentAt = sentAtRaw == null ? null : parseTimestamp(sentAtRaw);
   const time = resolveEventTime({ timestamp, sentAt, receivedAt: options.receivedAt });
+  if (!plausibleTime(time.ts)) {
+    // A batch sentAt far ahead of receipt moves its events back by as much (on the import path,
+    // which has no oldest time, to before 1970).
+    return reject(
+      'invalid_timestamp',
+      'timestamp',
+      'the batch sentAt moves this event time outside 2000–2099; send the right sentAt, or none',
+    );
+  }
   warnings.push(...time.warnings);
   if (options.oldestAllowed !== null && isFarFuture(timestamp, sentAt, options.receivedAt)) {
     return reject(

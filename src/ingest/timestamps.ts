@@ -14,6 +14,9 @@ const EPOCH_MS_THRESHOLD = 1e11;
 const EARLIEST = Date.UTC(2000, 0, 1);
 const LATEST = Date.UTC(2100, 0, 1);
 
+/** Whether an event time (after any correction) is one goalstep stores: in [2000, 2100). */
+export const plausibleTime = (ts: number) => ts >= EARLIEST && ts < LATEST;
+
 /**
  * A client clock ahead of the server at all (`sentAt` after receipt cannot happen otherwise) is
  * corrected using `sentAt`: the whole batch moves by one offset, so its order is kept and no
@@ -38,7 +41,7 @@ export const MAX_FUTURE_MS = 24 * 3_600_000;
  */
 export function parseTimestamp(value: unknown): number | null {
   const parsed = parseTime(value);
-  return parsed !== null && parsed >= EARLIEST && parsed < LATEST ? parsed : null;
+  return parsed !== null && plausibleTime(parsed) ? parsed : null;
 }
 
 function parseTime(value: unknown): number | null {
