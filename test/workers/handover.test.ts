@@ -78,8 +78,54 @@ const visitors = (n: number, prefix: string) => ({
   ),
 });
 
+/** Every D1 batch of the object's instance fails (the one fault wrapper, on the real binding). */
+const failD1Batches = (stub: ReturnType<typeof stateOf>) =>
+  runInDurableObject(stub, (instance) => {
+    const object = instance as unknown as { env: Env };
+    object.env = { ...object.env, DB: faultyDb(object.env.DB, { failBatchesBefore: 1_000 }) };
+  });
+
+/**
+ * What `receive` leaves in storage when its instance is lost before the alarm writes: the site,
+ * a last recorded cycle end ten minutes before `now`, the events (device, message id, name, event
+ * time, when taken) and the alarm, a minute on. The people are marked only in the lost memory.
+ */
+async function storeLostCycle(
+  stub: ReturnType<typeof stateOf>,
+  siteId: string,
+  now: number,
+  rows: ReadonlyArray<readonly [string, string, string, number, number]>,
+) {
+  const seg = JSON.stringify(segmentOf(null));
+  await runInDurableObject(stub, async (_instance, state) => {
+    const sql = state.storage.sql;
+    sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('site', ?)", siteId);
+    sql.exec(
+      "INSERT OR REPLACE INTO meta (key, value) VALUES ('cycle_end', ?)",
+      String(now - 600_000),
+    );
+    for (const [device, messageId, name, ts, received] of rows) {
+      const raw = [messageId, 'track', name, device, null, null, ts, null, null, null, {}];
+      sql.exec(
+        `INSERT INTO events
+           (dev, message_id, anon, user, ts, type, name, props, seg, received, raw)
+         VALUES (?, ?, ?, NULL, ?, 'track', ?, NULL, ?, ?, ?)`,
+        device,
+        messageId,
+        device,
+        ts,
+        name,
+        seg,
+        received,
+        JSON.stringify(raw),
+      );
+    }
+    await state.storage.setAlarm(now + 60_000);
+  });
+}
+
 describe('the end of a burst', () => {
-  it('starts a cycle of a full write chunk once requests stop, not at the end of the pause', async () => {
+  it("starts a full chunk's cycle once requests stop, not at the end of the pause", async () => {
     // Fewer people than a write chunk (500): the cycle waits out the pause (this suite's 250 ms).
     const small = await seedSite('quiet-small', ['view', 'cart']);
     await ingest(small, visitors(100, 'qs'));
@@ -97,6 +143,50 @@ describe('the end of a burst', () => {
     expect(left as number).toBeLessThan(due);
     await settle(site);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([600, 0]);
+  });
+
+  it('starts no cycle during a failed cycle backoff', async () => {
+    const site = await seedSite('quiet-backoff', ['view', 'cart']);
+    const stub = stateOf(site.siteId);
+    await failD1Batches(stub);
+    await ingest(site, visitors(600, 'bo1-'));
+    // The cycle runs and fails: the alarm is set again for the backoff (1 s).
+    await runDurableObjectAlarm(stub);
+    const backoff = (await alarmOf(stub)) as number;
+    expect(backoff).toBeGreaterThan(Date.now() + 500);
+    // Another burst of 600 people ends: the backoff still stands.
+    await ingest(site, visitors(600, 'bo2-'));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await alarmOf(stub)).toBe(backoff);
+  });
+
+  it('recovers a lost instance when a burst in its successor starts the cycle early', async () => {
+    const site = await seedSite('quiet-recover', ['view', 'cart']);
+    const stub = stateOf(site.siteId);
+    const now = Date.now();
+    // A predecessor took `lost` and was lost with its alarm still set.
+    await storeLostCycle(stub, site.siteId, now, [
+      ['lost', 'lost-m1', 'view', Date.parse(T(0)), now - 5_000],
+      ['lost', 'lost-m2', 'cart', Date.parse(T(1)), now - 5_000],
+    ]);
+    await evictDurableObject(stub);
+    // The successor takes a burst of 600 other new people: its cycle starts early (`quiet`).
+    expect(await (await ingest(site, visitors(600, 'rc-'))).json()).toMatchObject({
+      accepted: 600,
+    });
+    // The cycle starts before the pause ends (`quiet` moved the alarm), not at its end.
+    const due = (await alarmOf(stub)) as number;
+    let left: number | null = null;
+    while (left === null && Date.now() < due + 3_000) {
+      if ((await alarmOf(stub)) !== due) left = Date.now();
+      else await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(left).not.toBeNull();
+    expect(left as number).toBeLessThan(due);
+    await settle(site);
+    // The 600 viewed, and `lost` (taken by the lost instance) viewed and added to cart.
+    expect(counts(await report(site, today(), tomorrow()))).toEqual([601, 1]);
+    expect(await packedCopies(site.siteId)).toBe(602);
   });
 });
 
@@ -134,42 +224,16 @@ describe('ingest hand-over to the site object', () => {
     const stub = stateOf(site.siteId);
     const now = Date.now();
     const at = (seconds: number) => Date.parse(T(seconds));
-    const seg = JSON.stringify(segmentOf(null));
     // What `receive` leaves in storage when its instance is lost before the alarm writes:
     // the events with when they were taken, and the alarm. The last cycle end was recorded
     // ten minutes ago. `old` was taken (and written) before it, beyond the recovery's slack of
     // one minute: the recovery must not recompute it. `lost1` and `lost2` came after it.
-    await runInDurableObject(stub, async (_instance, state) => {
-      const sql = state.storage.sql;
-      sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('site', ?)", site.siteId);
-      sql.exec(
-        "INSERT OR REPLACE INTO meta (key, value) VALUES ('cycle_end', ?)",
-        String(now - 600_000),
-      );
-      const rows: Array<[string, string, string, number, number]> = [
-        ['old', 'old-m1', 'view', at(0), now - 900_000],
-        ['lost1', 'lost-m1', 'view', at(1), now - 5_000],
-        ['lost1', 'lost-m2', 'cart', at(2), now - 5_000],
-        ['lost2', 'lost-m3', 'view', at(3), now - 4_000],
-      ];
-      for (const [device, messageId, name, ts, received] of rows) {
-        const raw = [messageId, 'track', name, device, null, null, ts, null, null, null, {}];
-        sql.exec(
-          `INSERT INTO events
-             (dev, message_id, anon, user, ts, type, name, props, seg, received, raw)
-           VALUES (?, ?, ?, NULL, ?, 'track', ?, NULL, ?, ?, ?)`,
-          device,
-          messageId,
-          device,
-          ts,
-          name,
-          seg,
-          received,
-          JSON.stringify(raw),
-        );
-      }
-      await state.storage.setAlarm(now + 60_000);
-    });
+    await storeLostCycle(stub, site.siteId, now, [
+      ['old', 'old-m1', 'view', at(0), now - 900_000],
+      ['lost1', 'lost-m1', 'view', at(1), now - 5_000],
+      ['lost1', 'lost-m2', 'cart', at(2), now - 5_000],
+      ['lost2', 'lost-m3', 'view', at(3), now - 4_000],
+    ]);
     expect(counts(await report(site, today(), tomorrow()))).toEqual([0, 0]);
 
     // The alarm fires in an instance whose memory knows nothing of these events.
@@ -196,11 +260,7 @@ describe('ingest hand-over to the site object', () => {
   it('sets its alarm again when a cycle fails, so a later instance still recovers it', async () => {
     const site = await seedSite('handover-failing', ['view', 'cart']);
     const stub = stateOf(site.siteId);
-    // Every D1 write of this instance fails (the one fault wrapper, around the real binding).
-    await runInDurableObject(stub, (instance) => {
-      const object = instance as unknown as { env: Env };
-      object.env = { ...object.env, DB: faultyDb(object.env.DB, { failBatchesBefore: 1_000 }) };
-    });
+    await failD1Batches(stub);
     expect(await (await ingest(site, visit('fl', 'hf'))).json()).toMatchObject({ accepted: 2 });
     // The cycle runs and fails: the alarm handler does not throw (the runtime would give up on
     // an alarm after a few throws) and sets the alarm again.
