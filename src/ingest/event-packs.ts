@@ -139,8 +139,9 @@ export const TEXT_PACK_HOURS = 4;
  * entries as its `received_at`. A copy of a few hours (live traffic) is grouped by hour here and
  * each pack stored as its entries' texts joined, as the object stored them (SQLite wrote them):
  * grouping in D1 converted every event between text and JSONB three times (`json_each`, its
- * event time, `json(…)`), most of a copy's D1 time (docs/BENCHMARKS.md, session 11). A copy of
- * many hours goes to `packStatement` by chunk, one statement for all its hours.
+ * event time, `json(…)`), and SQLite's JSON work was a fifth of the local thread
+ * (docs/BENCHMARKS.md, session 11). A copy of many hours goes to `packStatement` by chunk, one
+ * statement for all its hours, not one per hour.
  */
 export function mirrorStatements(
   db: D1Database,
