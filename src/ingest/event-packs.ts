@@ -128,6 +128,13 @@ export function chunkJson(
 }
 
 /**
+ * The hour a pack of events at `ts` is stored under: SQLite's integer division of the event time
+ * (`packStatement`), toward zero. The copy and a person's reads both use it, so they agree
+ * before 1970 too.
+ */
+const packHour = (ts: number) => Math.trunc(ts / HOUR_MS) * HOUR_MS;
+
+/**
  * Hours of event time a copy may span and still go to D1 as its entries' texts, one statement
  * per hour; a copy spanning more (a historical import) is grouped by `packStatement` in D1.
  */
@@ -151,8 +158,7 @@ export function mirrorStatements(
   const lastAt = (list: ReadonlyArray<{ at: number }>) => Math.max(...list.map((e) => e.at));
   const byHour = new Map<number, Array<{ raw: string; at: number }>>();
   for (const e of events) {
-    // As SQLite's integer division of the event time would: toward zero.
-    const hour = Math.trunc(e.ts / HOUR_MS) * HOUR_MS;
+    const hour = packHour(e.ts);
     const list = byHour.get(hour);
     if (list) list.push(e);
     else byHour.set(hour, [e]);
@@ -237,8 +243,7 @@ export interface PersonEvents {
 /** The bound values of `PERSON_ENTRIES`. */
 function personValues(siteId: string, person: PersonEvents): [string, string, string] {
   const keys = person.events.map((e) => eventKey(e.device, e.messageId));
-  // The hour a pack is stored under: SQLite's integer division, toward zero (`mirrorStatements`).
-  const hours = new Set(person.events.map((e) => Math.trunc(e.ts / HOUR_MS) * HOUR_MS));
+  const hours = new Set(person.events.map((e) => packHour(e.ts)));
   return [siteId, JSON.stringify(keys), JSON.stringify([...hours])];
 }
 

@@ -176,11 +176,7 @@ describe('the end of a burst', () => {
     });
     // The cycle starts before the pause ends (`quiet` moved the alarm), not at its end.
     const due = (await alarmOf(stub)) as number;
-    let left: number | null = null;
-    while (left === null && Date.now() < due + 3_000) {
-      if ((await alarmOf(stub)) !== due) left = Date.now();
-      else await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    const left = await alarmLeft(stub, due, due + 3_000);
     expect(left).not.toBeNull();
     expect(left as number).toBeLessThan(due);
     await settle(site);
