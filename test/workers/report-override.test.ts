@@ -5,6 +5,7 @@
  * a short time is answered from memory.
  */
 import { env, runDurableObjectAlarm, SELF } from 'cloudflare:test';
+import { vi } from 'vitest';
 import { goalInputSchema, type Goal } from '../../src/funnel/definition';
 import { saveGoal } from '../../src/funnel/goal-store';
 import type { StoredEvent } from '../../src/ingest/normalize';
@@ -196,8 +197,22 @@ describe('goal rebuild in the site object', () => {
       return answer;
     });
     await stub.receive(siteId, stateBatch([event('late', 'a', 'late-a', DAY + 5_000_000)]));
-    await settle(site);
-    // The ingest is written while most of the 3000 people still wait for their rebuild.
+    // The ingest is written while most of the 3000 people still wait for their rebuild: the
+    // rebuild's own write loop takes the late person after the chunk it is writing. Waited for
+    // by the row itself: the request's receipt is closed only by the next alarm, a whole pause
+    // later, when a fast machine may have finished the rebuild.
+    const lateRows = async () =>
+      (
+        await env.DB.prepare(
+          "SELECT COUNT(*) AS n FROM attempts WHERE site_id = ? AND person_id = 'a:late'",
+        )
+          .bind(siteId)
+          .first<{ n: number }>()
+      )?.n ?? 0;
+    await vi.waitFor(async () => expect(await lateRows()).toBe(2), {
+      timeout: 10_000,
+      interval: 5,
+    });
     expect(rebuilt).toBe(false);
     expect(await attemptsOf(siteId, 2)).toBeLessThan(3000);
 
