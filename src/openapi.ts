@@ -283,6 +283,14 @@ export function buildOpenApi(): Record<string, unknown> {
         responses: adminResponses('Revoked'),
       },
     },
+    '/admin/sites/{siteId}/pending': {
+      get: {
+        summary: 'Pending batches only: cheap to poll until the progress rows are written',
+        security: [{ admin: [] }],
+        parameters: [siteParam],
+        responses: adminResponses('Pending batches'),
+      },
+    },
     '/admin/sites/{siteId}/status': {
       get: {
         summary: 'Stored events, pending batches, rejected events',

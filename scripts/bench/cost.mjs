@@ -92,11 +92,11 @@ async function meter(baseUrl, admin, siteId, reset) {
 }
 
 async function pendingBatches(baseUrl, admin, siteId) {
-  const response = await fetch(`${baseUrl}/admin/sites/${siteId}/status`, { headers: admin });
+  const response = await fetch(`${baseUrl}/admin/sites/${siteId}/pending`, { headers: admin });
   return (await response.json()).pendingBatches;
 }
 
-/** Polls the status every `pollMs` until no batch is pending; resolves with the polls made. */
+/** Polls `/pending` every `pollMs` until no batch is pending; resolves with the polls made. */
 async function settle(baseUrl, admin, siteId, pollMs) {
   let polls = 1;
   while ((await pendingBatches(baseUrl, admin, siteId)) > 0) {
@@ -145,7 +145,7 @@ async function foldByReport(baseUrl, admin) {
 /**
  * Sends one shape's traffic (`sendShape`), waits until the progress rows reflect it, opens the
  * report once (which folds the rollup log: `foldByReport`), and returns the metered usage per
- * 1,000 events sent with its price per million events. The status polls and the meter reads are
+ * 1,000 events sent with its price per million events. The pending polls and the meter reads are
  * measured alone afterwards and taken out.
  */
 export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, shape, slice }) {
@@ -159,7 +159,7 @@ export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, s
   const elapsedMs = performance.now() - started;
   const cpuMs = workerdCpuMs(pid) - cpuBefore;
   const used = await meter(baseUrl, admin, siteId, false);
-  // The overhead: one meter read and `polls` status reads, measured on their own.
+  // The overhead: one meter read and `polls` pending reads, measured on their own.
   await meter(baseUrl, admin, siteId, true);
   for (let i = 0; i < polls; i += 1) await pendingBatches(baseUrl, admin, siteId);
   const overhead = await meter(baseUrl, admin, siteId, false);
@@ -203,7 +203,7 @@ export async function measureCost({ baseUrl, pid, admin, writeKeyAuth, siteId, s
  * other event shares its flush. Grouped by kind: refused, filtered, identify, and a new or
  * known person's event that is or is not their next step of the goal (`steps`, event names in
  * order): a new person's first step starts an attempt, a known person's next step is a
- * progression. Rows read are left out: the status polls between events scan the site's events.
+ * progression. Rows read are left out: the pending polls between events read the batch records.
  */
 export async function measureLoneEvents({ baseUrl, admin, writeKeyAuth, siteId, messages, steps }) {
   const url = `${baseUrl}/v1/batch`;
@@ -235,7 +235,7 @@ export async function measureLoneEvents({ baseUrl, admin, writeKeyAuth, siteId, 
     sum.sqlRowsWritten += used.sqlRowsWritten ?? 0;
     kinds.set(kind, sum);
   }
-  // What the status polls write themselves (nothing, as measured; meter reads write nothing).
+  // What the pending polls write themselves (nothing, as measured; meter reads write nothing).
   for (let i = 0; i < polls; i += 1) await pendingBatches(baseUrl, admin, siteId);
   const overhead = await meter(baseUrl, admin, siteId, true);
   const perEvent = (key) => (overhead[key] ?? 0) / messages.length;

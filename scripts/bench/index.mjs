@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { replay } from '../lib/replay-core.mjs';
-import { freePort, readDemo, repoRoot, startStack, waitForSettled } from '../lib/stack.mjs';
+import { freePort, readDemo, repoRoot, startStack, waitForPending } from '../lib/stack.mjs';
 import {
   busiestThreadShare,
   measureCost,
@@ -146,7 +146,7 @@ if (wants('ingest')) {
           }),
         );
       }
-      if (!vars.DEFER_APPLY) await waitForSettled(baseUrl, adminToken);
+      if (!vars.DEFER_APPLY) await waitForPending(baseUrl, adminToken);
       return { rows, memory: peakWorkerdMemory(pid) };
     });
   const goalstep = await runGoalstep({ ADMIN_TOKEN: adminToken });
@@ -225,7 +225,7 @@ if (wants('processing')) {
           eventsPerPerson,
         });
         const acked = performance.now();
-        await waitForSettled(baseUrl, adminToken, { timeoutMs: 600_000 });
+        await waitForPending(baseUrl, adminToken, { timeoutMs: 600_000 });
         const settled = performance.now();
         const busiest = busiestThreadShare(
           threadsBefore,
@@ -280,7 +280,7 @@ if (wants('replay')) {
       batchSize: 100,
       concurrency: 4,
     });
-    await waitForSettled(baseUrl, adminToken);
+    await waitForPending(baseUrl, adminToken);
     return {
       events: summary.sent,
       eventsPerSecond: summary.eventsPerSecond,
@@ -446,7 +446,7 @@ if (wants('merge')) {
           ],
         }),
       });
-      await waitForSettled(baseUrl, adminToken);
+      await waitForPending(baseUrl, adminToken);
       const day = new Date(now).toISOString().slice(0, 10);
       const next = new Date(now + 86_400_000).toISOString().slice(0, 10);
       const url = `${baseUrl}/r/${demo.shareToken}/${demo.goal.id}?from=${day}&to=${next}&format=json`;

@@ -7,7 +7,7 @@ const DAY_MS = 86_400_000;
 const MAX_BODY_BYTES = 450_000;
 const MAX_ATTEMPTS = 8;
 const REQUEST_TIMEOUT_MS = 60_000;
-const STATUS_POLL_MS = 500;
+const PENDING_POLL_MS = 100;
 
 /** A failure retrying cannot fix (bad token, unknown site, retries exhausted). */
 export class ReplayError extends Error {
@@ -85,7 +85,7 @@ export async function replay({
   if (!siteId) throw new ReplayError('no site id');
   const base = url.replace(/\/+$/, '');
   const importUrl = `${base}/v1/import?site=${encodeURIComponent(siteId)}`;
-  const statusUrl = `${base}/admin/sites/${encodeURIComponent(siteId)}/status`;
+  const siteUrl = `${base}/admin/sites/${encodeURIComponent(siteId)}`;
   const headers = { authorization: `Bearer ${adminToken}` };
   const started = Date.now();
   const stats = {
@@ -224,8 +224,10 @@ export async function replay({
   progress();
   const sendSeconds = (Date.now() - started) / 1000;
 
-  const status = await waitForReports(statusUrl, headers, statusTimeoutMs);
+  const settled = await waitForReports(`${siteUrl}/pending`, headers, statusTimeoutMs);
   const wallSeconds = (Date.now() - started) / 1000;
+  // The status counts every stored event: read once, after the wall time.
+  const status = await getJson(`${siteUrl}/status`, headers).catch(() => null);
   const { minTime, maxTime, ...counts } = stats;
   return {
     ...counts,
@@ -234,34 +236,33 @@ export async function replay({
     sendSeconds,
     wallSeconds,
     eventsPerSecond: sendSeconds > 0 ? Math.round(stats.sent / sendSeconds) : null,
-    settled: status.settled,
-    status: status.body,
+    settled,
+    status,
   };
 }
 
-/** Polls the site status until `pendingBatches` is 0 or the timeout passes. */
-async function waitForReports(statusUrl, headers, timeoutMs) {
+/** One admin GET's JSON answer; a refusal (401, 403, 404) is a ReplayError, others throw. */
+async function getJson(url, headers) {
+  const response = await fetch(url, { headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  if (response.status === 401 || response.status === 403 || response.status === 404) {
+    throw new ReplayError(`GET ${url} → ${response.status}`, response.status);
+  }
+  if (!response.ok) throw new Error(`GET ${url} → ${response.status}`);
+  return response.json();
+}
+
+/** Polls `/pending` until no batch is pending (true) or the timeout passes (false). */
+async function waitForReports(pendingUrl, headers, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
-  let body = null;
   for (;;) {
     try {
-      const response = await fetch(statusUrl, {
-        headers,
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-      });
-      if (response.status === 401 || response.status === 403 || response.status === 404) {
-        throw new ReplayError(`GET ${statusUrl} → ${response.status}`, response.status);
-      }
-      if (response.ok) {
-        body = await response.json();
-        if (body?.pendingBatches === 0) return { settled: true, body };
-      }
+      if ((await getJson(pendingUrl, headers))?.pendingBatches === 0) return true;
     } catch (error) {
       if (error instanceof ReplayError) throw error;
       // Transient; keep polling until the deadline.
     }
-    if (Date.now() >= deadline) return { settled: false, body };
-    await sleep(STATUS_POLL_MS);
+    if (Date.now() >= deadline) return false;
+    await sleep(PENDING_POLL_MS);
   }
 }
 

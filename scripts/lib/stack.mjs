@@ -210,22 +210,33 @@ export async function openLocalD1(persistDir) {
   return d1;
 }
 
-/** Polls a site's status (the demo's by default) until `pendingBatches` is 0; resolves with it. */
-export async function waitForSettled(
+/**
+ * Polls a site's pending batches (the demo's by default) every `pollMs` until none is left.
+ * `/pending` reads no event (`/status` counts every stored one), so polling does not slow what
+ * it waits for.
+ */
+export async function waitForPending(
   baseUrl,
   adminToken,
-  { timeoutMs = 120_000, siteId = readDemo().siteId } = {},
+  { timeoutMs = 120_000, siteId = readDemo().siteId, pollMs = 50 } = {},
 ) {
-  const url = `${baseUrl}/admin/sites/${encodeURIComponent(siteId)}/status`;
+  const url = `${baseUrl}/admin/sites/${encodeURIComponent(siteId)}/pending`;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const status = await request('GET', url, adminToken);
-    if (status.pendingBatches === 0) return status;
+    const { pendingBatches } = await request('GET', url, adminToken);
+    if (pendingBatches === 0) return;
     if (Date.now() > deadline) {
-      throw new Error(`still ${status.pendingBatches} pending batches after ${timeoutMs} ms`);
+      throw new Error(`still ${pendingBatches} pending batches after ${timeoutMs} ms`);
     }
-    await sleep(250);
+    await sleep(pollMs);
   }
+}
+
+/** `waitForPending`, then the site's status. */
+export async function waitForSettled(baseUrl, adminToken, options = {}) {
+  await waitForPending(baseUrl, adminToken, options);
+  const siteId = options.siteId ?? readDemo().siteId;
+  return request('GET', `${baseUrl}/admin/sites/${encodeURIComponent(siteId)}/status`, adminToken);
 }
 
 /**

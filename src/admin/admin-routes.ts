@@ -258,20 +258,40 @@ adminRoutes.delete('/admin/sites/:siteId/shares/:shareId', async (c) => {
   return c.json({ revoked: true });
 });
 
+/**
+ * Accepted requests whose progress rows are not written yet: batches the site object has not
+ * taken (the reconciler's work: it deletes a record once applied, so every row left is pending)
+ * and requests it took and has not written (docs/API.md, status). Reads no event: cheap to poll.
+ */
+async function pendingBatches(env: Env, siteId: string): Promise<number> {
+  const state = env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId));
+  const [records, taken] = await Promise.all([
+    // A batch recorded in parts (`<id>`, `<id>.1`…, src/ingest/event-store.ts) counts once.
+    env.DB.prepare(
+      `SELECT COUNT(DISTINCT CASE WHEN instr(id, '.') > 0 THEN substr(id, 1, instr(id, '.') - 1)
+         ELSE id END) AS n FROM batches WHERE site_id = ?`,
+    )
+      .bind(siteId)
+      .first<{ n: number }>(),
+    state.pending(),
+  ]);
+  return (records?.n ?? 0) + taken;
+}
+
+adminRoutes.get('/admin/sites/:siteId/pending', async (c) => {
+  const siteId = siteParam(c.req.param('siteId'));
+  await requireAdmin(c, siteId);
+  return c.json({ pendingBatches: await pendingBatches(c.env, siteId) });
+});
+
 adminRoutes.get('/admin/sites/:siteId/status', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
-  const state = c.env.SITE_STATE.get(c.env.SITE_STATE.idFromName(siteId));
-  const [[events, records, rejected, filtered], taken] = await Promise.all([
+  const [[events, rejected, filtered], pending] = await Promise.all([
     c.env.DB.batch<{ n: number }>([
+      // Every stored event, read from its pack: this grows with the events stored
+      // (`/pending` is the one to poll).
       c.env.DB.prepare('SELECT COUNT(*) AS n FROM events WHERE site_id = ?').bind(siteId),
-      // Batches the site object has not taken (the reconciler's work): it deletes a record
-      // once applied, so every row left is pending.
-      // A batch recorded in parts (`<id>`, `<id>.1`…, src/ingest/event-store.ts) counts once.
-      c.env.DB.prepare(
-        `SELECT COUNT(DISTINCT CASE WHEN instr(id, '.') > 0 THEN substr(id, 1, instr(id, '.') - 1)
-           ELSE id END) AS n FROM batches WHERE site_id = ?`,
-      ).bind(siteId),
       c.env.DB.prepare(
         "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ? AND disposition = 'rejected'",
       ).bind(siteId),
@@ -279,12 +299,11 @@ adminRoutes.get('/admin/sites/:siteId/status', async (c) => {
         "SELECT COUNT(*) AS n FROM rejected_events WHERE site_id = ? AND disposition = 'filtered'",
       ).bind(siteId),
     ]),
-    // Requests the object took whose progress is not written yet.
-    state.pending(),
+    pendingBatches(c.env, siteId),
   ]);
   return c.json({
     events: events?.results[0]?.n ?? 0,
-    pendingBatches: (records?.results[0]?.n ?? 0) + taken,
+    pendingBatches: pending,
     rejected: rejected?.results[0]?.n ?? 0,
     filtered: filtered?.results[0]?.n ?? 0,
   });

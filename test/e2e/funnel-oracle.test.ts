@@ -243,7 +243,7 @@ describe('generated goals against the DuckDB oracle', () => {
     for (const [i, goal] of goals.slice(5).entries())
       await call('PUT', `/admin/sites/${SITE}/goals/g${i + 5}`, goal);
     await waitFor(
-      async () => (await call('GET', `/admin/sites/${SITE}/status`)).pendingBatches === 0,
+      async () => (await call('GET', `/admin/sites/${SITE}/pending`)).pendingBatches === 0,
       'ingest',
     );
     for (let i = 0; i < goals.length; i += 1) {

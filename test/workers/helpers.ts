@@ -87,7 +87,7 @@ export function importBatch(site: TestSite, batch: unknown[]): Promise<Response>
 /** Waits until every accepted batch of the site is reflected in its progress rows. */
 export async function settle(site: Pick<TestSite, 'siteId'>): Promise<void> {
   for (let i = 0; i < 200; i += 1) {
-    const res = await SELF.fetch(`${BASE}/admin/sites/${site.siteId}/status`, { headers: ADMIN });
+    const res = await SELF.fetch(`${BASE}/admin/sites/${site.siteId}/pending`, { headers: ADMIN });
     const status = (await res.json()) as { pendingBatches: number };
     if (status.pendingBatches === 0) return;
     await new Promise((resolve) => setTimeout(resolve, 20));

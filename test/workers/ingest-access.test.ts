@@ -84,7 +84,14 @@ describe('tenant isolation', () => {
     expect((await admin('/admin/sites/scope-a/rejected', 'GET', undefined, bearer)).status).toBe(
       200,
     );
-    for (const path of ['rejected', 'status', 'write-keys', 'ingest-settings', 'people/x']) {
+    for (const path of [
+      'rejected',
+      'status',
+      'pending',
+      'write-keys',
+      'ingest-settings',
+      'people/x',
+    ]) {
       const res = await admin(`/admin/sites/scope-b/${path}`, 'GET', undefined, bearer);
       expect(res.status, path).toBe(403);
     }

@@ -20,7 +20,7 @@ async function storedCount(siteId: string): Promise<number> {
 }
 
 async function pendingBatches(siteId: string): Promise<number> {
-  const res = await SELF.fetch(`https://goalstep.test/admin/sites/${siteId}/status`, {
+  const res = await SELF.fetch(`https://goalstep.test/admin/sites/${siteId}/pending`, {
     headers: ADMIN,
   });
   return ((await res.json()) as { pendingBatches: number }).pendingBatches;

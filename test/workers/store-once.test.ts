@@ -257,11 +257,14 @@ describe('pack size', () => {
     ).first<{ n: number; bytes: number; events: number }>();
     expect(records?.n).toBeGreaterThan(1);
     expect(records?.bytes).toBeLessThanOrEqual(D1_MAX_VALUE_BYTES);
-    // Recorded in parts, one request: the status counts one pending batch (docs/API.md).
-    const status = await SELF.fetch(`https://goalstep.test/admin/sites/s7-size-pending/status`, {
-      headers: ADMIN,
-    });
-    expect(await status.json()).toMatchObject({ pendingBatches: 1 });
+    // Recorded in parts, one request: the status and `/pending` count one pending batch
+    // (docs/API.md).
+    for (const path of ['status', 'pending']) {
+      const res = await SELF.fetch(`https://goalstep.test/admin/sites/s7-size-pending/${path}`, {
+        headers: ADMIN,
+      });
+      expect(await res.json(), path).toMatchObject({ pendingBatches: 1 });
+    }
     expect(records?.events).toBe(1000);
     await reconcilePending(env, Date.now() + RECONCILE_AFTER_MS + 1_000);
     await settle(site);
