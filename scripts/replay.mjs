@@ -87,7 +87,11 @@ function summaryLines(summary) {
   ];
   if (summary.warnings) lines.push(`warnings          ${summary.warnings}`);
   if (!summary.settled) {
-    lines.push('WARNING: reports still had pending batches after 120 s; the numbers may lag');
+    lines.push(
+      summary.pendingError
+        ? `WARNING: the server stopped answering while reports were pending (${summary.pendingError})`
+        : 'WARNING: reports still had pending batches after 120 s; the numbers may lag',
+    );
   }
   return lines;
 }

@@ -285,7 +285,7 @@ export function buildOpenApi(): Record<string, unknown> {
     },
     '/admin/sites/{siteId}/pending': {
       get: {
-        summary: 'Pending batches only: cheap to poll until the progress rows are written',
+        summary: 'Pending batches only, without counting stored events: what to poll until written',
         security: [{ admin: [] }],
         parameters: [siteParam],
         responses: adminResponses('Pending batches'),

@@ -4,7 +4,7 @@
  * to be applied by the site's Durable Object while an override view (`mode=strict`, computed by
  * that object from stored events) runs over the Puffy week, next to the same ingest with the
  * object idle. Two figures per probe, as the client sees them: `ackMs`, the import's answer,
- * and `appliedMs`, until the status endpoint (polled every 50 ms) shows the batch applied (the
+ * and `appliedMs`, until `/pending` (polled every 50 ms) shows the batch applied (the
  * object deletes an applied batch's record, so D1 keeps no stamp of it). With `--state` the
  * replayed week is kept in that directory and reused by the next run (to compare two versions
  * of the code on the same data). Prints one JSON line.
@@ -19,7 +19,7 @@ const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'applicat
 const run = Date.now();
 
 /** Imports one probe event and waits until the site object has applied its batch; ms. */
-const probe = (base, n) => probeImport(base, admin, `stall-probe-${run}-${n}`);
+const probe = (base, n) => probeImport(base, adminToken, `stall-probe-${run}-${n}`);
 
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);

@@ -5,7 +5,7 @@
  * isolate (the Worker and its Durable Objects) through wrangler's devtools port while batches of
  * 100 web-shaped events are sent and applied, and prints the functions with the most self time
  * and the share of the profile the isolate spent idle (waiting on D1, which runs elsewhere in
- * workerd, or on the network). The status polls that wait for the last flush are inside the
+ * workerd, or on the network). The `/pending` polls that wait for the last flush are inside the
  * window (their admin-token check shows up): with fewer than about 60 batches they weigh on
  * the table. Prints Markdown for docs/BENCHMARKS.md; `--save <file>` keeps the raw profile
  * (a .cpuprofile for Chrome's DevTools).
@@ -13,7 +13,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, readDemo, startStack, waitForSettled } from '../lib/stack.mjs';
+import { freePort, readDemo, startStack, waitForPending } from '../lib/stack.mjs';
 import { loadTest } from './load.mjs';
 import { option } from './puffy-stack.mjs';
 
@@ -88,7 +88,7 @@ try {
     requests: batches,
     eventsPerPerson: perPerson,
   });
-  await waitForSettled(stack.baseUrl, adminToken, { timeoutMs: 600_000 });
+  await waitForPending(stack.baseUrl, adminToken, { timeoutMs: 600_000 });
   const { profile } = await tools.send('Profiler.stop');
   tools.close();
   const save = option('--save', '');

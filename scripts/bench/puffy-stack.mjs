@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { replay } from '../lib/replay-core.mjs';
-import { freePort, readDemo, repoRoot, startStack, waitForSettled } from '../lib/stack.mjs';
+import { freePort, readDemo, repoRoot, startStack, waitForPending } from '../lib/stack.mjs';
 
 const args = process.argv.slice(2);
 
@@ -36,7 +36,7 @@ export async function withPuffyStack({ adminToken, tmpPrefix }, body) {
     if (!existsSync(marker)) {
       const dir = resolve(repoRoot, '..', 'shared', 'data', 'puffy');
       await replay({ dir, url: base, adminToken, siteId: readDemo().siteId });
-      await waitForSettled(base, adminToken, { timeoutMs: 600_000 });
+      await waitForPending(base, adminToken, { timeoutMs: 600_000 });
       writeFileSync(marker, new Date().toISOString());
     }
     return await body({ base, persistTo });
@@ -47,15 +47,15 @@ export async function withPuffyStack({ adminToken, tmpPrefix }, body) {
 }
 
 /**
- * Imports one page view with id `id` and waits until the status endpoint (polled every 50 ms)
- * shows no pending batch. Resolves with `{ ackMs, appliedMs }`.
+ * Imports one page view with id `id` and waits until `/pending` (polled every 50 ms) shows no
+ * pending batch. Resolves with `{ ackMs, appliedMs }`.
  */
-export async function probeImport(base, admin, id) {
+export async function probeImport(base, adminToken, id) {
   const siteId = readDemo().siteId;
   const started = performance.now();
   const res = await fetch(`${base}/v1/import?site=${siteId}`, {
     method: 'POST',
-    headers: admin,
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
     body: JSON.stringify({
       batch: [
         {
@@ -70,11 +70,6 @@ export async function probeImport(base, admin, id) {
   });
   if (!res.ok) throw new Error(`import → ${res.status} ${await res.text()}`);
   const ackMs = performance.now() - started;
-  for (;;) {
-    const status = await (
-      await fetch(`${base}/admin/sites/${siteId}/status`, { headers: admin })
-    ).json();
-    if (status.pendingBatches === 0) return { ackMs, appliedMs: performance.now() - started };
-    await sleep(50);
-  }
+  await waitForPending(base, adminToken, { siteId });
+  return { ackMs, appliedMs: performance.now() - started };
 }

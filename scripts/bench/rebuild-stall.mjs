@@ -4,8 +4,8 @@
  * the rest of the site on the Puffy week. Each round saves a new version of the demo goal (its
  * window changes) and, while its progress is rebuilt, asks for the report and imports one event.
  * Per round: `putMs` (the PUT's answer), `reportMs` and what the report said (`version`,
- * `rebuilding`), the import's `ackMs` and `appliedMs` (until the status endpoint, polled every
- * 50 ms, shows it applied), and `rebuildMs` (until `readyVersion` is the new version, polled
+ * `rebuilding`), the import's `ackMs` and `appliedMs` (until `/pending`, polled every 50 ms,
+ * shows it applied), and `rebuildMs` (until `readyVersion` is the new version, polled
  * every 100 ms). With `--state` the replayed week is kept and reused. Prints one JSON line.
  */
 import { performance } from 'node:perf_hooks';
@@ -44,7 +44,7 @@ await withPuffyStack({ adminToken, tmpPrefix: 'goalstep-rebuild-' }, async ({ ba
     ).json();
     const reportMs = performance.now() - reportStarted;
 
-    const { ackMs, appliedMs } = await probeImport(base, admin, `rebuild-probe-${run}-${i}`);
+    const { ackMs, appliedMs } = await probeImport(base, adminToken, `rebuild-probe-${run}-${i}`);
     while ((await versions()).readyVersion !== version) await sleep(100);
     const rebuildMs = performance.now() - started;
     results.push({

@@ -17,7 +17,7 @@ import {
   repoRoot,
   reportUrl,
   startStack,
-  waitForSettled,
+  waitForPending,
 } from '../lib/stack.mjs';
 import { pacedSend } from './load.mjs';
 import { option } from './puffy-stack.mjs';
@@ -44,7 +44,7 @@ try {
     batches: batchesOf(shiftToEnd(slice.messages, Date.now() - 1000), 100),
     rate: 5000,
   });
-  await waitForSettled(stack.baseUrl, adminToken, { timeoutMs: 600_000 });
+  await waitForPending(stack.baseUrl, adminToken, { timeoutMs: 600_000 });
   const report = await fetch(reportUrl(stack.baseUrl, { format: 'json', from: '2020-01-01' }), {
     headers: { authorization: `Bearer ${adminToken}`, 'cache-control': 'no-cache' },
   });

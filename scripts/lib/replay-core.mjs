@@ -224,7 +224,11 @@ export async function replay({
   progress();
   const sendSeconds = (Date.now() - started) / 1000;
 
-  const settled = await waitForReports(`${siteUrl}/pending`, headers, statusTimeoutMs);
+  const { settled, lastError } = await waitForReports(
+    `${siteUrl}/pending`,
+    headers,
+    statusTimeoutMs,
+  );
   const wallSeconds = (Date.now() - started) / 1000;
   // The status counts every stored event: read once, after the wall time.
   const status = await getJson(`${siteUrl}/status`, headers).catch(() => null);
@@ -237,6 +241,8 @@ export async function replay({
     wallSeconds,
     eventsPerSecond: sendSeconds > 0 ? Math.round(stats.sent / sendSeconds) : null,
     settled,
+    // Why the last poll failed, when the wait ended on a failing poll (a stopped stack).
+    pendingError: settled ? null : lastError,
     status,
   };
 }
@@ -251,17 +257,32 @@ async function getJson(url, headers) {
   return response.json();
 }
 
-/** Polls `/pending` until no batch is pending (true) or the timeout passes (false). */
+/** How long polls may fail in a row (no answer, or a 5xx) before the wait gives up. */
+const POLL_FAILING_MS = 10_000;
+
+/**
+ * Polls `/pending` until no batch is pending, the timeout passes, or every poll has failed for
+ * `POLL_FAILING_MS` (a stopped server): `{ settled, lastError }`, the last poll's failure (null
+ * when it answered).
+ */
 async function waitForReports(pendingUrl, headers, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
+  let failingSince = null;
   for (;;) {
+    let lastError = null;
     try {
-      if ((await getJson(pendingUrl, headers))?.pendingBatches === 0) return true;
+      if ((await getJson(pendingUrl, headers))?.pendingBatches === 0) {
+        return { settled: true, lastError };
+      }
+      failingSince = null;
     } catch (error) {
       if (error instanceof ReplayError) throw error;
-      // Transient; keep polling until the deadline.
+      // Transient, until it has lasted POLL_FAILING_MS.
+      lastError = error?.cause?.code ?? error?.message ?? String(error);
+      failingSince ??= Date.now();
     }
-    if (Date.now() >= deadline) return false;
+    const failedTooLong = failingSince !== null && Date.now() - failingSince >= POLL_FAILING_MS;
+    if (Date.now() >= deadline || failedTooLong) return { settled: false, lastError };
     await sleep(PENDING_POLL_MS);
   }
 }
