@@ -237,5 +237,5 @@ describe('goal rebuild in the site object', () => {
     // either way every person has a version 2 row once, their own ingest or the walk wrote it.
     expect([3000, 3001]).toContain((await rebuild).people);
     expect(await attemptsOf(siteId, 2)).toBe(3001);
-  });
+  }, 30_000);
 });
