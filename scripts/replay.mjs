@@ -89,7 +89,7 @@ function summaryLines(summary) {
   if (!summary.settled) {
     lines.push(
       summary.pendingError
-        ? `WARNING: the server stopped answering while reports were pending (${summary.pendingError})`
+        ? `WARNING: polls failed for 10 s while reports were pending: ${summary.pendingError}`
         : 'WARNING: reports still had pending batches after 120 s; the numbers may lag',
     );
   }

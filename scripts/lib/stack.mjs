@@ -212,7 +212,7 @@ export async function openLocalD1(persistDir) {
 
 /**
  * Polls a site's pending batches (the demo's by default) every `pollMs` until none is left.
- * `/pending` reads no event (`/status` counts every stored one), so polling does not slow what
+ * `/pending` counts no stored event (`/status` counts every one), so polling does not slow what
  * it waits for.
  */
 export async function waitForPending(

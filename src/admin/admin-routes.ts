@@ -261,7 +261,9 @@ adminRoutes.delete('/admin/sites/:siteId/shares/:shareId', async (c) => {
 /**
  * Accepted requests whose progress rows are not written yet: batches the site object has not
  * taken (the reconciler's work: it deletes a record once applied, so every row left is pending)
- * and requests it took and has not written (docs/API.md, status). Reads no event: cheap to poll.
+ * and requests it took and has not written (docs/API.md, status). Counts no stored event: the
+ * batch records of every site are read (no index by site: the table holds only what waits for
+ * the reconciler, normally nothing).
  */
 async function pendingBatches(env: Env, siteId: string): Promise<number> {
   const state = env.SITE_STATE.get(env.SITE_STATE.idFromName(siteId));
