@@ -20,10 +20,13 @@ function bearer(c: Context<{ Bindings: Env }>): string | null {
   return match?.[1] ?? null;
 }
 
-/** True when the request carries a valid admin token (for admin-only extras on public routes). */
-export async function isAdmin(c: Context<{ Bindings: Env }>): Promise<boolean> {
+/**
+ * True when the request carries a valid admin token that may act on `siteId` (for admin-only
+ * extras on public routes: a token scoped to another site gets none).
+ */
+export async function isAdmin(c: Context<{ Bindings: Env }>, siteId: string): Promise<boolean> {
   if (!bearer(c)) return false;
-  return requireAdmin(c).then(
+  return requireAdmin(c, siteId).then(
     () => true,
     () => false,
   );

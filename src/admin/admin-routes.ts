@@ -139,6 +139,7 @@ adminRoutes.put('/admin/sites/:siteId/goals/:goalId', async (c) => {
 adminRoutes.get('/admin/sites/:siteId/goals', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
   const goals = await listCurrentGoals(c.env.DB, siteId);
   return c.json({ goals });
 });
@@ -283,12 +284,15 @@ async function pendingBatches(env: Env, siteId: string): Promise<number> {
 adminRoutes.get('/admin/sites/:siteId/pending', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
+  // A mistyped site would read 0 pending: "written", when nothing was.
+  await requireSite(c.env.DB, siteId);
   return c.json({ pendingBatches: await pendingBatches(c.env, siteId) });
 });
 
 adminRoutes.get('/admin/sites/:siteId/status', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
   const [[events, rejected, filtered], pending] = await Promise.all([
     c.env.DB.batch<{ n: number }>([
       // Every stored event, read from its pack: this grows with the events stored

@@ -39,6 +39,7 @@ funnelAdminRoutes.get('/admin/sites/:siteId/goals/:goalId/versions', async (c) =
 funnelAdminRoutes.post('/admin/sites/:siteId/rebuild', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
   const goals = await listGoalStates(c.env.DB, siteId);
   // Every goal's progress is rebuilt from the Durable Object's stored events, as after an
   // engine change; reports keep showing the ready versions until it completes.

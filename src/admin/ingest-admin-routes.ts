@@ -103,6 +103,7 @@ export const ingestAdminRoutes = new Hono<{ Bindings: Env }>();
 ingestAdminRoutes.get('/admin/sites/:siteId/rejected', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
   const limit = limitParam(c.req.query('limit'), 100, 1000);
   const disposition = c.req.query('disposition') ?? null;
   if (disposition !== null && disposition !== 'rejected' && disposition !== 'filtered') {
@@ -273,6 +274,7 @@ ingestAdminRoutes.patch('/admin/sites/:siteId/ingest-settings', async (c) => {
 ingestAdminRoutes.get('/admin/sites/:siteId/write-keys', async (c) => {
   const siteId = siteParam(c.req.param('siteId'));
   await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
   const { results } = await c.env.DB.prepare(
     `SELECT key_hash, created_at, expires_at, revoked_at FROM write_keys WHERE site_id = ?
      ORDER BY created_at`,

@@ -163,8 +163,10 @@ async function handleReport(c: Context<{ Bindings: Env }>): Promise<Response> {
     `https://report-cache.goalstep.invalid/${encodeURIComponent(share.siteId)}/` +
       `${encodeURIComponent(goal.id)}/${keyHash}`,
   );
-  // An admin may ask for a fresh answer (measuring merge latency, tests); nobody else can.
-  const bypass = /no-cache/.test(c.req.header('Cache-Control') ?? '') && (await isAdmin(c));
+  // An admin of the share's site may ask for a fresh answer (measuring merge latency, tests);
+  // nobody else can.
+  const bypass =
+    /no-cache/.test(c.req.header('Cache-Control') ?? '') && (await isAdmin(c, share.siteId));
   const compute = async (): Promise<Answer> => {
     const engineGoal = { ...goal, mode: view.mode, windowMs: parseWindow(view.window) };
     const steps = goal.steps.length;

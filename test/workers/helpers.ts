@@ -88,6 +88,7 @@ export function importBatch(site: TestSite, batch: unknown[]): Promise<Response>
 export async function settle(site: Pick<TestSite, 'siteId'>): Promise<void> {
   for (let i = 0; i < 200; i += 1) {
     const res = await SELF.fetch(`${BASE}/admin/sites/${site.siteId}/pending`, { headers: ADMIN });
+    if (!res.ok) throw new Error(`/pending answered ${res.status}: ${await res.text()}`);
     const status = (await res.json()) as { pendingBatches: number };
     if (status.pendingBatches === 0) return;
     await new Promise((resolve) => setTimeout(resolve, 20));

@@ -169,6 +169,12 @@ describe('migration 0016 on a pending batch of 1,000 events with a shared contex
     )
       .bind(T, 'x'.repeat(2500))
       .run();
+    // The site itself (the admin routes that `settle` polls answer 404 for a site that is not).
+    await env.DB.prepare(
+      "INSERT INTO sites (id, name, created_at) VALUES ('m16big', 'Migrated', ?)",
+    )
+      .bind(T)
+      .run();
     // Its record is still pending (the object was unreachable, or DEFER_APPLY was on).
     await env.DB.prepare(
       `INSERT INTO batches (id, site_id, received_at, message_ids)
