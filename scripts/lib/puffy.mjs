@@ -1,10 +1,27 @@
 // Reading the Puffy event exports (see /work/shared/data/puffy/README.md) and mapping each row
 // to Segment-style messages. Shared by `scripts/replay.mjs` and `scripts/oracle.mjs`.
-import { createReadStream, readdirSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse';
 
 const CSV_NAME = /^events_.*\.csv$/;
+
+/**
+ * The Puffy week's directory for the tests: `GOALSTEP_PUFFY_DIR`, or `../shared/data/puffy` next
+ * to the repository (where the workspace keeps it). Throws, naming both, when it is not there.
+ */
+export function puffyTestDir() {
+  const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+  const dir = process.env.GOALSTEP_PUFFY_DIR ?? resolve(repoRoot, '..', 'shared', 'data', 'puffy');
+  if (!existsSync(dir)) {
+    throw new Error(
+      `the Puffy data is missing: ${dir} (a checkout that is not next to shared/ sets ` +
+        'GOALSTEP_PUFFY_DIR=<the directory of its CSV files>)',
+    );
+  }
+  return dir;
+}
 
 /** Sorted absolute paths of the `events_*.csv` files in `dir`. */
 export function listCsvFiles(dir) {

@@ -4,15 +4,14 @@
  * each check computed on the last day is written to the test log for the notes.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { replay } from '../../scripts/lib/replay-core.mjs';
 import { readDemo, repoRoot, waitForSettled } from '../../scripts/lib/stack.mjs';
 import { useTestStack } from './test-stack';
+import { puffyTestDir } from '../../scripts/lib/puffy.mjs';
 
-const DATA_DIR = process.env.GOALSTEP_PUFFY_DIR ?? resolve(repoRoot, '../shared/data/puffy');
-if (!existsSync(DATA_DIR)) throw new Error(`the Puffy data is missing: ${DATA_DIR}`);
+const DATA_DIR = puffyTestDir();
 const run = promisify(execFile);
 const stack = useTestStack('alerts-backtest');
 

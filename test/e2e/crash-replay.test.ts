@@ -5,21 +5,15 @@
  * the independent DuckDB oracle's (which an uninterrupted replay also equals, see
  * replay-oracle.test.ts): nothing lost, nothing counted twice.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { computeFunnel, demoGoal } from '../../scripts/lib/oracle-core.mjs';
 import { replay } from '../../scripts/lib/replay-core.mjs';
-import {
-  fetchReport,
-  freePort,
-  repoRoot,
-  startStack,
-  waitForSettled,
-} from '../../scripts/lib/stack.mjs';
+import { fetchReport, freePort, startStack, waitForSettled } from '../../scripts/lib/stack.mjs';
+import { puffyTestDir } from '../../scripts/lib/puffy.mjs';
 
-const DATA_DIR = process.env.GOALSTEP_PUFFY_DIR ?? resolve(repoRoot, '../shared/data/puffy');
-if (!existsSync(DATA_DIR)) throw new Error(`the Puffy data is missing: ${DATA_DIR}`);
+const DATA_DIR = puffyTestDir();
 const RANGE = { from: '2025-02-23', to: '2025-03-02' };
 const ADMIN_TOKEN = 'adm_e2e_crash_token_0000000001';
 const STEP_FIELDS = ['index', 'event', 'count', 'conversionFromPrevious', 'dropOff'] as const;

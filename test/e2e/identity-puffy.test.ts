@@ -7,15 +7,13 @@
  *
  * prints both sets of numbers (docs/IDENTITY.md quotes them).
  */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { stitchStats } from '../../scripts/lib/oracle-core.mjs';
 import { replay } from '../../scripts/lib/replay-core.mjs';
-import { fetchReport, repoRoot } from '../../scripts/lib/stack.mjs';
+import { fetchReport } from '../../scripts/lib/stack.mjs';
 import { useTestStack } from './test-stack';
+import { puffyTestDir } from '../../scripts/lib/puffy.mjs';
 
-const DATA_DIR = process.env.GOALSTEP_PUFFY_DIR ?? resolve(repoRoot, '../shared/data/puffy');
-if (!existsSync(DATA_DIR)) throw new Error(`the Puffy data is missing: ${DATA_DIR}`);
+const DATA_DIR = puffyTestDir();
 const RANGE = { from: '2025-02-23', to: '2025-03-02' };
 
 const stack = useTestStack('identity');

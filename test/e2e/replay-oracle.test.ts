@@ -4,21 +4,14 @@
  * second replay must store nothing. All seven days by default (about 20 s);
  * GOALSTEP_E2E_QUICK=1 replays one day for a faster loop.
  */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { computeFunnel, demoGoal } from '../../scripts/lib/oracle-core.mjs';
 import { replay } from '../../scripts/lib/replay-core.mjs';
-import {
-  fetchReport,
-  repoRoot,
-  waitForSettled,
-} from '../../scripts/lib/stack.mjs';
+import { fetchReport, waitForSettled } from '../../scripts/lib/stack.mjs';
 import { useTestStack } from './test-stack';
+import { puffyTestDir } from '../../scripts/lib/puffy.mjs';
 
 const ADMIN_TOKEN = () => stack().adminToken;
-// The data sits next to the repository (../shared); a checkout elsewhere can point at it.
-const DATA_DIR = process.env.GOALSTEP_PUFFY_DIR ?? resolve(repoRoot, '../shared/data/puffy');
-if (!existsSync(DATA_DIR)) throw new Error(`the Puffy data is missing: ${DATA_DIR}`);
+const DATA_DIR = puffyTestDir();
 const FULL = process.env.GOALSTEP_E2E_QUICK !== '1';
 const FILES = FULL ? undefined : ['events_20250223.csv'];
 const RANGE = FULL

@@ -5,7 +5,7 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { replay } from '../../scripts/lib/replay-core.mjs';
 import {
@@ -17,9 +17,10 @@ import {
 } from '../../scripts/lib/stack.mjs';
 import { launchBrowser } from './lib/browser';
 import { useTestStack } from './test-stack';
+import { puffyTestDir } from '../../scripts/lib/puffy.mjs';
 
 const stack = useTestStack('report-browser');
-const DATA_DIR = process.env.GOALSTEP_PUFFY_DIR ?? resolve(repoRoot, '../shared/data/puffy');
+const DATA_DIR = puffyTestDir();
 const FILES = ['events_20250223.csv', 'events_20250224.csv'];
 const AXE_SOURCE = readFileSync(
   createRequire(import.meta.url).resolve('axe-core/axe.min.js'),
