@@ -1,5 +1,5 @@
 /** The admin API: sites, goals, shares and operational status, behind bearer tokens. */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import type { Env } from '../env';
 import { checkDefinition, goalInputSchema } from '../funnel/definition';
@@ -7,7 +7,7 @@ import { listCurrentGoals, saveGoal } from '../funnel/goal-store';
 import { nowMs } from '../lib/clock';
 import { randomToken, sha256Hex } from '../lib/crypto';
 import { ApiError } from '../lib/http-error';
-import { auditStatement, requireAdmin } from './admin-auth';
+import { auditStatement, requireAdmin, type Admin } from './admin-auth';
 
 export const SITE_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/i;
 
@@ -70,6 +70,19 @@ export async function requireSite(db: D1Database, siteId: string): Promise<void>
   if (!row) throw new ApiError(404, 'site_not_found', `no site ${siteId}`);
 }
 
+/**
+ * The `:siteId` of a route on an existing site, and the admin acting on it: `400
+ * invalid_site_id`, then `requireAdmin`'s 401 / 403, then `404 site_not_found`, in that order.
+ */
+export async function siteAdmin(
+  c: Context<{ Bindings: Env }>,
+): Promise<{ siteId: string; admin: Admin }> {
+  const siteId = siteParam(c.req.param('siteId') ?? '');
+  const admin = await requireAdmin(c, siteId);
+  await requireSite(c.env.DB, siteId);
+  return { siteId, admin };
+}
+
 export const adminRoutes = new Hono<{ Bindings: Env }>();
 
 adminRoutes.put('/admin/sites/:siteId', async (c) => {
@@ -104,9 +117,7 @@ adminRoutes.put('/admin/sites/:siteId', async (c) => {
 });
 
 adminRoutes.put('/admin/sites/:siteId/goals/:goalId', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  const admin = await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId, admin } = await siteAdmin(c);
   const goalId = c.req.param('goalId');
   if (!SITE_ID.test(goalId)) throw new ApiError(400, 'invalid_goal_id', 'goal ids are [a-z0-9_-]');
   const goal = await parseJson(c.req.raw, goalInputSchema);
@@ -137,17 +148,13 @@ adminRoutes.put('/admin/sites/:siteId/goals/:goalId', async (c) => {
 });
 
 adminRoutes.get('/admin/sites/:siteId/goals', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const goals = await listCurrentGoals(c.env.DB, siteId);
   return c.json({ goals });
 });
 
 adminRoutes.post('/admin/sites/:siteId/shares', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  const admin = await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId, admin } = await siteAdmin(c);
   const input = await parseJson(c.req.raw, shareInputSchema);
   // A share that could never open anything is refused, not created dead.
   if (input.expiresAt && Date.parse(input.expiresAt) <= nowMs(c.env)) {
@@ -208,9 +215,7 @@ adminRoutes.post('/admin/sites/:siteId/shares', async (c) => {
 });
 
 adminRoutes.get('/admin/sites/:siteId/shares', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   // Never the token nor its hash: a listing must not help anyone open a share.
   const { results } = await c.env.DB.prepare(
     `SELECT id, goal_ids, created_at, expires_at, revoked_at FROM shares
@@ -282,17 +287,13 @@ async function pendingBatches(env: Env, siteId: string): Promise<number> {
 }
 
 adminRoutes.get('/admin/sites/:siteId/pending', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
   // A mistyped site would read 0 pending: "written", when nothing was.
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   return c.json({ pendingBatches: await pendingBatches(c.env, siteId) });
 });
 
 adminRoutes.get('/admin/sites/:siteId/status', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const [[events, rejected, filtered], pending] = await Promise.all([
     c.env.DB.batch<{ n: number }>([
       // Every stored event, read from its pack: this grows with the events stored

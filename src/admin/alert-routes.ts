@@ -17,8 +17,7 @@ import { randomToken } from '../lib/crypto';
 import { ApiError } from '../lib/http-error';
 import { listAlertHistory, loadAlertConfigs } from '../alerts/alert-store';
 import { getCurrentGoal } from '../funnel/goal-store';
-import { requireAdmin } from './admin-auth';
-import { limitParam, parseJson, requireSite, SITE_ID, siteParam } from './admin-routes';
+import { limitParam, parseJson, SITE_ID, siteAdmin } from './admin-routes';
 
 const httpUrl = z.url({ protocol: /^https?$/ }).max(2000);
 
@@ -84,17 +83,13 @@ function goalLayers(stored: Map<string, AlertConfigInput>) {
 }
 
 alertRoutes.get('/admin/sites/:siteId/alerts/config', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const { site, stored } = await loadAlertConfigs(c.env.DB, siteId);
   return c.json({ stored: stored.get('') ?? {}, resolved: site, goals: goalLayers(stored) });
 });
 
 alertRoutes.get('/admin/sites/:siteId/goals/:goalId/alerts/config', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const goalId = c.req.param('goalId');
   await requireGoal(c.env.DB, siteId, goalId);
   const { stored } = await loadAlertConfigs(c.env.DB, siteId);
@@ -127,9 +122,7 @@ async function saveConfig(
 
 // Stores exactly the keys given; the defaults fill the rest at read time.
 alertRoutes.put('/admin/sites/:siteId/alerts/config', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  const admin = await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId, admin } = await siteAdmin(c);
   const input = await parseJson(c.req.raw, alertConfigInputSchema);
   const resolved = resolveConfig(input);
   refuseProblems(resolved);
@@ -145,9 +138,7 @@ alertRoutes.put('/admin/sites/:siteId/alerts/config', async (c) => {
 // A goal's overrides apply to the checks that concern that goal alone (docs/ALERTS.md). Only
 // the keys given are stored: the site's keys keep applying under them.
 alertRoutes.put('/admin/sites/:siteId/goals/:goalId/alerts/config', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  const admin = await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId, admin } = await siteAdmin(c);
   const goalId = c.req.param('goalId');
   await requireGoal(c.env.DB, siteId, goalId);
   const input = await parseJson(c.req.raw, goalConfigInputSchema);
@@ -159,9 +150,7 @@ alertRoutes.put('/admin/sites/:siteId/goals/:goalId/alerts/config', async (c) =>
 });
 
 alertRoutes.post('/admin/sites/:siteId/alerts/channels', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const input = await parseJson(c.req.raw, channelInputSchema);
   const privateReason = allowsPrivateHosts(c.env) ? null : privateDestinationReason(input.url);
   if (privateReason) {
@@ -189,9 +178,7 @@ alertRoutes.post('/admin/sites/:siteId/alerts/channels', async (c) => {
 });
 
 alertRoutes.get('/admin/sites/:siteId/alerts/channels', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const { results } = await c.env.DB.prepare(
     `SELECT id, kind, name, url, min_severity AS minSeverity, created_at AS createdAt,
        disabled_at AS disabledAt FROM alert_channels WHERE site_id = ? ORDER BY created_at`,
@@ -202,9 +189,7 @@ alertRoutes.get('/admin/sites/:siteId/alerts/channels', async (c) => {
 });
 
 alertRoutes.delete('/admin/sites/:siteId/alerts/channels/:channelId', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const result = await c.env.DB.prepare(
     `UPDATE alert_channels SET disabled_at = ?
      WHERE id = ? AND site_id = ? AND disabled_at IS NULL`,
@@ -216,9 +201,7 @@ alertRoutes.delete('/admin/sites/:siteId/alerts/channels/:channelId', async (c) 
 });
 
 alertRoutes.get('/admin/sites/:siteId/alerts', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const { results } = await c.env.DB.prepare(
     `SELECT key, incident_id AS incidentId, status, kind, COALESCE(last_kind, kind) AS lastKind,
        severity, opened_at AS openedAt, last_notified_at AS lastNotifiedAt
@@ -230,18 +213,14 @@ alertRoutes.get('/admin/sites/:siteId/alerts', async (c) => {
 });
 
 alertRoutes.get('/admin/sites/:siteId/alerts/history', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const goal = c.req.query('goal') ?? null;
   const limit = limitParam(c.req.query('limit'), 100, 1000);
   return c.json({ history: await listAlertHistory(c.env.DB, siteId, goal, limit) });
 });
 
 alertRoutes.get('/admin/sites/:siteId/alerts/deliveries', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const { results } = await c.env.DB.prepare(
     `SELECT o.id, o.history_id AS historyId, o.channel_id AS channelId, o.status, o.attempts,
        o.next_attempt_at AS nextAttemptAt, o.delivered_at AS deliveredAt, o.last_error AS lastError
@@ -253,9 +232,7 @@ alertRoutes.get('/admin/sites/:siteId/alerts/deliveries', async (c) => {
 });
 
 alertRoutes.post('/admin/sites/:siteId/alerts/backtest', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const input = await parseJson(c.req.raw, backtestInputSchema);
   const from = Date.parse(input.from);
   const to = Date.parse(input.to);

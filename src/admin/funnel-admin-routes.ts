@@ -10,7 +10,7 @@ import { ApiError } from '../lib/http-error';
 import { queryCountedAttempts } from '../report/funnel-query';
 import { resolveRange, RangeError400 } from '../report/range';
 import { requireAdmin } from './admin-auth';
-import { limitParam, requireSite, siteParam } from './admin-routes';
+import { limitParam, siteAdmin, siteParam } from './admin-routes';
 
 export const funnelAdminRoutes = new Hono<{ Bindings: Env }>();
 
@@ -37,9 +37,7 @@ funnelAdminRoutes.get('/admin/sites/:siteId/goals/:goalId/versions', async (c) =
 });
 
 funnelAdminRoutes.post('/admin/sites/:siteId/rebuild', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const goals = await listGoalStates(c.env.DB, siteId);
   // Every goal's progress is rebuilt from the Durable Object's stored events, as after an
   // engine change; reports keep showing the ready versions until it completes.
@@ -49,9 +47,7 @@ funnelAdminRoutes.post('/admin/sites/:siteId/rebuild', async (c) => {
 });
 
 funnelAdminRoutes.get('/admin/sites/:siteId/catalogue', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const db = c.env.DB;
   const [events, pages, keys] = await db.batch<Record<string, string | number | null>>([
     db

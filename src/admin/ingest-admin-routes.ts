@@ -15,7 +15,7 @@ import { nowMs } from '../lib/clock';
 import { randomToken, sha256Hex } from '../lib/crypto';
 import { ApiError } from '../lib/http-error';
 import { auditStatement, requireAdmin, type Admin } from './admin-auth';
-import { limitParam, parseJson, requireSite, SITE_ID, siteParam } from './admin-routes';
+import { limitParam, parseJson, SITE_ID, siteAdmin, siteParam } from './admin-routes';
 
 type AppContext = Context<{ Bindings: Env }>;
 
@@ -101,9 +101,7 @@ async function audited(
 export const ingestAdminRoutes = new Hono<{ Bindings: Env }>();
 
 ingestAdminRoutes.get('/admin/sites/:siteId/rejected', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const limit = limitParam(c.req.query('limit'), 100, 1000);
   const disposition = c.req.query('disposition') ?? null;
   if (disposition !== null && disposition !== 'rejected' && disposition !== 'filtered') {
@@ -236,9 +234,7 @@ ingestAdminRoutes.get('/admin/sites/:siteId/ingest-settings', async (c) => {
 });
 
 ingestAdminRoutes.patch('/admin/sites/:siteId/ingest-settings', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  const admin = await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId, admin } = await siteAdmin(c);
   const input = await parseJson(c.req.raw, ingestSettingsSchema);
   const origins = input.allowedOrigins?.map((origin) => new URL(origin).origin);
 
@@ -272,9 +268,7 @@ ingestAdminRoutes.patch('/admin/sites/:siteId/ingest-settings', async (c) => {
 });
 
 ingestAdminRoutes.get('/admin/sites/:siteId/write-keys', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId } = await siteAdmin(c);
   const { results } = await c.env.DB.prepare(
     `SELECT key_hash, created_at, expires_at, revoked_at FROM write_keys WHERE site_id = ?
      ORDER BY created_at`,
@@ -299,9 +293,7 @@ ingestAdminRoutes.get('/admin/sites/:siteId/write-keys', async (c) => {
 });
 
 ingestAdminRoutes.post('/admin/sites/:siteId/write-keys/rotate', async (c) => {
-  const siteId = siteParam(c.req.param('siteId'));
-  const admin = await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId, admin } = await siteAdmin(c);
   const input = await parseJson(c.req.raw, rotateKeySchema);
   const now = nowMs(c.env);
   const grace = (input.graceSeconds ?? DEFAULT_GRACE_SECONDS) * 1000;

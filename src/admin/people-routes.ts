@@ -10,8 +10,8 @@ import { idTextOfNumber } from '../ingest/lossless-ids';
 import { nonFiniteIdError } from '../ingest/schema';
 import { nowMs } from '../lib/clock';
 import { ApiError } from '../lib/http-error';
-import { auditStatement, requireAdmin, type Admin } from './admin-auth';
-import { parseJson, requireSite, siteParam } from './admin-routes';
+import { auditStatement, type Admin } from './admin-auth';
+import { parseJson, siteAdmin } from './admin-routes';
 
 const idText = z
   .string({ error: nonFiniteIdError })
@@ -55,9 +55,7 @@ export const splitInputSchema = z
 type AppContext = Context<{ Bindings: Env }>;
 
 async function siteOf(c: AppContext): Promise<{ siteId: string; admin: Admin; by: string }> {
-  const siteId = siteParam(c.req.param('siteId') ?? '');
-  const admin = await requireAdmin(c, siteId);
-  await requireSite(c.env.DB, siteId);
+  const { siteId, admin } = await siteAdmin(c);
   return { siteId, admin, by: admin.name };
 }
 
